@@ -1,0 +1,172 @@
+"""`assetmon`: the TUI by default, and headless subcommands for cron and scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+DEFAULT_PROJECT = "default"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Subcommands with parsers of their own keep them (and their imports) to themselves.
+    if argv[:1] == ["lab"]:
+        from .lab.cli import main as lab_main
+
+        return lab_main(argv[1:])
+    if argv[:1] == ["secrets"]:
+        from .secrets.cli import main as secrets_main
+
+        return secrets_main(argv[1:])
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "tui"):
+        return _tui()
+    if args.command == "scan":
+        return _scan(args)
+    if args.command == "init-db":
+        from .store.db import get_engine
+
+        print(get_engine().url.render_as_string(hide_password=True))
+        return 0
+    if args.command == "health":
+        from .dispatch import Dispatcher
+
+        health = Dispatcher().check_health()
+        print(health.detail)
+        return 0 if health.backend == "celery" else 1
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assetmon", description="Attack-surface monitoring in the terminal.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("tui", help="the dashboard (default)")
+    scan = sub.add_parser("scan", help="scan targets headlessly; results as JSON lines with --json")
+    scan.add_argument("targets", nargs="+", metavar="TARGET", help="domain, host, IP, CIDR or URL; !TARGET excludes")
+    scan.add_argument("--project", default=DEFAULT_PROJECT, help="project name (created if missing)")
+    scan.add_argument("--modules", default="dns,ports,http", help="comma separated: dns,ports,http")
+    scan.add_argument("--ports", help="top100 (default), top1000, all, or a list like 22,80,8000-8100")
+    scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
+    scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
+    sub.add_parser("lab", help="serve the offline lab target on loopback (see `assetmon lab --help`)")
+    sub.add_parser("secrets", help="find secrets in files or URLs (see `assetmon secrets --help`)")
+    sub.add_parser("init-db", help="create the database tables and print where they are")
+    sub.add_parser("health", help="say which backend scans would use now (exit 1 if not Celery)")
+    return parser
+
+
+def _tui() -> int:
+    from .ui.app import AssetMonApp
+
+    AssetMonApp().run()
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"assetmon: {message}", file=sys.stderr)
+    return 2
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from .core.targets import TargetError, parse_target
+
+    # Validate everything before storing anything.
+    try:
+        targets = [parse_target(t) for t in args.targets]
+    except TargetError as exc:
+        return _fail(str(exc))
+    if not any(not t.exclude for t in targets):
+        return _fail("give at least one target to scan (not only exclusions)")
+    for ns in args.nameserver:
+        host, _, port = ns.rpartition(":") if ":" in ns else (ns, "", "53")
+        if not (host and port.isdigit() and 0 < int(port) < 65536):
+            return _fail(f"bad --nameserver {ns!r}: expected HOST:PORT, e.g. 127.0.0.1:5353")
+    from .pipeline import check_modules
+    from .scanners.ports import parse_ports
+
+    try:
+        modules = check_modules([m.strip() for m in args.modules.split(",") if m.strip()])
+        if args.ports:
+            parse_ports(args.ports)
+    except ValueError as exc:
+        return _fail(str(exc))
+
+    from .dispatch import Dispatcher
+    from .store import repo
+
+    project = repo.get_or_create_project(args.project)
+    repo.add_targets(project.id, args.targets)
+    options = {"seeds": [str(t) for t in targets if not t.exclude]}
+    if args.ports:
+        options["ports"] = args.ports
+    if args.nameserver:
+        options["nameservers"] = args.nameserver
+    dispatcher = Dispatcher()
+    try:
+        scan = dispatcher.submit(project.id, modules, options)
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(f"scan {scan.id} of project {project.name!r} on {dispatcher.health().detail}", file=sys.stderr)
+    progress = _follow(dispatcher, scan.id)
+    if args.json:
+        for row in repo.scan_results(scan.id):
+            print(json.dumps(row, default=str))
+    else:
+        _print_summary(repo.scan_results(scan.id))
+    print(f"scan {scan.id}: {progress.state} {progress.message}".rstrip(), file=sys.stderr)
+    return {"done": 0, "cancelled": 130}.get(progress.state, 1)
+
+
+def _follow(dispatcher, scan_id: int):
+    """Poll until the scan ends; Ctrl+C asks it to stop and waits for it."""
+    tty = sys.stderr.isatty()
+    last_line = ""
+    while True:
+        try:
+            _, progress = dispatcher.poll(scan_id)
+            if not progress.active:
+                if tty:
+                    print(file=sys.stderr)
+                return progress
+            dispatcher.reap()
+            line = _progress_line(progress)
+            if tty:
+                print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)
+            elif line != last_line:
+                print(line, file=sys.stderr, flush=True)
+            last_line = line
+            time.sleep(0.25)
+        except KeyboardInterrupt:
+            print("\ncancelling…", file=sys.stderr)
+            dispatcher.cancel(scan_id)
+
+
+def _progress_line(progress) -> str:
+    mods = " ".join(
+        f"{name}:{m.status}" + (f" {m.done}/{m.total}" if m.status == "running" and m.total else "")
+        for name, m in progress.modules.items()
+    )
+    counters = " ".join(f"{k}={v}" for k, v in sorted(progress.counters.items()))
+    return f"[{progress.state} {progress.elapsed:5.1f}s] {mods} {counters} {progress.message}".strip()
+
+
+def _print_summary(rows: list[dict]) -> None:
+    from .core.sanitize import clean_text
+
+    for row in rows:
+        kind = row["type"]
+        if kind == "dns":
+            print(f"dns      {row['name']:40} {row['rtype']:6} {row['value']}")
+        elif kind == "service":
+            print(f"service  {row['address']}:{row['port']:<6} {row['service']:10} {clean_text(row['banner'], 60)}")
+        elif kind == "http":
+            print(f"http     {row['url']:50} {row['status']} {clean_text(row['title'], 60)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Settings: environment (and `.env`) first, then the TOML config file, then defaults.
+
+`ASSETMON_HOME` puts data, state and config under one folder (tests and
+portable installs); otherwise platformdirs picks the user's folders.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import get_type_hints
+
+import platformdirs
+
+APP = "assetmon"
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = ""  # empty: SQLite in data_dir
+    data_dir: Path = Path()
+    state_dir: Path = Path()
+    config_dir: Path = Path()
+    # Backend selection
+    health_timeout: float = 1.0  # seconds for PING and worker ping
+    health_interval: float = 5.0  # re-check period
+    # Scan limits
+    scan_time_limit: int = 3600  # hard limit per scan, seconds
+    heartbeat_interval: float = 5.0
+    stale_after: float = 45.0  # a running scan silent this long is dead
+    queue_timeout: float = 30.0  # a queued Celery scan nobody takes fails after this
+    dns_concurrency: int = 200
+    dns_timeout: float = 2.0
+    dns_retries: int = 2
+    nameservers: str = ""  # comma separated host[:port]
+    http_concurrency: int = 50
+    http_timeout: float = 5.0
+    http_max_body: int = 1_000_000
+    port_concurrency: int = 2048
+    port_timeout: float = 1.0
+    port_rate: int = 0
+    ports: str = "top100"
+    ct_url: str = "https://crt.sh/"
+    js_max_size: int = 10_000_000
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'assetmon.db'}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def nameserver_list(self) -> list[str]:
+        return [n.strip() for n in self.nameservers.split(",") if n.strip()]
+
+
+def _dirs() -> tuple[Path, Path, Path]:
+    home = os.environ.get("ASSETMON_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return root / "data", root / "state", root / "config"
+    return (
+        Path(platformdirs.user_data_dir(APP)),
+        Path(platformdirs.user_state_dir(APP)),
+        Path(platformdirs.user_config_dir(APP)),
+    )
+
+
+def _convert(kind: type, raw: object) -> object:
+    if kind is Path:
+        return Path(str(raw)).expanduser()
+    if kind in (int, float):
+        return kind(raw)
+    return str(raw)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load once per process; call `get_settings.cache_clear()` after changing env."""
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv(override=False)
+    except ImportError:  # optional at runtime
+        pass
+    data_dir, state_dir, config_dir = _dirs()
+    values: dict[str, object] = {"data_dir": data_dir, "state_dir": state_dir, "config_dir": config_dir}
+    config_file = config_dir / "config.toml"
+    if config_file.is_file():
+        with config_file.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    types = get_type_hints(Settings)
+    for name in types:
+        env = os.environ.get(f"ASSETMON_{name.upper()}")
+        if env is None and name in ("redis_url", "database_url"):
+            env = os.environ.get(name.upper())
+        if env is not None:
+            values[name] = env
+    unknown = set(values) - set(types)
+    if unknown:
+        raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+    settings = Settings(**{k: _convert(types[k], v) for k, v in values.items()})
+    for folder in (settings.data_dir, settings.state_dir, settings.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def shell_exports() -> str:
+    """`eval "$(python -m assetmon_tui.core.config)"` in start.sh: one source of paths."""
+    import shlex
+
+    s = get_settings()
+    values = {"ASSETMON_REDIS_URL": s.redis_url, "ASSETMON_STATE_DIR": s.state_dir, "ASSETMON_LOG_DIR": s.log_dir}
+    return "\n".join(f"{k}={shlex.quote(str(v))}" for k, v in values.items())
+
+
+if __name__ == "__main__":
+    print(shell_exports())

@@ -1,0 +1,65 @@
+"""The progress protocol shared by both backends.
+
+The pipeline fills a `Progress` and calls `report(progress)`. The Celery task
+stores `progress.to_dict()` with `update_state`; the thread backend keeps the
+object in memory. The TUI reads either through `Progress.from_dict`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+ACTIVE_STATES = ("queued", "running", "cancelling")
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass
+class ModuleProgress:
+    status: str = "pending"  # pending | running | done | failed | skipped
+    done: int = 0
+    total: int = 0
+
+    @property
+    def fraction(self) -> float:
+        if self.status in ("done", "skipped"):
+            return 1.0
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+
+@dataclass
+class Progress:
+    scan_id: int
+    state: str = "queued"
+    modules: dict[str, ModuleProgress] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+    started_at: float | None = None
+    updated_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.time()) - self.started_at
+
+    def module(self, name: str) -> ModuleProgress:
+        return self.modules.setdefault(name, ModuleProgress())
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Progress":
+        data = dict(data)
+        data["modules"] = {k: ModuleProgress(**v) for k, v in data.get("modules", {}).items()}
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})

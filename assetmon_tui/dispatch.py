@@ -1,0 +1,273 @@
+"""Submit, poll and cancel scans on Celery, or in a local thread when no
+worker can take them. The UI and the CLI talk to scans only through here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from .core.config import Settings, get_settings
+from .core.progress import FINAL_STATES, Progress
+from .store import repo
+from .store.models import Scan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Health:
+    backend: str  # "celery" | "thread"
+    redis_ok: bool
+    workers: int
+    detail: str  # what the header says
+    checked_at: float = field(default_factory=time.time)
+
+
+def redact_url(url: str) -> str:
+    """redis://:secret@host -> redis://***@host, for display."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+class ThreadBackend:
+    """Runs the pipeline in a daemon thread of this process; progress in memory."""
+
+    name = "thread"
+
+    def __init__(self) -> None:
+        self._progress: dict[int, Progress] = {}
+        self._threads: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def start(self, scan_id: int) -> None:
+        thread = threading.Thread(target=self._run, args=(scan_id,), name=f"scan-{scan_id}", daemon=True)
+        with self._lock:
+            self._threads[scan_id] = thread
+        thread.start()
+
+    def _run(self, scan_id: int) -> None:
+        from .pipeline import run_scan  # heavy: imported when a scan runs, not at start-up
+
+        def report(progress: Progress) -> None:
+            snapshot = Progress.from_dict(progress.to_dict())  # readers never see a half-written object
+            with self._lock:
+                self._progress[scan_id] = snapshot
+
+        try:
+            run_scan(scan_id, report, backend=self.name)
+        except Exception:  # the pipeline recorded the failure in the scan row
+            log.exception("scan %s failed", scan_id)
+
+    def poll(self, scan_id: int) -> Progress | None:
+        with self._lock:
+            return self._progress.get(scan_id)
+
+    def running(self, scan_id: int) -> bool:
+        thread = self._threads.get(scan_id)
+        return bool(thread and thread.is_alive())
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+
+class CeleryBackend:
+    """Celery over Redis. Celery is imported on first use: it costs ~0.4 s."""
+
+    name = "celery"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from worker.celery_app import app
+
+            self._app = app
+        return self._app
+
+    def redis_ok(self) -> bool:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(
+                self.settings.redis_url,
+                socket_connect_timeout=self.settings.health_timeout,
+                socket_timeout=self.settings.health_timeout,
+            )
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (redis.RedisError, OSError, ValueError):
+            return False
+
+    def workers(self, limit: int | None = None) -> int:
+        try:
+            replies = self.app.control.ping(timeout=self.settings.health_timeout, limit=limit) or []
+        except Exception as exc:  # kombu raises many kinds when Redis vanishes
+            log.info("worker ping failed: %s", exc)
+            return 0
+        return len(replies)
+
+    def start(self, scan_id: int) -> str:
+        task_id = f"scan-{scan_id}-{uuid.uuid4().hex[:12]}"
+        repo.set_backend(scan_id, self.name, task_id)  # recorded first: a restarted TUI re-attaches
+        self.app.send_task("assetmon.run_scan", args=[scan_id], task_id=task_id)
+        return task_id
+
+    def poll(self, scan: Scan) -> Progress | None:
+        from celery.result import AsyncResult
+
+        try:
+            result = AsyncResult(scan.task_id, app=self.app)
+            state, info = result.state, result.info
+        except Exception as exc:
+            log.info("poll of scan %s failed: %s", scan.id, exc)
+            return None
+        if state in ("PROGRESS", "SUCCESS") and isinstance(info, dict) and "scan_id" in info:
+            return Progress.from_dict(info)
+        if state == "FAILURE":
+            return Progress(scan.id, state="failed", message=str(info)[:300])
+        if state == "STARTED":
+            return Progress(scan.id, state="running", message="started on a worker")
+        return None  # PENDING: queued or unknown; the row says which
+
+    def revoke(self, task_id: str) -> None:
+        try:
+            self.app.control.revoke(task_id)
+        except Exception as exc:
+            log.info("revoke %s failed: %s", task_id, exc)
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.thread = ThreadBackend()
+        self.celery = CeleryBackend(self.settings)
+        self._health: Health | None = None
+        self._health_lock = threading.Lock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    # -- backend choice --------------------------------------------------------------
+
+    def check_health(self, quick: bool = False) -> Health:
+        """PING Redis, then ask workers to answer. `quick` stops at the first
+        reply (for submitting); otherwise it waits the full timeout to count them."""
+        url = redact_url(self.settings.redis_url)
+        if os.environ.get("ASSETMON_BACKEND") == "thread":
+            health = Health("thread", False, 0, "Local thread · chosen by ASSETMON_BACKEND")
+        elif not self.celery.redis_ok():
+            health = Health("thread", False, 0, f"Local thread · Redis unreachable at {url}")
+        else:
+            workers = self.celery.workers(limit=1 if quick else None)
+            if workers:
+                label = "worker" if workers == 1 else "workers"
+                health = Health("celery", True, workers, f"Celery · {workers}{'+' if quick else ''} {label}")
+            else:
+                health = Health("thread", True, 0, f"Local thread · no Celery worker answers at {url}")
+        with self._health_lock:
+            self._health = health
+        return health
+
+    def health(self) -> Health:
+        """The last answer, re-checked when older than the health interval."""
+        with self._health_lock:
+            health = self._health
+        if health is None or time.time() - health.checked_at > self.settings.health_interval:
+            health = self.check_health(quick=True)
+        return health
+
+    # -- scans ---------------------------------------------------------------------------
+
+    def submit(self, project_id: int, modules: list[str], options: dict | None = None) -> Scan:
+        from .pipeline import check_modules
+
+        modules = check_modules(modules)
+        if not repo.list_targets(project_id):
+            raise ValueError("the project has no targets: add some first")
+        scan = repo.create_scan(project_id, modules, options or {})
+        if self.health().backend == "celery":
+            try:
+                self.celery.start(scan.id)
+                return repo.get_scan(scan.id)
+            except Exception as exc:  # Redis vanished between the check and now
+                log.warning("could not queue scan %s on Celery (%s); running it here", scan.id, exc)
+                self.check_health()
+        self.thread.start(scan.id)  # the pipeline's claim records backend and owner
+        return repo.get_scan(scan.id)
+
+    def poll(self, scan_id: int) -> tuple[Scan, Progress]:
+        """The scan row and the freshest progress we can see for it."""
+        scan = repo.get_scan(scan_id)
+        live = None
+        if scan.backend == "thread":
+            live = self.thread.poll(scan_id)
+        elif scan.backend == "celery" and scan.task_id and scan.status not in FINAL_STATES:
+            live = self.celery.poll(scan)
+        progress = live or Progress(scan_id, state=scan.status, message=scan.error)
+        if scan.status in FINAL_STATES and progress.state != scan.status:
+            progress.state = scan.status  # the row is the truth once a scan ended
+            progress.message = scan.error or progress.message
+        elif scan.status == "cancelling" and progress.state == "running":
+            progress.state = "cancelling"
+        if progress.started_at is None and scan.started_at is not None:
+            progress.started_at = scan.started_at.timestamp()
+        return scan, progress
+
+    def active(self) -> list[tuple[Scan, Progress]]:
+        return [self.poll(scan.id) for scan in repo.active_scans()]
+
+    def cancel(self, scan_id: int) -> str:
+        scan = repo.get_scan(scan_id)
+        status = repo.request_cancel(scan_id)
+        if scan.backend == "celery" and scan.task_id and scan.status == "queued":
+            self.celery.revoke(scan.task_id)
+        return status
+
+    def reap(self) -> list[int]:
+        """Fail scans nobody runs any more; run locally what no worker took."""
+        reaped = []
+        for scan in repo.stale_scans(self.settings.stale_after):
+            if scan.backend == "thread" and scan.owner == self.owner and self.thread.running(scan.id):
+                continue
+            silent = "no heartbeat" if scan.heartbeat is None else f"no heartbeat for over {self.settings.stale_after:.0f} s"
+            if repo.finish_scan(scan.id, "failed", f"runner lost: {silent} ({scan.backend} {scan.owner or scan.task_id})"):
+                reaped.append(scan.id)
+        host = socket.gethostname()
+        for scan in repo.active_scans():
+            if scan.backend == "thread" and scan.status != "queued" and scan.owner.startswith(host + ":"):
+                pid = int(scan.owner.rsplit(":", 1)[1])
+                if not _pid_alive(pid) and repo.finish_scan(scan.id, "failed", f"the process running it (pid {pid}) exited"):
+                    reaped.append(scan.id)
+            elif scan.backend == "celery" and scan.status == "queued" and scan.created_at is not None:
+                waited = time.time() - scan.created_at.timestamp()
+                if waited > self.settings.queue_timeout:
+                    self._take_back(scan, waited)
+        return reaped
+
+    def _take_back(self, scan: Scan, waited: float) -> None:
+        """A queued Celery scan no worker took: run it here instead. Claiming is
+        atomic, so if a worker starts it after all, only one of us runs it."""
+        self.celery.revoke(scan.task_id)
+        log.warning("no worker took scan %s in %.0f s; running it locally", scan.id, waited)
+        self.thread.start(scan.id)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

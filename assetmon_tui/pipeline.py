@@ -1,0 +1,323 @@
+"""Run one scan: modules in order, progress reported, results persisted.
+
+Both backends call `run_scan`; only `report` differs (Celery update_state or
+an in-memory slot). The scan row is claimed atomically first, so a scan runs
+once even if a message is delivered twice or a local fallback raced a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .core.config import Settings, get_settings
+from .core.progress import Progress
+from .core.targets import Scope, parse_target
+from .store import repo
+from .store.db import session
+from .store.models import DnsRecord, HttpEndpoint, Service
+
+log = logging.getLogger(__name__)
+
+MODULES = ("dns", "ports", "http")  # run order
+DEFAULT_MODULES = ("dns", "ports", "http")
+MAX_CIDR_ADDRESSES = 4096
+REPORT_EVERY = 0.2  # seconds between progress reports (Redis writes)
+CANCEL_POLL = 0.5
+
+Reporter = Callable[[Progress], None]
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_modules(modules: list[str]) -> list[str]:
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        raise ValueError(f"unknown module(s): {', '.join(unknown)} (choose from {', '.join(MODULES)})")
+    return [m for m in MODULES if m in modules]  # canonical order
+
+
+def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
+    """Run a queued scan to a final state. Raises when the scan failed, after
+    recording the failure, so Celery shows FAILURE rather than SUCCESS."""
+    if not repo.claim_scan(scan_id, backend, owner_id()):
+        scan = repo.get_scan(scan_id)
+        log.info("scan %s not claimed (status %s): someone else has it", scan_id, scan.status)
+        return Progress(scan_id, state=scan.status, message="taken by another runner")
+    run = _Run(scan_id, report, get_settings())
+    try:
+        asyncio.run(run.main())
+    except BaseException as exc:  # noqa: BLE001 - record, then re-raise
+        run.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    run.finish("cancelled" if run.cancelled else "done")
+    return run.progress
+
+
+@dataclass
+class _Found:
+    """What earlier modules learned, for later ones."""
+
+    addresses: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # name -> IPs
+    open_ports: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # IP -> ports
+    direct: set[str] = field(default_factory=set)  # IP targets
+    urls: list[str] = field(default_factory=list)
+
+
+class _Run:
+    def __init__(self, scan_id: int, report: Reporter, settings: Settings):
+        self.scan = repo.get_scan(scan_id)
+        self.settings = settings
+        self.options = json.loads(self.scan.options or "{}")
+        self.modules = [m for m in self.scan.modules.split(",") if m]
+        self.project_id = self.scan.project_id
+        self.scope = Scope(repo.parsed_targets(self.project_id))
+        self._report = report
+        self._last_report = 0.0
+        self.cancelled = False
+        self.progress = Progress(scan_id, state="running", started_at=time.time(), message="starting")
+        for name in self.modules:
+            self.progress.module(name)
+        self.found = _Found()
+
+    # -- progress, heartbeat, cancel ------------------------------------------------
+
+    def report(self, message: str | None = None, force: bool = False) -> None:
+        if message is not None:
+            self.progress.message = message
+        now = time.time()
+        if force or now - self._last_report >= REPORT_EVERY:
+            self._last_report = now
+            self.progress.updated_at = now
+            self._report(self.progress)
+
+    def ticker(self, module: str) -> Callable[[int, int], None]:
+        def tick(done: int, total: int) -> None:
+            mod = self.progress.module(module)
+            mod.done, mod.total = done, total
+            self.report()
+
+        return tick
+
+    async def _watch(self, main: asyncio.Task) -> None:
+        """Heartbeat the scan row and turn a cancel request into task cancellation."""
+        last_beat = 0.0
+        while not main.done():
+            await asyncio.sleep(CANCEL_POLL)
+            if time.time() - last_beat >= self.settings.heartbeat_interval:
+                last_beat = time.time()
+                await asyncio.to_thread(repo.beat, self.scan.id)
+            if await asyncio.to_thread(repo.cancel_requested, self.scan.id):
+                self.cancelled = True
+                self.progress.state = "cancelling"
+                self.report("cancelling…", force=True)
+                main.cancel()
+                return
+
+    async def main(self) -> None:
+        self.report("starting", force=True)
+        main = asyncio.ensure_future(self._modules())
+        watcher = asyncio.ensure_future(self._watch(main))
+        try:
+            await main
+        except asyncio.CancelledError:
+            if not self.cancelled:
+                raise
+        finally:
+            watcher.cancel()
+
+    async def _modules(self) -> None:
+        self._seed()
+        for name in self.modules:
+            mod = self.progress.module(name)
+            mod.status = "running"
+            self.report(f"{name}: running", force=True)
+            try:
+                await getattr(self, f"_{name}")()
+            except asyncio.CancelledError:
+                mod.status = "cancelled"
+                raise
+            except Exception as exc:
+                mod.status = "failed"
+                self.report(f"{name} failed: {exc}", force=True)
+                raise
+            mod.status = "done"
+            if mod.total == 0:
+                mod.done = mod.total = 1
+            self.report(f"{name}: done", force=True)
+
+    def finish(self, state: str, error: str = "") -> None:
+        self.progress.state = state
+        self.progress.finished_at = time.time()
+        self.progress.message = error or {"done": "finished", "cancelled": "cancelled"}.get(state, state)
+        repo.finish_scan(self.scan.id, state, error, {**self.progress.counters, "elapsed": self.progress.elapsed})
+        self._report(self.progress)
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        """Names and addresses to start from: the include rules, or the
+        `seeds` option (a CLI scan of some targets; the project's exclusions still apply)."""
+        seeds = [parse_target(t) for t in self.options.get("seeds", [])] or self.scope.includes
+        for target in seeds:
+            if target.kind == "domain":
+                self.found.addresses.setdefault(target.host, set())
+            elif target.kind == "url":
+                self.found.urls.append(target.value)
+                host = target.host
+                if _is_ip(host):
+                    self.found.direct.add(host)
+                else:
+                    self.found.addresses.setdefault(host, set())
+            elif target.kind == "ip":
+                self.found.direct.add(target.value)
+            elif target.kind == "cidr":
+                network = ipaddress.ip_network(target.value)
+                if network.num_addresses > MAX_CIDR_ADDRESSES:
+                    raise ValueError(f"{target.value} has {network.num_addresses} addresses; "
+                                     f"split it into ranges of at most {MAX_CIDR_ADDRESSES}")
+                hosts = list(network.hosts()) or [network.network_address]
+                self.found.direct.update(str(a) for a in hosts)
+        self.found.direct = {a for a in self.found.direct if a in self.scope}
+
+    def _nameservers(self) -> list[str]:
+        return self.options.get("nameservers") or self.settings.nameserver_list
+
+    # -- modules -----------------------------------------------------------------------
+
+    async def _dns(self) -> None:
+        from .scanners.dns import DnsOptions, resolve
+
+        names = sorted(n for n in self.found.addresses if n in self.scope)
+        options = DnsOptions(
+            nameservers=self._nameservers(),
+            concurrency=self.settings.dns_concurrency,
+            timeout=self.settings.dns_timeout,
+            retries=self.settings.dns_retries,
+        )
+        batch = []
+        async for result in resolve(names, options, self.ticker("dns")):
+            self.found.addresses[result.name].update(result.addresses)
+            batch.append(result)
+            if len(batch) >= 200:
+                await asyncio.to_thread(self._save_dns, batch)
+                batch = []
+        await asyncio.to_thread(self._save_dns, batch)
+
+    def _save_dns(self, results) -> None:
+        with session() as s:
+            for result in results:
+                host_id = repo.upsert_host(s, self.project_id, result.name, self.scan.id, dns_status=result.status)
+                for rec in result.records:
+                    repo.upsert(s, DnsRecord, {"host_id": host_id, "rtype": rec.rtype, "value": rec.value},
+                                {"ttl": rec.ttl}, self.scan.id)
+                self.progress.count("hosts")
+                self.progress.count("records", len(result.records))
+            s.commit()
+
+    def _all_addresses(self) -> list[str]:
+        resolved = {a for addrs in self.found.addresses.values() for a in addrs}
+        return sorted(resolved | self.found.direct)
+
+    async def _ports(self) -> None:
+        from .scanners.ports import PortOptions, parse_ports, scan
+
+        ports = parse_ports(self.options.get("ports") or self.settings.ports)
+        options = PortOptions(
+            concurrency=self.settings.port_concurrency,
+            timeout=self.settings.port_timeout,
+            rate=self.settings.port_rate,
+        )
+        results = []
+        async for result in scan(self._all_addresses(), ports, options, self.ticker("ports")):
+            self.found.open_ports[result.address].add(result.port)
+            results.append(result)
+            self.progress.count("services")
+        await asyncio.to_thread(self._save_ports, results)
+
+    def _save_ports(self, results) -> None:
+        with session() as s:
+            for result in results:
+                host_id = repo.upsert_host(s, self.project_id, result.address, self.scan.id, is_address=True)
+                repo.upsert(s, Service, {"host_id": host_id, "port": result.port},
+                            {"service": result.service, "banner": result.banner}, self.scan.id)
+            s.commit()
+
+    def _http_targets(self) -> list:
+        from .scanners.http import HttpTarget, web_targets
+
+        scanned_ports = "ports" in self.modules
+        targets = []
+        for name, addresses in sorted(self.found.addresses.items()):
+            if name not in self.scope:
+                continue
+            for address in sorted(addresses)[:1]:  # one address per name is enough to probe
+                ports = self.found.open_ports.get(address, set()) if scanned_ports else None
+                targets += web_targets(name, address, ports)
+        for address in sorted(self.found.direct):
+            ports = self.found.open_ports.get(address, set()) if scanned_ports else None
+            targets += web_targets(address, address, ports)
+        for url in self.found.urls:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            address = host if _is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            targets.append(HttpTarget(host, port, parts.scheme, address, parts.path or "/"))
+        unique = {(t.host, t.port, t.scheme, t.path): t for t in targets}
+        return list(unique.values())
+
+    async def _http(self) -> None:
+        from .scanners.http import HttpOptions, probe
+
+        options = HttpOptions(
+            concurrency=self.settings.http_concurrency,
+            timeout=self.settings.http_timeout,
+            max_body=self.settings.http_max_body,
+        )
+        batch = []
+        async for result in probe(self._http_targets(), options, self.ticker("http")):
+            batch.append(result)
+            if result.status is not None:
+                self.progress.count("endpoints")
+            if len(batch) >= 100:
+                await asyncio.to_thread(self._save_http, batch)
+                batch = []
+        await asyncio.to_thread(self._save_http, batch)
+
+    def _save_http(self, results) -> None:
+        with session() as s:
+            for r in results:
+                if r.status is None:
+                    continue  # nothing answered: not an endpoint
+                host_id = repo.upsert_host(s, self.project_id, r.host, self.scan.id, is_address=_is_ip(r.host))
+                repo.upsert(
+                    s, HttpEndpoint, {"host_id": host_id, "url": r.url},
+                    {
+                        "status": r.status, "title": r.title, "server": r.server,
+                        "content_type": r.content_type, "content_length": r.content_length,
+                        "redirects": json.dumps(r.redirects), "final_url": r.final_url,
+                        "response_ms": r.response_ms, "error": r.error,
+                    },
+                    self.scan.id,
+                )
+            s.commit()
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False

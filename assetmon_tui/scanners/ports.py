@@ -1,0 +1,292 @@
+"""TCP connect port scanner.
+
+One coroutine per port costs ~10x more than the syscalls themselves, so the
+connect phase runs in one worker thread driving non-blocking sockets with
+epoll (thousands in flight, timeouts swept in deadline order) and posts open
+ports to the event loop. Banner grabs then run as ordinary asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import ipaddress
+import re
+import resource
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from assetmon_tui.scanners.banners import PORT_NAMES, TOP_PORTS, grab
+
+TOP_1000: list[int] = list(TOP_PORTS)  # most common first, as nmap --top-ports
+TOP_100: list[int] = TOP_1000[:100]
+
+BANNER_CONCURRENCY = 64
+PROGRESS_EVERY = 512
+_FD_HEADROOM = 256  # descriptors left for the event loop, banner grabs, DB...
+_POLL_MAX = 0.05  # longest epoll wait, so a stop request is seen quickly
+
+_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+_LINGER_RST = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT pile-up
+# Out of local ports / buffers: try that target again once some sockets close.
+_RETRY = {errno.EAGAIN, errno.EADDRNOTAVAIL, errno.ENOBUFS}
+_NO_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+@dataclass
+class PortOptions:
+    concurrency: int = 2048  # sockets in flight
+    timeout: float = 1.0  # connect timeout
+    rate: int = 0  # max new connections per second per host, 0 = unlimited
+    banners: bool = True
+    banner_timeout: float = 2.0
+
+
+@dataclass
+class PortResult:
+    address: str
+    port: int
+    banner: str = ""
+    service: str = ""
+
+
+def _port(text: str, spec: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"bad port {text!r} in {spec!r}: expected a number 1-65535")
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port {value} out of range 1-65535 in {spec!r}")
+    return value
+
+
+def parse_ports(spec: str) -> list[int]:
+    """Parse "top100" (default), "top1000", "all", "-", "1-65535",
+    "22,80,8000-8100" (open ends allowed: "-1024", "60000-"). Duplicates are
+    dropped; order is kept (top lists stay most-common-first)."""
+    text = (spec or "").strip().lower() or "top100"
+    ports: dict[int, None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise ValueError(f"empty entry in port list {spec!r}")
+        if top := re.fullmatch(r"top(\d+)", item):
+            count = int(top[1])
+            if not 1 <= count <= len(TOP_1000):
+                raise ValueError(f"{item!r}: top lists go from top1 to top{len(TOP_1000)}")
+            ports.update(dict.fromkeys(TOP_1000[:count]))
+            continue
+        if item in ("all", "-"):
+            low, high = 1, 65535
+        elif "-" in item:
+            first, _, last = item.partition("-")
+            low = _port(first.strip(), spec) if first.strip() else 1
+            high = _port(last.strip(), spec) if last.strip() else 65535
+            if low > high:
+                raise ValueError(f"bad range {item!r} in {spec!r}: start is after end")
+        else:
+            low = high = _port(item, spec)
+        ports.update(dict.fromkeys(range(low, high + 1)))
+    return list(ports)
+
+
+def _fd_cap(wanted: int) -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max(1, wanted)
+    return max(1, min(wanted, soft - _FD_HEADROOM))
+
+
+def _connect_scan(
+    targets: Iterator[tuple[str, int, int]],
+    cap: int,
+    timeout: float,
+    rate: float,
+    stop: threading.Event,
+    post: Callable[[tuple], None],
+) -> None:
+    """Worker thread: connect to every (address, port, family), post
+    ("open", address, port) and ("progress", done); always ends with
+    ("done", exception-or-None). Closes every socket it made."""
+    ep = select.epoll()
+    inflight: dict[int, tuple[socket.socket, str, int]] = {}
+    deadlines: collections.deque = collections.deque()  # launch order == deadline order
+    retry = None
+    done = launched = 0
+    report_at = PROGRESS_EVERY
+    started = time.monotonic()
+    failure: BaseException | None = None
+
+    def finish(sock: socket.socket, address: str, port: int, is_open: bool) -> None:
+        nonlocal done, report_at
+        if is_open and sock.getsockname()[:2] == (address, port):
+            is_open = False  # connected to itself via the same ephemeral port
+        if is_open:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            post(("open", address, port))
+        sock.close()
+        done += 1
+        if done >= report_at:
+            post(("progress", done))
+            report_at = done + PROGRESS_EVERY
+
+    try:
+        exhausted = False
+        while not stop.is_set():
+            now = time.monotonic()
+            budget = cap - len(inflight)
+            if rate:
+                budget = min(budget, int((now - started) * rate) + 1 - launched)
+            while budget > 0 and not exhausted:
+                target, retry = retry or next(targets, None), None
+                if target is None:
+                    exhausted = True
+                    break
+                address, port, family = target
+                try:
+                    sock = socket.socket(family, _NONBLOCK)
+                except OSError as exc:
+                    if exc.errno in _NO_FDS and inflight:
+                        retry = target
+                        break
+                    raise
+                launched += 1
+                budget -= 1
+                err = sock.connect_ex((address, port))
+                if err == errno.EINPROGRESS:
+                    # On loopback/LAN the RST has often arrived already.
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err == 0:
+                        fd = sock.fileno()
+                        ep.register(fd, select.EPOLLOUT)
+                        inflight[fd] = (sock, address, port)
+                        deadlines.append((now + timeout, fd, sock))
+                        continue
+                elif err in _RETRY and inflight:
+                    sock.close()
+                    retry = target
+                    break
+                finish(sock, address, port, err == 0)
+            if exhausted and not retry and not inflight:
+                break
+            if exhausted or retry or len(inflight) >= cap:
+                wait = _POLL_MAX  # nothing to launch until sockets finish
+            elif rate:  # until the next connection is allowed
+                wait = max(0.0, min(_POLL_MAX, launched / rate - (now - started)))
+            else:
+                wait = 0.0  # more to launch: only collect what is ready
+            if deadlines:
+                wait = min(wait, max(0.0, deadlines[0][0] - now))
+            for fd, _ in ep.poll(wait):
+                sock, address, port = inflight.pop(fd)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                finish(sock, address, port, err == 0)
+            now = time.monotonic()
+            while deadlines and deadlines[0][0] <= now:
+                _, fd, sock = deadlines.popleft()
+                if inflight.get(fd, (None,))[0] is sock:  # still waiting: filtered
+                    address, port = inflight.pop(fd)[1:]
+                    finish(sock, address, port, False)
+    except BaseException as exc:  # reported to the consumer, not lost in the thread
+        failure = exc
+    finally:
+        for sock, _, _ in inflight.values():
+            sock.close()
+        ep.close()
+        post(("done", failure))
+
+
+def _families(addresses: Iterable[str]) -> dict[str, int]:
+    families: dict[str, int] = {}
+    for raw in addresses:
+        try:
+            ip = ipaddress.ip_address(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"not an IP address: {raw!r} (resolve names first)") from None
+        families[str(ip)] = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return families
+
+
+async def scan(
+    addresses: Iterable[str],
+    ports: list[int],
+    options: PortOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> AsyncIterator[PortResult]:
+    """Yield one PortResult per open port, as found (after its banner grab
+    when options.banners). progress(done, total) counts connect attempts."""
+    families = _families(addresses)
+    ports = list(dict.fromkeys(ports))
+    for port in ports:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} out of range 1-65535")
+    total = len(families) * len(ports)
+    if not total:
+        return
+    # Port-major order spreads the load over hosts, so a global pace of
+    # rate * hosts gives each host about `rate` connections per second.
+    targets = ((a, p, f) for p in ports for a, f in families.items())
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple] = asyncio.Queue()
+
+    def post(message: tuple) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, message)
+        except RuntimeError:  # loop closed: nobody is listening any more
+            pass
+
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=_connect_scan,
+        args=(targets, _fd_cap(options.concurrency), options.timeout,
+              options.rate * len(families), stop, post),
+        name="assetmon-portscan",
+        daemon=True,
+    )
+    grabs: set[asyncio.Task] = set()
+    waiting_grabs = 0
+    semaphore = asyncio.Semaphore(BANNER_CONCURRENCY)
+
+    async def grab_one(address: str, port: int) -> None:
+        async with semaphore:
+            banner, service = await grab(address, port, options.banner_timeout)
+        queue.put_nowait(("result", PortResult(address, port, banner, service)))
+
+    worker.start()
+    scanning = True
+    try:
+        while scanning or waiting_grabs:
+            kind, *rest = await queue.get()
+            if kind == "open":
+                address, port = rest
+                if not options.banners:
+                    yield PortResult(address, port, service=PORT_NAMES.get(port, ""))
+                    continue
+                task = asyncio.create_task(grab_one(address, port))
+                grabs.add(task)
+                task.add_done_callback(grabs.discard)
+                waiting_grabs += 1
+            elif kind == "result":
+                waiting_grabs -= 1
+                yield rest[0]
+            elif kind == "progress" and progress:
+                progress(rest[0], total)
+            elif kind == "done":
+                scanning = False
+                if rest[0] is not None:
+                    raise rest[0]
+                if progress:
+                    progress(total, total)
+    finally:
+        stop.set()
+        for task in list(grabs):
+            task.cancel()
+        await asyncio.gather(*grabs, return_exceptions=True)
+        # Wait for the worker to close its sockets (it polls `stop` every 50 ms).
+        while scanning:
+            scanning = (await queue.get())[0] != "done"

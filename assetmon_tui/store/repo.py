@@ -1,0 +1,315 @@
+"""The only code that writes SQL: projects, targets, scans, assets, queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from ..core.targets import Target as ParsedTarget
+from ..core.targets import parse_target
+from .db import session
+from .models import (
+    DnsRecord, Event, Finding, Host, HttpEndpoint, JsFile, Project, Scan, Service, Target, utcnow,
+)
+
+ACTIVE = ("queued", "running", "cancelling")
+
+
+class NotFound(LookupError):
+    pass
+
+
+# -- projects and targets ----------------------------------------------------
+
+def list_projects() -> list[Project]:
+    with session() as s:
+        return list(s.exec(select(Project).order_by(Project.name)))
+
+
+def get_project(name_or_id: str | int) -> Project:
+    with session() as s:
+        if isinstance(name_or_id, int):
+            project = s.get(Project, name_or_id)
+        else:
+            project = s.exec(select(Project).where(Project.name == name_or_id)).first()
+        if project is None:
+            raise NotFound(f"no project {name_or_id!r}")
+        return project
+
+
+def create_project(name: str) -> Project:
+    name = name.strip()
+    if not name:
+        raise ValueError("a project needs a name")
+    with session() as s:
+        if s.exec(select(Project).where(Project.name == name)).first():
+            raise ValueError(f"a project named {name!r} exists already")
+        project = Project(name=name)
+        s.add(project)
+        s.commit()
+        return project
+
+
+def get_or_create_project(name: str) -> Project:
+    try:
+        return get_project(name)
+    except NotFound:
+        return create_project(name)
+
+
+def delete_project(project_id: int) -> None:
+    with session() as s:
+        host_ids = select(Host.id).where(Host.project_id == project_id)
+        for model in (DnsRecord, Service, HttpEndpoint, JsFile):
+            s.exec(model.__table__.delete().where(model.host_id.in_(host_ids)))
+        for model in (Finding, Event, Host, Target):
+            s.exec(model.__table__.delete().where(model.project_id == project_id))
+        s.exec(Scan.__table__.delete().where(Scan.project_id == project_id))
+        s.exec(Project.__table__.delete().where(Project.id == project_id))
+        s.commit()
+
+
+def add_targets(project_id: int, lines: list[str]) -> list[Target]:
+    """Parse every line first so a typo stores nothing (raises TargetError)."""
+    parsed: list[ParsedTarget] = [parse_target(line) for line in lines if line.strip()]
+    with session() as s:
+        existing = {(t.value, t.exclude) for t in s.exec(select(Target).where(Target.project_id == project_id))}
+        added = []
+        for t in parsed:
+            if (t.value, t.exclude) in existing:
+                continue
+            existing.add((t.value, t.exclude))
+            row = Target(project_id=project_id, kind=t.kind, value=t.value, exclude=t.exclude)
+            s.add(row)
+            added.append(row)
+        s.commit()
+        return added
+
+
+def list_targets(project_id: int) -> list[Target]:
+    with session() as s:
+        return list(s.exec(select(Target).where(Target.project_id == project_id).order_by(Target.id)))
+
+
+def delete_target(target_id: int) -> None:
+    with session() as s:
+        s.exec(Target.__table__.delete().where(Target.id == target_id))
+        s.commit()
+
+
+def parsed_targets(project_id: int) -> list[ParsedTarget]:
+    return [ParsedTarget(t.kind, t.value, t.exclude) for t in list_targets(project_id)]
+
+
+# -- scans --------------------------------------------------------------------
+
+def create_scan(project_id: int, modules: list[str], options: dict) -> Scan:
+    with session() as s:
+        scan = Scan(project_id=project_id, modules=",".join(modules), options=json.dumps(options))
+        s.add(scan)
+        s.commit()
+        return scan
+
+
+def get_scan(scan_id: int) -> Scan:
+    with session() as s:
+        scan = s.get(Scan, scan_id)
+        if scan is None:
+            raise NotFound(f"no scan {scan_id}")
+        return scan
+
+
+def set_backend(scan_id: int, backend: str, task_id: str = "", owner: str = "") -> None:
+    _update(scan_id, backend=backend, task_id=task_id, owner=owner)
+
+
+def claim_scan(scan_id: int, backend: str, owner: str) -> bool:
+    """queued -> running, atomically: whoever wins runs the scan, once."""
+    now = utcnow()
+    with session() as s:
+        result = s.exec(
+            update(Scan)
+            .where(Scan.id == scan_id, Scan.status == "queued", Scan.cancel_requested == False)  # noqa: E712
+            .values(status="running", backend=backend, owner=owner, started_at=now, heartbeat=now)
+        )
+        s.commit()
+        return result.rowcount == 1
+
+
+def beat(scan_id: int) -> None:
+    _update(scan_id, heartbeat=utcnow())
+
+
+def cancel_requested(scan_id: int) -> bool:
+    with session() as s:
+        return bool(s.exec(select(Scan.cancel_requested).where(Scan.id == scan_id)).first())
+
+
+def finish_scan(scan_id: int, status: str, error: str = "", summary: dict | None = None) -> bool:
+    """Move an active scan to a final state (a final state is never overwritten)."""
+    values = dict(status=status, error=error[:2000], finished_at=utcnow())
+    if summary is not None:
+        values["summary"] = json.dumps(summary)
+    with session() as s:
+        result = s.exec(update(Scan).where(Scan.id == scan_id, Scan.status.in_(ACTIVE)).values(**values))
+        s.commit()
+        return result.rowcount == 1
+
+
+def request_cancel(scan_id: int) -> str:
+    """Ask a scan to stop. A queued scan is cancelled at once (nobody runs it
+    afterwards: claiming needs status queued); a running one becomes
+    "cancelling" until its runner notices. Returns the resulting status."""
+    with session() as s:
+        dropped = s.exec(
+            update(Scan)
+            .where(Scan.id == scan_id, Scan.status == "queued")
+            .values(status="cancelled", cancel_requested=True, finished_at=utcnow(), error="cancelled before start")
+        )
+        if dropped.rowcount == 0:
+            s.exec(
+                update(Scan)
+                .where(Scan.id == scan_id, Scan.status.in_(("running", "cancelling")))
+                .values(status="cancelling", cancel_requested=True)
+            )
+        s.commit()
+        return s.exec(select(Scan.status).where(Scan.id == scan_id)).first() or ""
+
+
+def active_scans() -> list[Scan]:
+    with session() as s:
+        return list(s.exec(select(Scan).where(Scan.status.in_(ACTIVE)).order_by(Scan.id)))
+
+
+def list_scans(project_id: int | None = None, limit: int = 200) -> list[Scan]:
+    with session() as s:
+        query = select(Scan).order_by(Scan.id.desc()).limit(limit)
+        if project_id is not None:
+            query = query.where(Scan.project_id == project_id)
+        return list(s.exec(query))
+
+
+def stale_scans(stale_after: float) -> list[Scan]:
+    """Running scans whose runner stopped beating."""
+    cutoff = utcnow() - timedelta(seconds=stale_after)
+    with session() as s:
+        return list(
+            s.exec(
+                select(Scan).where(
+                    Scan.status.in_(("running", "cancelling")),
+                    or_(Scan.heartbeat == None, Scan.heartbeat < cutoff),  # noqa: E711
+                )
+            )
+        )
+
+
+def previous_scan(project_id: int, before_scan_id: int) -> Scan | None:
+    with session() as s:
+        return s.exec(
+            select(Scan)
+            .where(Scan.project_id == project_id, Scan.id < before_scan_id, Scan.status == "done")
+            .order_by(Scan.id.desc())
+        ).first()
+
+
+def _update(scan_id: int, **values) -> None:
+    with session() as s:
+        s.exec(update(Scan).where(Scan.id == scan_id).values(**values))
+        s.commit()
+
+
+# -- assets -------------------------------------------------------------------
+
+def _insert(s: Session, model):
+    dialect = s.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(model)
+
+
+def upsert(s: Session, model, keys: dict, values: dict, scan_id: int) -> int:
+    """Insert or refresh one asset, keeping first_seen; return its id."""
+    now = utcnow()
+    fresh = {"last_seen": now, "last_scan_id": scan_id, **values}
+    stmt = _insert(s, model).values(**keys, **fresh, first_seen=now, first_scan_id=scan_id)
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=fresh).returning(model.id)
+    return s.exec(stmt).scalar_one()
+
+
+def upsert_host(s: Session, project_id: int, name: str, scan_id: int, **values) -> int:
+    return upsert(s, Host, {"project_id": project_id, "name": name}, values, scan_id)
+
+
+def hosts(project_id: int) -> list[Host]:
+    with session() as s:
+        return list(s.exec(select(Host).where(Host.project_id == project_id).order_by(Host.name)))
+
+
+def _children(model, project_id: int, scan_id: int | None):
+    query = select(model, Host.name).join(Host, Host.id == model.host_id).where(Host.project_id == project_id)
+    if scan_id is not None:
+        query = query.where(model.last_scan_id == scan_id)
+    return query
+
+
+def dns_records(project_id: int, scan_id: int | None = None) -> list[tuple[DnsRecord, str]]:
+    with session() as s:
+        return list(s.exec(_children(DnsRecord, project_id, scan_id).order_by(Host.name, DnsRecord.rtype)))
+
+
+def services(project_id: int, scan_id: int | None = None) -> list[tuple[Service, str]]:
+    with session() as s:
+        return list(s.exec(_children(Service, project_id, scan_id).order_by(Host.name, Service.port)))
+
+
+def endpoints(project_id: int, scan_id: int | None = None) -> list[tuple[HttpEndpoint, str]]:
+    with session() as s:
+        return list(s.exec(_children(HttpEndpoint, project_id, scan_id).order_by(HttpEndpoint.url)))
+
+
+def host_detail(host_id: int) -> dict:
+    with session() as s:
+        host = s.get(Host, host_id)
+        if host is None:
+            raise NotFound(f"no host {host_id}")
+        return {
+            "host": host,
+            "records": list(s.exec(select(DnsRecord).where(DnsRecord.host_id == host_id))),
+            "services": list(s.exec(select(Service).where(Service.host_id == host_id))),
+            "endpoints": list(s.exec(select(HttpEndpoint).where(HttpEndpoint.host_id == host_id))),
+        }
+
+
+def scan_results(scan_id: int) -> list[dict]:
+    """Everything a scan saw, as plain dicts (the CLI's JSON lines)."""
+    scan = get_scan(scan_id)
+    rows: list[dict] = []
+    with session() as s:
+        for host in s.exec(select(Host).where(Host.project_id == scan.project_id, Host.last_scan_id == scan_id)):
+            rows.append({"type": "host", "name": host.name, "dns_status": host.dns_status,
+                         "new": host.first_scan_id == scan_id})
+    for rec, name in dns_records(scan.project_id, scan_id):
+        rows.append({"type": "dns", "name": name, "rtype": rec.rtype, "value": rec.value, "ttl": rec.ttl})
+    for svc, name in services(scan.project_id, scan_id):
+        rows.append({"type": "service", "address": name, "port": svc.port, "service": svc.service,
+                     "banner": svc.banner})
+    for ep, name in endpoints(scan.project_id, scan_id):
+        rows.append({"type": "http", "host": name, "url": ep.url, "status": ep.status, "title": ep.title,
+                     "server": ep.server, "content_type": ep.content_type,
+                     "content_length": ep.content_length, "redirects": json.loads(ep.redirects),
+                     "final_url": ep.final_url, "response_ms": ep.response_ms, "error": ep.error})
+    return rows
+
+
+def counts(project_id: int) -> dict[str, int]:
+    with session() as s:
+        host_ids = select(Host.id).where(Host.project_id == project_id)
+        return {
+            "hosts": s.exec(select(func.count()).select_from(Host).where(Host.project_id == project_id)).one(),
+            "services": s.exec(select(func.count()).select_from(Service).where(Service.host_id.in_(host_ids))).one(),
+            "endpoints": s.exec(
+                select(func.count()).select_from(HttpEndpoint).where(HttpEndpoint.host_id.in_(host_ids))
+            ).one(),
+        }

@@ -1,0 +1,135 @@
+"""Modal forms: new project, add targets, launch scan, confirm. Each returns
+its answer through `dismiss`; validation errors stay on the form."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, SelectionList, Static
+
+from ..core.targets import TargetError, parse_target
+
+MODULE_HELP = {
+    "dns": "DNS: A, AAAA, CNAME",
+    "ports": "Ports: TCP connect scan + banners",
+    "http": "HTTP: status, title, server, redirects",
+}
+
+
+class Form(ModalScreen):
+    """Escape closes without an answer; errors show in the #error line."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    Form { align: center middle; }
+    Form > Vertical { width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
+    Form .error { color: $error; height: auto; }
+    Form .hint { color: $text-muted; height: auto; }
+    Form Button { margin-top: 1; }
+    """
+
+    def error(self, message: str) -> None:
+        self.query_one("#error", Static).update(message)
+
+
+class NewProjectForm(Form):
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("New project")
+            yield Input(placeholder="name, e.g. acme", id="name")
+            yield Static("", id="error", classes="error")
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        name = event.value.strip()
+        if not name:
+            self.error("A project needs a name.")
+        else:
+            self.dismiss(name)
+
+
+class TargetsForm(Form):
+    def __init__(self, project: str):
+        super().__init__()
+        self.project = project
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Add targets to {self.project}")
+            yield Input(placeholder="acme.com 10.0.0.0/24 https://app.acme.com !dev.acme.com", id="targets")
+            yield Static(
+                "Domains, hosts, IPs, CIDRs and URLs, separated by spaces or commas.\n"
+                "A leading ! excludes: !*.dev.acme.com", classes="hint")
+            yield Static("", id="error", classes="error")
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        lines = event.value.replace(",", " ").split()
+        if not lines:
+            self.error("Type at least one target.")
+            return
+        try:
+            for line in lines:
+                parse_target(line)
+        except TargetError as exc:
+            self.error(str(exc))
+            return
+        self.dismiss(lines)
+
+
+class ScanForm(Form):
+    def __init__(self, project: str, modules: tuple[str, ...]):
+        super().__init__()
+        self.project = project
+        self.modules = modules
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Scan {self.project}  (space toggles a module, tab moves)")
+            yield SelectionList[str](*[(MODULE_HELP.get(m, m), m, True) for m in self.modules], id="modules")
+            yield Input(placeholder="ports: top100 (default), top1000, all, 22,80,8000-8100", id="ports")
+            yield Input(placeholder="nameserver HOST:PORT (default: system resolver)", id="nameserver")
+            yield Static("", id="error", classes="error")
+            yield Button("Start scan", variant="primary", id="start")
+
+    def on_mount(self) -> None:
+        self.query_one(SelectionList).styles.height = len(self.modules) + 2
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#start")
+    def submit(self) -> None:
+        modules = list(self.query_one(SelectionList).selected)
+        if not modules:
+            self.error("Choose at least one module.")
+            return
+        options: dict = {}
+        ports = self.query_one("#ports", Input).value.strip()
+        if ports:
+            from ..scanners.ports import parse_ports
+
+            try:
+                parse_ports(ports)
+            except ValueError as exc:
+                self.error(str(exc))
+                return
+            options["ports"] = ports
+        nameserver = self.query_one("#nameserver", Input).value.strip()
+        if nameserver:
+            options["nameservers"] = [nameserver]
+        self.dismiss((modules, options))
+
+
+class ConfirmForm(Form):
+    BINDINGS = [Binding("y", "dismiss(True)", "Yes"), Binding("n,escape", "dismiss(False)", "No")]
+
+    def __init__(self, question: str):
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question)
+            yield Static("y: yes   n: no", classes="hint")

@@ -1,0 +1,179 @@
+"""Browse what a project's scans found: hosts, DNS records, services and HTTP
+endpoints in tables, with a detail pane for the highlighted row."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+
+from .text import safe, when
+
+TABS = ("hosts", "dns", "services", "http")
+
+
+class ResultsScreen(Screen):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("1", "tab('hosts')", "Hosts"),
+        Binding("2", "tab('dns')", "DNS"),
+        Binding("3", "tab('services')", "Services"),
+        Binding("4", "tab('http')", "HTTP"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f5", "reload", "Reload"),
+    ]
+
+    def __init__(self, project_id: int, project_name: str):
+        super().__init__()
+        self.project_id = project_id
+        self.project_name = project_name
+        self.rows: dict[str, list[tuple[list, dict]]] = {tab: [] for tab in TABS}
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter rows (Enter applies, Escape clears)", id="filter", classes="hidden")
+        with Horizontal(id="results-body"):
+            with TabbedContent(*[t.upper() if t in ("dns", "http") else t.title() for t in TABS], id="tabs"):
+                for tab in TABS:
+                    with TabPane(tab.upper() if tab in ("dns", "http") else tab.title(), id=f"tab-{tab}"):
+                        yield DataTable(id=f"table-{tab}", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="detail-pane"):
+                yield Static("Highlight a row to see its details.", id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"results · {self.project_name}"
+        columns = {
+            "hosts": ("name", "dns", "first seen", "last seen"),
+            "dns": ("name", "type", "value", "ttl"),
+            "services": ("address", "port", "service", "banner"),
+            "http": ("url", "status", "title", "server"),
+        }
+        for tab, cols in columns.items():
+            self.query_one(f"#table-{tab}", DataTable).add_columns(*cols)
+        self.action_reload()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def action_reload(self) -> None:
+        from ..store import repo
+
+        pid = self.project_id
+        rows = {
+            "hosts": [([safe(h.name, 80), h.dns_status or ("address" if h.is_address else ""),
+                        when(h.first_seen), when(h.last_seen)],
+                       {"kind": "host", "id": h.id}) for h in repo.hosts(pid)],
+            "dns": [([safe(name, 60), r.rtype, safe(r.value, 80), str(r.ttl or "")],
+                     {"kind": "dns", "host": name, "row": r}) for r, name in repo.dns_records(pid)],
+            "services": [([name, str(s.port), safe(s.service, 20), safe(s.banner, 60)],
+                          {"kind": "service", "host": name, "row": s}) for s, name in repo.services(pid)],
+            "http": [([safe(e.url, 70), str(e.status or ""), safe(e.title, 60), safe(e.server, 30)],
+                      {"kind": "http", "host": name, "row": e}) for e, name in repo.endpoints(pid)],
+        }
+        self.app.call_from_thread(self._fill, rows)
+
+    def _fill(self, rows: dict) -> None:
+        self.rows = rows
+        for tab in TABS:
+            table = self.query_one(f"#table-{tab}", DataTable)
+            table.clear()
+            needle = self.filter_text.lower()
+            for index, (cells, _) in enumerate(rows[tab]):
+                if needle and not any(needle in str(c).lower() for c in cells):
+                    continue
+                # row keys are indexes into self.rows, so the detail pane finds its data
+                table.add_row(*cells, key=str(index))
+            label = tab.upper() if tab in ("dns", "http") else tab.title()
+            self.query_one("#tabs", TabbedContent).get_tab(f"tab-{tab}").label = f"{label} ({table.row_count})"
+        self._focus_table()
+
+    def _focus_table(self) -> None:
+        active = self.query_one("#tabs", TabbedContent).active.removeprefix("tab-")
+        self.query_one(f"#table-{active}", DataTable).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
+        self._focus_table()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    @on(Input.Submitted, "#filter")
+    def apply_filter(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        if not self.filter_text:
+            event.input.add_class("hidden")
+        self._fill(self.rows)
+
+    @on(TabbedContent.TabActivated)
+    def tab_changed(self) -> None:
+        self._focus_table()
+
+    @on(DataTable.RowHighlighted)
+    def show_detail(self, event: DataTable.RowHighlighted) -> None:
+        tab = event.data_table.id.removeprefix("table-")
+        if event.row_key is None or event.row_key.value is None:
+            return
+        _, data = self.rows[tab][int(event.row_key.value)]
+        if data["kind"] == "host":
+            self._host_detail(data["id"])
+        else:
+            self.query_one("#detail", Static).update(_detail(data))
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def _host_detail(self, host_id: int) -> None:
+        from ..store import repo
+
+        detail = repo.host_detail(host_id)
+        self.app.call_from_thread(self.query_one("#detail", Static).update, _host_renderable(detail))
+
+
+def _grid(pairs: list[tuple[str, object]]) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for key, value in pairs:
+        grid.add_row(key, value if isinstance(value, Text) else safe(value, 300))
+    return grid
+
+
+def _detail(data: dict):
+    row = data["row"]
+    if data["kind"] == "dns":
+        pairs = [("name", data["host"]), ("type", row.rtype), ("value", row.value), ("ttl", row.ttl)]
+    elif data["kind"] == "service":
+        pairs = [("address", data["host"]), ("port", row.port), ("service", row.service), ("banner", row.banner)]
+    else:
+        redirects = json.loads(row.redirects or "[]")
+        pairs = [("url", row.url), ("host", data["host"]), ("status", row.status), ("title", row.title),
+                 ("server", row.server), ("type", row.content_type), ("length", row.content_length),
+                 ("time", f"{row.response_ms:.0f} ms" if row.response_ms is not None else ""),
+                 ("final url", row.final_url)]
+        pairs += [("redirect", r) for r in redirects]
+        if row.error:
+            pairs.append(("error", row.error))
+    pairs += [("first seen", when(row.first_seen)), ("last seen", when(row.last_seen))]
+    return _grid(pairs)
+
+
+def _host_renderable(detail: dict):
+    host = detail["host"]
+    parts = [_grid([("host", host.name), ("dns", host.dns_status), ("first seen", when(host.first_seen)),
+                    ("last seen", when(host.last_seen))])]
+    for rec in detail["records"]:
+        parts.append(Text.assemble((f"{rec.rtype:6}", "cyan"), safe(rec.value, 200)))
+    for svc in detail["services"]:
+        parts.append(Text.assemble((f"{svc.port:<6}", "green"), safe(f"{svc.service} {svc.banner}", 200)))
+    for ep in detail["endpoints"]:
+        parts.append(Text.assemble((f"{ep.status or '-':<4} ", "yellow"), safe(ep.url, 120), " ", safe(ep.title, 80)))
+    return Group(*parts)

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# AssetMon TUI launcher.
+#   ./start.sh          install if needed, then Redis (if none answers), a Celery worker and the TUI
+#   ./start.sh tui      the TUI alone          ./start.sh worker   a worker alone (foreground)
+#   ./start.sh test     install, start what the tests need, run the whole suite
+#   ./start.sh lab      the offline lab target (see README)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=${ASSETMON_VENV:-$ROOT/.venv}
+PY=$VENV/bin/python
+MODE=${1:-all}
+[ $# -gt 0 ] && shift
+
+say() { printf 'start.sh: %s\n' "$*" >&2; }
+
+install() {  # (re)install only when pyproject.toml (or the extras wanted) changed
+    local extras=$1 stamp
+    [ -x "$PY" ] || { say "creating $VENV"; python3 -m venv "$VENV"; }
+    stamp="$VENV/.installed-$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)"
+    [ -f "$stamp" ] && return 0
+    say "installing AssetMon into $VENV (once per pyproject.toml change)…"
+    "$PY" -m pip install --quiet --disable-pip-version-check -e ".$extras"
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+}
+
+redis_answers() {
+    "$PY" - "$1" <<'PY' 2>/dev/null
+import sys, redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1, socket_timeout=1).ping()
+PY
+}
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+PRIVATE_REDIS_PID=""
+ensure_redis() {  # use REDIS_URL, or start a private redis-server on loopback
+    if redis_answers "$ASSETMON_REDIS_URL"; then return 0; fi
+    if ! command -v redis-server >/dev/null; then
+        say "no Redis answers at $ASSETMON_REDIS_URL and redis-server is not installed: scans will run in the TUI's thread"
+        return 0
+    fi
+    local port dir
+    port=$(free_port)
+    dir="$ASSETMON_STATE_DIR/redis"
+    mkdir -p "$dir"
+    say "no Redis at $ASSETMON_REDIS_URL; starting a private one on 127.0.0.1:$port (log: $dir/redis.log)"
+    redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$dir" \
+        --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no
+    for _ in $(seq 50); do [ -s "$dir/redis.pid" ] && break; sleep 0.1; done
+    PRIVATE_REDIS_PID=$(cat "$dir/redis.pid")
+    export ASSETMON_REDIS_URL="redis://127.0.0.1:$port/0" REDIS_URL="redis://127.0.0.1:$port/0"
+    for _ in $(seq 50); do redis_answers "$ASSETMON_REDIS_URL" && return 0; sleep 0.1; done
+    say "the private Redis did not answer; see $dir/redis.log"
+}
+
+WORKER_PID=""
+start_worker() {  # in its own process group, so stopping it leaves no child behind
+    local log="$ASSETMON_LOG_DIR/worker.log"
+    say "starting a Celery worker (log: $log)"
+    setsid "$VENV/bin/celery" -A worker.celery_app worker --beat --loglevel INFO --concurrency 2 \
+        --hostname "assetmon-$$@%h" --logfile "$log" \
+        --schedule "$ASSETMON_STATE_DIR/celerybeat-schedule" </dev/null >>"$log" 2>&1 &
+    WORKER_PID=$!
+}
+
+stop_all() {
+    trap - EXIT INT TERM
+    if [ -n "$WORKER_PID" ] && kill -0 "$WORKER_PID" 2>/dev/null; then
+        say "stopping the worker (warm shutdown, 10 s before a kill)…"
+        kill -TERM "$WORKER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$WORKER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$WORKER_PID" 2>/dev/null || true
+    fi
+    if [ -n "$PRIVATE_REDIS_PID" ] && kill -0 "$PRIVATE_REDIS_PID" 2>/dev/null; then
+        say "stopping the private Redis"
+        kill -TERM "$PRIVATE_REDIS_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$PRIVATE_REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+    fi
+}
+
+case "$MODE" in
+    test) install "[dev]" ;;
+    *) install "" ;;
+esac
+eval "$("$PY" -m assetmon_tui.core.config)"
+export ASSETMON_REDIS_URL
+"$PY" -m assetmon_tui.cli init-db >/dev/null
+
+case "$MODE" in
+    all)
+        trap stop_all EXIT INT TERM
+        ensure_redis
+        start_worker
+        "$VENV/bin/assetmon" tui "$@" || true
+        ;;
+    tui)
+        exec "$VENV/bin/assetmon" tui "$@"
+        ;;
+    worker)
+        trap stop_all EXIT INT TERM
+        ensure_redis
+        start_worker
+        say "worker running; Ctrl+C stops it"
+        wait "$WORKER_PID" || true
+        ;;
+    lab)
+        exec "$VENV/bin/assetmon" lab "$@"
+        ;;
+    test)
+        trap stop_all EXIT INT TERM
+        command -v redis-server >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+            { say "installing redis-server for the tests"; apt-get install -y -qq redis-server >/dev/null || \
+              { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; }; } || true
+        ensure_redis
+        "$PY" -m pytest "$@"
+        ;;
+    *)
+        say "unknown mode '$MODE' (use: tui, worker, test, lab, or nothing for worker + TUI)"
+        exit 2
+        ;;
+esac

@@ -1,0 +1,35 @@
+"""Thin Celery tasks: all the work is in assetmon_tui.pipeline."""
+
+from __future__ import annotations
+
+import platform
+import socket
+
+from assetmon_tui.core.progress import Progress
+
+from .celery_app import app
+
+
+@app.task(name="assetmon.run_scan", bind=True)
+def run_scan(self, scan_id: int) -> dict:
+    from assetmon_tui.pipeline import run_scan as run
+
+    def report(progress: Progress) -> None:
+        self.update_state(state="PROGRESS", meta=progress.to_dict())
+
+    # Exceptions propagate on purpose: Celery records FAILURE, the row says why.
+    return run(scan_id, report, backend="celery").to_dict()
+
+
+@app.task(name="assetmon.health_check")
+def health_check() -> dict:
+    from importlib.metadata import version
+
+    import celery
+
+    return {
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "celery": celery.__version__,
+        "assetmon": version("assetmon-tui"),
+    }
