@@ -28,12 +28,12 @@ class Health:
     checked_at: float = field(default_factory=time.time)
 
 
-def redact_url(url: str) -> str:
-    """redis://:secret@host -> redis://***@host, for display."""
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url
+def redis_place(url: str) -> str:
+    """redis://:secret@host:6379/0 -> host:6379: short, and no password on screen."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else url.rsplit("@", 1)[-1]
 
 
 class ThreadBackend:
@@ -163,7 +163,7 @@ class Dispatcher:
     def check_health(self, quick: bool = False) -> Health:
         """PING Redis, then ask workers to answer. `quick` stops at the first
         reply (for submitting); otherwise it waits the full timeout to count them."""
-        url = redact_url(self.settings.redis_url)
+        url = redis_place(self.settings.redis_url)
         if os.environ.get("ASSETMON_BACKEND") == "thread":
             health = Health("thread", False, 0, "Local thread · chosen by ASSETMON_BACKEND")
         elif not self.celery.redis_ok():
@@ -174,7 +174,7 @@ class Dispatcher:
                 label = "worker" if workers == 1 else "workers"
                 health = Health("celery", True, workers, f"Celery · {workers}{'+' if quick else ''} {label}")
             else:
-                health = Health("thread", True, 0, f"Local thread · no Celery worker answers at {url}")
+                health = Health("thread", True, 0, f"Local thread · no Celery worker answers ({url})")
         with self._health_lock:
             self._health = health
         return health

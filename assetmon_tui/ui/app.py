@@ -230,7 +230,7 @@ class AssetMonApp(App):
             return False
         return True
 
-    def _ready(self) -> bool:
+    def _backend_ready(self) -> bool:
         if self.dispatcher is None:
             self.notify("Still starting, one moment…", markup=False)
             return False
@@ -307,7 +307,7 @@ class AssetMonApp(App):
         from ..pipeline import MODULES
         from .forms import ScanForm
 
-        if self._need_project() and self._ready():
+        if self._need_project() and self._backend_ready():
             self.push_screen(ScanForm(self.project_names.get(self.project_id, ""), MODULES), self._submit)
 
     @work(thread=True, exit_on_error=False)
@@ -325,7 +325,7 @@ class AssetMonApp(App):
         self.call_from_thread(self.load_scans)
 
     def action_cancel_scan(self) -> None:
-        if not self._ready():
+        if not self._backend_ready():
             return
         table = self.query_one("#scans", DataTable)
         chosen = None

@@ -31,7 +31,7 @@ class Form(ModalScreen):
     Form Button { margin-top: 1; }
     """
 
-    def error(self, message: str) -> None:
+    def show_error(self, message: str) -> None:
         self.query_one("#error", Static).update(message)
 
 
@@ -46,7 +46,7 @@ class NewProjectForm(Form):
     def submit(self, event: Input.Submitted) -> None:
         name = event.value.strip()
         if not name:
-            self.error("A project needs a name.")
+            self.show_error("A project needs a name.")
         else:
             self.dismiss(name)
 
@@ -69,13 +69,13 @@ class TargetsForm(Form):
     def submit(self, event: Input.Submitted) -> None:
         lines = event.value.replace(",", " ").split()
         if not lines:
-            self.error("Type at least one target.")
+            self.show_error("Type at least one target.")
             return
         try:
             for line in lines:
                 parse_target(line)
         except TargetError as exc:
-            self.error(str(exc))
+            self.show_error(str(exc))
             return
         self.dismiss(lines)
 
@@ -103,7 +103,7 @@ class ScanForm(Form):
     def submit(self) -> None:
         modules = list(self.query_one(SelectionList).selected)
         if not modules:
-            self.error("Choose at least one module.")
+            self.show_error("Choose at least one module.")
             return
         options: dict = {}
         ports = self.query_one("#ports", Input).value.strip()
@@ -113,7 +113,7 @@ class ScanForm(Form):
             try:
                 parse_ports(ports)
             except ValueError as exc:
-                self.error(str(exc))
+                self.show_error(str(exc))
                 return
             options["ports"] = ports
         nameserver = self.query_one("#nameserver", Input).value.strip()
