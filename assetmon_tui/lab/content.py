@@ -115,6 +115,7 @@ _STATIC_FILES = {
     "/js/jquery-3.7.1.min.js": ("application/javascript",
                                 b"/*! jQuery v3.7.1 | (c) OpenJS Foundation and other contributors | jquery.org/license */\n"
                                 b"!function(e,t){\"use strict\";e.jQuery=e.$=function(){return{}}}(window);\n"),
+    "/wp-includes/js/jquery/jquery.min.js": ("application/javascript", b"/*! jQuery v3.7.1 | (c) OpenJS Foundation */\n"),
     "/css/bootstrap-5.3.2.min.css": ("text/css", b"/*!\n * Bootstrap  v5.3.2 (https://getbootstrap.com/)\n */:root{--bs-blue:#0d6efd}\n"),
 }
 
@@ -140,6 +141,7 @@ class VHost:
     tech: tuple[str, ...]
     https_only: bool = False  # plain HTTP answers 301 to https
     login: str | None = None  # "/" answers 302 to this path
+    canonical: str | None = None  # every request answers 301 to this host (apex -> www)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # path -> (content type, body)
     placements: list[tuple[Plant, str]] = field(default_factory=list)  # (plant, URL path holding it)
 
@@ -176,7 +178,7 @@ def _bundle(vh: VHost, domain: str, plants: list[Plant], rng: random.Random) -> 
         js = (f'"use strict";(self.webpackChunkacme_app=self.webpackChunkacme_app||[]).push([[{cid}],'
               f'{{{cid * 7}:(e,t,n)=>{{n.d(t,{{Z:()=>o}});' + ";".join(lines) + "}}]);\n")
         chunks[cid] = (_short_hash(js), js)
-    chunk_map = json.dumps({str(c): h for c, (h, _) in chunks.items()}, separators=(",", ":"))
+    chunk_map = "{" + ",".join(f'{c}:"{h}"' for c, (h, _) in chunks.items()) + "}"  # webpack: {473:"bedbe7f0"}
     main_lines = [p.code for p in plants if p.where == "main"]
     main = (
         '(()=>{"use strict";var n={},o={};function r(e){var t=o[e];if(void 0!==t)return t.exports;'
@@ -211,11 +213,12 @@ def _bundle(vh: VHost, domain: str, plants: list[Plant], rng: random.Random) -> 
 
 def build_vhost(name: str, address: str, profile: str, title: str, domain: str, *,
                 links: list[str] = (), https_only: bool = False, plants: list[Plant] | None = None,
-                header_overrides: dict[str, str] | None = None, seed: str = "") -> VHost:
+                header_overrides: dict[str, str] | None = None, canonical: str | None = None,
+                seed: object = "") -> VHost:
     prof = PROFILES[profile]
     rng = random.Random(f"vhost:{seed}:{name}")
     headers = {"Server": prof.server, **dict(prof.headers), **(header_overrides or {})}
-    vh = VHost(name, address, profile, title, headers, prof.cookies, prof.tech, https_only, prof.login)
+    vh = VHost(name, address, profile, title, headers, prof.cookies, prof.tech, https_only, prof.login, canonical)
     page = _page(vh, prof, list(links), fakes.hexdigits(rng, 32))
     if plants is not None:  # a single-page app: the page loads the bundle
         main_path = _bundle(vh, domain, plants, rng)

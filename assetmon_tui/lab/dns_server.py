@@ -1,0 +1,115 @@
+"""The lab's DNS server (UDP and TCP, dnslib for the wire format).
+
+It answers authoritatively for every name the estate knows, including the
+"provider" names outside the zone (CDN edges), and NXDOMAIN for everything
+else, so a dangling CNAME really dangles. CNAME chains are followed inside the
+answer the way a recursive resolver would return them. Zone transfers are
+refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Callable
+
+from dnslib import AAAA, CNAME, EDNS0, MX, NS, QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord
+
+_RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "NS": NS, "TXT": TXT}
+_MAX_CHAIN = 8
+_EDNS_SIZE = 1232
+
+
+def _rr(owner: str, rec) -> RR:
+    if rec.rtype == "MX":
+        rdata = MX(rec.value[1], rec.value[0])
+    elif rec.rtype == "SOA":
+        rdata = SOA(*rec.value)
+    else:
+        rdata = _RDATA[rec.rtype](rec.value)
+    return RR(owner, getattr(QTYPE, rec.rtype), rdata=rdata, ttl=rec.ttl)
+
+
+def resolve(estate, request: DNSRecord) -> DNSRecord:
+    reply = request.reply()
+    qtype = QTYPE.get(request.q.qtype)
+    if qtype in ("AXFR", "IXFR"):
+        reply.header.rcode = RCODE.REFUSED
+        return reply
+    soa = [r for r in estate.records[estate.domain] if r.rtype == "SOA"][0]
+    name = str(request.q.qname).rstrip(".").lower()
+    for _ in range(_MAX_CHAIN):
+        records = estate.lookup(name)
+        if records is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+        else:
+            cname = next((r for r in records if r.rtype == "CNAME"), None)
+            if cname is not None and qtype != "CNAME":
+                reply.add_answer(_rr(name, cname))
+                name = cname.value.lower()
+                continue
+            for rec in records:
+                if qtype == "ANY" or rec.rtype == qtype:
+                    reply.add_answer(_rr(name, rec))
+        if (records is None or not reply.rr) and estate.in_zone(name):
+            reply.add_auth(_rr(estate.domain, soa))  # negative answers carry the SOA (RFC 2308)
+        break
+    return reply
+
+
+def answer(get_estate: Callable[[], object], data: bytes, udp: bool) -> bytes | None:
+    """Wire in, wire out; None for packets we cannot parse."""
+    try:
+        request = DNSRecord.parse(data)
+    except Exception:  # dnslib raises several types on garbage
+        return None
+    if request.header.qr or not request.questions:
+        return None
+    reply = resolve(get_estate(), request)
+    edns = next((r for r in request.ar if r.rtype == QTYPE.OPT), None)
+    if edns is not None:
+        reply.add_ar(EDNS0(udp_len=_EDNS_SIZE))
+    wire = reply.pack()
+    limit = max(512, min(edns.rclass, _EDNS_SIZE)) if edns is not None else 512
+    if udp and len(wire) > limit:  # tell the client to retry over TCP
+        reply.rr, reply.auth, reply.header.tc = [], [], 1
+        wire = reply.pack()
+    return wire
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, get_estate: Callable[[], object]):
+        self.get_estate = get_estate
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        wire = answer(self.get_estate, data, udp=True)
+        if wire is not None:
+            self.transport.sendto(wire, addr)
+
+
+async def _tcp_connection(get_estate, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            (length,) = struct.unpack(">H", await asyncio.wait_for(reader.readexactly(2), 30))
+            wire = answer(get_estate, await reader.readexactly(length), udp=False)
+            if wire is None:
+                break
+            writer.write(struct.pack(">H", len(wire)) + wire)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(get_estate: Callable[[], object], udp_sock: socket.socket, tcp_sock: socket.socket):
+    """Start UDP and TCP on pre-bound sockets; returns (udp transport, tcp server)."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(get_estate), sock=udp_sock)
+    server = await asyncio.start_server(lambda r, w: _tcp_connection(get_estate, r, w), sock=tcp_sock)
+    return transport, server

@@ -1,0 +1,92 @@
+"""Non-HTTP TCP services for port scanners: just enough protocol to grab a banner.
+
+ssh: sends its identification line, waits for the client's, then hangs up.
+smtp: greeting, EHLO/HELO/NOOP/RSET/QUIT; everything else is 502.
+redis: PING -> +PONG, INFO, QUIT, over inline or RESP commands; speaks only when spoken to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from functools import partial
+
+TIMEOUT = 15.0
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    data = await asyncio.wait_for(reader.readline(), TIMEOUT)
+    if not data:
+        raise ConnectionResetError
+    return data.rstrip(b"\r\n")
+
+
+async def _ssh(svc, reader, writer) -> None:
+    writer.write(svc.banner.encode() + b"\r\n")
+    await writer.drain()
+    await _line(reader)
+
+
+async def _smtp(svc, reader, writer) -> None:
+    host = svc.name
+    writer.write(svc.banner.encode() + b"\r\n")
+    while True:
+        await writer.drain()
+        verb = (await _line(reader)).split(b" ", 1)[0].upper()
+        if verb in (b"EHLO", b"HELO"):
+            writer.write(f"250-{host}\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250 8BITMIME\r\n".encode()
+                         if verb == b"EHLO" else f"250 {host}\r\n".encode())
+        elif verb in (b"NOOP", b"RSET"):
+            writer.write(b"250 2.0.0 Ok\r\n")
+        elif verb == b"QUIT":
+            writer.write(b"221 2.0.0 Bye\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"502 5.5.2 Error: command not recognized\r\n")
+
+
+async def _redis_command(reader) -> list[bytes]:
+    first = await _line(reader)
+    if not first.startswith(b"*"):  # inline command, e.g. `PING` typed into netcat
+        return first.split()
+    args = []
+    for _ in range(int(first[1:])):
+        size = int((await _line(reader))[1:])
+        args.append((await asyncio.wait_for(reader.readexactly(size + 2), TIMEOUT))[:-2])
+    return args
+
+
+async def _redis(svc, reader, writer) -> None:
+    while True:
+        args = await _redis_command(reader)
+        cmd = args[0].upper() if args else b""
+        if cmd == b"PING":
+            writer.write(b"+PONG\r\n")
+        elif cmd == b"INFO":
+            info = b"# Server\r\nredis_version:7.2.4\r\nredis_mode:standalone\r\nos:Linux\r\n"
+            writer.write(b"$%d\r\n%s\r\n" % (len(info), info))
+        elif cmd == b"QUIT":
+            writer.write(b"+OK\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"-ERR unknown command '%s'\r\n" % cmd.lower()[:32])
+        await writer.drain()
+
+
+_PROTOCOLS = {"ssh": _ssh, "smtp": _smtp, "redis": _redis}
+
+
+async def _connection(svc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        await _PROTOCOLS[svc.kind](svc, reader, writer)
+    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError, IndexError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(svc, sock: socket.socket):
+    """Serve estate.Service `svc` on a pre-bound socket."""
+    return await asyncio.start_server(partial(_connection, svc), sock=sock)
