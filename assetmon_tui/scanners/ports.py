@@ -28,7 +28,8 @@ TOP_1000: list[int] = list(TOP_PORTS)  # most common first, as nmap --top-ports
 TOP_100: list[int] = TOP_1000[:100]
 
 BANNER_CONCURRENCY = 64
-PROGRESS_EVERY = 512
+PROGRESS_EVERY = 512  # connect attempts between progress reports...
+PROGRESS_INTERVAL = 0.1  # ...and seconds
 _FD_HEADROOM = 256  # descriptors left for the event loop, banner grabs, DB...
 _POLL_MAX = 0.05  # longest epoll wait, so a stop request is seen quickly
 
@@ -115,40 +116,39 @@ def _connect_scan(
     ep = select.epoll()
     inflight: dict[int, tuple[socket.socket, str, int]] = {}
     deadlines: collections.deque = collections.deque()  # launch order == deadline order
+    # Locals: this loop runs once per port, attribute lookups add up.
+    new_socket, in_progress = socket.socket, errno.EINPROGRESS
+    sol, so_error = socket.SOL_SOCKET, socket.SO_ERROR
     retry = None
+    exhausted = False
     done = launched = 0
     report_at = PROGRESS_EVERY
-    started = time.monotonic()
+    started = report_time = time.monotonic()
     failure: BaseException | None = None
 
-    def finish(sock: socket.socket, address: str, port: int, is_open: bool) -> None:
-        nonlocal done, report_at
-        if is_open and sock.getsockname()[:2] == (address, port):
-            is_open = False  # connected to itself via the same ephemeral port
-        if is_open:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-            post(("open", address, port))
-        sock.close()
-        done += 1
-        if done >= report_at:
-            post(("progress", done))
-            report_at = done + PROGRESS_EVERY
+    def opened(sock: socket.socket, address: str, port: int) -> None:
+        try:
+            if sock.getsockname()[:2] == (address, port):
+                return  # connected to itself through the same ephemeral port
+            sock.setsockopt(sol, socket.SO_LINGER, _LINGER_RST)
+        except OSError:  # already reset by the peer: it was open all the same
+            pass
+        post(("open", address, port))
 
     try:
-        exhausted = False
         while not stop.is_set():
             now = time.monotonic()
             budget = cap - len(inflight)
             if rate:
                 budget = min(budget, int((now - started) * rate) + 1 - launched)
-            while budget > 0 and not exhausted:
+            while budget > 0:
                 target, retry = retry or next(targets, None), None
                 if target is None:
                     exhausted = True
                     break
                 address, port, family = target
                 try:
-                    sock = socket.socket(family, _NONBLOCK)
+                    sock = new_socket(family, _NONBLOCK)
                 except OSError as exc:
                     if exc.errno in _NO_FDS and inflight:
                         retry = target
@@ -157,9 +157,9 @@ def _connect_scan(
                 launched += 1
                 budget -= 1
                 err = sock.connect_ex((address, port))
-                if err == errno.EINPROGRESS:
+                if err == in_progress:
                     # On loopback/LAN the RST has often arrived already.
-                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    err = sock.getsockopt(sol, so_error)
                     if err == 0:
                         fd = sock.fileno()
                         ep.register(fd, select.EPOLLOUT)
@@ -170,8 +170,11 @@ def _connect_scan(
                     sock.close()
                     retry = target
                     break
-                finish(sock, address, port, err == 0)
-            if exhausted and not retry and not inflight:
+                elif err == 0:
+                    opened(sock, address, port)
+                sock.close()
+                done += 1
+            if exhausted and not inflight:
                 break
             if exhausted or retry or len(inflight) >= cap:
                 wait = _POLL_MAX  # nothing to launch until sockets finish
@@ -183,15 +186,23 @@ def _connect_scan(
                 wait = min(wait, max(0.0, deadlines[0][0] - now))
             for fd, _ in ep.poll(wait):
                 sock, address, port = inflight.pop(fd)
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                finish(sock, address, port, err == 0)
+                if sock.getsockopt(sol, so_error) == 0:
+                    opened(sock, address, port)
+                sock.close()
+                done += 1
             now = time.monotonic()
             while deadlines and deadlines[0][0] <= now:
                 _, fd, sock = deadlines.popleft()
-                if inflight.get(fd, (None,))[0] is sock:  # still waiting: filtered
-                    address, port = inflight.pop(fd)[1:]
-                    finish(sock, address, port, False)
-    except BaseException as exc:  # reported to the consumer, not lost in the thread
+                if inflight.get(fd, (None,))[0] is sock:  # no answer: filtered
+                    del inflight[fd]
+                    sock.close()
+                    done += 1
+            if done >= report_at and now >= report_time:
+                # Bounded in count and in time: each post wakes the event loop,
+                # which then competes with this thread for the GIL.
+                post(("progress", done))
+                report_at, report_time = done + PROGRESS_EVERY, now + PROGRESS_INTERVAL
+    except BaseException as exc:  # handed to the consumer, not lost in the thread
         failure = exc
     finally:
         for sock, _, _ in inflight.values():
@@ -248,31 +259,39 @@ async def scan(
         name="assetmon-portscan",
         daemon=True,
     )
+    # Banner grabs: at most BANNER_CONCURRENCY tasks; the rest wait as plain
+    # tuples (a host that "opens" every port must not cost 65k tasks).
+    backlog: collections.deque[tuple[str, int]] = collections.deque()
     grabs: set[asyncio.Task] = set()
-    waiting_grabs = 0
-    semaphore = asyncio.Semaphore(BANNER_CONCURRENCY)
+    running = 0
 
     async def grab_one(address: str, port: int) -> None:
-        async with semaphore:
-            banner, service = await grab(address, port, options.banner_timeout)
+        banner, service = await grab(address, port, options.banner_timeout)
         queue.put_nowait(("result", PortResult(address, port, banner, service)))
+
+    def start_grabs() -> None:
+        nonlocal running
+        while backlog and running < BANNER_CONCURRENCY:
+            task = asyncio.create_task(grab_one(*backlog.popleft()))
+            grabs.add(task)
+            task.add_done_callback(grabs.discard)
+            running += 1
 
     worker.start()
     scanning = True
     try:
-        while scanning or waiting_grabs:
+        while scanning or running:
             kind, *rest = await queue.get()
             if kind == "open":
                 address, port = rest
                 if not options.banners:
                     yield PortResult(address, port, service=PORT_NAMES.get(port, ""))
                     continue
-                task = asyncio.create_task(grab_one(address, port))
-                grabs.add(task)
-                task.add_done_callback(grabs.discard)
-                waiting_grabs += 1
+                backlog.append((address, port))
+                start_grabs()
             elif kind == "result":
-                waiting_grabs -= 1
+                running -= 1
+                start_grabs()
                 yield rest[0]
             elif kind == "progress" and progress:
                 progress(rest[0], total)
@@ -290,3 +309,4 @@ async def scan(
         # Wait for the worker to close its sockets (it polls `stop` every 50 ms).
         while scanning:
             scanning = (await queue.get())[0] != "done"
+        worker.join(1)  # "done" is its last act: this returns at once

@@ -1,0 +1,214 @@
+"""Bulk DNS resolution with dnspython's asyncio resolver.
+
+A fixed pool of workers pulls names from a shared iterator, so memory and
+sockets stay bounded however long the list; results are yielded as each name
+completes. Failures are statuses, never exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+
+import dns.asyncresolver
+import dns.exception
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from assetmon_tui.core.sanitize import clean_text
+
+VALUE_LIMIT = 1024  # TXT records can be long; keep them, within reason
+_CHAIN_LIMIT = 16  # CNAME hops followed inside one response
+
+
+@dataclass
+class DnsOptions:
+    nameservers: list[str] = field(default_factory=list)  # "host:port" or "host"; empty = system
+    rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME")
+    concurrency: int = 200
+    timeout: float = 2.0  # per query attempt
+    retries: int = 2  # retries on timeout
+
+
+@dataclass
+class DnsRecord:
+    name: str
+    rtype: str
+    value: str
+    ttl: int | None = None
+
+
+@dataclass
+class DnsResult:
+    name: str
+    status: str  # "ok" | "nxdomain" | "nodata" | "servfail" | "timeout" | "error"
+    records: list[DnsRecord]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [r.value for r in self.records if r.rtype in ("A", "AAAA")]
+
+    @property
+    def cnames(self) -> list[str]:
+        return [r.value for r in self.records if r.rtype == "CNAME"]
+
+
+def normalise(name: str) -> str:
+    return name.strip().lower().rstrip(".")
+
+
+def _nameserver(spec: str) -> dns.nameserver.Nameserver:
+    spec = spec.strip()
+    host, port = spec, 53
+    if spec.startswith("["):  # [::1]:5353
+        host, _, rest = spec[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else 53
+    elif spec.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
+        host, _, port_text = spec.partition(":")
+        port = int(port_text)
+    return dns.nameserver.Do53Nameserver(host, port)
+
+
+def make_resolver(options: DnsOptions) -> dns.asyncresolver.Resolver:
+    if options.nameservers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [_nameserver(s) for s in options.nameservers]
+    else:
+        resolver = dns.asyncresolver.Resolver()
+    resolver.timeout = options.timeout
+    # dnspython retries until `lifetime` runs out, sleeping 0.1, 0.2, ... s
+    # between rounds; budget one attempt per retry plus those pauses.
+    retries = max(0, options.retries)
+    backoff = sum(min(0.1 * 2**i, 2.0) for i in range(retries))
+    resolver.lifetime = options.timeout * (retries + 1) + backoff
+    return resolver
+
+
+def _value(rdata) -> str:
+    kind = rdata.rdtype
+    if kind in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        text = rdata.address
+    elif kind in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR):
+        text = normalise(rdata.target.to_text())
+    elif kind == dns.rdatatype.MX:
+        text = f"{rdata.preference} {normalise(rdata.exchange.to_text())}"
+    elif kind in (dns.rdatatype.TXT, dns.rdatatype.SPF):
+        text = b"".join(rdata.strings).decode("utf-8", "replace")
+    else:
+        text = rdata.to_text()
+    return clean_text(text, VALUE_LIMIT)  # zone content is attacker-controlled
+
+
+def _records(qname: dns.name.Name, rtype: str, response: dns.message.Message) -> list[DnsRecord]:
+    """CNAME hops from qname (in order), then the rtype records at the end."""
+    wanted = dns.rdatatype.from_text(rtype)
+    records: list[DnsRecord] = []
+    current = qname
+    for _ in range(_CHAIN_LIMIT):
+        cname = response.get_rrset(response.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if cname is None or wanted == dns.rdatatype.CNAME:
+            break
+        target = cname[0].target
+        records.append(DnsRecord(_text(current), "CNAME", _value(cname[0]), cname.ttl))
+        current = target
+    final = response.get_rrset(response.answer, current, dns.rdataclass.IN, wanted)
+    if final is not None:
+        records += [DnsRecord(_text(current), rtype, _value(r), final.ttl) for r in final]
+    return records
+
+
+def _text(name: dns.name.Name) -> str:
+    return clean_text(normalise(name.to_text()), VALUE_LIMIT)
+
+
+async def _query(resolver, qname: dns.name.Name, rtype: str) -> tuple[str, list[DnsRecord]]:
+    try:
+        answer = await resolver.resolve(qname, rtype, raise_on_no_answer=False, search=False)
+    except dns.resolver.NXDOMAIN as exc:
+        # A dangling CNAME (target does not exist) still tells us the chain.
+        response = exc.responses().get(qname)
+        return "nxdomain", _records(qname, rtype, response) if response else []
+    except dns.resolver.NoNameservers as exc:
+        rcodes = {str(error[3]) for error in exc.kwargs.get("errors", [])}
+        return ("servfail" if "SERVFAIL" in rcodes else "error"), []
+    except dns.exception.Timeout:
+        return "timeout", []
+    except (dns.exception.DNSException, OSError, ValueError):
+        return "error", []
+    records = _records(qname, rtype, answer.response)
+    return ("ok" if records else "nodata"), records
+
+
+# When queries for one name disagree, the most telling status wins.
+_PRIORITY = ("ok", "nxdomain", "servfail", "timeout", "error", "nodata")
+
+
+async def resolve_one(resolver, name: str, rtypes: tuple[str, ...]) -> DnsResult:
+    try:
+        qname = dns.name.from_text(name)
+    except (dns.exception.DNSException, ValueError):  # empty label, too long...
+        return DnsResult(name, "error", [])
+    rtypes = tuple(dict.fromkeys(t.upper() for t in rtypes))
+    first = await _query(resolver, qname, rtypes[0])
+    outcomes = [first]
+    # A missing or unreachable name is missing for every type: stop early.
+    if first[0] not in ("nxdomain", "timeout") and len(rtypes) > 1:
+        outcomes += await asyncio.gather(*(_query(resolver, qname, t) for t in rtypes[1:]))
+    records: list[DnsRecord] = []
+    seen: set[tuple[str, str, str]] = set()
+    for _, found in outcomes:
+        for record in found:
+            key = (record.name, record.rtype, record.value)
+            if key not in seen:  # A and AAAA both report the same CNAME chain
+                seen.add(key)
+                records.append(record)
+    statuses = {status for status, _ in outcomes}
+    status = "ok" if records else next(s for s in _PRIORITY if s in statuses)
+    return DnsResult(name, status, records)
+
+
+async def resolve(
+    names: Iterable[str],
+    options: DnsOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> AsyncIterator[DnsResult]:
+    """Resolve each name (lowercased, no trailing dot, duplicates dropped)
+    for options.rtypes; yield DnsResults as they complete."""
+    for rtype in options.rtypes:  # a typo here is a caller bug: say so up front
+        try:
+            dns.rdatatype.from_text(rtype)
+        except dns.exception.DNSException:
+            raise ValueError(f"unknown DNS record type {rtype!r}") from None
+    unique = list(dict.fromkeys(n for n in map(normalise, names) if n))
+    total = len(unique)
+    if not total or not options.rtypes:
+        return
+    resolver = make_resolver(options)
+    todo = iter(unique)
+    results: asyncio.Queue[DnsResult | BaseException] = asyncio.Queue()
+
+    async def worker() -> None:
+        try:
+            for name in todo:  # shared iterator: each name goes to one worker
+                results.put_nowait(await resolve_one(resolver, name, options.rtypes))
+        except Exception as exc:  # a bug, not a DNS failure: surface it
+            results.put_nowait(exc)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(max(1, options.concurrency), total))]
+    try:
+        for done in range(1, total + 1):
+            result = await results.get()
+            if isinstance(result, BaseException):
+                raise result
+            if progress:
+                progress(done, total)
+            yield result
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

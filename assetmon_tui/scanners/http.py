@@ -1,0 +1,317 @@
+"""HTTP(S) probing of web services with httpx.
+
+Every exchange (redirects included) is bounded by one deadline and the body by
+a byte cap, so slow or endless servers cannot stall a scan. We connect to the
+address our own DNS stage found while sending the real Host header and SNI,
+and follow redirects only on the same host name: a scanned site must never
+steer us to some other machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.cookiejar
+import ipaddress
+import socket
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from selectolax.lexbor import LexborHTMLParser
+
+from assetmon_tui.core.sanitize import clean_text
+
+HTTPS_PORTS = frozenset({443, 2083, 2087, 2096, 4443, 5443, 6443, 7443, 8443, 8834, 9443, 10443})
+HTTP_PORTS = frozenset(
+    {80, 81, 591, 2082, 2086, 2095, 3000, 4200, 5000, 5601, 7001, 8000, 8008, 8080,
+     8081, 8082, 8088, 8090, 8180, 8280, 8800, 8880, 8888, 9000, 9090, 9200, 10000}
+)
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+TITLE_LIMIT, HEADER_LIMIT, URL_LIMIT, MAX_HEADERS = 256, 512, 2048, 64
+
+
+@dataclass
+class HttpOptions:
+    concurrency: int = 50
+    timeout: float = 5.0  # whole exchange per target, redirects included
+    max_body: int = 1_000_000  # bytes read at most
+    max_redirects: int = 5
+    user_agent: str = "assetmon/0.1"
+    verify_tls: bool = False
+
+
+@dataclass
+class HttpTarget:
+    host: str  # name sent as Host header / SNI
+    port: int
+    scheme: str  # "http" | "https"
+    address: str | None = None  # IP to connect to; None = resolve host normally
+    path: str = "/"
+
+
+@dataclass
+class HttpResult:
+    url: str  # scheme://host[:port]/path requested (host name, not IP)
+    host: str
+    port: int
+    scheme: str
+    status: int | None
+    title: str = ""
+    server: str = ""
+    content_type: str = ""
+    content_length: int | None = None  # Content-Length header, else bytes read
+    redirects: list[str] = field(default_factory=list)  # Location URLs, in order
+    final_url: str = ""  # last URL actually fetched
+    response_ms: float | None = None  # until the final response's headers
+    error: str = ""  # "" when we got an HTTP answer
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""  # capped; not persisted
+    truncated: bool = False  # body cut by max_body or by the deadline
+
+
+def web_targets(host: str, address: str | None, open_ports: Iterable[int] | None) -> list[HttpTarget]:
+    """http:80 + https:443 when ports are unknown, else the open web ports."""
+    if open_ports is None:
+        return [HttpTarget(host, 80, "http", address), HttpTarget(host, 443, "https", address)]
+    targets = []
+    for port in sorted(set(open_ports)):
+        if port in HTTPS_PORTS:
+            targets.append(HttpTarget(host, port, "https", address))
+        elif port in HTTP_PORTS:
+            targets.append(HttpTarget(host, port, "http", address))
+    return targets
+
+
+def _authority(host: str, port: int, scheme: str) -> str:
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    default = (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
+    return host if default else f"{host}:{port}"
+
+
+def _path(path: str) -> str:
+    return path if path.startswith("/") else "/" + path
+
+
+def _reason(exc: BaseException) -> str:
+    """Short, stable error text for the UI (refused, timeout, tls, dns...)."""
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return "timeout"
+    seen, cause = [], exc
+    while cause is not None and len(seen) < 8:
+        seen.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for cause in seen:
+        if isinstance(cause, ssl.SSLError):
+            return clean_text(f"tls: {cause.reason or cause}", 120)
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused"
+        if isinstance(cause, ConnectionResetError):
+            return "reset"
+        if isinstance(cause, socket.gaierror):
+            return "dns"
+    text = str(exc).lower()
+    if "refused" in text:
+        return "refused"
+    if "ssl" in text or "tls" in text or "certificate" in text:
+        return clean_text(f"tls: {exc}", 120)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return clean_text(f"protocol: {exc}", 120)
+    return clean_text(f"{type(exc).__name__}: {exc}".rstrip(": "), 120)
+
+
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        # Inventory, not trust: accept self-signed and legacy servers too.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with contextlib.suppress(ValueError, ssl.SSLError):
+            context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def make_client(options: HttpOptions) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        verify=_tls_context(options.verify_tls),
+        trust_env=False,  # never route scans through a proxy from the environment
+        follow_redirects=False,  # done by hand, same host only
+        timeout=httpx.Timeout(options.timeout),
+        # No reuse: connections are keyed by IP, but SNI/Host differ per target.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+        # No cookie jar: one site's cookies must not reach another on the same IP.
+        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+    )
+
+
+class _Decoder:
+    """gzip/deflate decoding that never inflates past the byte cap (we ask
+    for identity, but a hostile server may send a compression bomb anyway)."""
+
+    def __init__(self, encoding: str):
+        compressed = encoding.strip().lower() in ("gzip", "x-gzip", "deflate")
+        # wbits 32+: accept both gzip and zlib headers.
+        self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS) if compressed else None
+
+    def __call__(self, data: bytes, room: int) -> bytes:
+        if self._zlib is None:
+            return data[:room]
+        try:
+            return self._zlib.decompress(data, room)
+        except zlib.error:
+            self._zlib = None  # not what it claimed: keep the raw bytes
+            return data[:room]
+
+
+async def _read_body(response: httpx.Response, limit: int, deadline: float) -> tuple[bytes, bool]:
+    """Read at most `limit` bytes before `deadline`; returns (body, truncated)."""
+    decode = _Decoder(response.headers.get("content-encoding", ""))
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for raw in response.aiter_raw():
+                chunk = decode(raw, limit - size)
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    return b"".join(chunks), True
+    except (TimeoutError, httpx.HTTPError, OSError):  # keep what arrived
+        return b"".join(chunks), True
+    return b"".join(chunks), False
+
+
+def _title(body: bytes, content_type: str, charset: str | None) -> str:
+    if "html" not in content_type.lower() and not body.lstrip()[:1] == b"<":
+        return ""
+    try:
+        text = body.decode(charset or "utf-8", "replace")
+    except (LookupError, ValueError):  # unknown or unusable charset name
+        text = body.decode("utf-8", "replace")
+    node = LexborHTMLParser(text).css_first("title")
+    return clean_text(node.text(), TITLE_LIMIT) if node is not None else ""
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in response.headers.multi_items():
+        key = clean_text(key.lower(), 64)
+        if key in headers:
+            headers[key] = clean_text(f"{headers[key]}, {value}", HEADER_LIMIT)
+        elif len(headers) < MAX_HEADERS:
+            headers[key] = clean_text(value, HEADER_LIMIT)
+    return headers
+
+
+async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: HttpOptions) -> HttpResult:
+    """Fetch one target, following same-host redirects; never raises."""
+    host = target.host.strip().lower().rstrip(".")
+    scheme, port, path = target.scheme.lower(), target.port, _path(target.path)
+    url = f"{scheme}://{_authority(host, port, scheme)}{path}"
+    result = HttpResult(url=url, host=host, port=port, scheme=scheme, status=None)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + options.timeout
+    for hop in range(options.max_redirects + 1):
+        connect_host = target.address or host
+        headers = {"Host": _authority(host, port, scheme), "User-Agent": options.user_agent,
+                   "Accept": "*/*", "Accept-Encoding": "identity"}
+        sni = scheme == "https" and target.address and not _is_ip(host)
+        extensions = {"sni_hostname": host} if sni else {}
+        try:
+            request = client.build_request(
+                "GET", f"{scheme}://{_authority(connect_host, port, scheme)}{path}",
+                headers=headers, extensions=extensions)
+            async with asyncio.timeout_at(deadline):
+                response = await client.send(request, stream=True)
+        except Exception as exc:
+            if result.status is None:  # a failed redirect hop keeps the answer we had
+                result.error = _reason(exc)
+            return result
+        try:
+            result.status = response.status_code
+            result.response_ms = round((loop.time() - started) * 1000, 1)
+            result.final_url = clean_text(url, URL_LIMIT)
+            result.headers = _headers(response)
+            result.server = result.headers.get("server", "")
+            result.content_type = clean_text(response.headers.get("content-type", ""), 128)
+            location = response.headers.get("location") if response.status_code in REDIRECT_CODES else None
+            if location:
+                next_url = urljoin(url, location.strip())
+                result.redirects.append(clean_text(next_url, URL_LIMIT))
+                parts = _same_host(next_url, host)
+                if parts and hop < options.max_redirects and next_url != url:
+                    scheme, port, path = parts
+                    url = f"{scheme}://{_authority(host, port, scheme)}{path}"
+                    continue
+            result.body, result.truncated = await _read_body(response, options.max_body, deadline)
+            declared = response.headers.get("content-length", "")
+            result.content_length = int(declared) if declared.isdigit() else len(result.body)
+            result.title = _title(result.body, result.content_type, response.charset_encoding)
+            return result
+        finally:
+            await response.aclose()
+    return result
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_host(url: str, host: str) -> tuple[str, int, str] | None:
+    """(scheme, port, path) when `url` stays on `host` over http(s), else None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # bad port in Location
+        return None
+    if parts.scheme not in ("http", "https") or (parts.hostname or "").rstrip(".") != host:
+        return None
+    path = _path(parts.path) + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, port, path
+
+
+async def probe(
+    targets: Iterable[HttpTarget],
+    options: HttpOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> AsyncIterator[HttpResult]:
+    """Probe targets with bounded concurrency; yield results as they complete."""
+    todo = list(targets)
+    total = len(todo)
+    if not total:
+        return
+    pending = iter(todo)
+    results: asyncio.Queue[HttpResult | BaseException] = asyncio.Queue()
+
+    async with make_client(options) as client:
+
+        async def worker() -> None:
+            try:
+                for target in pending:  # shared iterator: each target goes to one worker
+                    results.put_nowait(await probe_one(client, target, options))
+            except Exception as exc:  # a bug, not a network failure: surface it
+                results.put_nowait(exc)
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(max(1, options.concurrency), total))]
+        try:
+            for done in range(1, total + 1):
+                result = await results.get()
+                if isinstance(result, BaseException):
+                    raise result
+                if progress:
+                    progress(done, total)
+                yield result
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)

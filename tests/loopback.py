@@ -1,0 +1,335 @@
+"""Loopback test servers: fake DNS, scriptable HTTP(S), banner/silent TCP.
+
+Every server binds 127.0.0.x on a free port, runs in a daemon thread (so sync
+and async tests can use it alike) and is a context manager that stops it.
+Nothing here ever talks to a non-loopback address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from dnslib import AAAA, CNAME, MX, NS, QTYPE, RCODE, RR, TXT, A, DNSRecord
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (also usable as a "closed" port)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------- DNS
+
+_RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "NS": NS, "TXT": TXT}
+
+
+class FakeDNS:
+    """UDP DNS server answering from a dict zone.
+
+    zone = {"www.acme.test": {"A": ["127.0.0.2"], "AAAA": ["::1"]},
+            "alias.acme.test": {"CNAME": ["www.acme.test"]},
+            "acme.test": {"MX": ["10 mail.acme.test"], "TXT": ["v=spf1 -all"]},
+            "broken.acme.test": "SERVFAIL",   # or "REFUSED"
+            "slow.acme.test": "DROP"}         # never answered
+    Names not in the zone get NXDOMAIN; CNAMEs are chased inside the zone
+    like a recursive resolver would (NXDOMAIN + chain for a dangling one).
+    """
+
+    def __init__(self, zone: dict, host: str = "127.0.0.1", ttl: int = 300):
+        self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
+        self.ttl = ttl
+        self.queries: list[tuple[str, str]] = []  # (name, type) as received
+        self.times: list[float] = []  # time.monotonic() of each query
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((host, 0))
+        self._sock.settimeout(0.05)
+        self.host, self.port = self._sock.getsockname()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="fake-dns")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __enter__(self) -> FakeDNS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self._sock.recvfrom(4096)
+            except (TimeoutError, OSError):
+                continue
+            reply = self._answer(DNSRecord.parse(data))
+            if reply is not None:
+                self._sock.sendto(reply.pack(), peer)
+
+    def _answer(self, request: DNSRecord) -> DNSRecord | None:
+        qname = str(request.q.qname).rstrip(".").lower()
+        qtype = QTYPE[request.q.qtype]
+        self.queries.append((qname, qtype))
+        self.times.append(time.monotonic())
+        reply = request.reply()
+        name = qname
+        for _ in range(10):
+            entry = self.zone.get(name)
+            if entry is None:
+                reply.header.rcode = RCODE.NXDOMAIN
+            elif entry == "DROP":
+                return None
+            elif isinstance(entry, str):
+                reply.header.rcode = getattr(RCODE, entry)
+            elif "CNAME" in entry and qtype != "CNAME":
+                target = entry["CNAME"][0]
+                reply.add_answer(RR(name, QTYPE.CNAME, rdata=CNAME(target), ttl=self.ttl))
+                name = target.lower().rstrip(".")
+                continue
+            else:
+                for value in entry.get(qtype, []):
+                    rdata = _rdata(qtype, value)
+                    reply.add_answer(RR(name, getattr(QTYPE, qtype), rdata=rdata, ttl=self.ttl))
+            return reply
+        return reply
+
+
+def _rdata(qtype: str, value: str):
+    if qtype == "MX":
+        preference, _, exchange = value.partition(" ")
+        return MX(exchange, int(preference))
+    return _RDATA[qtype](value)
+
+
+# -------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    sni: str | None = None
+
+
+Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def page(body: str | bytes, status: int = 200, content_type: str = "text/html; charset=utf-8",
+         headers: dict[str, str] | None = None) -> Handler:
+    data = body.encode() if isinstance(body, str) else body
+
+    async def handle(request: Request, writer: asyncio.StreamWriter) -> None:
+        head = {"Content-Type": content_type, "Content-Length": str(len(data)),
+                "Connection": "close", **(headers or {})}
+        writer.write(_head(status, head) + data)
+    return handle
+
+
+def redirect(location: str, status: int = 302) -> Handler:
+    return page(b"", status=status, headers={"Location": location})
+
+
+def stall(partial: bytes = b"<html><title>slow</title>", declared: int = 100_000) -> Handler:
+    """Send headers and part of the body, then never finish."""
+    async def handle(request: Request, writer: asyncio.StreamWriter) -> None:
+        head = {"Content-Type": "text/html", "Content-Length": str(declared)}
+        writer.write(_head(200, head) + partial)
+        await writer.drain()
+        await asyncio.sleep(3600)
+    return handle
+
+
+def endless(chunk: bytes = b"A" * 65536) -> Handler:
+    """A body that never ends (no Content-Length), as fast as the client reads."""
+    async def handle(request: Request, writer: asyncio.StreamWriter) -> None:
+        writer.write(_head(200, {"Content-Type": "application/octet-stream", "Connection": "close"}))
+        while True:
+            writer.write(chunk)
+            await writer.drain()
+    return handle
+
+
+def make_cert(directory: Path, names: list[str]) -> tuple[Path, Path]:
+    """Self-signed EC certificate for `names` (+127.0.0.1); returns (cert, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class HttpServer:
+    """HTTP/1.x server with scripted routes {path: handler}; unknown paths 404.
+
+    tls=(cert, key) serves HTTPS and records the SNI name of each request.
+    `requests` lists what was received (method, path, headers, sni).
+    """
+
+    def __init__(self, routes: dict[str, Handler], host: str = "127.0.0.1",
+                 tls: tuple[Path, Path] | None = None):
+        self.routes = routes
+        self.host = host
+        self.requests: list[Request] = []
+        self._ssl = None
+        self._sni: dict[int, str | None] = {}  # id(SSLObject) -> name sent by the client
+        if tls:
+            self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._ssl.load_cert_chain(*tls)
+            self._ssl.sni_callback = lambda obj, name, ctx: self._sni.__setitem__(id(obj), name)
+        self._loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task] = set()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="http-server")
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
+
+    def __enter__(self) -> HttpServer:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("test HTTP server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._shutdown)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._client, self.host, 0, ssl=self._ssl))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def _shutdown(self) -> None:
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        self._loop.call_later(0.05, self._loop.stop)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            line, *rest = head.decode("latin-1").split("\r\n")
+            method, path, _ = line.split(" ", 2)
+            headers = {}
+            for item in rest:
+                if ":" in item:
+                    key, _, value = item.partition(":")
+                    headers[key.strip().lower()] = value.strip()
+            ssl_object = writer.get_extra_info("ssl_object")
+            request = Request(method, path, headers, self._sni.get(id(ssl_object)) if ssl_object else None)
+            self.requests.append(request)
+            handler = self.routes.get(path.split("?")[0]) or page("not found", status=404)
+            await handler(request, writer)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+
+# --------------------------------------------------------------------- TCP
+
+
+@dataclass
+class TcpServer:
+    """Listening socket that sends `banner` on accept (None: stays silent)
+    and holds connections open until the peer closes or the server stops."""
+
+    banner: bytes | None = None
+    host: str = "127.0.0.1"
+    accepted: int = 0
+    port: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> TcpServer:
+        self._listener = socket.create_server((self.host, 0), backlog=128)
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="tcp-server")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _serve(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ)
+        try:
+            while not self._stop.is_set():
+                for key, _ in selector.select(0.05):
+                    if key.fileobj is self._listener:
+                        try:
+                            conn, _ = self._listener.accept()
+                        except BlockingIOError:
+                            continue
+                        self.accepted += 1
+                        try:
+                            if self.banner is not None:
+                                conn.sendall(self.banner)
+                        except OSError:  # scanners close with RST, often before this
+                            conn.close()
+                            continue
+                        conn.setblocking(False)
+                        selector.register(conn, selectors.EVENT_READ)
+                    else:
+                        try:
+                            data = key.fileobj.recv(4096)
+                        except OSError:
+                            data = b""
+                        if not data:
+                            selector.unregister(key.fileobj)
+                            key.fileobj.close()
+        finally:
+            for key in list(selector.get_map().values()):
+                key.fileobj.close()
+            selector.close()
