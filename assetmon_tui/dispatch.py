@@ -90,9 +90,9 @@ class CeleryBackend:
     @property
     def app(self):
         if self._app is None:
-            from worker.celery_app import app
+            from worker.celery_app import make_app
 
-            self._app = app
+            self._app = make_app(self.settings)  # this dispatcher's settings, not the import-time ones
         return self._app
 
     def redis_ok(self) -> bool:
@@ -203,7 +203,8 @@ class Dispatcher:
             except Exception as exc:  # Redis vanished between the check and now
                 log.warning("could not queue scan %s on Celery (%s); running it here", scan.id, exc)
                 self.check_health()
-        self.thread.start(scan.id)  # the pipeline's claim records backend and owner
+        repo.set_backend(scan.id, "thread", owner=self.owner)
+        self.thread.start(scan.id)
         return repo.get_scan(scan.id)
 
     def poll(self, scan_id: int) -> tuple[Scan, Progress]:

@@ -61,6 +61,9 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
         run.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     run.finish("cancelled" if run.cancelled else "done")
+    from .events import after_scan
+
+    after_scan(scan_id)  # change events + notifications; never raises, no-op unless done
     return run.progress
 
 
@@ -69,7 +72,7 @@ class _Found:
     """What earlier modules learned, for later ones."""
 
     addresses: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # name -> IPs
-    open_ports: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # IP -> ports
+    open_ports: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))  # IP -> port -> service
     direct: set[str] = field(default_factory=set)  # IP targets
     urls: list[str] = field(default_factory=list)
 
@@ -240,7 +243,7 @@ class _Run:
         )
         results = []
         async for result in scan(self._all_addresses(), ports, options, self.ticker("ports")):
-            self.found.open_ports[result.address].add(result.port)
+            self.found.open_ports[result.address][result.port] = result.service
             results.append(result)
             self.progress.count("services")
         await asyncio.to_thread(self._save_ports, results)
@@ -262,10 +265,10 @@ class _Run:
             if name not in self.scope:
                 continue
             for address in sorted(addresses)[:1]:  # one address per name is enough to probe
-                ports = self.found.open_ports.get(address, set()) if scanned_ports else None
+                ports = self.found.open_ports.get(address, {}) if scanned_ports else None
                 targets += web_targets(name, address, ports)
         for address in sorted(self.found.direct):
-            ports = self.found.open_ports.get(address, set()) if scanned_ports else None
+            ports = self.found.open_ports.get(address, {}) if scanned_ports else None
             targets += web_targets(address, address, ports)
         for url in self.found.urls:
             from urllib.parse import urlsplit

@@ -161,6 +161,7 @@ class Worker:
 
     def start(self) -> "Worker":
         self.home.mkdir(parents=True, exist_ok=True)
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
              "--concurrency", "1", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
@@ -173,7 +174,9 @@ class Worker:
 
     def ready(self) -> bool:
         assert self.proc.poll() is None, f"worker exited: {self.log.read_text()[-3000:]}"
-        return "ready." in self.log.read_text()
+        with self.log.open("rb") as fh:
+            fh.seek(self._log_start)
+            return b"ready." in fh.read()
 
     def kill(self) -> None:
         """SIGKILL the whole worker, children included: a crash, not a shutdown."""

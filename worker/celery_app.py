@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 
-from assetmon_tui.core.config import get_settings
+from assetmon_tui.core.config import Settings, get_settings
 
 QUEUE = "assetmon"
 
 
-def make_app() -> Celery:
-    settings = get_settings()
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
     app = Celery("assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -26,6 +28,10 @@ def make_app() -> Celery:
         result_expires=7 * 24 * 3600,
         broker_transport_options={"visibility_timeout": settings.scan_time_limit + 600},
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker outlives a Redis restart
+        # Keep running scans through a broker outage: they persist to the DB and
+        # the row's atomic claim stops a redelivered copy from running twice.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_timeout=settings.health_timeout,
         redis_socket_connect_timeout=settings.health_timeout,
         redis_socket_timeout=2,  # a dead Redis must not freeze a poll for long
@@ -36,3 +42,4 @@ def make_app() -> Celery:
 
 
 app = make_app()
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the log

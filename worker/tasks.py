@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import socket
 
@@ -9,13 +10,18 @@ from assetmon_tui.core.progress import Progress
 
 from .celery_app import app
 
+log = logging.getLogger(__name__)
+
 
 @app.task(name="assetmon.run_scan", bind=True)
 def run_scan(self, scan_id: int) -> dict:
     from assetmon_tui.pipeline import run_scan as run
 
     def report(progress: Progress) -> None:
-        self.update_state(state="PROGRESS", meta=progress.to_dict())
+        try:
+            self.update_state(state="PROGRESS", meta=progress.to_dict())
+        except Exception as exc:  # Redis away: the scan goes on, the row has the truth
+            log.warning("progress of scan %s not published: %s", scan_id, exc)
 
     # Exceptions propagate on purpose: Celery records FAILURE, the row says why.
     return run(scan_id, report, backend="celery").to_dict()

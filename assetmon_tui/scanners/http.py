@@ -73,15 +73,18 @@ class HttpResult:
     truncated: bool = False  # body cut by max_body or by the deadline
 
 
-def web_targets(host: str, address: str | None, open_ports: Iterable[int] | None) -> list[HttpTarget]:
-    """http:80 + https:443 when ports are unknown, else the open web ports."""
+def web_targets(host: str, address: str | None, open_ports: Iterable[int] | dict[int, str] | None) -> list[HttpTarget]:
+    """http:80 + https:443 when ports are unknown, else the open web ports.
+    `open_ports` may map port -> service name from the banner grab, so a web
+    server on an odd port (which answered the grab's HTTP probe) is probed too."""
     if open_ports is None:
         return [HttpTarget(host, 80, "http", address), HttpTarget(host, 443, "https", address)]
+    services = open_ports if isinstance(open_ports, dict) else dict.fromkeys(open_ports, "")
     targets = []
-    for port in sorted(set(open_ports)):
-        if port in HTTPS_PORTS:
+    for port, service in sorted(services.items()):
+        if port in HTTPS_PORTS or service == "https":
             targets.append(HttpTarget(host, port, "https", address))
-        elif port in HTTP_PORTS:
+        elif port in HTTP_PORTS or service == "http":
             targets.append(HttpTarget(host, port, "http", address))
     return targets
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from ..core.config import get_settings
-from . import models  # noqa: F401  (registers the tables)
+from . import models, monitor  # noqa: F401  (registers the tables)
 
 _engines: dict[tuple[int, str], Engine] = {}
 _lock = threading.Lock()
@@ -44,7 +44,8 @@ def get_engine(url: str | None = None) -> Engine:
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                                       connect_args={"options": "-c TimeZone=UTC"})  # stored times are UTC
             SQLModel.metadata.create_all(engine)
             _engines[key] = engine
         return engine

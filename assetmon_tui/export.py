@@ -1,0 +1,239 @@
+"""Export a project's inventory and change events: json, jsonl, csv, md, html.
+
+Everything scanned hosts sent is hostile: HTML and Markdown escape every
+value (the HTML report also forbids scripts with a CSP), CSV cells that a
+spreadsheet would run as formulas are quoted with a leading apostrophe.
+Secret values never leave: findings carry their redacted form only (API
+endpoint findings, which are paths rather than secrets, keep theirs).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections import Counter
+from datetime import datetime
+
+from .core.sanitize import clean_text
+from .store import monitor, repo
+from .store.models import utcnow
+
+FORMATS = ("json", "jsonl", "csv", "md", "html")
+SECTIONS = (("hosts", "host"), ("dns", "dns"), ("services", "service"), ("http", "http"), ("findings", "finding"))
+# Columns the human-readable formats show (json, jsonl and csv carry every field).
+COLUMNS = {
+    "event": ("scan", "severity", "type", "summary", "created_at"),
+    "host": ("name", "is_address", "dns_status", "first_seen", "last_seen"),
+    "dns": ("host", "rtype", "value", "ttl", "last_seen"),
+    "service": ("host", "port", "service", "banner", "last_seen"),
+    "http": ("url", "status", "title", "server", "tech", "content_length", "last_seen"),
+    "finding": ("severity", "kind", "rule", "host", "location", "line", "value", "last_seen"),
+}
+
+
+def export(project: str | int, fmt: str, since_scan: int | None = None) -> str:
+    """The whole report as text. `since_scan` keeps events of later scans only."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    doc = collect(project, since_scan)
+    return {"json": _json, "jsonl": _jsonl, "csv": _csv, "md": _markdown, "html": _html}[fmt](doc)
+
+
+def collect(project: str | int, since_scan: int | None = None) -> dict:
+    p = repo.get_project(project)
+
+    def seen(row) -> dict:
+        return {"first_seen": _time(row.first_seen), "last_seen": _time(row.last_seen),
+                "first_scan": row.first_scan_id, "last_scan": row.last_scan_id}
+
+    inventory = {
+        "hosts": [{"name": h.name, "is_address": h.is_address, "dns_status": h.dns_status, **seen(h)}
+                  for h in repo.hosts(p.id)],
+        "dns": [{"host": name, "rtype": r.rtype, "value": r.value, "ttl": r.ttl, **seen(r)}
+                for r, name in repo.dns_records(p.id)],
+        "services": [{"host": name, "port": s.port, "service": s.service, "banner": s.banner, **seen(s)}
+                     for s, name in repo.services(p.id)],
+        "http": [{"host": name, "url": e.url, "status": e.status, "title": e.title, "server": e.server,
+                  "content_type": e.content_type, "content_length": e.content_length, "tech": e.tech,
+                  "final_url": e.final_url, "response_ms": e.response_ms, "tls": _loads(e.tls),
+                  "favicon_hash": e.favicon_hash, "error": e.error, **seen(e)}
+                 for e, name in repo.endpoints(p.id)],
+        "findings": [_finding(f, name, seen(f)) for f, name in monitor.findings(p.id)],
+    }
+    events = reversed(monitor.list_events(p.id, since_scan=since_scan, limit=None))
+    return {
+        "project": p.name,
+        "generated_at": _time(utcnow()),
+        "inventory": inventory,
+        "events": [{"type": e.type, "severity": e.severity, "summary": e.summary, "scan": e.scan_id,
+                    "prev_scan": e.prev_scan_id, "entity": e.entity, "created_at": _time(e.created_at)}
+                   for e in events],
+    }
+
+
+def _finding(f, host: str, seen: dict) -> dict:
+    shown = f.value if f.kind == "endpoint" else f.redacted
+    context = f.context or ""
+    if f.value and f.kind != "endpoint":
+        context = context.replace(f.value, f.redacted or "[redacted]")
+    return {"kind": f.kind, "rule": f.rule, "severity": f.severity, "confidence": f.confidence, "host": host,
+            "location": f.location, "line": f.line, "column": f.column, "value": shown, "context": context,
+            "fingerprint": f.fingerprint, **seen}
+
+
+def _time(value: datetime | None) -> str | None:
+    value = monitor.as_utc(value)
+    return value.isoformat() if value else None
+
+
+def _loads(text: str):
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return {}
+
+
+def _rows(doc: dict) -> list[tuple[str, dict]]:
+    rows = [(section, row) for key, section in SECTIONS for row in doc["inventory"][key]]
+    return rows + [("event", e) for e in doc["events"]]
+
+
+# -- machine formats ---------------------------------------------------------------------
+
+def _json(doc: dict) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _jsonl(doc: dict) -> str:
+    lines = [{"section": "meta", "project": doc["project"], "generated_at": doc["generated_at"]}]
+    lines += [{"section": section, **row} for section, row in _rows(doc)]
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+
+def _csv(doc: dict) -> str:
+    """One table: a `section` column, then the union of every section's fields."""
+    rows = _rows(doc)
+    fields = ["section"]
+    for _, row in rows:
+        fields += [k for k in row if k not in fields]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for section, row in rows:
+        writer.writerow({"section": section, **{k: _cell(v) for k, v in row.items()}})
+    return out.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+        return "'" + text  # a spreadsheet would evaluate it
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# -- human formats -----------------------------------------------------------------------
+
+def _summary(doc: dict) -> tuple[list[tuple[str, int]], Counter]:
+    inv = doc["inventory"]
+    counts = [("hosts", len(inv["hosts"])), ("DNS records", len(inv["dns"])), ("open ports", len(inv["services"])),
+              ("web endpoints", len(inv["http"])), ("findings", len(inv["findings"])), ("events", len(doc["events"]))]
+    return counts, Counter(e["severity"] for e in doc["events"])
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return clean_text(value, 300)
+
+
+def _tables(doc: dict) -> list[tuple[str, str, list[dict]]]:
+    titles = {"host": "Hosts", "dns": "DNS records", "service": "Open ports", "http": "Web endpoints",
+              "finding": "Findings"}
+    tables = [("Events", "event", list(reversed(doc["events"])))]  # newest first for reading
+    return tables + [(titles[section], section, doc["inventory"][key]) for key, section in SECTIONS]
+
+
+def _md_cell(value) -> str:
+    text = html.escape(_text(value), quote=False).replace("\\", "\\\\")
+    for ch in "|[]`*_":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def _markdown(doc: dict) -> str:
+    counts, severities = _summary(doc)
+    out = [f"# AssetMon report: {_md_cell(doc['project'])}", "", f"Generated {doc['generated_at']}", "",
+           "| " + " | ".join(name for name, _ in counts) + " |", "|" + "---|" * len(counts),
+           "| " + " | ".join(str(n) for _, n in counts) + " |", ""]
+    if severities:
+        out += ["Events by severity: " + ", ".join(f"{s} {severities[s]}" for s in reversed(monitor.SEVERITIES)
+                                                   if severities[s]), ""]
+    for title, section, rows in _tables(doc):
+        cols = COLUMNS[section]
+        out += [f"## {title} ({len(rows)})", ""]
+        if not rows:
+            out += ["None.", ""]
+            continue
+        out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        out += ["| " + " | ".join(_md_cell(row.get(c)) for c in cols) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}
+table{border-collapse:collapse;width:100%;margin:.5em 0}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top;word-break:break-word}
+th{background:#f0f0f0}.cards{display:flex;flex-wrap:wrap;gap:.5em}
+.card{border:1px solid #ccc;border-radius:4px;padding:.5em 1em}.card b{display:block;font-size:1.4em}
+.critical{background:#f8d0d0}.high{background:#fbe0c8}.medium{background:#fff3c4}.low{background:#e6f0fa}
+"""
+
+
+def _html(doc: dict) -> str:
+    e = lambda value: html.escape(_text(value), quote=True)  # noqa: E731
+    counts, severities = _summary(doc)
+    out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+           # No script, image or font may load: the report is inert even if a value slipped through.
+           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+           f"<title>AssetMon report: {e(doc['project'])}</title><style>{_CSS}</style></head><body>",
+           f"<h1>AssetMon report: {e(doc['project'])}</h1>", f"<p>Generated {e(doc['generated_at'])}</p>",
+           '<div class="cards">']
+    out += [f'<div class="card"><b>{n}</b>{e(name)}</div>' for name, n in counts]
+    out.append("</div>")
+    if severities:
+        out.append('<p>Events by severity: ' + ", ".join(
+            f'<span class="{s}">{s} {severities[s]}</span>' for s in reversed(monitor.SEVERITIES) if severities[s])
+            + "</p>")
+    for title, section, rows in _tables(doc):
+        cols = COLUMNS[section]
+        out.append(f"<h2>{e(title)} ({len(rows)})</h2>")
+        if not rows:
+            out.append("<p>None.</p>")
+            continue
+        out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr></thead><tbody>")
+        for row in rows:
+            css = row.get("severity") if row.get("severity") in monitor.SEVERITIES else ""
+            out.append(f'<tr class="{css}">' + "".join(f"<td>{e(row.get(c))}</td>" for c in cols) + "</tr>")
+        out.append("</tbody></table>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,163 @@
+"""Notifications: one message per notifier per scan, through apprise.
+
+A notifier is an apprise URL (json://host:port/path, mailto://..., tgram://...)
+attached to a project with a minimum severity. Delivery is retried a few times
+with a short backoff; every attempt is logged and the outcome is stored in a
+Delivery row. Nothing here raises to the caller: a notification failure never
+fails a scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .core.sanitize import clean_text
+from .store import monitor, repo
+from .store.models import Event
+from .store.monitor import SEVERITIES, Delivery, Notifier, delete_notifier, list_deliveries, list_notifiers  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+BACKOFF = 0.5  # seconds, doubled after each failed attempt
+MAX_LINES = 50  # events listed in one message; the rest are counted
+NOT_NOTIFIED = ("baseline",)  # a first scan is not a change
+
+
+def _apprise(url: str):
+    """An Apprise object holding exactly this URL; ValueError if apprise cannot parse it."""
+    import apprise  # ~0.3 s: only when a notifier is used
+
+    obj = apprise.Apprise()
+    if not obj.add(url):
+        raise ValueError(f"not a notification URL apprise understands: {redacted_url(url)!r}")
+    return obj
+
+
+def redacted_url(url: str) -> str:
+    """The URL with passwords and tokens masked, for screens and logs."""
+    try:
+        import apprise
+
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin:
+            return plugin.url(privacy=True).split("?", 1)[0]  # the query holds only apprise's options
+    except Exception:  # noqa: BLE001 - a display helper must not fail
+        pass
+    return url.split("://", 1)[0] + "://…" if "://" in url else "…"
+
+
+def add_notifier(project_id: int, url: str, min_severity: str = "medium", enabled: bool = True) -> Notifier:
+    url = url.strip()
+    if min_severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {min_severity!r} (choose from {', '.join(SEVERITIES)})")
+    _apprise(url)
+    return monitor.add_notifier(project_id, url, min_severity, enabled)
+
+
+def set_notifier(notifier_id: int, *, enabled: bool | None = None, min_severity: str | None = None) -> None:
+    values = {}
+    if enabled is not None:
+        values["enabled"] = enabled
+    if min_severity is not None:
+        if min_severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {min_severity!r}")
+        values["min_severity"] = min_severity
+    if values:
+        monitor.update_notifier(notifier_id, **values)
+
+
+def format_message(project: str, events: list[Event]) -> tuple[str, str]:
+    """Title and plain-text body: one line per event, severity as a plain word."""
+    ordered = sorted(events, key=lambda e: (-monitor.severity_rank(e.severity), e.id or 0))
+    n = len(events)
+    title = f"AssetMon: {n} change{'s' if n != 1 else ''} in {clean_text(project, 80)}"
+    lines = [f"{str(e.severity):<8} {str(e.type):<20} {clean_text(e.summary, 300)}" for e in ordered[:MAX_LINES]]
+    if n > MAX_LINES:
+        lines.append(f"... and {n - MAX_LINES} more (see AssetMon)")
+    return title, "\n".join(lines)
+
+
+def send(url: str, title: str, body: str, severity: str = "info", attempts: int = ATTEMPTS,
+         backoff: float = BACKOFF, what: str = "message") -> tuple[bool, int, str]:
+    """Deliver one message with retries: (ok, attempts made, last error)."""
+    import apprise
+
+    notify_type = (apprise.NotifyType.FAILURE if monitor.severity_rank(severity) >= monitor.severity_rank("high")
+                   else apprise.NotifyType.WARNING if severity == "medium" else apprise.NotifyType.INFO)
+    try:
+        obj = _apprise(url)
+    except ValueError as exc:  # retrying cannot help
+        log.warning("%s not sent: %s", what, exc)
+        return False, 0, str(exc)
+    error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+                ok = obj.notify(title=title, body=body, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT)
+            error = "" if ok else clean_text(captured.getvalue(), 500) or "delivery failed"
+        except Exception as exc:  # noqa: BLE001 - recorded, never raised
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        log.log(logging.INFO if ok else logging.WARNING, "%s to %s: attempt %d/%d %s", what, redacted_url(url),
+                attempt, attempts, "sent" if ok else f"failed: {error}")
+        if ok:
+            return True, attempt, ""
+        if attempt < attempts:
+            time.sleep(backoff * 2 ** (attempt - 1))
+    return False, attempts, error
+
+
+def notify_scan(scan_id: int, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> list[Delivery]:
+    """Send the scan's events to each enabled notifier of its project (those at
+    or above its minimum severity, batched in one message). A delivery already
+    sent is not repeated; a failed one is retried. Never raises."""
+    try:
+        scan = repo.get_scan(scan_id)
+        events = [e for e in monitor.scan_events(scan_id) if e.type not in NOT_NOTIFIED]
+        notifiers = monitor.list_notifiers(scan.project_id, enabled_only=True)
+        project = monitor.project_name(scan.project_id)
+    except Exception:
+        log.exception("notifications for scan %s: could not read the scan", scan_id)
+        return []
+    deliveries = []
+    for notifier in notifiers:
+        try:
+            delivery = _deliver(notifier, scan_id, project, events, attempts, backoff)
+        except Exception:  # e.g. the database went away: log, go on
+            log.exception("notifier %s, scan %s: delivery not recorded", notifier.id, scan_id)
+            continue
+        if delivery is not None:
+            deliveries.append(delivery)
+    return deliveries
+
+
+def _deliver(notifier: Notifier, scan_id: int, project: str, events: list[Event], attempts: int,
+             backoff: float) -> Delivery | None:
+    wanted = set(monitor.at_or_above(notifier.min_severity))
+    selected = [e for e in events if e.severity in wanted]
+    if not selected:
+        return None
+    delivery = monitor.get_delivery(notifier.id, scan_id) or Delivery(notifier_id=notifier.id, scan_id=scan_id)
+    if delivery.status == "sent":
+        return delivery
+    title, body = format_message(project, selected)
+    worst = max((e.severity for e in selected), key=monitor.severity_rank)
+    ok, tries, error = send(notifier.url, title, body, worst, attempts, backoff,
+                            what=f"notifier {notifier.id}, scan {scan_id}")
+    delivery.status = "sent" if ok else "failed"
+    delivery.attempts += tries
+    delivery.events = len(selected)
+    delivery.last_error = error
+    return monitor.save_delivery(delivery)
+
+
+def send_test(notifier_id: int) -> tuple[bool, str]:
+    """A test message from the TUI: (ok, error)."""
+    notifier = next((n for n in monitor.list_notifiers() if n.id == notifier_id), None)
+    if notifier is None:
+        return False, f"no notifier {notifier_id}"
+    ok, _, error = send(notifier.url, "AssetMon: test notification",
+                        f"Notifications for {monitor.project_name(notifier.project_id)} reach you.",
+                        attempts=1, what=f"notifier {notifier_id} test")
+    return ok, error

@@ -1,0 +1,142 @@
+"""Recurring scans: one schedule per project (an interval or a cron line), kept
+in the database so an edit in the TUI takes effect at the next poll, whoever
+polls (the TUI in thread mode, `worker.beat` with Celery, or both at once:
+claiming a run is atomic).
+
+A project never has two scans at once: a due schedule waits while the
+project has an active scan whose runner is alive (fresh heartbeat) or that
+is still queued. A crashed runner's scan goes stale and stops holding it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from .core.config import get_settings
+from .store import monitor
+from .store.models import utcnow
+from .store.monitor import Schedule, as_utc, delete_schedule, get_schedule, list_schedules  # noqa: F401  (API)
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 60  # seconds: a monitor, not a load test
+
+Submit = Callable[[int, list[str], dict], object]
+
+
+def set_schedule(project_id: int, interval_seconds: int | None = None, cron: str | None = None,
+                 modules: list[str] | tuple[str, ...] = ("dns", "ports", "http"), enabled: bool = True,
+                 options: dict | None = None, now: datetime | None = None) -> Schedule:
+    """Create or replace a project's schedule; the next run is computed from now.
+    Cron lines have 5 fields in the server's local time. Raises ValueError."""
+    from .pipeline import check_modules
+
+    if (interval_seconds is None) == (not cron):
+        raise ValueError("give either an interval in seconds or a cron line, not both or neither")
+    modules = check_modules(list(modules))
+    if not modules:
+        raise ValueError("a schedule needs at least one module")
+    if cron:
+        cron = " ".join(cron.split())
+        _check_cron(cron)
+        values = dict(kind="cron", cron=cron, interval_seconds=None)
+    else:
+        if int(interval_seconds) < MIN_INTERVAL:
+            raise ValueError(f"the interval must be at least {MIN_INTERVAL} seconds")
+        values = dict(kind="interval", interval_seconds=int(interval_seconds), cron="")
+    draft = Schedule(project_id=project_id, **values)
+    return monitor.save_schedule(
+        project_id, **values, modules=",".join(modules), options=json.dumps(options or {}), enabled=enabled,
+        next_run_at=next_run(draft, now or utcnow()), last_error="",
+    )
+
+
+def enable_schedule(project_id: int, enabled: bool, now: datetime | None = None) -> Schedule:
+    """Switch a schedule on or off; switched on, it runs at its next slot from now
+    (not at once for the slots missed while off)."""
+    schedule = get_schedule(project_id)
+    if schedule is None:
+        raise ValueError("this project has no schedule")
+    values: dict = {"enabled": enabled}
+    if enabled:
+        values["next_run_at"] = next_run(schedule, as_utc(now) if now else utcnow())
+    return monitor.save_schedule(project_id, **values)
+
+
+def _check_cron(expr: str) -> None:
+    from croniter import croniter
+
+    if len(expr.split()) != 5:
+        raise ValueError(f"bad cron line {expr!r}: expected 5 fields (minute hour day month weekday), "
+                         "e.g. '0 3 * * *' for 03:00 daily")
+    try:
+        croniter(expr, datetime.now()).get_next(datetime)  # also refuses dates that never come (31 Feb)
+    except (ValueError, KeyError) as exc:  # croniter's errors subclass ValueError
+        raise ValueError(f"bad cron line {expr!r}: {exc}") from None
+
+
+def next_run(schedule: Schedule, after: datetime) -> datetime:
+    """The first run strictly after `after` (UTC). Intervals keep their cadence
+    from the previous slot, without a burst of catch-up runs after downtime."""
+    after = as_utc(after)
+    if schedule.kind == "cron":
+        from croniter import croniter
+
+        local = after.astimezone()  # cron fields mean the server's wall clock
+        return croniter(schedule.cron, local).get_next(datetime).astimezone(timezone.utc)
+    step = timedelta(seconds=schedule.interval_seconds)
+    anchor = as_utc(schedule.next_run_at)
+    if anchor is None:
+        return after + step
+    if anchor > after:
+        return anchor
+    return anchor + (math.floor((after - anchor) / step) + 1) * step
+
+
+def due_schedules(now: datetime | None = None) -> list[Schedule]:
+    return monitor.due_schedules(as_utc(now) if now else utcnow())
+
+
+def mark_ran(schedule_id: int, at: datetime) -> bool:
+    """Record a due run and move to the next slot. False when the schedule was
+    not due or another poller claimed this run first."""
+    schedule = monitor.get_schedule_by_id(schedule_id)
+    if schedule is None:
+        return False
+    at = as_utc(at)
+    return monitor.claim_run(schedule_id, at, next_run(schedule, at))
+
+
+def try_lock_project(project_id: int) -> bool:
+    """True when no live scan of the project is active: none running with a
+    fresh heartbeat, none queued for less than the scan time limit (past it,
+    a queued scan was lost, e.g. with Redis's data)."""
+    settings = get_settings()
+    return not monitor.project_busy(project_id, settings.stale_after, settings.scan_time_limit)
+
+
+def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
+    """Start every due, enabled schedule whose project is free; return those
+    projects' ids. A busy project's schedule stays due and starts once free."""
+    now = as_utc(now) if now else utcnow()
+    started = []
+    for schedule in due_schedules(now):
+        if not try_lock_project(schedule.project_id):
+            log.info("schedule of project %s is due but a scan of it is active: waiting", schedule.project_id)
+            continue
+        if not mark_ran(schedule.id, now):
+            continue  # another poller took this run
+        modules = [m for m in schedule.modules.split(",") if m]
+        try:
+            submit(schedule.project_id, modules, json.loads(schedule.options or "{}"))
+        except Exception as exc:  # e.g. the project lost its targets; retried at the next slot
+            log.warning("scheduled scan of project %s not started: %s", schedule.project_id, exc)
+            monitor.set_schedule_error(schedule.id, f"{type(exc).__name__}: {exc}")
+            continue
+        log.info("scheduled scan of project %s submitted (modules %s)", schedule.project_id, ",".join(modules))
+        started.append(schedule.project_id)
+    return started

@@ -1,0 +1,56 @@
+"""A small estate on loopback for end-to-end tests: a DNS server naming two
+hosts, and an HTTP server on 127.0.0.7 (where nothing else listens)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from loopback import FakeDNS, HttpServer, page
+
+WEB_ADDRESS = "127.0.0.7"
+
+
+async def slow_page(request, writer, seconds: float = 60.0) -> None:
+    """Answers only after a long time: keeps a scan busy until it is cancelled."""
+    await asyncio.sleep(seconds)
+    await page("<title>late</title>")(request, writer)
+
+
+@dataclass
+class Estate:
+    dns: FakeDNS
+    web: HttpServer
+
+    @property
+    def targets(self) -> list[str]:
+        return ["www.scan.test", "api.scan.test"]
+
+    @property
+    def url(self) -> str:
+        """The slow page as a URL target (a port scan would not see it as web)."""
+        return f"http://www.scan.test:{self.web.port}/"
+
+    def options(self, **extra) -> dict:
+        return {"nameservers": [self.dns.address], "ports": str(self.web.port), **extra}
+
+
+@contextlib.contextmanager
+def estate(slow: bool = False):
+    routes = {"/": slow_page if slow else page("<html><title>Scan [bold]Test[/] \x1b]0;x\x07Home</title></html>")}
+    with HttpServer(routes, host=WEB_ADDRESS) as web:
+        zone = {
+            "www.scan.test": {"A": [WEB_ADDRESS]},
+            "api.scan.test": {"CNAME": ["www.scan.test"]},
+        }
+        with FakeDNS(zone) as dns:
+            yield Estate(dns, web)
+
+
+def make_project(name: str = "acme", targets: list[str] | None = None) -> int:
+    from assetmon_tui.store import repo
+
+    project = repo.create_project(name)
+    repo.add_targets(project.id, targets or ["www.scan.test", "api.scan.test"])
+    return project.id

@@ -1,0 +1,163 @@
+"""Both backends end to end: a real redis-server, a real Celery worker
+process, and loopback DNS and HTTP servers to scan."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import wait_for
+from scenario import WEB_ADDRESS, estate, make_project
+
+from assetmon_tui.core.config import get_settings
+from assetmon_tui.dispatch import Dispatcher
+from assetmon_tui.store import repo
+
+
+def run_to_end(dispatcher: Dispatcher, scan_id: int, timeout: float = 60.0):
+    """Poll like the TUI does; return the final progress and what was seen on the way."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, progress = dispatcher.poll(scan_id)
+        snapshot = (progress.state, tuple((n, m.status) for n, m in progress.modules.items()))
+        if not seen or seen[-1] != snapshot:
+            seen.append(snapshot)
+        if not progress.active:
+            return progress, seen
+        time.sleep(0.02)
+    raise AssertionError(f"scan {scan_id} did not finish; saw {seen}")
+
+
+def assert_results(project_id: int, scan_id: int, port: int) -> None:
+    rows = repo.scan_results(scan_id)
+    hosts = {r["name"] for r in rows if r["type"] == "host"}
+    assert {"www.scan.test", "api.scan.test", WEB_ADDRESS} <= hosts
+    dns = {(r["name"], r["rtype"], r["value"]) for r in rows if r["type"] == "dns"}
+    assert ("www.scan.test", "A", WEB_ADDRESS) in dns
+    assert ("api.scan.test", "CNAME", "www.scan.test") in dns
+    services = {(r["address"], r["port"]) for r in rows if r["type"] == "service"}
+    assert (WEB_ADDRESS, port) in services  # (this machine may listen on 0.0.0.0 too)
+    http = {r["url"]: r for r in rows if r["type"] == "http"}
+    page = http[f"http://www.scan.test:{port}/"]
+    assert page["status"] == 200
+    assert page["title"] == "Scan [bold]Test[/] Home"  # escapes stripped, markup kept as text
+
+
+def test_celery_scan_end_to_end_with_live_progress(worker):
+    dispatcher = Dispatcher()
+    assert dispatcher.check_health().backend == "celery"
+    with estate() as e:
+        project_id = make_project()
+        scan = dispatcher.submit(project_id, ["dns", "ports", "http"], e.options(ports="1-65535"))
+        assert scan.backend == "celery" and scan.task_id
+        progress, seen = run_to_end(dispatcher, scan.id)
+        assert progress.state == "done", progress
+        running = [s for s in seen if s[0] == "running"]
+        assert len(running) >= 2, f"expected at least two intermediate states, saw {seen}"
+        assert_results(project_id, scan.id, e.web.port)
+        row = repo.get_scan(scan.id)
+        assert row.status == "done" and row.backend == "celery" and row.heartbeat is not None
+
+
+def test_redis_down_runs_in_a_thread_then_back_to_celery(worker, redis_server):
+    dispatcher = Dispatcher()
+    with estate() as e:
+        project_id = make_project()
+        redis_server.stop()
+        health = dispatcher.check_health()
+        assert health.backend == "thread" and "Redis unreachable" in health.detail
+        local = dispatcher.submit(project_id, ["dns", "ports", "http"], e.options())
+        assert local.backend == "thread"
+        progress, _ = run_to_end(dispatcher, local.id)
+        assert progress.state == "done"
+        assert_results(project_id, local.id, e.web.port)
+
+        redis_server.start()  # same port: the worker reconnects by itself
+        wait_for(lambda: dispatcher.check_health().backend == "celery", 60, 0.5, "the worker to come back")
+        remote = dispatcher.submit(project_id, ["dns", "ports", "http"], e.options())
+        assert remote.backend == "celery"
+        progress, _ = run_to_end(dispatcher, remote.id)
+        assert progress.state == "done"
+        assert_results(project_id, remote.id, e.web.port)
+
+
+def test_redis_up_without_worker_never_queues(redis_server):
+    dispatcher = Dispatcher()
+    health = dispatcher.check_health()
+    assert health.backend == "thread" and health.redis_ok and "no Celery worker" in health.detail
+    with estate() as e:
+        scan = dispatcher.submit(make_project(), ["dns"], e.options())
+        assert scan.backend == "thread"
+        assert run_to_end(dispatcher, scan.id)[0].state == "done"
+
+
+def test_scan_queued_to_a_worker_that_died_is_taken_back(worker, monkeypatch):
+    monkeypatch.setenv("ASSETMON_QUEUE_TIMEOUT", "1")
+    get_settings.cache_clear()
+    dispatcher = Dispatcher()
+    assert dispatcher.check_health().backend == "celery"
+    worker.kill()  # the cached health still says Celery: the race a user can hit
+    with estate() as e:
+        scan = dispatcher.submit(make_project(), ["dns", "ports", "http"], e.options())
+        assert scan.backend == "celery" and repo.get_scan(scan.id).status == "queued"
+        time.sleep(1.2)
+        dispatcher.reap()
+        progress, _ = run_to_end(dispatcher, scan.id)
+        assert progress.state == "done"
+        assert repo.get_scan(scan.id).backend == "thread"
+
+
+@pytest.mark.parametrize("backend", ["thread", "celery"])
+def test_cancel_a_running_scan(backend, request, monkeypatch):
+    if backend == "celery":
+        request.getfixturevalue("worker")
+    else:
+        monkeypatch.setenv("ASSETMON_BACKEND", "thread")
+    monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
+    get_settings.cache_clear()
+    dispatcher = Dispatcher()
+    with estate(slow=True) as e:
+        scan = dispatcher.submit(make_project(targets=[e.url]), ["dns", "http"], e.options())
+        assert scan.backend == backend
+        wait_for(lambda: dispatcher.poll(scan.id)[1].modules.get("http", None)
+                 and dispatcher.poll(scan.id)[1].modules["http"].status == "running", 30, what="http to start")
+        started = time.monotonic()
+        assert dispatcher.cancel(scan.id) == "cancelling"
+        progress, _ = run_to_end(dispatcher, scan.id, timeout=15)
+        assert progress.state == "cancelled"
+        assert time.monotonic() - started < 5
+        row = repo.get_scan(scan.id)
+        assert row.status == "cancelled" and row.finished_at is not None
+
+
+def test_killed_worker_mid_scan_is_marked_failed(worker, monkeypatch):
+    monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
+    monkeypatch.setenv("ASSETMON_HEARTBEAT_INTERVAL", "0.5")
+    get_settings.cache_clear()
+    worker.stop()
+    worker.start()  # picks up the short heartbeat interval
+    monkeypatch.setenv("ASSETMON_STALE_AFTER", "3")
+    get_settings.cache_clear()
+    dispatcher = Dispatcher()
+    with estate(slow=True) as e:
+        scan = dispatcher.submit(make_project(targets=[e.url]), ["dns", "http"], e.options())
+        assert scan.backend == "celery"
+        wait_for(lambda: repo.get_scan(scan.id).status == "running", 30, what="the scan to start")
+        time.sleep(1)
+        assert dispatcher.reap() == []  # alive and beating: left alone
+        worker.kill()
+        wait_for(lambda: scan.id in dispatcher.reap(), 15, 0.5, "the reaper to notice")
+        row = repo.get_scan(scan.id)
+        assert row.status == "failed" and "no heartbeat" in row.error
+
+
+def test_thread_scan_of_a_dead_process_is_failed_at_once(monkeypatch):
+    project_id = make_project()
+    scan = repo.create_scan(project_id, ["dns"], {})
+    import socket
+
+    assert repo.claim_scan(scan.id, "thread", f"{socket.gethostname()}:999999")
+    assert scan.id in Dispatcher().reap()
+    assert "exited" in repo.get_scan(scan.id).error
+
