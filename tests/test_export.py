@@ -1,0 +1,115 @@
+"""Exports parse back, keep secrets redacted and escape hostile text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from types import SimpleNamespace
+
+import pytest
+from test_events import World, fake_scan, project_with_targets
+
+from assetmon_tui.events import compute_events
+from assetmon_tui.export import export
+
+HOSTILE = '<script>alert(1)</script> | =cmd|x [a](javascript:1) \x1b[2J'
+SECRET = "AKIAREALSECRETVALUE1"
+
+
+@pytest.fixture
+def project():
+    project = project_with_targets()
+    first = fake_scan(project.id, World())
+    compute_events(first)
+    w = World()
+    w.http["https://www.acme.test/"]["title"] = HOSTILE
+    w.services[("10.0.0.2", 6379)] = "redis"
+    compute_events(fake_scan(project.id, w))
+    return SimpleNamespace(id=project.id, first_scan=first)
+
+
+def test_json_has_inventory_and_events(project):
+    doc = json.loads(export("acme", "json"))
+    assert doc["project"] == "acme" and doc["generated_at"]
+    inv = doc["inventory"]
+    assert {h["name"] for h in inv["hosts"]} >= {"www.acme.test", "10.0.0.2"}
+    assert {(s["host"], s["port"]) for s in inv["services"]} >= {("10.0.0.2", 6379)}
+    assert [f["value"] for f in inv["findings"]] == ["AKIA…LUE1"]
+    assert [(e["type"], e["scan"], e["prev_scan"]) for e in doc["events"]] == [
+        ("baseline", project.first_scan, None), ("port_new", project.first_scan + 1, project.first_scan),
+        ("title_changed", project.first_scan + 1, project.first_scan)]
+    assert set(doc["events"][0]) == {"type", "severity", "summary", "scan", "prev_scan", "entity", "created_at"}
+    assert SECRET not in export(project.id, "json")
+
+
+def test_since_limits_events_to_later_scans(project):
+    doc = json.loads(export("acme", "json", since_scan=project.first_scan))
+    assert [e["type"] for e in doc["events"]] == ["port_new", "title_changed"]
+    assert doc["inventory"]["hosts"]  # the inventory is whole
+
+
+def test_jsonl_lines_each_parse(project):
+    lines = [json.loads(line) for line in export("acme", "jsonl").splitlines()]
+    assert lines[0]["section"] == "meta" and lines[0]["project"] == "acme"
+    assert {line["section"] for line in lines[1:]} == {"host", "dns", "service", "http", "finding", "event"}
+
+
+def test_csv_parses_back_with_a_section_column(project):
+    text = export("acme", "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    sections = {r["section"] for r in rows}
+    assert sections == {"host", "dns", "service", "http", "finding", "event"}
+    (www,) = [r for r in rows if r["section"] == "http" and r["url"] == "https://www.acme.test/"]
+    assert www["status"] == "200" and www["title"].startswith("<script>")
+    assert json.loads(www["tls"])["issuer"] == "R3"
+    assert [r["value"] for r in rows if r["section"] == "finding"] == ["AKIA…LUE1"]
+    assert SECRET not in text
+
+
+def test_csv_defuses_spreadsheet_formulas(project):
+    from assetmon_tui.store import repo
+    from assetmon_tui.store.db import session
+    from assetmon_tui.store.models import HttpEndpoint
+
+    scan = repo.create_scan(repo.get_project("acme").id, ["http"], {})
+    with session() as s:
+        host_id = repo.upsert_host(s, repo.get_project("acme").id, "evil.acme.test", scan.id)
+        repo.upsert(s, HttpEndpoint, {"host_id": host_id, "url": "http://evil.acme.test/"},
+                    {"status": 200, "title": "=HYPERLINK(\"http://x\")", "content_length": -1}, scan.id)
+        s.commit()
+    rows = list(csv.DictReader(io.StringIO(export("acme", "csv"))))
+    (evil,) = [r for r in rows if r.get("url") == "http://evil.acme.test/"]
+    assert evil["title"] == "'=HYPERLINK(\"http://x\")" and evil["content_length"] == "-1"
+
+
+def test_html_is_self_contained_and_escaped(project):
+    page = export("acme", "html")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "\x1b" not in page
+    assert not re.search(r"""(src|href)\s*=|@import|url\(""", page)  # nothing external
+    assert "default-src 'none'" in page and "<style>" in page
+    assert "port_new" in page and "high 1" in page and "info 2" in page  # summary by severity
+    assert SECRET not in page and "AKIA…LUE1" in page
+
+
+def test_markdown_escapes_pipes_and_markup(project):
+    text = export("acme", "md")
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| https://www.acme.test/ |")]
+    assert r"\| =cmd\|x \[a\](javascript:1)" in row
+    cells = re.split(r"(?<!\\)\|", row.strip().strip("|"))
+    assert len(cells) == 7  # the http table's columns: hostile pipes split nothing
+    assert SECRET not in text
+
+
+def test_unknown_format_and_project():
+    from assetmon_tui.store.repo import NotFound
+
+    project_with_targets()
+    with pytest.raises(ValueError, match="unknown format"):
+        export("acme", "xml")
+    with pytest.raises(NotFound):
+        export("nope", "json")

@@ -1,0 +1,136 @@
+"""Notifications through apprise to a real HTTP receiver on loopback, and to a closed port."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import free_port
+from test_events import World, fake_scan, project_with_targets
+
+from assetmon_tui import notify
+from assetmon_tui.events import after_scan, compute_events
+from assetmon_tui.store import monitor
+
+
+@pytest.fixture
+def receiver():
+    """A tiny HTTP server capturing POST bodies; `fail` makes it answer 500."""
+    bodies: list[dict] = []
+    state = {"fail": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if state["fail"] > 0:
+                state["fail"] -= 1
+                self.send_response(500)
+            else:
+                bodies.append(json.loads(data))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    server.bodies, server.state = bodies, state
+    server.url = f"json://127.0.0.1:{server.server_address[1]}/hook"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def changed_scan(project_id: int) -> int:
+    """A baseline, then a scan with a high, a medium and an info change."""
+    compute_events(fake_scan(project_id, World()))
+    w = World()
+    w.services[("10.0.0.2", 6379)] = "redis"  # high
+    w.services[("10.0.0.2", 8080)] = "http-alt"  # medium
+    del w.services[("10.0.0.1", 443)]  # info
+    return fake_scan(project_id, w)
+
+
+def test_one_message_per_notifier_per_scan_at_or_above_its_severity(receiver, caplog):
+    project = project_with_targets()
+    high_only = notify.add_notifier(project.id, receiver.url, min_severity="high")
+    everything = notify.add_notifier(project.id, receiver.url + "2", min_severity="info")
+    sid = changed_scan(project.id)
+    caplog.set_level(logging.INFO, logger="assetmon_tui.notify")
+    assert len(after_scan(sid)) == 3
+    assert {d.notifier_id: (d.status, d.attempts, d.events) for d in monitor.list_deliveries(project.id)} == {
+        high_only.id: ("sent", 1, 1), everything.id: ("sent", 1, 3)}
+    messages = {b["title"]: b["message"] for b in receiver.bodies}
+    assert len(receiver.bodies) == 2
+    assert set(messages) == {"AssetMon: 1 change in acme", "AssetMon: 3 changes in acme"}
+    lines = messages["AssetMon: 3 changes in acme"].splitlines()
+    assert [line.split()[:2] for line in lines] == [["high", "port_new"], ["medium", "port_new"],
+                                                    ["info", "port_closed"]]
+    assert "10.0.0.2:6379 (redis)" in lines[0] and "Severity" not in messages["AssetMon: 1 change in acme"]
+    assert "attempt 1/3 sent" in caplog.text
+    # sent deliveries are not repeated
+    notify.notify_scan(sid)
+    assert len(receiver.bodies) == 2
+
+
+def test_a_closed_port_fails_the_delivery_without_raising(caplog):
+    project = project_with_targets()
+    with_closed = notify.add_notifier(project.id, f"json://127.0.0.1:{free_port()}/hook", min_severity="info")
+    sid = changed_scan(project.id)
+    caplog.set_level(logging.INFO, logger="assetmon_tui.notify")
+    compute_events(sid)
+    (delivery,) = notify.notify_scan(sid, backoff=0.01)
+    assert (delivery.notifier_id, delivery.status, delivery.attempts) == (with_closed.id, "failed", 3)
+    assert delivery.last_error
+    assert [f"attempt {i}/3 failed" in caplog.text for i in (1, 2, 3)] == [True, True, True]
+
+
+def test_a_failing_receiver_is_retried_then_succeeds(receiver):
+    project = project_with_targets()
+    notify.add_notifier(project.id, receiver.url, min_severity="info")
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    receiver.state["fail"] = 2
+    (delivery,) = notify.notify_scan(sid, backoff=0.01)
+    assert (delivery.status, delivery.attempts) == ("sent", 3)
+    assert len(receiver.bodies) == 1
+
+
+def test_nothing_is_sent_for_a_baseline_or_below_the_threshold_or_when_disabled(receiver):
+    project = project_with_targets()
+    first = fake_scan(project.id, World())
+    notifier = notify.add_notifier(project.id, receiver.url, min_severity="info")
+    after_scan(first)  # baseline only
+    w = World()
+    del w.services[("10.0.0.1", 443)]  # info
+    sid = fake_scan(project.id, w)
+    notify.set_notifier(notifier.id, min_severity="low")
+    after_scan(sid)
+    notify.set_notifier(notifier.id, enabled=False, min_severity="info")
+    assert notify.notify_scan(sid) == []
+    assert receiver.bodies == [] and monitor.list_deliveries(project.id) == []
+
+
+def test_notifier_validation_and_redaction():
+    project = project_with_targets()
+    with pytest.raises(ValueError, match="apprise"):
+        notify.add_notifier(project.id, "nonsense://")
+    with pytest.raises(ValueError, match="severity"):
+        notify.add_notifier(project.id, "json://127.0.0.1/x", min_severity="urgent")
+    shown = notify.redacted_url("json://user:hunter2@127.0.0.1:8080/hook")
+    assert "hunter2" not in shown and "127.0.0.1" in shown
+
+
+def test_send_test_reports_the_outcome(receiver):
+    project = project_with_targets()
+    good = notify.add_notifier(project.id, receiver.url)
+    bad = notify.add_notifier(project.id, f"json://127.0.0.1:{free_port()}/x")
+    assert notify.send_test(good.id) == (True, "")
+    ok, error = notify.send_test(bad.id)
+    assert not ok and error
+    assert receiver.bodies[0]["title"] == "AssetMon: test notification"
