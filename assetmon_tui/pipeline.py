@@ -8,6 +8,7 @@ once even if a message is delivered twice or a local fallback raced a worker.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import logging
@@ -17,18 +18,19 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .core.config import Settings, get_settings
 from .core.progress import Progress
 from .core.targets import Scope, parse_target
 from .store import repo
 from .store.db import session
-from .store.models import DnsRecord, HttpEndpoint, Service
+from .store.models import DnsRecord, Finding, HttpEndpoint, Service
+from .store.models import JsFile as JsFileRow
 
 log = logging.getLogger(__name__)
 
-MODULES = ("dns", "ports", "http")  # run order
-DEFAULT_MODULES = ("dns", "ports", "http")
+MODULES = ("dns", "ports", "http", "js")  # run order
 MAX_CIDR_ADDRESSES = 4096
 REPORT_EVERY = 0.2  # seconds between progress reports (Redis writes)
 CANCEL_POLL = 0.5
@@ -54,7 +56,7 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
         scan = repo.get_scan(scan_id)
         log.info("scan %s not claimed (status %s): someone else has it", scan_id, scan.status)
         return Progress(scan_id, state=scan.status, message="taken by another runner")
-    run = _Run(scan_id, report, get_settings())
+    run = _Run(scan_id, report, get_settings(), backend)
     try:
         asyncio.run(run.main())
     except BaseException as exc:  # noqa: BLE001 - record, then re-raise
@@ -75,10 +77,12 @@ class _Found:
     open_ports: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))  # IP -> port -> service
     direct: set[str] = field(default_factory=set)  # IP targets
     urls: list[str] = field(default_factory=list)
+    pages: list = field(default_factory=list)  # HTML pages for the js module
 
 
 class _Run:
-    def __init__(self, scan_id: int, report: Reporter, settings: Settings):
+    def __init__(self, scan_id: int, report: Reporter, settings: Settings, backend: str):
+        self.backend = backend
         self.scan = repo.get_scan(scan_id)
         self.settings = settings
         self.options = json.loads(self.scan.options or "{}")
@@ -271,8 +275,6 @@ class _Run:
             ports = self.found.open_ports.get(address, {}) if scanned_ports else None
             targets += web_targets(address, address, ports)
         for url in self.found.urls:
-            from urllib.parse import urlsplit
-
             parts = urlsplit(url)
             host = parts.hostname or ""
             address = host if _is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
@@ -290,8 +292,14 @@ class _Run:
             max_body=self.settings.http_max_body,
         )
         batch = []
+        keep_pages = "js" in self.modules
         async for result in probe(self._http_targets(), options, self.ticker("http")):
             batch.append(result)
+            if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
+                from .scanners.js import Page
+
+                self.found.pages.append(Page(result.final_url or result.url, result.host,
+                                             result.body.decode("utf-8", "replace")))
             if result.status is not None:
                 self.progress.count("endpoints")
             if len(batch) >= 100:
@@ -316,6 +324,90 @@ class _Run:
                     self.scan.id,
                 )
             s.commit()
+
+
+    # -- js: scripts, secrets, endpoints ------------------------------------------------
+
+    def _locate(self, url: str):
+        """(host, port, scheme, address) for an in-scope http(s) URL we can reach."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host or host not in self.scope:
+            return None
+        address = host if _is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
+        if address is None:
+            return None
+        return host, parts.port or (443 if parts.scheme == "https" else 80), parts.scheme, address
+
+    async def _js(self) -> None:
+        from .scanners.js import JsOptions, analyse, discover
+
+        options = JsOptions(max_size=self.settings.js_max_size, timeout=self.settings.http_timeout)
+        loop = asyncio.get_running_loop()
+        pool = cpu_pool() if self.backend == "thread" else None  # keep CPU work off the TUI's process
+
+        async def run(data: bytes, url: str):
+            cached = _analysis_cache.get(hashlib.sha256(data).hexdigest())
+            if cached is not None:
+                return cached
+            result = await loop.run_in_executor(pool, analyse, data, url, options.max_size)
+            _analysis_cache[hashlib.sha256(data).hexdigest()] = result
+            return result
+
+        batch = []
+        async for file in discover(self.found.pages, self._locate, options, run, self.ticker("js")):
+            if file.error:
+                continue
+            batch.append(file)
+            self.progress.count("js_files")
+            self.progress.count("findings", len(file.analysis.secrets))
+            if len(batch) >= 50:
+                await asyncio.to_thread(self._save_js, batch)
+                batch = []
+        await asyncio.to_thread(self._save_js, batch)
+
+    def _save_js(self, files) -> None:
+        from .store.blobs import has_blob, save_blob
+
+        with session() as s:
+            for f in files:
+                if not has_blob(f.sha256):
+                    save_blob(f.body)
+                host_id = repo.upsert_host(s, self.project_id, f.host, self.scan.id)
+                repo.upsert(s, JsFileRow, {"host_id": host_id, "url": f.url},
+                            {"sha256": f.sha256, "size": f.size}, self.scan.id)
+                for secret in f.analysis.secrets:
+                    repo.upsert(s, Finding, {"project_id": self.project_id, "fingerprint": secret.fingerprint}, {
+                        "host_id": host_id, "kind": "secret", "rule": secret.rule_id, "severity": secret.severity,
+                        "confidence": secret.confidence, "location": f.url, "line": secret.line,
+                        "column": secret.column, "value": secret.secret, "redacted": secret.redacted,
+                        "context": "\n".join(secret.context),
+                    }, self.scan.id)
+                for ep in f.analysis.endpoints:
+                    value = ep.url or ep.value
+                    key = hashlib.sha256(f"endpoint\x00{f.host}\x00{ep.value}".encode()).hexdigest()
+                    repo.upsert(s, Finding, {"project_id": self.project_id, "fingerprint": key}, {
+                        "host_id": host_id, "kind": "endpoint", "rule": f"js-{ep.kind}", "severity": "info",
+                        "confidence": "medium", "location": f.url, "line": ep.line, "column": ep.column,
+                        "value": value, "redacted": ep.value,
+                    }, self.scan.id)
+            s.commit()
+
+
+_analysis_cache: dict = {}  # sha256 -> Analysis, per process: a file on many hosts is analysed once
+_pool = None
+
+
+def cpu_pool():
+    """One spawned process for CPU-heavy analysis of thread-backend scans, so the
+    TUI's own process (and GIL) stays free for the interface."""
+    global _pool
+    if _pool is None:
+        import concurrent.futures
+        import multiprocessing
+
+        _pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
 
 
 def _is_ip(value: str) -> bool:
