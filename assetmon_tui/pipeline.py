@@ -403,10 +403,9 @@ def cpu_pool():
     TUI's own process (and GIL) stays free for the interface."""
     global _pool
     if _pool is None:
-        import concurrent.futures
-        import multiprocessing
+        from .core.procpool import spawn_pool
 
-        _pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool = spawn_pool(1)
     return _pool
 
 

@@ -102,9 +102,9 @@ _pool: concurrent.futures.ProcessPoolExecutor | None = None
 def _executor() -> concurrent.futures.ProcessPoolExecutor:
     global _pool
     if _pool is None:
-        # spawn: forking a threaded (TUI) process can deadlock the child
-        _pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        from ..core.procpool import spawn_pool
+
+        _pool = spawn_pool(1)
     return _pool
 
 
