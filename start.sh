@@ -56,23 +56,32 @@ ensure_redis() {  # use REDIS_URL, or start a private redis-server on loopback
 }
 
 WORKER_PID=""
-start_worker() {  # in its own process group, so stopping it leaves no child behind
+BEAT_PID=""
+start_worker() {  # each in its own process group, so stopping it leaves no child behind
     local log="$ASSETMON_LOG_DIR/worker.log"
-    say "starting a Celery worker (log: $log)"
-    setsid "$VENV/bin/celery" -A worker.celery_app worker --beat --loglevel INFO --concurrency 2 \
-        --hostname "assetmon-$$@%h" --logfile "$log" \
-        --schedule "$ASSETMON_STATE_DIR/celerybeat-schedule" </dev/null >>"$log" 2>&1 &
+    say "starting a Celery worker (log: $log) and beat for schedules (log: $ASSETMON_LOG_DIR/beat.log)"
+    setsid "$VENV/bin/celery" -A worker.celery_app worker --loglevel INFO --concurrency 2 \
+        --hostname "assetmon-$$@%h" --logfile "$log" </dev/null >>"$log" 2>&1 &
     WORKER_PID=$!
+    # Beat reads schedules from the database: edits in the TUI apply without a restart.
+    setsid "$VENV/bin/celery" -A worker.celery_app beat --scheduler worker.beat:DatabaseScheduler \
+        --loglevel INFO --logfile "$ASSETMON_LOG_DIR/beat.log" </dev/null >>"$ASSETMON_LOG_DIR/beat.log" 2>&1 &
+    BEAT_PID=$!
+}
+
+stop_group() {  # TERM (Celery's warm shutdown), then KILL the group after a timeout
+    local pid=$1 name=$2
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    say "stopping the $name (warm shutdown, 10 s before a kill)…"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
 stop_all() {
     trap - EXIT INT TERM
-    if [ -n "$WORKER_PID" ] && kill -0 "$WORKER_PID" 2>/dev/null; then
-        say "stopping the worker (warm shutdown, 10 s before a kill)…"
-        kill -TERM "$WORKER_PID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$WORKER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$WORKER_PID" 2>/dev/null || true
-    fi
+    stop_group "$BEAT_PID" beat
+    stop_group "$WORKER_PID" worker
     if [ -n "$PRIVATE_REDIS_PID" ] && kill -0 "$PRIVATE_REDIS_PID" 2>/dev/null; then
         say "stopping the private Redis"
         kill -TERM "$PRIVATE_REDIS_PID" 2>/dev/null || true
@@ -115,6 +124,19 @@ case "$MODE" in
               { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; }; } || true
         ensure_redis
         "$PY" -m pytest "$@"
+        # The same suite again on PostgreSQL, the store for several machines.
+        pg=${ASSETMON_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+        if [ -z "${DATABASE_URL:-}" ]; then
+            if "$PY" -c "import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$pg" 2>/dev/null; then
+                say "running the suite again with DATABASE_URL=$pg"
+                DATABASE_URL="$pg" "$PY" -m pytest "$@"
+            elif [ "${ASSETMON_REQUIRE_POSTGRES:-}" = 1 ]; then
+                say "PostgreSQL is required (ASSETMON_REQUIRE_POSTGRES=1) but does not answer at $pg"
+                exit 1
+            else
+                say "PostgreSQL does not answer at $pg: skipped the PostgreSQL pass"
+            fi
+        fi
         ;;
     *)
         say "unknown mode '$MODE' (use: tui, worker, test, lab, or nothing for worker + TUI)"

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         return _tui()
     if args.command == "scan":
         return _scan(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "init-db":
         from .store.db import get_engine
 
@@ -53,11 +55,33 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--ports", help="top100 (default), top1000, all, or a list like 22,80,8000-8100")
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
     scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
+    export = sub.add_parser("export", help="inventory and change events of a project, as a file or on stdout")
+    export.add_argument("project", help="project name")
+    export.add_argument("--format", default="json", choices=("json", "jsonl", "csv", "md", "html"))
+    export.add_argument("--since", type=int, metavar="SCAN", help="only events of scans after this scan id")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     sub.add_parser("lab", help="serve the offline lab target on loopback (see `assetmon lab --help`)")
     sub.add_parser("secrets", help="find secrets in files or URLs (see `assetmon secrets --help`)")
     sub.add_parser("init-db", help="create the database tables and print where they are")
     sub.add_parser("health", help="say which backend scans would use now (exit 1 if not Celery)")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .store.repo import NotFound
+
+    try:
+        text = export(args.project, args.format, since_scan=args.since)
+    except (NotFound, ValueError) as exc:
+        return _fail(str(exc))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _tui() -> int:
