@@ -195,7 +195,8 @@ class Dispatcher:
         modules = check_modules(modules)
         if not repo.list_targets(project_id):
             raise ValueError("the project has no targets: add some first")
-        scan = repo.create_scan(project_id, modules, options or {})
+        self.reap()  # a dead scan must not hold the project's lock
+        scan = repo.create_scan(project_id, modules, options or {})  # ProjectBusy if one is active
         if self.health().backend == "celery":
             try:
                 self.celery.start(scan.id)

@@ -25,10 +25,11 @@ def test_duplicate_project_name_is_refused():
 def test_upsert_keeps_first_seen_and_moves_last_seen():
     project = repo.create_project("acme")
     first = repo.create_scan(project.id, ["dns"], {})
-    second = repo.create_scan(project.id, ["dns"], {})
     with session() as s:
         a = repo.upsert_host(s, project.id, "www.acme.test", first.id, dns_status="ok")
         s.commit()
+    repo.finish_scan(first.id, "done")
+    second = repo.create_scan(project.id, ["dns"], {})
     with session() as s:
         b = repo.upsert_host(s, project.id, "www.acme.test", second.id, dns_status="nxdomain")
         s.commit()
@@ -66,3 +67,15 @@ def test_stale_scans_are_those_without_recent_heartbeat():
     repo.claim_scan(scan.id, "celery", "w:1")
     assert repo.stale_scans(60) == []
     assert [s.id for s in repo.stale_scans(-1)] == [scan.id]
+
+
+def test_one_active_scan_per_project_is_enforced_by_the_database():
+    project = repo.create_project("acme")
+    other = repo.create_project("other")
+    first = repo.create_scan(project.id, ["dns"], {})
+    repo.create_scan(other.id, ["dns"], {})  # other projects are independent
+    with pytest.raises(repo.ProjectBusy, match=f"#{first.id}"):
+        repo.create_scan(project.id, ["dns"], {})
+    repo.claim_scan(first.id, "celery", "w:1")
+    repo.finish_scan(first.id, "failed", "runner lost")  # what the reaper does to a dead scan
+    assert repo.create_scan(project.id, ["dns"], {}).id > first.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -30,7 +30,16 @@ class Target(SQLModel, table=True):
     exclude: bool = False
 
 
+_ACTIVE_SQL = text("status IN ('queued', 'running', 'cancelling')")
+
+
 class Scan(SQLModel, table=True):
+    # The project lock: at most one active scan per project, enforced by the
+    # database itself (atomic, and released when the reaper fails a dead scan).
+    __table_args__ = (
+        Index("ux_scan_one_active_per_project", "project_id", unique=True,
+              sqlite_where=_ACTIVE_SQL, postgresql_where=_ACTIVE_SQL),
+    )
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     status: str = Field(default="queued", index=True)  # core.progress states

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -107,11 +108,20 @@ def parsed_targets(project_id: int) -> list[ParsedTarget]:
 
 # -- scans --------------------------------------------------------------------
 
+class ProjectBusy(ValueError):
+    """The project has an active scan already."""
+
+
 def create_scan(project_id: int, modules: list[str], options: dict) -> Scan:
     with session() as s:
         scan = Scan(project_id=project_id, modules=",".join(modules), options=json.dumps(options))
         s.add(scan)
-        s.commit()
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            active = s.exec(select(Scan.id).where(Scan.project_id == project_id, Scan.status.in_(ACTIVE))).first()
+            raise ProjectBusy(f"scan #{active} of this project is still active: cancel it or wait") from None
         return scan
 
 
