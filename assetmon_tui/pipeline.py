@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from .core.config import Settings, get_settings
 from .core.progress import Progress
-from .core.targets import Scope, parse_target
+from .core.targets import Scope, is_ip, parse_target
 from .store import repo
 from .store.db import session
 from .store.models import DnsRecord, Finding, HttpEndpoint, Service
@@ -182,7 +182,7 @@ class _Run:
             elif target.kind == "url":
                 self.found.urls.append(target.value)
                 host = target.host
-                if _is_ip(host):
+                if is_ip(host):
                     self.found.direct.add(host)
                 else:
                     self.found.addresses.setdefault(host, set())
@@ -277,7 +277,7 @@ class _Run:
         for url in self.found.urls:
             parts = urlsplit(url)
             host = parts.hostname or ""
-            address = host if _is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
+            address = host if is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
             port = parts.port or (443 if parts.scheme == "https" else 80)
             targets.append(HttpTarget(host, port, parts.scheme, address, parts.path or "/"))
         unique = {(t.host, t.port, t.scheme, t.path): t for t in targets}
@@ -312,7 +312,7 @@ class _Run:
             for r in results:
                 if r.status is None:
                     continue  # nothing answered: not an endpoint
-                host_id = repo.upsert_host(s, self.project_id, r.host, self.scan.id, is_address=_is_ip(r.host))
+                host_id = repo.upsert_host(s, self.project_id, r.host, self.scan.id, is_address=is_ip(r.host))
                 repo.upsert(
                     s, HttpEndpoint, {"host_id": host_id, "url": r.url},
                     {
@@ -334,7 +334,7 @@ class _Run:
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or not host or host not in self.scope:
             return None
-        address = host if _is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
+        address = host if is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
         if address is None:
             return None
         return host, parts.port or (443 if parts.scheme == "https" else 80), parts.scheme, address
@@ -407,11 +407,3 @@ def cpu_pool():
 
         _pool = spawn_pool(1)
     return _pool
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return False

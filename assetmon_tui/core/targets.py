@@ -56,7 +56,7 @@ def parse_target(text: str) -> Target:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetError(f"not an http(s) URL: {text!r}")
         host = parts.hostname.lower()
-        if not (is_hostname(host) or _is_ip(host)):
+        if not (is_hostname(host) or is_ip(host)):
             raise TargetError(f"bad host in URL: {text!r}")
         return Target("url", parts._replace(netloc=parts.netloc.lower()).geturl(), exclude)
     try:
@@ -78,7 +78,7 @@ def parse_target(text: str) -> Target:
     return Target("domain", name, exclude)
 
 
-def _is_ip(value: str) -> bool:
+def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
         return True
@@ -90,7 +90,7 @@ def _matches(rule: Target, name: str) -> bool:
     if rule.kind == "ip":
         return name == rule.value
     if rule.kind == "cidr":
-        return _is_ip(name) and ipaddress.ip_address(name) in ipaddress.ip_network(rule.value)
+        return is_ip(name) and ipaddress.ip_address(name) in ipaddress.ip_network(rule.value)
     pattern = rule.host if rule.kind == "url" else rule.value
     if pattern.startswith("*."):
         return fnmatch.fnmatchcase(name, pattern)  # subdomains only

@@ -22,6 +22,8 @@ import dns.resolver
 
 from assetmon_tui.core.sanitize import clean_text
 
+from .pool import bounded
+
 VALUE_LIMIT = 1024  # TXT records can be long; keep them, within reason
 _CHAIN_LIMIT = 16  # CNAME hops followed inside one response
 
@@ -185,30 +187,9 @@ async def resolve(
         except dns.exception.DNSException:
             raise ValueError(f"unknown DNS record type {rtype!r}") from None
     unique = list(dict.fromkeys(n for n in map(normalise, names) if n))
-    total = len(unique)
-    if not total or not options.rtypes:
+    if not unique or not options.rtypes:
         return
     resolver = make_resolver(options)
-    todo = iter(unique)
-    results: asyncio.Queue[DnsResult | BaseException] = asyncio.Queue()
-
-    async def worker() -> None:
-        try:
-            for name in todo:  # shared iterator: each name goes to one worker
-                results.put_nowait(await resolve_one(resolver, name, options.rtypes))
-        except Exception as exc:  # a bug, not a DNS failure: surface it
-            results.put_nowait(exc)
-
-    workers = [asyncio.create_task(worker()) for _ in range(min(max(1, options.concurrency), total))]
-    try:
-        for done in range(1, total + 1):
-            result = await results.get()
-            if isinstance(result, BaseException):
-                raise result
-            if progress:
-                progress(done, total)
-            yield result
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    async for result in bounded(unique, lambda name: resolve_one(resolver, name, options.rtypes),
+                                options.concurrency, progress):
+        yield result
