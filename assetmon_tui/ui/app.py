@@ -5,6 +5,7 @@ first frame."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
@@ -23,6 +24,9 @@ from .text import duration, safe, state, when
 
 POLL_INTERVAL = 0.25  # active scans only: the cost grows with active scans, not history
 REAP_INTERVAL = 5.0
+SCHEDULE_INTERVAL = 5.0  # thread backend only: due schedules are started from here (Celery has beat)
+
+log = logging.getLogger(__name__)
 
 ACTIONS = [  # (action, palette title, help): one list feeds the palette
     ("new_project", "New project", "Create a project"),
@@ -33,6 +37,14 @@ ACTIONS = [  # (action, palette title, help): one list feeds the palette
     ("results", "Browse results", "Hosts, DNS, services and HTTP endpoints of the project"),
     ("delete_project", "Delete project", "Delete the project and everything it found"),
     ("check_health", "Check backend", "Ask Redis and the workers again now"),
+    ("findings", "Findings", "Secrets, takeovers and exposures of the project, with the JS file view"),
+    ("events", "Change events", "What changed between scans, across projects: filter and acknowledge"),
+    ("diff", "Diff scans", "Compare the highlighted scan with the marked one (m) or the previous done scan"),
+    ("mark_scan", "Mark scan for diff", "Mark the highlighted scan as the base of the next diff"),
+    ("trends", "Trends", "Hosts, services and findings of the project over its scans"),
+    ("schedule", "Schedule", "Scan the project every few hours or on a cron line"),
+    ("notifiers", "Notifications", "Apprise URLs told about the project's changes; send a test"),
+    ("export", "Export", "Write the project's inventory and events to json, jsonl, csv, md or html"),
 ]
 
 
@@ -40,13 +52,21 @@ class AssetMonApp(App):
     TITLE = "AssetMon"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("n", "new_project", "New project"),
+        Binding("n", "new_project", "New"),  # short: the 80-column footer holds 8 keys
         Binding("a", "add_targets", "Targets"),
         Binding("s", "scan", "Scan"),
         Binding("c", "cancel_scan", "Cancel"),
         Binding("r", "results", "Results"),
         Binding("delete,x", "delete_target", "Del target", show=False),
         Binding("D", "delete_project", "Del project", show=False),
+        Binding("f", "findings", "Findings"),
+        Binding("e", "events", "Events"),
+        Binding("d", "diff", "Diff", show=False),
+        Binding("m", "mark_scan", "Mark for diff", show=False),
+        Binding("t", "trends", "Trends", show=False),
+        Binding("S", "schedule", "Schedule", show=False),
+        Binding("N", "notifiers", "Notifications", show=False),
+        Binding("E", "export", "Export", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -58,6 +78,10 @@ class AssetMonApp(App):
         self.active_ids: set[int] = set()
         self._polling = False
         self._last_reap = 0.0
+        self._scheduling = False
+        self._health_detail = "checking backend…"
+        self._new_events = 0
+        self.diff_base: int | None = None  # a scan marked with m
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,7 +92,7 @@ class AssetMonApp(App):
             with Vertical(id="right"):
                 yield VerticalScroll(id="active")
                 yield DataTable(id="scans", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)  # 8 shown keys fit in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "checking backend…"
@@ -99,13 +123,57 @@ class AssetMonApp(App):
         self.load_projects()
         self.set_interval(POLL_INTERVAL, self._poll)
         self.set_interval(self.dispatcher.settings.health_interval, self.action_check_health)
+        self.set_interval(SCHEDULE_INTERVAL, self._schedule_tick)
 
     @work(thread=True, exclusive=True, group="health", exit_on_error=False)
     def action_check_health(self) -> None:
         if self.dispatcher is None:
             return
         health = self.dispatcher.check_health()
-        self.call_from_thread(setattr, self, "sub_title", health.detail)
+        self._health_detail = health.detail
+        self._count_events()
+
+    @work(thread=True, exclusive=True, group="event-count", exit_on_error=False)
+    def refresh_event_count(self) -> None:
+        """Re-read the unacknowledged events count for the header (after acknowledging, or a scan ended)."""
+        self._count_events()
+
+    def _count_events(self) -> None:
+        try:
+            from ..store import monitor
+
+            self._new_events = monitor.unacknowledged_count()
+        except Exception:  # noqa: BLE001 - the header must keep showing the backend
+            log.exception("counting new events failed")
+        self.call_from_thread(self._show_header)
+
+    def _show_header(self) -> None:
+        n = self._new_events
+        # the count first: a narrow header cuts the end of the line
+        self.sub_title = (f"{n} new event{'s' if n != 1 else ''} · " if n else "") + self._health_detail
+
+    def _schedule_tick(self) -> None:
+        if not self._scheduling and self.dispatcher is not None:
+            self._scheduling = True
+            self._run_schedules()
+
+    @work(thread=True, group="schedules", exit_on_error=False)
+    def _run_schedules(self) -> None:
+        """With the thread backend nobody else starts due schedules (beat does with Celery)."""
+        try:
+            if self.dispatcher.health().backend != "thread":
+                return
+            from ..schedule import run_due
+
+            started = run_due(self.dispatcher.submit)
+            if started:
+                names = ", ".join(self.project_names.get(p, str(p)) for p in started)
+                self.call_from_thread(self.notify, f"Scheduled scan started: {names}", markup=False)
+                self.call_from_thread(self.load_scans)
+        except Exception:  # noqa: BLE001 - retried at the next tick
+            log.exception("running due schedules failed")
+        finally:
+            self._scheduling = False
 
     def _poll(self) -> None:
         if not self._polling:
@@ -149,6 +217,8 @@ class AssetMonApp(App):
             self.notify(message, severity=severity, markup=False)
         if finished or seen != self.active_ids:
             self.load_scans()
+        if finished:
+            self.refresh_event_count()  # a done scan has just computed its change events
         self.active_ids = seen
 
     # -- projects, targets, scans tables ---------------------------------------
@@ -177,6 +247,9 @@ class AssetMonApp(App):
 
     @on(OptionList.OptionHighlighted, "#projects")
     def project_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if self.project_id != int(event.option.id):
+            self.diff_base = None
+            self.query_one("#scans", DataTable).border_subtitle = ""
         self.project_id = int(event.option.id)
         self.load_targets()
         self.load_scans()
@@ -353,6 +426,110 @@ class AssetMonApp(App):
     @on(DataTable.RowSelected, "#scans")
     def scan_selected(self) -> None:
         self.action_results()
+
+    # -- monitoring: findings, events, diff, trends, schedule, notifications, export -------
+
+    def _project_name(self) -> str:
+        return self.project_names.get(self.project_id, "")
+
+    def action_findings(self) -> None:
+        from .findings import FindingsScreen
+
+        if self._need_project() and not isinstance(self.screen, FindingsScreen):
+            self.push_screen(FindingsScreen(self.project_id, self._project_name()))
+
+    def action_events(self) -> None:
+        from .events import EventsScreen
+
+        if not isinstance(self.screen, EventsScreen):
+            self.push_screen(EventsScreen())
+
+    def action_trends(self) -> None:
+        from .events import TrendsScreen
+
+        if self._need_project() and not isinstance(self.screen, TrendsScreen):
+            self.push_screen(TrendsScreen(self.project_id, self._project_name()))
+
+    def _scans_table(self) -> DataTable:
+        """The dashboard's scans table, whichever screen is on top (palette commands)."""
+        return self.screen_stack[0].query_one("#scans", DataTable)
+
+    def _highlighted_scan(self) -> int | None:
+        table = self._scans_table()
+        if not table.row_count:
+            return None
+        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_mark_scan(self) -> None:
+        scan_id = self._highlighted_scan()
+        table = self._scans_table()
+        if scan_id is None:
+            self.notify("No scan to mark.", markup=False)
+        elif self.diff_base == scan_id:
+            self.diff_base = None
+            table.border_subtitle = ""
+            self.notify(f"Scan #{scan_id} unmarked.", markup=False)
+        else:
+            self.diff_base = scan_id
+            table.border_subtitle = f"diff base #{scan_id} · d compares"
+            self.notify(f"Scan #{scan_id} marked: highlight another scan and press d.", markup=False)
+
+    def action_diff(self) -> None:
+        if not self._need_project():
+            return
+        scan_id = self._highlighted_scan()
+        if scan_id is None:
+            self.notify("No scans yet.", markup=False)
+            return
+        self._open_diff(self.project_id, scan_id, self.diff_base)
+
+    @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
+    def _open_diff(self, project_id: int, scan_id: int, base: int | None) -> None:
+        from ..events import history
+        from .events import DiffScreen
+
+        if base is not None and base != scan_id:
+            older, newer = sorted((base, scan_id))
+        else:
+            done = [row["id"] for row in history(project_id)]
+            earlier = [i for i in done if i < scan_id]
+            if scan_id not in done:
+                self.call_from_thread(self.notify, f"Scan #{scan_id} cannot be compared: only done scans are.",
+                                      severity="warning", markup=False)
+                return
+            if not earlier:
+                self.call_from_thread(self.notify, f"Scan #{scan_id} is the first done scan: nothing to compare "
+                                      "with (mark another scan with m).", markup=False)
+                return
+            older, newer = earlier[-1], scan_id
+        self.call_from_thread(self.push_screen, DiffScreen(older, newer, self.project_names.get(project_id, "")))
+
+    def action_schedule(self) -> None:
+        from ..pipeline import MODULES
+        from .monitor_forms import ScheduleForm
+
+        if self._need_project():
+            self.push_screen(ScheduleForm(self.project_id, self._project_name(), MODULES), self._form_done)
+
+    def action_notifiers(self) -> None:
+        from .monitor_forms import NotifiersForm
+
+        if self._need_project():
+            self.push_screen(NotifiersForm(self.project_id, self._project_name()))
+
+    def action_export(self) -> None:
+        from .monitor_forms import ExportForm
+
+        if self._need_project():
+            self.push_screen(ExportForm(self.project_id, self._project_name()), self._exported)
+
+    def _form_done(self, message: str | None) -> None:
+        if message:
+            self.notify(message, markup=False)
+
+    def _exported(self, path: str | None) -> None:
+        if path:
+            self.notify(f"Exported to {path}", markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

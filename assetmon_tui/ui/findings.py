@@ -1,0 +1,359 @@
+"""Findings of a project (secrets, takeovers, exposures, API endpoints): a table
+filtered by severity, a detail pane with the redacted context, the secret value
+shown only while the user asks for it, and a read-only view of the beautified
+JavaScript file a finding was found in."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, LoadingIndicator, Static, TextArea
+
+from ..core.sanitize import clean_text
+from .text import safe, when
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
+SEVERITY_STYLES = {
+    "critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim",
+}
+COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
+FILTER_CYCLE = (None, "low", "medium", "high", "critical")  # a minimum; None shows everything
+BEAUTIFY_TIMEOUT = 30.0
+MAX_VIEW_BYTES = 20_000_000  # bigger bodies are shown truncated
+
+
+def severity(value: str | None, pad: int = 0) -> Text:
+    value = value or ""
+    return Text(value.ljust(pad), style=SEVERITY_STYLES.get(value, ""), no_wrap=True, end="")
+
+
+def rank(value: str | None) -> int:
+    return SEVERITIES.index(value) if value in SEVERITIES else 0
+
+
+def next_filter(current: str | None) -> str | None:
+    return FILTER_CYCLE[(FILTER_CYCLE.index(current) + 1) % len(FILTER_CYCLE)] if current in FILTER_CYCLE else None
+
+
+def multiline(value: object, limit: int = 20_000) -> Text:
+    """Host-derived text over several lines: escapes and controls dropped, no markup."""
+    return Text(clean_text(value, limit, single_line=False))  # end="" would lose the last line in a Group
+
+
+class FilterInput(Input):
+    """A filter box: Escape clears and hides it (instead of leaving the screen)."""
+
+    BINDINGS = [Binding("escape", "clear", "Clear filter")]
+
+    class Cleared(Message):
+        pass
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.add_class("hidden")
+        self.post_message(self.Cleared())
+
+
+def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list, str]],
+               caps: tuple[int, ...]) -> None:
+    """Replace columns and rows. Every column is as wide as its content (at most
+    its cap); the last one takes the rest of the table's width, so the table
+    never needs a horizontal scrollbar (long values are cut: a detail pane shows them)."""
+    from rich.cells import cell_len
+
+    widths = [len(label) for label in labels]
+    for cells, _ in rows:
+        for i, cell in enumerate(cells[:-1]):
+            widths[i] = max(widths[i], cell.cell_len if isinstance(cell, Text) else cell_len(str(cell)))
+    widths = [min(w, cap) for w, cap in zip(widths, caps)]
+    room = table.size.width - 2 - 2 * table.cell_padding * len(labels)  # 2: the vertical scrollbar
+    last = room - sum(widths[:-1])
+    table.clear(columns=True)
+    for label, width in zip(labels[:-1], widths[:-1]):
+        table.add_column(label, width=width)
+    table.add_column(labels[-1], width=max(last, 10) if table.size.width else None)
+    for cells, key in rows:
+        table.add_row(*cells, key=key)
+
+
+def grid(pairs: list[tuple[str, object]]) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in pairs:
+        table.add_row(key, value if isinstance(value, Text) else safe(value, 500))
+    return table
+
+
+class FindingsScreen(Screen):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("s", "severity", "Severity"),
+        Binding("v", "reveal", "Reveal"),
+        Binding("b", "beautify", "JS file"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f5", "reload", "Reload"),
+    ]
+
+    def __init__(self, project_id: int, project_name: str):
+        super().__init__()
+        self.project_id = project_id
+        self.project_name = project_name
+        self.rows: list[tuple] = []  # (Finding, host name)
+        self.min_severity: str | None = None
+        self.filter_text = ""
+        self.current: int | None = None  # index into self.rows of the highlighted finding
+        self.revealed = False  # only ever for self.current
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield FilterInput(placeholder="filter rows (Enter applies, Escape clears)", id="filter", classes="hidden")
+        with Vertical(id="findings-body"):
+            yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="finding-pane"):
+                yield Static("Highlight a finding to see its details.", id="finding-detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"findings · {self.project_name}"
+        table = self.query_one("#findings", DataTable)
+        table.border_title = "Findings"
+        self.query_one("#finding-pane").border_title = "Detail"
+        table.focus()
+        self.action_reload()
+
+    # -- data ---------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="findings", exit_on_error=False)
+    def action_reload(self) -> None:
+        from ..store import monitor
+
+        rows = monitor.findings(self.project_id)
+        # worst first, then by kind and rule
+        rows.sort(key=lambda r: (-rank(r[0].severity), r[0].kind, r[0].rule, r[0].id))
+        self.app.call_from_thread(self._fill, rows)
+
+    def _fill(self, rows: list) -> None:
+        self.rows = rows
+        table = self.query_one("#findings", DataTable)
+        old = self.current
+        needle = self.filter_text.lower()
+        floor = rank(self.min_severity) if self.min_severity else 0
+        shown_rows = []
+        for index, (f, host) in enumerate(rows):
+            if rank(f.severity) < floor:
+                continue
+            position = f"{f.line}:{f.column or 0}" if f.line else ""
+            cells = [severity(f.severity), safe(f.kind, 10), safe(f.rule, 40), safe(host, 50), position,
+                     safe(f.location, 200)]
+            if needle and not any(needle in str(c).lower() for c in cells):
+                continue
+            shown_rows.append((cells, str(index)))  # keys index self.rows
+        fill_table(table, COLUMNS, shown_rows, (8, 8, 28, 24, 9, 0))
+        shown = "all" if not self.min_severity else f"≥ {self.min_severity}"
+        table.border_title = f"Findings ({table.row_count}/{len(rows)}) · severity {shown}"
+        if self.filter_text:
+            table.border_title += f" · filter {clean_text(self.filter_text, 30)!r}"
+        if table.row_count == 0:
+            self.current = None
+            self._hide()
+            self.query_one("#finding-detail", Static).update(
+                "No findings." if not rows else "No finding matches the filter.")
+        elif old is not None and str(old) in {k.value for k in table.rows}:
+            table.move_cursor(row=table.get_row_index(str(old)))
+
+    def on_resize(self) -> None:
+        if self.rows:
+            self.call_after_refresh(self._fill, self.rows)
+
+    # -- keys ---------------------------------------------------------------------
+
+    def action_severity(self) -> None:
+        self.min_severity = next_filter(self.min_severity)
+        self._fill(self.rows)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    @on(Input.Submitted, "#filter")
+    def apply_filter(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        if not self.filter_text:
+            event.input.add_class("hidden")
+        self._fill(self.rows)
+        self.query_one("#findings", DataTable).focus()
+
+    @on(FilterInput.Cleared)
+    def clear_filter(self) -> None:
+        self.filter_text = ""
+        self._fill(self.rows)
+        self.query_one("#findings", DataTable).focus()
+
+    def action_reveal(self) -> None:
+        if self.current is None:
+            self.notify("Highlight a finding first.", markup=False)
+            return
+        finding, _ = self.rows[self.current]
+        if not finding.value:
+            self.notify("This finding has no stored value.", markup=False)
+            return
+        self.revealed = not self.revealed
+        self._show(self.current)
+
+    def _hide(self) -> None:
+        self.revealed = False
+        pane = self.query_one("#finding-pane")
+        pane.border_subtitle = ""
+        pane.remove_class("revealed")
+
+    @on(DataTable.RowHighlighted, "#findings")
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is None or event.row_key.value is None:
+            return
+        index = int(event.row_key.value)
+        if index != self.current:
+            self._hide()  # a revealed value never carries over to another finding
+        self.current = index
+        self._show(index)
+
+    @on(DataTable.RowSelected, "#findings")
+    def selected(self) -> None:
+        self.query_one("#finding-pane").focus()
+
+    def _show(self, index: int) -> None:
+        finding, host = self.rows[index]
+        pane = self.query_one("#finding-pane")
+        if self.revealed:
+            value = Text.assemble(("REVEALED ", "bold white on red"), safe(finding.value, 2000, style="bold red"))
+            pane.border_subtitle = "secret revealed · v hides"
+            pane.add_class("revealed")
+        else:
+            shown = finding.redacted or ("(hidden)" if finding.value else "")
+            if finding.kind == "endpoint" and not finding.redacted:
+                shown = finding.value  # an API path, not a secret
+            value = Text.assemble(safe(shown, 500), (" · v reveals" if finding.value and shown != finding.value
+                                                     else "", "dim"))
+            pane.border_subtitle = ""
+            pane.remove_class("revealed")
+        what = Text.assemble(severity(finding.severity), " ", safe(finding.kind, 20), " ",
+                             safe(finding.rule, 80, style="bold"))
+        if finding.confidence:
+            what.append(f"  confidence {clean_text(finding.confidence, 20)}", style="dim")
+        where = safe(host, 100)
+        if finding.line:
+            where.append(f"  line {finding.line}:{finding.column or 0}", style="dim")
+        seen = Text.assemble(when(finding.first_seen), " → ", when(finding.last_seen),
+                             ("  fp ", "dim"), safe(finding.fingerprint, 24, style="dim"))
+        pairs = [("what", what), ("host", where), ("file", finding.location), ("value", value), ("seen", seen)]
+        parts: list = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
+        if finding.context:
+            context = multiline(finding.context)
+            if finding.redacted:
+                context.highlight_words([finding.redacted], style="bold yellow")
+            parts += [Text(""), Text("context (b: whole file)", style="bold underline"), context]
+        self.query_one("#finding-detail", Static).update(Group(*parts))
+
+    def action_beautify(self) -> None:
+        if self.current is None:
+            self.notify("Highlight a finding first.", markup=False)
+            return
+        finding, _ = self.rows[self.current]
+        if not finding.location:
+            self.notify("This finding has no file.", markup=False)
+            return
+        self.app.push_screen(JsViewScreen(self.project_id, finding, self.revealed))
+
+
+def find_js_file(project_id: int, url: str):
+    """The project's stored JS file at `url` (None when it was not stored)."""
+    from sqlmodel import select
+
+    from ..store.db import session
+    from ..store.models import Host, JsFile
+
+    with session() as s:
+        return s.exec(
+            select(JsFile).join(Host, Host.id == JsFile.host_id)
+            .where(Host.project_id == project_id, JsFile.url == url).order_by(JsFile.id.desc())
+        ).first()
+
+
+class JsViewScreen(Screen):
+    """The beautified file, read-only. The finding's secret stays redacted in it
+    unless it was revealed when the view was opened."""
+
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, project_id: int, finding, reveal: bool = False):
+        super().__init__()
+        self.project_id = project_id
+        self.finding = finding
+        self.reveal = reveal
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text.assemble(("file ", "bold"), safe(self.finding.location, 200)), id="js-note")
+        yield LoadingIndicator(id="js-loading")
+        yield TextArea.code_editor("", language="javascript", read_only=True, id="js-text",
+                                   soft_wrap=False, classes="hidden")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "JavaScript file (read-only)"
+        self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _load(self) -> None:
+        from ..store.blobs import load_blob
+
+        row = find_js_file(self.project_id, self.finding.location)
+        body = load_blob(row.sha256) if row is not None and row.sha256 else None
+        if body is None:
+            self.app.call_from_thread(self._show, None, "The body of this file was not stored here.")
+            return
+        truncated = len(body) > MAX_VIEW_BYTES
+        text = body[:MAX_VIEW_BYTES].decode("utf-8", "replace")
+        note = f"{len(body):,} bytes · beautified"
+        try:
+            from ..core.config import get_settings
+            from ..secrets.beautify import beautify_file
+
+            text = beautify_file(text, timeout=BEAUTIFY_TIMEOUT, cache_dir=get_settings().data_dir / "beautified")
+        except TimeoutError:
+            note = f"{len(body):,} bytes · beautifying took over {BEAUTIFY_TIMEOUT:.0f}s: showing the raw text"
+        except Exception as exc:  # noqa: BLE001 - show the raw file rather than nothing
+            note = f"{len(body):,} bytes · could not beautify ({type(exc).__name__}): showing the raw text"
+        if truncated:
+            note += f" · first {MAX_VIEW_BYTES:,} bytes only"
+        # hostile content: no escape sequences or control characters reach the terminal
+        text = clean_text(text, len(text) + 1, single_line=False)
+        value, redacted = self.finding.value, self.finding.redacted or "[redacted]"
+        if value and not self.reveal:
+            text = text.replace(value, redacted)
+        else:
+            note += " · secret shown"
+        needle = value if value and self.reveal else redacted
+        line = next((n for n, ln in enumerate(text.split("\n")) if needle and needle in ln), None)
+        self.app.call_from_thread(self._show, text, note, line)
+
+    def _show(self, text: str | None, note: str, line: int | None = None) -> None:
+        self.query_one("#js-loading").display = False
+        self.query_one("#js-note", Static).update(Text.assemble(
+            ("file ", "bold"), safe(self.finding.location, 120), "\n", (note, "dim")))
+        if text is None:
+            return
+        area = self.query_one("#js-text", TextArea)
+        area.load_text(text)
+        area.remove_class("hidden")
+        area.focus()
+        if line is not None:
+            area.move_cursor((line, 0), center=True)
