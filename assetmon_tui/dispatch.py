@@ -257,6 +257,16 @@ class Dispatcher:
                     self._take_back(scan, waited)
         return reaped
 
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Before this process exits: stop the scans its threads run (they would
+        die with it), so their rows say "cancelled" rather than wait for the reaper."""
+        mine = [s for s in repo.active_scans() if s.backend == "thread" and s.owner == self.owner]
+        for scan in mine:
+            repo.request_cancel(scan.id)
+        self.thread.join(timeout)
+        for scan in mine:
+            repo.finish_scan(scan.id, "cancelled", "the TUI running it was closed")
+
     def _take_back(self, scan: Scan, waited: float) -> None:
         """A queued Celery scan no worker took: run it here instead. Claiming is
         atomic, so if a worker starts it after all, only one of us runs it."""

@@ -143,3 +143,17 @@ async def test_restarted_tui_reattaches_to_a_celery_scan(worker, monkeypatch):
             await pilot.press("c")
             await until(pilot, lambda: not second.query(ScanPanel), timeout=15, what="cancelled")
         assert repo.get_scan(scan.id).status == "cancelled"
+
+
+async def test_closing_the_tui_cancels_its_local_scans(thread_backend, monkeypatch):
+    monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
+    get_settings.cache_clear()
+    with estate(slow=True) as e:
+        project_id = make_project("acme", [e.url])
+        app = AssetMonApp()
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.project_id == project_id, what="project loaded")
+            await pilot.press("s", "tab", "tab", *e.dns.address, "enter")
+            await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")
+        (scan,) = repo.list_scans(project_id)
+        assert scan.status == "cancelled" and scan.finished_at is not None

@@ -94,6 +94,10 @@ class AssetMonApp(App):
                 yield DataTable(id="scans", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)  # 8 shown keys fit in 80 columns
 
+    def on_unmount(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.shutdown()  # local scans die with this process: say so in their rows
+
     def on_mount(self) -> None:
         self.sub_title = "checking backend…"
         self.query_one("#projects").border_title = "Projects"
