@@ -5,12 +5,21 @@ a byte cap, so slow or endless servers cannot stall a scan. We connect to the
 address our own DNS stage found while sending the real Host header and SNI,
 and follow redirects only on the same host name: a scanned site must never
 steer us to some other machine.
+
+Each answer is also enriched: the TLS peer certificate (parsed with
+`cryptography`), the favicon's Shodan hash (same host only, capped),
+technologies (Wappalyzer-format rules, `fingerprint.py`) and CDN/WAF hints
+from response headers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime as dt
+import functools
+import hashlib
 import http.cookiejar
 import ipaddress
 import socket
@@ -21,9 +30,14 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import mmh3
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
 from selectolax.lexbor import LexborHTMLParser
 
 from assetmon_tui.core.sanitize import clean_text
+
+from . import fingerprint
 
 HTTPS_PORTS = frozenset({443, 2083, 2087, 2096, 4443, 5443, 6443, 7443, 8443, 8834, 9443, 10443})
 HTTP_PORTS = frozenset(
@@ -42,6 +56,10 @@ class HttpOptions:
     max_redirects: int = 5
     user_agent: str = "assetmon/0.1"
     verify_tls: bool = False
+    tls_info: bool = True  # parse the peer certificate of https answers
+    favicon: bool = False  # fetch the favicon (one more request, same host) and hash it
+    max_favicon: int = 200_000  # bytes; a bigger icon is not hashed
+    fingerprint: bool = True  # technologies and CDN hints
 
 
 @dataclass
@@ -71,6 +89,14 @@ class HttpResult:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""  # capped; not persisted
     truncated: bool = False  # body cut by max_body or by the deadline
+    # subject_cn, issuer, issuer_cn, sans, not_before, not_after (ISO, UTC),
+    # self_signed, sha256 (hex of the DER), serial: for answers over TLS
+    tls: dict = field(default_factory=dict)
+    favicon_hash: int | None = None  # Shodan's: mmh3 of base64.encodebytes(icon)
+    favicon_url: str = ""
+    tech: list[str] = field(default_factory=list)  # technology names, sorted
+    tech_versions: dict[str, str] = field(default_factory=dict)  # name -> version, when seen
+    cdn: str = ""  # CDN/WAF seen in headers: "cloudflare", "cloudfront", "fastly", ...
 
 
 def web_targets(host: str, address: str | None, open_ports: Iterable[int] | dict[int, str] | None) -> list[HttpTarget]:
@@ -237,6 +263,8 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
                 result.error = _reason(exc)
             return result
         try:
+            if scheme == "https" and options.tls_info:
+                result.tls = _peer_tls(response) or result.tls
             result.status = response.status_code
             result.response_ms = round((loop.time() - started) * 1000, 1)
             result.final_url = clean_text(url, URL_LIMIT)
@@ -256,10 +284,232 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
             declared = response.headers.get("content-length", "")
             result.content_length = int(declared) if declared.isdigit() else len(result.body)
             result.title = _title(result.body, result.content_type, response.charset_encoding)
-            return result
         finally:
             await response.aclose()
+        break
+    await _enrich(client, target, result, options, host, deadline)
     return result
+
+
+async def _enrich(client: httpx.AsyncClient, target: HttpTarget, result: HttpResult, options: HttpOptions,
+                  host: str, deadline: float) -> None:
+    """Favicon hash, technologies and CDN hints for an answered target."""
+    if result.status is None:
+        return
+    if options.fingerprint:
+        result.cdn = cdn_hint(result.headers)
+        try:
+            techs = fingerprint.detect(result.headers, result.body, result.final_url or result.url,
+                                       result.content_type, result.tls.get("issuer", ""))
+        except Exception:  # a rule bug must not cost the probe
+            techs = []
+        result.tech = [clean_text(t.name, 64) for t in techs]
+        result.tech_versions = {clean_text(t.name, 64): clean_text(t.version, 40) for t in techs if t.version}
+    if options.favicon and options.max_favicon > 0:
+        icon_url = _favicon_url(result, host)
+        if icon_url:
+            # The icon gets its own short budget: the page used up its own.
+            loop = asyncio.get_running_loop()
+            icon_deadline = max(deadline, loop.time() + min(options.timeout, 3.0))
+            data = await _fetch_small(client, target, icon_url, host, options, icon_deadline)
+            if data:
+                result.favicon_url = clean_text(icon_url, URL_LIMIT)
+                result.favicon_hash = favicon_hash(data)
+
+
+def favicon_hash(data: bytes) -> int:
+    """Shodan's favicon hash: MurmurHash3 (32-bit, signed) of the base64 text
+    with a newline every 76 characters, as `base64.encodebytes` writes it."""
+    return mmh3.hash(base64.encodebytes(data))
+
+
+def _favicon_url(result: HttpResult, host: str) -> str:
+    """The page's `<link rel=icon>` when it stays on the host, else /favicon.ico."""
+    base = result.final_url or result.url
+    default = urljoin(base, "/favicon.ico")
+    if not result.body or ("html" not in result.content_type.lower() and result.body.lstrip()[:1] != b"<"):
+        return default if result.status is not None else ""
+    try:
+        tree = LexborHTMLParser(result.body[:256_000].decode("utf-8", "replace"))
+        for node in tree.css("link[rel][href]")[:50]:
+            rel = (node.attributes.get("rel") or "").lower().split()
+            href = (node.attributes.get("href") or "").strip()
+            if "icon" in rel and href and not href.startswith("data:"):
+                candidate = urljoin(base, href)
+                if _same_host(candidate, host):
+                    return candidate
+                break  # an off-host icon: fall back to the conventional path
+    except Exception:
+        pass
+    return default
+
+
+async def _fetch_small(client: httpx.AsyncClient, target: HttpTarget, url: str, host: str,
+                       options: HttpOptions, deadline: float) -> bytes:
+    """GET a same-host URL (no redirects); the body when 200 and within the cap."""
+    parts = _same_host(url, host)
+    if parts is None:
+        return b""
+    scheme, port, path = parts
+    connect_host = target.address or host
+    headers = {"Host": _authority(host, port, scheme), "User-Agent": options.user_agent,
+               "Accept": "*/*", "Accept-Encoding": "identity"}
+    sni = scheme == "https" and target.address and not _is_ip(host)
+    try:
+        request = client.build_request("GET", f"{scheme}://{_authority(connect_host, port, scheme)}{path}",
+                                       headers=headers, extensions={"sni_hostname": host} if sni else {})
+        async with asyncio.timeout_at(deadline):
+            response = await client.send(request, stream=True)
+    except Exception:
+        return b""
+    try:
+        ctype = response.headers.get("content-type", "").lower()
+        if response.status_code != 200 or "html" in ctype:  # soft 404 pages are not icons
+            return b""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > options.max_favicon:
+            return b""
+        data, truncated = await _read_body(response, options.max_favicon + 1, deadline)
+        return b"" if truncated or len(data) > options.max_favicon else data
+    finally:
+        await response.aclose()
+
+
+# ---- TLS -----------------------------------------------------------------------
+
+def _peer_tls(response: httpx.Response) -> dict:
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return {}
+    try:
+        ssl_object = stream.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    except (ValueError, AttributeError, ssl.SSLError):
+        return {}
+    return cert_info(der) if der else {}
+
+
+def cert_info(der: bytes) -> dict:
+    """The fields we keep of one DER certificate ({} when it does not parse)."""
+    info = _cert_info(der)
+    return {**info, "sans": list(info["sans"])} if info else {}
+
+
+def _utc(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return clean_text(attrs[0].value, 256) if attrs else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _cert_info(der: bytes) -> dict:
+    """Cached: virtual hosts on one listener usually share a certificate."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return {}
+    sans: list[str] = []
+    try:
+        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        sans = [clean_text(n, 256) for n in ext.get_values_for_type(x509.DNSName)][:1000]
+        sans += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)][:100]
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    self_signed = False
+    if cert.issuer == cert.subject:
+        try:
+            cert.verify_directly_issued_by(cert)
+            self_signed = True
+        except Exception:  # wrong signature, unsupported key type...
+            self_signed = False
+    try:
+        issuer = clean_text(cert.issuer.rfc4514_string(), 512)
+        subject = clean_text(cert.subject.rfc4514_string(), 512)
+    except ValueError:
+        issuer = subject = ""
+    return {
+        "subject_cn": _cn(cert.subject),
+        "subject": subject,
+        "issuer": issuer,
+        "issuer_cn": _cn(cert.issuer),
+        "sans": sans,
+        "not_before": _utc(cert.not_valid_before_utc),
+        "not_after": _utc(cert.not_valid_after_utc),
+        "self_signed": self_signed,
+        "sha256": hashlib.sha256(der).hexdigest(),
+        "serial": format(cert.serial_number, "x"),
+    }
+
+
+async def fetch_certificate(address: str, port: int, server_name: str | None, timeout: float = 5.0) -> dict:
+    """TLS handshake only (no HTTP): the peer certificate's `cert_info`, or {}.
+    Used by subdomain discovery to read SANs of endpoints it has not probed."""
+    context = _tls_context(False)
+    sni = server_name if server_name and not _is_ip(server_name) else None
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(address, port, ssl=context, server_hostname=sni or "",
+                                                      ssl_handshake_timeout=timeout)
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    except (OSError, TimeoutError, ssl.SSLError, ValueError):
+        return {}
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(0.5):
+                    await writer.wait_closed()
+    return cert_info(der) if der else {}
+
+
+# ---- CDN / WAF hints ------------------------------------------------------------
+
+# (header, substring of its lower-cased value or "" for presence, CDN name); first match wins.
+_CDN_HEADERS = (
+    ("cf-ray", "", "cloudflare"), ("cf-cache-status", "", "cloudflare"), ("server", "cloudflare", "cloudflare"),
+    ("x-amz-cf-id", "", "cloudfront"), ("x-amz-cf-pop", "", "cloudfront"), ("via", "cloudfront", "cloudfront"),
+    ("x-cache", "cloudfront", "cloudfront"),
+    ("x-fastly-request-id", "", "fastly"), ("fastly-debug-digest", "", "fastly"),
+    ("x-served-by", "cache-", "fastly"), ("via", "varnish", "fastly?"),
+    ("x-akamai-transformed", "", "akamai"), ("x-akamai-request-id", "", "akamai"), ("akamai-grn", "", "akamai"),
+    ("x-akamai-staging", "", "akamai"), ("server", "akamaighost", "akamai"), ("server", "akamainetstorage", "akamai"),
+    ("x-sucuri-id", "", "sucuri"), ("x-sucuri-cache", "", "sucuri"), ("server", "sucuri", "sucuri"),
+    ("x-iinfo", "", "imperva"), ("x-cdn", "incapsula", "imperva"), ("x-cdn", "imperva", "imperva"),
+    ("x-azure-ref", "", "azure-front-door"), ("x-msedge-ref", "", "azure-cdn"), ("x-ec-custom-error", "", "edgecast"),
+    ("server", "ecacc", "edgecast"), ("server", "ecs (", "edgecast"),
+    ("x-vercel-id", "", "vercel"), ("x-nf-request-id", "", "netlify"), ("server", "netlify", "netlify"),
+    ("server", "bunnycdn", "bunnycdn"), ("cdn-pullzone", "", "bunnycdn"), ("x-77-nzt", "", "cdn77"),
+    ("server", "cdn77", "cdn77"), ("x-hw", "", "stackpath"), ("x-sp-url", "", "stackpath"),
+    ("server", "keycdn", "keycdn"), ("x-edge-location", "", "keycdn"), ("x-cdn", "stackpath", "stackpath"),
+    ("x-goog-generation", "", "google-cloud-storage"),
+    ("server", "google frontend", "google"), ("x-github-request-id", "", "github-pages"),
+    ("server", "github.com", "github-pages"), ("x-cache", "varnish", "varnish"), ("server", "ddos-guard", "ddos-guard"),
+    ("server", "qrator", "qrator"), ("x-cdn-provider", "", "?"), ("server", "yunjiasu", "baidu-yunjiasu"),
+    ("x-swift-cachetime", "", "alibaba-cdn"), ("eagleid", "", "alibaba-cdn"), ("x-tencent-cdn", "", "tencent-cdn"),
+    ("x-bdcdn-cache-status", "", "baidu-cdn"),
+)
+
+
+def cdn_hint(headers: dict[str, str]) -> str:
+    """Which CDN or WAF the response headers point to ("" when none)."""
+    lowered = {k.lower(): v.lower() for k, v in headers.items()}
+    for name, needle, cdn in _CDN_HEADERS:
+        value = lowered.get(name)
+        if value is None or not cdn or (needle and needle not in value):
+            continue
+        if cdn == "?":
+            return clean_text(value, 40)
+        if cdn == "fastly?":
+            if "x-served-by" in lowered or "x-fastly-request-id" in lowered:
+                return "fastly"
+            continue
+        return cdn
+    return ""
 
 
 def _is_ip(text: str) -> bool:
