@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan targets headlessly; results as JSON lines with --json")
     scan.add_argument("targets", nargs="+", metavar="TARGET", help="domain, host, IP, CIDR or URL; !TARGET excludes")
     scan.add_argument("--project", default=DEFAULT_PROJECT, help="project name (created if missing)")
-    scan.add_argument("--modules", default="dns,ports,http", help="comma separated: dns,ports,http")
+    scan.add_argument("--modules", default="dns,ports,http",
+                      help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: dns,ports,http)")
     scan.add_argument("--ports", help="top100 (default), top1000, all, or a list like 22,80,8000-8100")
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
     scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")

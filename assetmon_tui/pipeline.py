@@ -30,7 +30,7 @@ from .store.models import JsFile as JsFileRow
 
 log = logging.getLogger(__name__)
 
-MODULES = ("dns", "ports", "http", "js")  # run order
+MODULES = ("subdomains", "dns", "ports", "http", "takeover", "js")  # run order
 MAX_CIDR_ADDRESSES = 4096
 REPORT_EVERY = 0.2  # seconds between progress reports (Redis writes)
 CANCEL_POLL = 0.5
@@ -75,9 +75,13 @@ class _Found:
 
     addresses: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # name -> IPs
     open_ports: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))  # IP -> port -> service
+    port_scanned: set[str] = field(default_factory=set)  # addresses the ports module covered
     direct: set[str] = field(default_factory=set)  # IP targets
     urls: list[str] = field(default_factory=list)
     pages: list = field(default_factory=list)  # HTML pages for the js module
+    roots: list[str] = field(default_factory=list)  # domains to enumerate under
+    wildcards: set[str] = field(default_factory=set)  # zones answering any label
+    cnamed: list = field(default_factory=list)  # DnsResults with CNAMEs, for takeover
 
 
 class _Run:
@@ -96,6 +100,7 @@ class _Run:
         for name in self.modules:
             self.progress.module(name)
         self.found = _Found()
+        self._saved_hosts: set[str] = set()
 
     # -- progress, heartbeat, cancel ------------------------------------------------
 
@@ -179,6 +184,7 @@ class _Run:
         for target in seeds:
             if target.kind == "domain":
                 self.found.addresses.setdefault(target.host, set())
+                self.found.roots.append(target.host)
             elif target.kind == "url":
                 self.found.urls.append(target.value)
                 host = target.host
@@ -202,19 +208,37 @@ class _Run:
 
     # -- modules -----------------------------------------------------------------------
 
-    async def _dns(self) -> None:
-        from .scanners.dns import DnsOptions, resolve
+    def _dns_options(self, rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME")):
+        from .scanners.dns import DnsOptions
 
+        return DnsOptions(nameservers=self._nameservers(), rtypes=rtypes, concurrency=self.settings.dns_concurrency,
+                          timeout=self.settings.dns_timeout, retries=self.settings.dns_retries)
+
+    async def _subdomains(self) -> None:
+        from .scanners.subdomains import SubdomainOptions, discover
+
+        options = SubdomainOptions(ct_url=self.settings.ct_url, dns=self._dns_options(("A", "AAAA")))
+        async for found in discover(self.found.roots, options, self.scope.__contains__, self.ticker("subdomains")):
+            if found.source == "wildcard":
+                self.found.wildcards.add(found.name)
+            elif found.name not in self.found.addresses:
+                self.found.addresses[found.name] = set()
+                self.progress.count("subdomains")
+
+    async def _dns(self) -> None:
         names = sorted(n for n in self.found.addresses if n in self.scope)
-        options = DnsOptions(
-            nameservers=self._nameservers(),
-            concurrency=self.settings.dns_concurrency,
-            timeout=self.settings.dns_timeout,
-            retries=self.settings.dns_retries,
-        )
+        await self._resolve(names, self._dns_options(), self.ticker("dns"))
+        # Mail, name servers and TXT (SPF, verification tokens) of the roots only.
+        await self._resolve(self.found.roots, self._dns_options(("MX", "NS", "TXT")))
+
+    async def _resolve(self, names: list[str], options, progress=None) -> None:
+        from .scanners.dns import resolve
+
         batch = []
-        async for result in resolve(names, options, self.ticker("dns")):
+        async for result in resolve(names, options, progress):
             self.found.addresses[result.name].update(result.addresses)
+            if result.cnames:
+                self.found.cnamed.append(result)
             batch.append(result)
             if len(batch) >= 200:
                 await asyncio.to_thread(self._save_dns, batch)
@@ -224,11 +248,13 @@ class _Run:
     def _save_dns(self, results) -> None:
         with session() as s:
             for result in results:
+                fresh = result.name not in self._saved_hosts
+                self._saved_hosts.add(result.name)
                 host_id = repo.upsert_host(s, self.project_id, result.name, self.scan.id, dns_status=result.status)
                 for rec in result.records:
                     repo.upsert(s, DnsRecord, {"host_id": host_id, "rtype": rec.rtype, "value": rec.value},
                                 {"ttl": rec.ttl}, self.scan.id)
-                self.progress.count("hosts")
+                self.progress.count("hosts", int(fresh))
                 self.progress.count("records", len(result.records))
             s.commit()
 
@@ -246,7 +272,9 @@ class _Run:
             rate=self.settings.port_rate,
         )
         results = []
-        async for result in scan(self._all_addresses(), ports, options, self.ticker("ports")):
+        addresses = self._all_addresses()
+        self.found.port_scanned.update(addresses)
+        async for result in scan(addresses, ports, options, self.ticker("ports")):
             self.found.open_ports[result.address][result.port] = result.service
             results.append(result)
             self.progress.count("services")
@@ -260,20 +288,23 @@ class _Run:
                             {"service": result.service, "banner": result.banner}, self.scan.id)
             s.commit()
 
-    def _http_targets(self) -> list:
+    def _http_targets(self, names: list[str] | None = None, direct: bool = True) -> list:
         from .scanners.http import HttpTarget, web_targets
 
-        scanned_ports = "ports" in self.modules
+        def ports_of(address: str):  # None: unknown, so the usual web ports are tried
+            return self.found.open_ports.get(address, {}) if address in self.found.port_scanned else None
+
         targets = []
-        for name, addresses in sorted(self.found.addresses.items()):
+        for name in sorted(self.found.addresses if names is None else names):
+            addresses = self.found.addresses.get(name, ())
             if name not in self.scope:
                 continue
             for address in sorted(addresses)[:1]:  # one address per name is enough to probe
-                ports = self.found.open_ports.get(address, {}) if scanned_ports else None
-                targets += web_targets(name, address, ports)
+                targets += web_targets(name, address, ports_of(address))
+        if not direct:
+            return targets
         for address in sorted(self.found.direct):
-            ports = self.found.open_ports.get(address, {}) if scanned_ports else None
-            targets += web_targets(address, address, ports)
+            targets += web_targets(address, address, ports_of(address))
         for url in self.found.urls:
             parts = urlsplit(url)
             host = parts.hostname or ""
@@ -284,28 +315,41 @@ class _Run:
         return list(unique.values())
 
     async def _http(self) -> None:
+        """Probe every web target; names that pages, redirects and certificates
+        reveal are resolved and probed too (one round)."""
+        known = set(self.found.addresses)
+        revealed = await self._probe(self._http_targets(), self.ticker("http"))
+        fresh = sorted(n for n in revealed - known if n in self.scope)
+        if fresh:
+            self.progress.count("subdomains", len(fresh))
+            for name in fresh:
+                self.found.addresses[name] = set()
+            await self._resolve(fresh, self._dns_options())
+            await self._probe(self._http_targets(fresh, direct=False))
+
+    async def _probe(self, targets: list, progress=None) -> set[str]:
         from .scanners.http import HttpOptions, probe
+        from .scanners.js import Page
+        from .scanners.subdomains import harvest_http
 
-        options = HttpOptions(
-            concurrency=self.settings.http_concurrency,
-            timeout=self.settings.http_timeout,
-            max_body=self.settings.http_max_body,
-        )
-        batch = []
+        options = HttpOptions(concurrency=self.settings.http_concurrency, timeout=self.settings.http_timeout,
+                              max_body=self.settings.http_max_body, favicon=True)
+        batch, revealed = [], set()
         keep_pages = "js" in self.modules
-        async for result in probe(self._http_targets(), options, self.ticker("http")):
+        async for result in probe(targets, options, progress):
             batch.append(result)
+            if result.status is None:
+                continue
+            self.progress.count("endpoints")
+            revealed.update(f.name for f in harvest_http(result, self.found.roots))
             if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
-                from .scanners.js import Page
-
                 self.found.pages.append(Page(result.final_url or result.url, result.host,
                                              result.body.decode("utf-8", "replace")))
-            if result.status is not None:
-                self.progress.count("endpoints")
             if len(batch) >= 100:
                 await asyncio.to_thread(self._save_http, batch)
                 batch = []
         await asyncio.to_thread(self._save_http, batch)
+        return revealed
 
     def _save_http(self, results) -> None:
         with session() as s:
@@ -320,11 +364,38 @@ class _Run:
                         "content_type": r.content_type, "content_length": r.content_length,
                         "redirects": json.dumps(r.redirects), "final_url": r.final_url,
                         "response_ms": r.response_ms, "error": r.error,
+                        "tls": json.dumps(r.tls or {}), "favicon_hash": r.favicon_hash,
+                        "tech": ",".join(r.tech), "cdn": r.cdn,
                     },
                     self.scan.id,
                 )
             s.commit()
 
+
+    # -- takeover ---------------------------------------------------------------------------
+
+    async def _takeover(self) -> None:
+        from .scanners.http import HttpOptions
+        from .scanners.takeover import check_many
+
+        http = HttpOptions(timeout=self.settings.http_timeout, max_body=self.settings.http_max_body)
+        found = []
+        async for finding in check_many(self.found.cnamed, self._dns_options(), http):
+            found.append(finding)
+            self.progress.count("findings")
+        await asyncio.to_thread(self._save_takeovers, found)
+
+    def _save_takeovers(self, findings) -> None:
+        with session() as s:
+            for f in findings:
+                host_id = repo.upsert_host(s, self.project_id, f.name, self.scan.id)
+                key = hashlib.sha256(f"takeover\x00{f.name}\x00{f.cname}".encode()).hexdigest()
+                repo.upsert(s, Finding, {"project_id": self.project_id, "fingerprint": key}, {
+                    "host_id": host_id, "kind": "takeover", "rule": f"takeover-{f.provider}",
+                    "severity": f.severity, "confidence": f.confidence, "location": f.name,
+                    "value": f.cname, "redacted": f.cname, "context": f"{f.evidence}: {f.detail}",
+                }, self.scan.id)
+            s.commit()
 
     # -- js: scripts, secrets, endpoints ------------------------------------------------
 

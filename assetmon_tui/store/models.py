@@ -109,6 +109,7 @@ class HttpEndpoint(_Seen, table=True):
     tls: str = Field(default="{}", sa_column=Column(Text))  # JSON: subject, issuer, sans, not_after
     favicon_hash: int | None = None
     tech: str = ""  # comma separated
+    cdn: str = ""  # CDN/WAF hint from the headers
     error: str = ""
 
 

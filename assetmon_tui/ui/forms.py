@@ -13,9 +13,12 @@ from textual.widgets import Button, Input, Label, SelectionList, Static
 from ..core.targets import TargetError, parse_target
 
 MODULE_HELP = {
-    "dns": "DNS: A, AAAA, CNAME",
+    "subdomains": "Subdomains: CT, wordlist, certificates",
+    "dns": "DNS: A, AAAA, CNAME (+ MX, NS, TXT)",
     "ports": "Ports: TCP connect scan + banners",
-    "http": "HTTP: status, title, server, redirects",
+    "http": "HTTP: title, server, TLS, tech, favicon",
+    "takeover": "Takeover: dangling CNAMEs",
+    "js": "JavaScript: secrets and API endpoints",
 }
 
 
