@@ -345,6 +345,11 @@ def _q(text: str, limit: int = 80) -> str:
     return '"' + clean_text(text, limit) + '"'
 
 
+def _named(items: dict) -> set[str]:
+    """Addresses that A/AAAA records point at."""
+    return {i.state.get("value") for i in items.values() if i.kind == "dns" and i.state.get("rtype") in ("A", "AAAA")}
+
+
 class _Diff:
     def __init__(self, s: Session, scan: Scan, prev_scan: Scan, prev: dict, cur: dict, known: set[str], t: Thresholds):
         self.s, self.scan, self.prev_scan, self.t = s, scan, prev_scan, t
@@ -357,9 +362,10 @@ class _Diff:
         self.added = [i for k, i in cur.items() if k not in prev and i.kind in self.known]
         self.removed = [i for k, i in prev.items() if k not in cur and i.kind in self.known]
         self.common = [(prev[k], i) for k, i in cur.items() if k in prev and i.kind in self.known]
-        self.new_hosts = {i.host for i in self.added if i.kind in ("host", "ip")}
-        # An address that DNS still names is not gone: only its ports closed.
-        named = {i.state.get("value") for i in cur.values() if i.kind == "dns" and i.state.get("rtype") in ("A", "AAAA")}
+        # An address that DNS names is not a host coming or going: only its ports change.
+        named = _named(cur)
+        was_named = _named(prev)
+        self.new_hosts = {i.host for i in self.added if i.kind == "host" or i.kind == "ip" and i.host not in was_named}
         self.gone_hosts = {i.host for i in self.removed if i.kind == "host" or i.kind == "ip" and i.host not in named}
 
     def emit(self, type_: str, severity: str, summary: str, entity: str) -> None:
@@ -385,7 +391,7 @@ class _Diff:
 
     def hosts(self, again) -> None:
         for i in self.added:
-            if i.kind in ("host", "ip"):
+            if i.kind in ("host", "ip") and i.host in self.new_hosts:
                 addresses = sorted(d.state["value"] for d in self.cur.values()
                                    if d.kind == "dns" and d.host == i.host and d.state.get("rtype") in ("A", "AAAA"))
                 extra = f" ({', '.join(addresses[:4])})" if addresses else ""

@@ -217,7 +217,8 @@ class _Run:
     async def _subdomains(self) -> None:
         from .scanners.subdomains import SubdomainOptions, discover
 
-        options = SubdomainOptions(ct_url=self.settings.ct_url, dns=self._dns_options(("A", "AAAA")))
+        options = SubdomainOptions(ct_url=self.settings.ct_url, wordlist_path=self.settings.wordlist or None,
+                                   dns=self._dns_options(("A", "AAAA")))
         async for found in discover(self.found.roots, options, self.scope.__contains__, self.ticker("subdomains")):
             if found.source == "wildcard":
                 self.found.wildcards.add(found.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 from loopback import FakeDNS, HttpServer, page
@@ -54,3 +55,18 @@ def make_project(name: str = "acme", targets: list[str] | None = None) -> int:
     project = repo.create_project(name)
     repo.add_targets(project.id, targets or ["www.scan.test", "api.scan.test"])
     return project.id
+
+
+def run_to_end(dispatcher: Dispatcher, scan_id: int, timeout: float = 60.0):
+    """Poll like the TUI does; return the final progress and what was seen on the way."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, progress = dispatcher.poll(scan_id)
+        snapshot = (progress.state, tuple((n, m.status) for n, m in progress.modules.items()))
+        if not seen or seen[-1] != snapshot:
+            seen.append(snapshot)
+        if not progress.active:
+            return progress, seen
+        time.sleep(0.02)
+    raise AssertionError(f"scan {scan_id} did not finish; saw {seen}")

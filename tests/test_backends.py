@@ -7,26 +7,11 @@ import time
 
 import pytest
 from conftest import wait_for
-from scenario import WEB_ADDRESS, estate, make_project
+from scenario import WEB_ADDRESS, estate, make_project, run_to_end
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.store import repo
-
-
-def run_to_end(dispatcher: Dispatcher, scan_id: int, timeout: float = 60.0):
-    """Poll like the TUI does; return the final progress and what was seen on the way."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _, progress = dispatcher.poll(scan_id)
-        snapshot = (progress.state, tuple((n, m.status) for n, m in progress.modules.items()))
-        if not seen or seen[-1] != snapshot:
-            seen.append(snapshot)
-        if not progress.active:
-            return progress, seen
-        time.sleep(0.02)
-    raise AssertionError(f"scan {scan_id} did not finish; saw {seen}")
 
 
 def assert_results(project_id: int, scan_id: int, port: int) -> None:

@@ -45,6 +45,7 @@ class Settings:
     port_rate: int = 0
     ports: str = "top100"
     ct_url: str = "https://crt.sh/"
+    wordlist: str = ""  # subdomain wordlist file; empty: the bundled one (~9,600 names)
     js_max_size: int = 10_000_000
 
     @property

@@ -108,7 +108,7 @@ def web_targets(host: str, address: str | None, open_ports: Iterable[int] | dict
     services = open_ports if isinstance(open_ports, dict) else dict.fromkeys(open_ports, "")
     targets = []
     for port, service in sorted(services.items()):
-        if port in HTTPS_PORTS or service == "https":
+        if port in HTTPS_PORTS or service in ("https", "ssl"):  # TLS on an odd port is most often a web app
             targets.append(HttpTarget(host, port, "https", address))
         elif port in HTTP_PORTS or service == "http":
             targets.append(HttpTarget(host, port, "http", address))
