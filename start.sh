@@ -32,6 +32,15 @@ redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1, socket_timeout=1).pi
 PY
 }
 
+need_tool() {  # command, Debian package: installed when missing and we may (root with apt)
+    command -v "$1" >/dev/null && return 0
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || { say "$1 is not installed; tests that need it will say so"; return 0; }
+    say "installing $2 for the tests…"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; } || \
+        say "could not install $2"
+}
+
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 PRIVATE_REDIS_PID=""
@@ -119,9 +128,9 @@ case "$MODE" in
         ;;
     test)
         trap stop_all EXIT INT TERM
-        command -v redis-server >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-            { say "installing redis-server for the tests"; apt-get install -y -qq redis-server >/dev/null || \
-              { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; }; } || true
+        # The tests start private redis-servers and open the HTML report in Chromium.
+        need_tool redis-server redis-server
+        need_tool chromium chromium
         ensure_redis
         "$PY" -m pytest "$@"
         # The same suite again on PostgreSQL, the store for several machines.

@@ -113,3 +113,29 @@ def test_unknown_format_and_project():
         export("acme", "xml")
     with pytest.raises(NotFound):
         export("nope", "json")
+
+
+def test_html_report_opens_in_headless_chromium_without_errors(project, tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (./start.sh test installs it)")
+        pytest.skip("chromium not installed")
+    report = tmp_path / "report.html"
+    report.write_text(export("acme", "html"), encoding="utf-8")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=2000", "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    assert "port_new" in dom and "&lt;script&gt;alert(1)" in dom  # rendered, hostile title inert
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
+    assert console == [], console  # no script errors, no CSP violations
