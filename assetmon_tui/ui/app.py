@@ -103,10 +103,14 @@ class AssetMonApp(App):
         self.query_one("#projects").border_title = "Projects"
         targets = self.query_one("#targets", DataTable)
         targets.border_title = "Targets"
-        targets.add_columns("rule", "target")
+        targets.add_column("rule", width=7)
+        targets.add_column("target", width=48)
         scans = self.query_one("#scans", DataTable)
         scans.border_title = "Scans"
-        scans.add_columns("#", "status", "backend", "modules", "started", "took", "found")
+        # Fixed widths, most useful first: the pane is ~50 columns at 80x24.
+        for label, width in (("#", 4), ("status", 10), ("started", 11), ("took", 6), ("found", 12),
+                             ("modules", 26), ("backend", 7)):
+            scans.add_column(label, width=width)
         self.query_one("#active").border_title = "Active scans"
         self.query_one("#projects").focus()
         self._start()
@@ -294,8 +298,8 @@ class AssetMonApp(App):
             took = (scan.finished_at - scan.started_at).total_seconds() if scan.finished_at and scan.started_at else None
             summary = json.loads(scan.summary or "{}")
             found = " ".join(f"{summary[k]}{k[0]}" for k in ("hosts", "services", "endpoints") if summary.get(k))
-            table.add_row(str(scan.id), state(scan.status), scan.backend, scan.modules, when(scan.started_at),
-                          duration(took), found, key=str(scan.id))
+            table.add_row(str(scan.id), state(scan.status), when(scan.started_at, short=True), duration(took),
+                          found, scan.modules, scan.backend, key=str(scan.id))
         if scans:
             table.move_cursor(row=min(cursor, len(scans) - 1))
 

@@ -31,7 +31,8 @@ class ScanPanel(Static):
     def show(self, progress: Progress, backend: str) -> None:
         self.progress = progress
         self.border_subtitle = f"{backend} · {duration(progress.elapsed)}"
-        header = Text.assemble(state(progress.state), f"  {duration(progress.elapsed)} elapsed")
+        header = Text(f"{progress.state} · {duration(progress.elapsed)} elapsed")
+        header.stylize(state(progress.state).style, 0, len(progress.state))
         bars = Table.grid(padding=(0, 1), expand=True)
         bars.add_column(width=6)
         bars.add_column(ratio=1)
