@@ -64,6 +64,7 @@ def test_settings_from_env_and_config_file(home, monkeypatch):
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text('dns_timeout = 3.5\nports = "top1000"\n')
     monkeypatch.setenv("ASSETMON_PORTS", "22,80")
+    monkeypatch.delenv("ASSETMON_REDIS_URL", raising=False)  # (start.sh exports it)
     monkeypatch.setenv("REDIS_URL", "redis://example.invalid:1/0")
     get_settings.cache_clear()
     s = get_settings()

@@ -79,7 +79,7 @@ def test_lab_scan_finds_what_was_planted_and_a_mutation_yields_its_events(lab):
     # Exactly the mutation's changes, plus what follows from them (the new host's
     # web endpoints and scripts, the redeployed bundle's new file names).
     assert set(by_type) == {"host_new", "host_gone", "title_changed", "port_new", "secret_new", "http_new", "js_new"}
-    assert entities("title_changed") == {"http:http://www.acme.test/", "http:https://www.acme.test/"}
+    assert entities("title_changed") and all("://www.acme.test" in e for e in entities("title_changed"))
     assert all("Spring Sale" in e.summary for e in by_type["title_changed"])
     assert {e.entity.split("/")[2] for e in by_type["http_new"]} == {"beta-checkout.acme.test"}
     (port,) = by_type["port_new"]
