@@ -81,7 +81,7 @@ def test_lab_scan_finds_what_was_planted_and_a_mutation_yields_its_events(lab):
     assert set(by_type) == {"host_new", "host_gone", "title_changed", "port_new", "secret_new", "http_new", "js_new"}
     assert entities("title_changed") and all("://www.acme.test" in e for e in entities("title_changed"))
     assert all("Spring Sale" in e.summary for e in by_type["title_changed"])
-    assert {e.entity.split("/")[2] for e in by_type["http_new"]} == {"beta-checkout.acme.test"}
+    assert {e.entity.split("/")[2].split(":")[0] for e in by_type["http_new"]} == {"beta-checkout.acme.test"}
     (port,) = by_type["port_new"]
     assert "127.0.2.5" in port.entity and "22" in port.entity
     (secret,) = by_type["secret_new"]
