@@ -38,6 +38,7 @@ from selectolax.lexbor import LexborHTMLParser
 from assetmon_tui.core.sanitize import clean_text
 
 from . import fingerprint
+from .pool import bounded
 
 HTTPS_PORTS = frozenset({443, 2083, 2087, 2096, 4443, 5443, 6443, 7443, 8443, 8834, 9443, 10443})
 HTTP_PORTS = frozenset(
@@ -539,32 +540,6 @@ async def probe(
     progress: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[HttpResult]:
     """Probe targets with bounded concurrency; yield results as they complete."""
-    todo = list(targets)
-    total = len(todo)
-    if not total:
-        return
-    pending = iter(todo)
-    results: asyncio.Queue[HttpResult | BaseException] = asyncio.Queue()
-
     async with make_client(options) as client:
-
-        async def worker() -> None:
-            try:
-                for target in pending:  # shared iterator: each target goes to one worker
-                    results.put_nowait(await probe_one(client, target, options))
-            except Exception as exc:  # a bug, not a network failure: surface it
-                results.put_nowait(exc)
-
-        workers = [asyncio.create_task(worker()) for _ in range(min(max(1, options.concurrency), total))]
-        try:
-            for done in range(1, total + 1):
-                result = await results.get()
-                if isinstance(result, BaseException):
-                    raise result
-                if progress:
-                    progress(done, total)
-                yield result
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        async for result in bounded(targets, lambda t: probe_one(client, t, options), options.concurrency, progress):
+            yield result

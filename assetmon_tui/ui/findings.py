@@ -6,7 +6,6 @@ JavaScript file a finding was found in."""
 from __future__ import annotations
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, LoadingIndicator, Static, TextArea
 
 from ..core.sanitize import clean_text
-from .text import safe, when
+from .text import grid, safe, when
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
 SEVERITY_STYLES = {
@@ -81,15 +80,6 @@ def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list,
     table.add_column(labels[-1], width=max(last, 10) if table.size.width else None)
     for cells, key in rows:
         table.add_row(*cells, key=key)
-
-
-def grid(pairs: list[tuple[str, object]]) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    for key, value in pairs:
-        table.add_row(key, value if isinstance(value, Text) else safe(value, 500))
-    return table
 
 
 class FindingsScreen(Screen):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from .text import safe, when
+from .text import grid, safe, when
 
 TABS = ("hosts", "dns", "services", "http")
 
@@ -138,15 +137,6 @@ class ResultsScreen(Screen):
         self.app.call_from_thread(self.query_one("#detail", Static).update, _host_renderable(detail))
 
 
-def _grid(pairs: list[tuple[str, object]]) -> Table:
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    for key, value in pairs:
-        grid.add_row(key, value if isinstance(value, Text) else safe(value, 300))
-    return grid
-
-
 def _detail(data: dict):
     row = data["row"]
     if data["kind"] == "dns":
@@ -163,12 +153,12 @@ def _detail(data: dict):
         if row.error:
             pairs.append(("error", row.error))
     pairs += [("first seen", when(row.first_seen)), ("last seen", when(row.last_seen))]
-    return _grid(pairs)
+    return grid(pairs)
 
 
 def _host_renderable(detail: dict):
     host = detail["host"]
-    parts = [_grid([("host", host.name), ("dns", host.dns_status), ("first seen", when(host.first_seen)),
+    parts = [grid([("host", host.name), ("dns", host.dns_status), ("first seen", when(host.first_seen)),
                     ("last seen", when(host.last_seen))])]
     for rec in detail["records"]:
         parts.append(Text.assemble((f"{rec.rtype:6}", "cyan"), safe(rec.value, 200)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from rich.table import Table
 from rich.text import Text
 
 from ..core.sanitize import clean_text
@@ -48,3 +49,13 @@ def duration(seconds: float | None) -> str:
 
 def ago(timestamp: float) -> str:
     return duration(time.time() - timestamp) + " ago"
+
+
+def grid(pairs: list[tuple[str, object]], limit: int = 500) -> Table:
+    """Two columns, bold keys: the detail panes' layout."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in pairs:
+        table.add_row(key, value if isinstance(value, Text) else safe(value, limit))
+    return table
