@@ -203,7 +203,8 @@ class NotifiersForm(Form):
 
     def on_mount(self) -> None:
         table = self.query_one("#notifiers", DataTable)
-        table.add_columns("#", "min", "on", "last", "url")
+        for label, width in (("#", 3), ("min", 4), ("on", 3), ("last", 6), ("url", 60)):
+            table.add_column(label, width=width)
         self.query_one("#url").focus()
         self._load()
 

@@ -51,14 +51,18 @@ class ResultsScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = f"results · {self.project_name}"
+        # Fixed widths (the detail pane shows whole values): a long hostile value
+        # cannot push the other columns off screen.
         columns = {
-            "hosts": ("name", "dns", "first seen", "last seen"),
-            "dns": ("name", "type", "value", "ttl"),
-            "services": ("address", "port", "service", "banner"),
-            "http": ("url", "status", "title", "server"),
+            "hosts": (("name", 40), ("dns", 8), ("first seen", 16), ("last seen", 16)),
+            "dns": (("name", 32), ("type", 5), ("value", 40), ("ttl", 6)),
+            "services": (("address", 16), ("port", 5), ("service", 10), ("banner", 50)),
+            "http": (("url", 44), ("status", 6), ("title", 40), ("server", 24)),
         }
         for tab, cols in columns.items():
-            self.query_one(f"#table-{tab}", DataTable).add_columns(*cols)
+            table = self.query_one(f"#table-{tab}", DataTable)
+            for label, width in cols:
+                table.add_column(label, width=width)
         self.action_reload()
 
     @work(thread=True, exclusive=True, exit_on_error=False)
