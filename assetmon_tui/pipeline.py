@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -202,6 +202,9 @@ class _Run:
                 hosts = list(network.hosts()) or [network.network_address]
                 self.found.direct.update(str(a) for a in hosts)
         self.found.direct = {a for a in self.found.direct if a in self.scope}
+        # Enumerate under each zone once: a root below another root adds nothing but queries.
+        roots = set(self.found.roots)
+        self.found.roots = sorted(r for r in roots if not any(r.endswith("." + o) for o in roots))
 
     def _nameservers(self) -> list[str]:
         return self.options.get("nameservers") or self.settings.nameserver_list
@@ -419,11 +422,14 @@ class _Run:
         pool = cpu_pool() if self.backend == "thread" else None  # keep CPU work off the TUI's process
 
         async def run(data: bytes, url: str):
-            cached = _analysis_cache.get(hashlib.sha256(data).hexdigest())
-            if cached is not None:
-                return cached
+            key = hashlib.sha256(data).hexdigest()
+            if key in _analysis_cache:
+                _analysis_cache.move_to_end(key)
+                return _analysis_cache[key]
             result = await loop.run_in_executor(pool, analyse, data, url, options.max_size)
-            _analysis_cache[hashlib.sha256(data).hexdigest()] = result
+            _analysis_cache[key] = result
+            if len(_analysis_cache) > ANALYSIS_CACHE_SIZE:
+                _analysis_cache.popitem(last=False)
             return result
 
         batch = []
@@ -466,7 +472,9 @@ class _Run:
             s.commit()
 
 
-_analysis_cache: dict = {}  # sha256 -> Analysis, per process: a file on many hosts is analysed once
+# sha256 -> Analysis, per process: a bundle served by many hosts is analysed once (bounded LRU).
+ANALYSIS_CACHE_SIZE = 1024
+_analysis_cache: OrderedDict = OrderedDict()
 _pool = None
 
 

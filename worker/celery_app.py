@@ -22,6 +22,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,  # a scan whose worker dies is redelivered, not lost...
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # ...and never hoarded by a busy worker
+        worker_max_memory_per_child=1_000_000,  # KiB: a child that grew past 1 GB is replaced after its scan
         task_track_started=True,
         task_time_limit=settings.scan_time_limit + 60,
         task_soft_time_limit=settings.scan_time_limit,

@@ -1,0 +1,282 @@
+"""Helpers shared by the issue-2 benches: an isolated AssetMon home, a private
+redis-server, a Celery worker subprocess, the lab with web ports the scanners
+recognise, and small statistics/table printing. Loopback only."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+VENV_BIN = Path(PY).parent
+
+
+# -- small things ---------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def pct(values: list[float], p: float) -> float:
+    """Percentile by the nearest-rank method (p in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil
+    return ordered[int(rank) - 1]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": statistics.median(values) if values else float("nan"),
+            "p95": pct(values, 95), "max": max(values) if values else float("nan")}
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+# -- isolated home --------------------------------------------------------------------
+
+@contextlib.contextmanager
+def isolated_home(**env: str):
+    """A temporary ASSETMON_HOME (fresh SQLite DB) plus extra ASSETMON_* variables,
+    for this process and the subprocesses it starts; restored afterwards."""
+    from assetmon_tui.core.config import get_settings
+
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="assetmon-bench-") as tmp:
+        os.environ["ASSETMON_HOME"] = str(Path(tmp) / "home")
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.update(env)
+        get_settings.cache_clear()
+        try:
+            yield Path(tmp)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
+
+
+def setenv(**env: str) -> None:
+    """Set ASSETMON_* variables inside isolated_home() and reload the settings."""
+    from assetmon_tui.core.config import get_settings
+
+    os.environ.update(env)
+    get_settings.cache_clear()
+
+
+# -- redis and the Celery worker ------------------------------------------------------
+
+class RedisServer:
+    """A private redis-server on a free loopback port."""
+
+    def __init__(self, workdir: Path):
+        if shutil.which("redis-server") is None:
+            sys.exit("redis-server not found (apt-get install redis-server)")
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
+        except redis.RedisError:
+            return False
+
+    def __enter__(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.answers, 10, what="redis-server")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Worker:
+    """`celery worker --concurrency 1` in its own session, with the current env
+    (so ASSETMON_HOME, ASSETMON_REDIS_URL... set before start are inherited)."""
+
+    def __init__(self, log: Path, concurrency: int = 1):
+        self.log = log
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Worker:
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
+             "--concurrency", str(self.concurrency), "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h",
+             "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._ready, 60, interval=0.2, what=f"the Celery worker (log {self.log})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
+        return b"ready." in self.log.read_bytes() and len(self.pool_pids()) >= self.concurrency
+
+    def pool_pids(self) -> list[int]:
+        """The prefork pool processes: they run the tasks."""
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """VmHWM (peak RSS) or VmRSS of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux: echo 5 > /proc/PID/clear_refs)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+# -- the lab -----------------------------------------------------------------------------
+
+# (http, https) pairs both recognised by the scanners as web ports, so the
+# pipeline probes the lab's vhosts over HTTP and HTTPS; tried in order (other
+# sessions may hold some).
+WEB_PORT_PAIRS = [(80, 443), (8080, 8443), (8000, 4443), (8880, 9443), (8888, 10443), (8008, 5443), (8081, 7443)]
+
+
+class LabProcess:
+    """`python -m assetmon_tui.lab` in a subprocess: the lab's servers must not
+    compete for this process's GIL (real targets are elsewhere). `info` is the
+    lab's JSON info line."""
+
+    def __init__(self, hosts: int | None, http: int, https: int):
+        cmd = [PY, "-m", "assetmon_tui.lab", "--port-http", str(http), "--port-https", str(https)]
+        cmd += ["--hosts", str(hosts)] if hosts else []
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read()
+            self.proc.wait()
+            raise OSError(err.strip().splitlines()[-1] if err.strip() else "lab exited")
+        self.info = json.loads(line)
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_lab(hosts: int | None = None) -> LabProcess:
+    """The lab in a subprocess, on the first free web port pair (stop it with lab.stop())."""
+    errors = []
+    for http, https in WEB_PORT_PAIRS:
+        try:
+            return LabProcess(hosts, http, https)
+        except OSError as exc:
+            errors.append(f"{http}/{https}: {exc}")
+    sys.exit("no free web port pair for the lab:\n" + "\n".join(errors))
+
+
+def lab_env(lab) -> dict[str, str]:
+    """Settings that keep every scan on the lab (CT, resolvers): no traffic off loopback."""
+    return {"ASSETMON_NAMESERVERS": lab.info["nameserver"], "ASSETMON_CT_URL": lab.info["ct_url"]}
+
+
+def lab_ports(lab, base: str = "top100") -> str:
+    """The port list for a lab scan: `base` (e.g. top100, or "") plus the ports the lab really bound."""
+    extra = [lab.info["http_port"], lab.info["https_port"]] + [s["port"] for s in lab.info["services"]]
+    return ",".join([base] * bool(base) + [str(p) for p in sorted(set(extra))])
+
+
+def lab_targets(lab, modules: list[str]) -> list[str]:
+    """What a user would enter: the apex domain when the subdomains module will
+    find the names (each domain target is brute-forced), else every lab name."""
+    return [lab.info["domain"]] if "subdomains" in modules else sorted(lab.info["addresses"])
+
+
+def lab_project(lab, modules: list[str], name: str = "lab", ports: str = "top100") -> tuple[int, dict]:
+    """A project with the lab's targets (see lab_targets); (project id, scan options)."""
+    from assetmon_tui.store import repo
+
+    project = repo.create_project(name)
+    repo.add_targets(project.id, lab_targets(lab, modules))
+    return project.id, {"nameservers": [lab.info["nameserver"]], "ports": lab_ports(lab, ports)}
+
+
+def wait_scan(scan_id: int, timeout: float = 900.0):
+    """Block until the scan row is final; returns it."""
+    from assetmon_tui.core.progress import FINAL_STATES
+    from assetmon_tui.store import repo
+
+    return wait_for(lambda: (s := repo.get_scan(scan_id)).status in FINAL_STATES and s,
+                    timeout, interval=0.05, what=f"scan {scan_id}")
