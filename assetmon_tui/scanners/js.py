@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ..secrets.endpoints import Endpoint, extract_endpoints
@@ -60,9 +60,24 @@ class JsFile:
 
 def analyse(data: bytes, url: str, max_size: int) -> Analysis:
     """CPU-bound and picklable: secrets, endpoints, chunk and map references."""
-    secrets = scan_bytes(data, url, max_size=max_size)
+    secrets = _redact_each_other(scan_bytes(data, url, max_size=max_size))
     text = data.decode("utf-8", "replace")
     return Analysis(secrets, extract_endpoints(text, url), chunk_urls(text, url), sourcemap_url(text, url))
+
+
+def _redact_each_other(secrets: list[SecretFinding]) -> list[SecretFinding]:
+    """A finding's context lines redact its own value; neighbours (an AWS key id
+    next to its secret) must not show there in full either."""
+    values = {f.secret: f.redacted for f in secrets if f.secret}
+    out = []
+    for finding in secrets:
+        context = []
+        for line in finding.context:
+            for value, redacted in values.items():
+                line = line.replace(value, redacted)
+            context.append(line)
+        out.append(replace(finding, context=tuple(context)))
+    return out
 
 
 Analyse = Callable[[bytes, str], Awaitable[Analysis]]
