@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, LoadingIndicator, Static, TextArea
 
 from ..core.sanitize import clean_text
+from .results import ProjectScreen
 from .text import grid, safe, when
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
@@ -82,20 +83,15 @@ def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list,
         table.add_row(*cells, key=key)
 
 
-class FindingsScreen(Screen):
+class FindingsScreen(ProjectScreen):
     BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back"),
         Binding("s", "severity", "Severity"),
         Binding("v", "reveal", "Reveal"),
         Binding("b", "beautify", "JS file"),
-        Binding("slash", "filter", "Filter"),
-        Binding("f5", "reload", "Reload"),
     ]
 
     def __init__(self, project_id: int, project_name: str):
-        super().__init__()
-        self.project_id = project_id
-        self.project_name = project_name
+        super().__init__(project_id, project_name)
         self.rows: list[tuple] = []  # (Finding, host name)
         self.min_severity: str | None = None
         self.filter_text = ""

@@ -19,13 +19,11 @@ from .text import grid, safe, when
 TABS = ("hosts", "dns", "services", "http")
 
 
-class ResultsScreen(Screen):
+class ProjectScreen(Screen):
+    """A screen about one project: Back, Filter and Reload keys."""
+
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
-        Binding("1", "tab('hosts')", "Hosts"),
-        Binding("2", "tab('dns')", "DNS"),
-        Binding("3", "tab('services')", "Services"),
-        Binding("4", "tab('http')", "HTTP"),
         Binding("slash", "filter", "Filter"),
         Binding("f5", "reload", "Reload"),
     ]
@@ -34,6 +32,18 @@ class ResultsScreen(Screen):
         super().__init__()
         self.project_id = project_id
         self.project_name = project_name
+
+
+class ResultsScreen(ProjectScreen):
+    BINDINGS = [
+        Binding("1", "tab('hosts')", "Hosts"),
+        Binding("2", "tab('dns')", "DNS"),
+        Binding("3", "tab('services')", "Services"),
+        Binding("4", "tab('http')", "HTTP"),
+    ]
+
+    def __init__(self, project_id: int, project_name: str):
+        super().__init__(project_id, project_name)
         self.rows: dict[str, list[tuple[list, dict]]] = {tab: [] for tab in TABS}
         self.filter_text = ""
 
