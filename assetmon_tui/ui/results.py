@@ -164,8 +164,18 @@ def _detail(data: dict):
                  ("time", f"{row.response_ms:.0f} ms" if row.response_ms is not None else ""),
                  ("final url", row.final_url)]
         pairs += [("redirect", r) for r in redirects]
+        tls = json.loads(row.tls or "{}")
+        pairs += [("tech", row.tech.replace(",", ", ")), ("cdn", row.cdn),
+                  ("favicon", "" if row.favicon_hash is None else f"mmh3 {row.favicon_hash}")]
+        if tls:
+            pairs += [("tls subject", tls.get("subject_cn") or tls.get("subject", "")),
+                      ("tls issuer", tls.get("issuer_cn") or tls.get("issuer", "")),
+                      ("tls expires", tls.get("not_after", "")),
+                      ("self-signed", "yes" if tls.get("self_signed") else "no"),
+                      ("tls names", ", ".join(tls.get("sans", [])[:20]))]
         if row.error:
             pairs.append(("error", row.error))
+        pairs = [(k, v) for k, v in pairs if v not in ("", None)]
     pairs += [("first seen", when(row.first_seen)), ("last seen", when(row.last_seen))]
     return grid(pairs)
 

@@ -55,7 +55,10 @@ def grid(pairs: list[tuple[str, object]], limit: int = 500) -> Table:
     """Two columns, bold keys: the detail panes' layout."""
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # URLs have no spaces to wrap at
     for key, value in pairs:
-        table.add_row(key, value if isinstance(value, Text) else safe(value, limit))
+        if not isinstance(value, Text):
+            value = safe(value, limit)
+            value.no_wrap = False  # detail panes wrap long values rather than cut them
+        table.add_row(key, value)
     return table
