@@ -76,6 +76,7 @@ class AssetMonApp(App):
         self.project_id: int | None = None
         self.project_names: dict[int, str] = {}
         self.active_ids: set[int] = set()
+        self._states: dict[int, str] = {}  # active scan id -> status last shown
         self._polling = False
         self._last_reap = 0.0
         self._scheduling = False
@@ -108,8 +109,8 @@ class AssetMonApp(App):
         scans = self.query_one("#scans", DataTable)
         scans.border_title = "Scans"
         # Fixed widths, most useful first: the pane is ~50 columns at 80x24.
-        for label, width in (("#", 4), ("status", 10), ("started", 11), ("took", 6), ("found", 12),
-                             ("modules", 26), ("backend", 7)):
+        for label, width in (("#", 4), ("status", 10), ("started", 11), ("took", 6), ("found", 16),
+                             ("modules", 24), ("backend", 7)):
             scans.add_column(label, width=width)
         self.query_one("#active").border_title = "Active scans"
         self.query_one("#projects").focus()
@@ -223,8 +224,10 @@ class AssetMonApp(App):
             if scan.error:
                 message += f": {scan.error}"
             self.notify(message, severity=severity, markup=False)
-        if finished or seen != self.active_ids:
+        states = {scan.id: scan.status for scan, _ in active}
+        if finished or states != self._states:  # the scans table shows status: keep it current
             self.load_scans()
+        self._states = states
         if finished:
             self.refresh_event_count()  # a done scan has just computed its change events
         self.active_ids = seen

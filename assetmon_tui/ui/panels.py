@@ -34,7 +34,7 @@ class ScanPanel(Static):
         header = Text(f"{progress.state} · {duration(progress.elapsed)} elapsed")
         header.stylize(state(progress.state).style, 0, len(progress.state))
         bars = Table.grid(padding=(0, 1), expand=True)
-        bars.add_column(width=6)
+        bars.add_column(width=10)
         bars.add_column(ratio=1)
         bars.add_column(width=12, justify="right")
         for name, mod in progress.modules.items():
