@@ -278,3 +278,17 @@ async def test_banner_grabs_are_bounded(monkeypatch):
     assert {p for _, p in found} == {s.port for s in servers}
     assert all(r.banner == f"banner {p}" for (_, p), r in found.items())
     assert peak == 3
+
+
+async def test_a_silent_tls_service_on_an_odd_port_is_named(tmp_path):
+    """A TLS server closes on the grab's plain-text probe without a byte: the
+    port must still be recognised, so the HTTP module probes it over https."""
+    from loopback import HttpServer, make_cert, page
+
+    from assetmon_tui.scanners.ports import PortOptions, scan
+
+    cert, key = make_cert(tmp_path, ["odd.test"])
+    with HttpServer({"/": page("<title>odd</title>")}, tls=(cert, key)) as server:
+        results = [r async for r in scan(["127.0.0.1"], [server.port], PortOptions(banner_timeout=1.0))]
+    assert [(r.port, r.service) for r in results] == [(server.port, "ssl")]
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
 
 from assetmon_tui.core.sanitize import clean_text
@@ -101,7 +102,23 @@ async def grab(address: str, port: int, timeout: float) -> tuple[str, str]:
                 data = await _exchange(reader, writer, port, timeout)
             finally:
                 writer.close()
-    return banner_text(data), guess_service(port, data)
+    service = guess_service(port, data)
+    if not data and port not in GREETING_PORTS and await _speaks_tls(address, port, timeout):
+        service = "https" if port in WEB_PORTS else "ssl"  # a TLS server closes on plain text, silently
+    return banner_text(data), service
+
+
+async def _speaks_tls(address: str, port: int, timeout: float) -> bool:
+    """Does a TLS handshake succeed? (certificates are not checked: we only ask)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with contextlib.suppress(OSError, TimeoutError, EOFError, ssl.SSLError):
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(address, port, ssl=context)
+            writer.close()
+            return True
+    return False
 
 
 async def _exchange(reader, writer, port: int, timeout: float) -> bytes:
