@@ -7,8 +7,12 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loopback import FakeDNS, HttpServer, page
+
+if TYPE_CHECKING:
+    from assetmon_tui.dispatch import Dispatcher
 
 WEB_ADDRESS = "127.0.0.7"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import multiprocessing
 import threading
 from collections import OrderedDict
 from pathlib import Path

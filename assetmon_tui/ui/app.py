@@ -15,10 +15,9 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, OptionList, Static
+from textual.widgets import DataTable, Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
-from ..core.progress import Progress
 from .panels import ScanPanel
 from .text import duration, safe, state, when
 

@@ -16,7 +16,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
 from ..core.sanitize import clean_text
-from .findings import FilterInput, fill_table, next_filter, severity
+from .common import FilterInput
+from .findings import fill_table, next_filter, severity
 from .text import safe
 
 

@@ -11,12 +11,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, LoadingIndicator, Static, TextArea
 
 from ..core.sanitize import clean_text
-from .results import ProjectScreen
+from .common import FilterInput, ProjectScreen
 from .text import grid, safe, when
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
@@ -45,20 +44,6 @@ def next_filter(current: str | None) -> str | None:
 def multiline(value: object, limit: int = 20_000) -> Text:
     """Host-derived text over several lines: escapes and controls dropped, no markup."""
     return Text(clean_text(value, limit, single_line=False))  # end="" would lose the last line in a Group
-
-
-class FilterInput(Input):
-    """A filter box: Escape clears and hides it (instead of leaving the screen)."""
-
-    BINDINGS = [Binding("escape", "clear", "Clear filter")]
-
-    class Cleared(Message):
-        pass
-
-    def action_clear(self) -> None:
-        self.value = ""
-        self.add_class("hidden")
-        self.post_message(self.Cleared())
 
 
 def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list, str]],

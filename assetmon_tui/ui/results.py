@@ -11,27 +11,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
+from .common import FilterInput, ProjectScreen
 from .text import grid, safe, when
 
 TABS = ("hosts", "dns", "services", "http")
-
-
-class ProjectScreen(Screen):
-    """A screen about one project: Back, Filter and Reload keys."""
-
-    BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back"),
-        Binding("slash", "filter", "Filter"),
-        Binding("f5", "reload", "Reload"),
-    ]
-
-    def __init__(self, project_id: int, project_name: str):
-        super().__init__()
-        self.project_id = project_id
-        self.project_name = project_name
 
 
 class ResultsScreen(ProjectScreen):
@@ -49,7 +34,7 @@ class ResultsScreen(ProjectScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter rows (Enter applies, Escape clears)", id="filter", classes="hidden")
+        yield FilterInput(placeholder="filter rows (Enter applies, Escape clears)", id="filter", classes="hidden")
         with Horizontal(id="results-body"):
             with TabbedContent(*[t.upper() if t in ("dns", "http") else t.title() for t in TABS], id="tabs"):
                 for tab in TABS:
@@ -126,6 +111,11 @@ class ResultsScreen(ProjectScreen):
         self.filter_text = event.value.strip()
         if not self.filter_text:
             event.input.add_class("hidden")
+        self._fill(self.rows)
+
+    @on(FilterInput.Cleared)
+    def clear_filter(self) -> None:
+        self.filter_text = ""
         self._fill(self.rows)
 
     @on(TabbedContent.TabActivated)
