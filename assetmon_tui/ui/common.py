@@ -9,17 +9,32 @@ from textual.widgets import Input
 
 
 class FilterInput(Input):
-    """A filter box: Escape clears and hides it (instead of leaving the screen)."""
+    """A hidden filter box: `open()` shows it, Enter applies (an empty filter
+    hides it again), Escape clears and hides it instead of leaving the screen.
+    Either way the screen gets one `Applied` message with the text."""
 
     BINDINGS = [Binding("escape", "clear", "Clear filter")]
 
-    class Cleared(Message):
-        pass
+    class Applied(Message):
+        def __init__(self, text: str):
+            super().__init__()
+            self.text = text
+
+    def open(self) -> None:
+        self.remove_class("hidden")
+        self.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self.add_class("hidden")
+        self.post_message(self.Applied(text))
 
     def action_clear(self) -> None:
         self.value = ""
         self.add_class("hidden")
-        self.post_message(self.Cleared())
+        self.post_message(self.Applied(""))
 
 
 class ProjectScreen(Screen):

@@ -154,21 +154,11 @@ class EventsScreen(Screen):
         self.action_reload()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", FilterInput)
-        box.remove_class("hidden")
-        box.focus()
+        self.query_one(FilterInput).open()
 
-    @on(FilterInput.Submitted, "#filter")
-    def apply_filter(self, event: FilterInput.Submitted) -> None:
-        self.filter_text = event.value.strip()
-        if not self.filter_text:
-            event.input.add_class("hidden")
-        self.action_reload()
-        self.query_one("#events", DataTable).focus()
-
-    @on(FilterInput.Cleared)
-    def clear_filter(self) -> None:
-        self.filter_text = ""
+    @on(FilterInput.Applied)
+    def apply_filter(self, event: FilterInput.Applied) -> None:
+        self.filter_text = event.text
         self.action_reload()
         self.query_one("#events", DataTable).focus()
 

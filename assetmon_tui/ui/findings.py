@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, LoadingIndicator, Static, TextArea
+from textual.widgets import DataTable, Footer, Header, LoadingIndicator, Static, TextArea
 
 from ..core.sanitize import clean_text
 from .common import FilterInput, ProjectScreen
@@ -151,21 +151,11 @@ class FindingsScreen(ProjectScreen):
         self._fill(self.rows)
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.remove_class("hidden")
-        box.focus()
+        self.query_one(FilterInput).open()
 
-    @on(Input.Submitted, "#filter")
-    def apply_filter(self, event: Input.Submitted) -> None:
-        self.filter_text = event.value.strip()
-        if not self.filter_text:
-            event.input.add_class("hidden")
-        self._fill(self.rows)
-        self.query_one("#findings", DataTable).focus()
-
-    @on(FilterInput.Cleared)
-    def clear_filter(self) -> None:
-        self.filter_text = ""
+    @on(FilterInput.Applied)
+    def apply_filter(self, event: FilterInput.Applied) -> None:
+        self.filter_text = event.text
         self._fill(self.rows)
         self.query_one("#findings", DataTable).focus()
 

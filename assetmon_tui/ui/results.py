@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from .common import FilterInput, ProjectScreen
 from .text import grid, safe, when
@@ -102,21 +102,12 @@ class ResultsScreen(ProjectScreen):
         self._focus_table()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.remove_class("hidden")
-        box.focus()
+        self.query_one(FilterInput).open()
 
-    @on(Input.Submitted, "#filter")
-    def apply_filter(self, event: Input.Submitted) -> None:
-        self.filter_text = event.value.strip()
-        if not self.filter_text:
-            event.input.add_class("hidden")
-        self._fill(self.rows)
-
-    @on(FilterInput.Cleared)
-    def clear_filter(self) -> None:
-        self.filter_text = ""
-        self._fill(self.rows)
+    @on(FilterInput.Applied)
+    def apply_filter(self, event: FilterInput.Applied) -> None:
+        self.filter_text = event.text
+        self._fill(self.rows)  # (and focuses the table)
 
     @on(TabbedContent.TabActivated)
     def tab_changed(self) -> None:
