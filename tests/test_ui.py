@@ -102,59 +102,59 @@ async def test_malformed_target_is_refused_in_the_form(thread_backend):
     assert [t.value for t in repo.list_targets(project_id)] == ["acme.test"]
 
 
-async def test_cancel_from_the_dashboard(thread_backend, monkeypatch):
+@pytest.fixture
+def slow_estate(monkeypatch):
+    """A project whose scan stays busy on a page that answers only after a minute."""
     monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
     get_settings.cache_clear()
     with estate(slow=True) as e:
-        project_id = make_project("acme", [e.url])
-        app = AssetMonApp()
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.project_id == project_id, what="project loaded")
-            await pilot.press("s", "tab", "tab", *e.dns.address, "enter")
-            await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")
-            await until(pilot, lambda: app.query_one(ScanPanel).progress
-                        and app.query_one(ScanPanel).progress.modules.get("http")
-                        and app.query_one(ScanPanel).progress.modules["http"].status == "running",
-                        what="http running")
-            await pilot.press("c")
-            await until(pilot, lambda: not app.query(ScanPanel), timeout=10, what="the panel to go")
-        (scan,) = repo.list_scans(project_id)
-        assert scan.status == "cancelled"
+        yield e, make_project("acme", [e.url])
 
 
-async def test_restarted_tui_reattaches_to_a_celery_scan(worker, monkeypatch):
-    monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
-    get_settings.cache_clear()
-    with estate(slow=True) as e:
-        project_id = make_project("acme", [e.url])
-        first = AssetMonApp()
-        async with first.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: first.project_id == project_id and "Celery" in first.sub_title,
-                        what="Celery backend")
-            await pilot.press("s", "tab", "tab", *e.dns.address, "enter")
-            await until(pilot, lambda: first.query(ScanPanel), what="panel in the first TUI")
-        (scan,) = repo.list_scans(project_id)
-        assert scan.backend == "celery" and scan.status in ("queued", "running")
-
-        second = AssetMonApp()  # a new TUI process would see exactly this
-        async with second.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: second.query(f"#scan-panel-{scan.id}"), what="re-attached panel")
-            panel = second.query_one(ScanPanel)
-            await until(pilot, lambda: panel.progress and panel.progress.state == "running", what="live progress")
-            await pilot.press("c")
-            await until(pilot, lambda: not second.query(ScanPanel), timeout=15, what="cancelled")
-        assert repo.get_scan(scan.id).status == "cancelled"
+async def launch_scan(pilot, app, nameserver: str, ready=lambda app: True) -> None:
+    """Open the project, start a scan by keys (default modules, our DNS server), see its panel."""
+    await until(pilot, lambda: app.project_id is not None and ready(app), what="project loaded")
+    await pilot.press("s", "tab", "tab", *nameserver, "enter")
+    await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")
 
 
-async def test_closing_the_tui_cancels_its_local_scans(thread_backend, monkeypatch):
-    monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
-    get_settings.cache_clear()
-    with estate(slow=True) as e:
-        project_id = make_project("acme", [e.url])
-        app = AssetMonApp()
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.project_id == project_id, what="project loaded")
-            await pilot.press("s", "tab", "tab", *e.dns.address, "enter")
-            await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")
-        (scan,) = repo.list_scans(project_id)
-        assert scan.status == "cancelled" and scan.finished_at is not None
+async def test_cancel_from_the_dashboard(thread_backend, slow_estate):
+    e, project_id = slow_estate
+    app = AssetMonApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await launch_scan(pilot, app, e.dns.address)
+        await until(pilot, lambda: app.query_one(ScanPanel).progress
+                    and app.query_one(ScanPanel).progress.modules.get("http")
+                    and app.query_one(ScanPanel).progress.modules["http"].status == "running",
+                    what="http running")
+        await pilot.press("c")
+        await until(pilot, lambda: not app.query(ScanPanel), timeout=10, what="the panel to go")
+    (scan,) = repo.list_scans(project_id)
+    assert scan.status == "cancelled"
+
+
+async def test_restarted_tui_reattaches_to_a_celery_scan(slow_estate, worker):  # the worker sees the long timeout
+    e, project_id = slow_estate
+    first = AssetMonApp()
+    async with first.run_test(size=SIZE) as pilot:
+        await launch_scan(pilot, first, e.dns.address, ready=lambda app: "Celery" in app.sub_title)
+    (scan,) = repo.list_scans(project_id)
+    assert scan.backend == "celery" and scan.status in ("queued", "running")
+
+    second = AssetMonApp()  # a new TUI process would see exactly this
+    async with second.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: second.query(f"#scan-panel-{scan.id}"), what="re-attached panel")
+        panel = second.query_one(ScanPanel)
+        await until(pilot, lambda: panel.progress and panel.progress.state == "running", what="live progress")
+        await pilot.press("c")
+        await until(pilot, lambda: not second.query(ScanPanel), timeout=15, what="cancelled")
+    assert repo.get_scan(scan.id).status == "cancelled"
+
+
+async def test_closing_the_tui_cancels_its_local_scans(thread_backend, slow_estate):
+    e, project_id = slow_estate
+    app = AssetMonApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await launch_scan(pilot, app, e.dns.address)
+    (scan,) = repo.list_scans(project_id)
+    assert scan.status == "cancelled" and scan.finished_at is not None
