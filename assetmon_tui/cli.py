@@ -51,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan targets headlessly; results as JSON lines with --json")
     scan.add_argument("targets", nargs="+", metavar="TARGET", help="domain, host, IP, CIDR or URL; !TARGET excludes")
     scan.add_argument("--project", default=DEFAULT_PROJECT, help="project name (created if missing)")
-    scan.add_argument("--modules", default="dns,ports,http",
-                      help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: dns,ports,http)")
+    scan.add_argument(
+        "--modules",
+        default="dns,ports,http",
+        help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: dns,ports,http)",
+    )
     scan.add_argument("--ports", help="top100 (default), top1000, all, or a list like 22,80,8000-8100")
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
     scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
@@ -111,7 +114,7 @@ def _scan(args: argparse.Namespace) -> int:
         host, _, port = ns.rpartition(":") if ":" in ns else (ns, "", "53")
         if not (host and port.isdigit() and 0 < int(port) < 65536):
             return _fail(f"bad --nameserver {ns!r}: expected HOST:PORT, e.g. 127.0.0.1:5353")
-    from .pipeline import check_modules
+    from .core.modules import check_modules
     from .scanners.ports import parse_ports
 
     try:

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .core.config import Settings, get_settings
+from .core.modules import check_modules
 from .core.progress import FINAL_STATES, Progress
 from .store import repo
 from .store.models import Scan
@@ -190,8 +191,6 @@ class Dispatcher:
     # -- scans ---------------------------------------------------------------------------
 
     def submit(self, project_id: int, modules: list[str], options: dict | None = None) -> Scan:
-        from .pipeline import check_modules
-
         modules = check_modules(modules)
         if not repo.list_targets(project_id):
             raise ValueError("the project has no targets: add some first")
@@ -242,14 +241,20 @@ class Dispatcher:
         for scan in repo.stale_scans(self.settings.stale_after):
             if scan.backend == "thread" and scan.owner == self.owner and self.thread.running(scan.id):
                 continue
-            silent = "no heartbeat" if scan.heartbeat is None else f"no heartbeat for over {self.settings.stale_after:.0f} s"
-            if repo.finish_scan(scan.id, "failed", f"runner lost: {silent} ({scan.backend} {scan.owner or scan.task_id})"):
+            silent = (
+                "no heartbeat" if scan.heartbeat is None else f"no heartbeat for over {self.settings.stale_after:.0f} s"
+            )
+            if repo.finish_scan(
+                scan.id, "failed", f"runner lost: {silent} ({scan.backend} {scan.owner or scan.task_id})"
+            ):
                 reaped.append(scan.id)
         host = socket.gethostname()
         for scan in repo.active_scans():
             if scan.backend == "thread" and scan.status != "queued" and scan.owner.startswith(host + ":"):
                 pid = int(scan.owner.rsplit(":", 1)[1])
-                if not _pid_alive(pid) and repo.finish_scan(scan.id, "failed", f"the process running it (pid {pid}) exited"):
+                if not _pid_alive(pid) and repo.finish_scan(
+                    scan.id, "failed", f"the process running it (pid {pid}) exited"
+                ):
                     reaped.append(scan.id)
             elif scan.backend == "celery" and scan.status == "queued" and scan.created_at is not None:
                 waited = time.time() - scan.created_at.timestamp()

@@ -32,35 +32,31 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from .core.config import get_settings
+from .core.modules import coverage
 from .core.sanitize import clean_text
 from .store import monitor, repo
 from .store.db import session
 from .store.models import Event, Scan, utcnow
 from .store.monitor import (  # noqa: F401  (acknowledge, list_events, unacknowledged_count: re-exported API)
-    SEVERITIES, Snapshot, acknowledge, as_utc, list_events, unacknowledged_count,
+    SEVERITIES,
+    Snapshot,
+    acknowledge,
+    as_utc,
+    list_events,
+    unacknowledged_count,
 )
 
 log = logging.getLogger(__name__)
 
-# Which scan modules see *all* of an asset kind (so absence means gone). A kind
-# or module missing here is never "gone", only new: keep in step with pipeline.MODULES.
-COVERAGE: dict[str, frozenset[str]] = {
-    "host": frozenset({"dns"}),  # names; addresses are kind "ip"
-    "dns": frozenset({"dns"}),
-    "ip": frozenset({"ports"}),
-    "service": frozenset({"ports"}),
-    "http": frozenset({"http"}),
-    "js": frozenset({"js"}),
-    "finding:secret": frozenset({"js", "secrets"}),
-    "finding:endpoint": frozenset({"js"}),
-    "finding:takeover": frozenset({"takeover"}),
-}
+# Which scan modules see *all* of an asset kind (so absence means gone); a kind
+# no module covers is never "gone", only new.
+COVERAGE = coverage()
 LIVE_DNS = ("ok", "nodata", "")  # "": a name that answered HTTP but was never resolved here
 UNCERTAIN_DNS = ("timeout", "servfail", "error")
 RISKY_PORTS = frozenset({21, 23, 445, 1433, 2375, 3306, 3389, 5432, 5900, 6379, 9200, 11211, 27017})
@@ -97,11 +93,18 @@ class Item:
         return cls(row.kind, row.asset_id, row.host, row.entity, json.loads(row.state or "{}"))
 
     def to_row(self, scan_id: int) -> dict:
-        return {"scan_id": scan_id, "kind": self.kind, "asset_id": self.asset_id, "host": self.host,
-                "entity": self.entity, "state": json.dumps(self.state, sort_keys=True)}
+        return {
+            "scan_id": scan_id,
+            "kind": self.kind,
+            "asset_id": self.asset_id,
+            "host": self.host,
+            "entity": self.entity,
+            "state": json.dumps(self.state, sort_keys=True),
+        }
 
 
 # -- public API ---------------------------------------------------------------------
+
 
 def compute_events(scan_id: int, thresholds: Thresholds | None = None) -> list[Event]:
     """Snapshot a done scan and store its change events. Idempotent: a second
@@ -127,8 +130,13 @@ def compute_events(scan_id: int, thresholds: Thresholds | None = None) -> list[E
             prev_scan = s.get(Scan, prev.scan_id)
             diff = _Diff(s, scan, prev_scan, prev_items, cur_items, known_before, thresholds or Thresholds())
             events = diff.events()
-        snapshot = Snapshot(scan_id=scan_id, project_id=scan.project_id, prev_scan_id=prev.scan_id if prev else None,
-                            partial=partial, known=",".join(sorted(known_before | observed)))
+        snapshot = Snapshot(
+            scan_id=scan_id,
+            project_id=scan.project_id,
+            prev_scan_id=prev.scan_id if prev else None,
+            partial=partial,
+            known=",".join(sorted(known_before | observed)),
+        )
         try:
             monitor.save_snapshot(s, snapshot, [item.to_row(scan_id) for item in cur_items.values()], events)
             s.commit()
@@ -164,8 +172,14 @@ def scan_diff(scan_a: int, scan_b: int) -> dict:
         if scan.status != "done" or monitor.get_snapshot(scan.id) is None:
             raise ValueError(f"scan {scan.id} has no inventory snapshot (only done scans that were compared have one)")
         sets[scan.id] = monitor.snapshot_entities(scan.id)
-    groups = {"hosts": ("host", "ip"), "dns": ("dns",), "services": ("service",), "endpoints": ("http",),
-              "js": ("js",), "findings": ("finding:",)}
+    groups = {
+        "hosts": ("host", "ip"),
+        "dns": ("dns",),
+        "services": ("service",),
+        "endpoints": ("http",),
+        "js": ("js",),
+        "findings": ("finding:",),
+    }
     out: dict = {"from": scan_a, "to": scan_b}
     for name, kinds in groups.items():
         old, new = (_entities(sets[scan], kinds, strip=name != "findings") for scan in (scan_a, scan_b))
@@ -175,8 +189,9 @@ def scan_diff(scan_a: int, scan_b: int) -> dict:
 
 def _entities(by_kind: dict[str, set[str]], kinds: tuple[str, ...], strip: bool) -> set[str]:
     """Entities of the given kinds ("finding:" matches every finding kind), "host:" prefix stripped."""
-    picked = {e for k, es in by_kind.items() if k in kinds or k.startswith("finding:") and "finding:" in kinds
-              for e in es}
+    picked = {
+        e for k, es in by_kind.items() if k in kinds or k.startswith("finding:") and "finding:" in kinds for e in es
+    }
     return {e.split(":", 1)[1] for e in picked} if strip else picked
 
 
@@ -184,19 +199,22 @@ def history(project_id: int) -> list[dict]:
     """Per snapshotted done scan, oldest first: inventory counts and events (for a chart)."""
     rows = []
     for scan, counts, events in monitor.snapshot_counts(project_id):
-        rows.append({
-            "id": scan.id,
-            "finished_at": as_utc(scan.finished_at),
-            "hosts": counts.get("host", 0) + counts.get("ip", 0),
-            "services": counts.get("service", 0),
-            "endpoints": counts.get("http", 0),
-            "findings": sum(n for k, n in counts.items() if k.startswith("finding:")),
-            "events": events,
-        })
+        rows.append(
+            {
+                "id": scan.id,
+                "finished_at": as_utc(scan.finished_at),
+                "hosts": counts.get("host", 0) + counts.get("ip", 0),
+                "services": counts.get("service", 0),
+                "endpoints": counts.get("http", 0),
+                "findings": sum(n for k, n in counts.items() if k.startswith("finding:")),
+                "events": events,
+            }
+        )
     return rows
 
 
 # -- snapshot ---------------------------------------------------------------------------
+
 
 def _partial(scan: Scan) -> bool:
     """A scan of some seeds only (the CLI passes its targets as seeds)."""
@@ -256,17 +274,29 @@ def _item(kind: str, row, host: str) -> Item:
             return Item("ip", row.id, row.name, f"host:{row.name}")
         return Item("host", row.id, row.name, f"host:{row.name}", {"dns": row.dns_status})
     if kind == "dns":
-        return Item("dns", row.id, host, f"dns:{host} {row.rtype} {row.value}", {"rtype": row.rtype, "value": row.value})
+        return Item(
+            "dns", row.id, host, f"dns:{host} {row.rtype} {row.value}", {"rtype": row.rtype, "value": row.value}
+        )
     if kind == "service":
         return Item("service", row.id, host, f"service:{host}:{row.port}", {"port": row.port, "service": row.service})
     if kind == "http":
         tls = _json(row.tls)
-        return Item("http", row.id, host, f"http:{row.url}", {
-            "status": row.status, "title": row.title, "server": row.server, "length": row.content_length,
-            "tech": sorted(t.strip() for t in row.tech.split(",") if t.strip()),
-            "cert": _cert_fingerprint(tls), "issuer": str(tls.get("issuer") or ""),
-            "not_after": _iso(_parse_time(tls.get("not_after"))),
-        })
+        return Item(
+            "http",
+            row.id,
+            host,
+            f"http:{row.url}",
+            {
+                "status": row.status,
+                "title": row.title,
+                "server": row.server,
+                "length": row.content_length,
+                "tech": sorted(t.strip() for t in row.tech.split(",") if t.strip()),
+                "cert": _cert_fingerprint(tls),
+                "issuer": str(tls.get("issuer") or ""),
+                "not_after": _iso(_parse_time(tls.get("not_after"))),
+            },
+        )
     if kind == "js":
         return Item("js", row.id, host, f"js:{row.url}", {"sha256": row.sha256, "size": row.size})
     # findings: never the secret value, only its redacted form
@@ -275,8 +305,13 @@ def _item(kind: str, row, host: str) -> Item:
         shown = row.value or row.redacted or row.rule
         return Item("finding:endpoint", row.id, host, f"endpoint:{shown}", {"where": where})
     label = " ".join(filter(None, (f"{row.kind}:{row.rule}", row.redacted, f"@ {where}" if where else "")))
-    return Item(f"finding:{row.kind}", row.id, host, label,
-                {"rule": row.rule, "severity": row.severity, "redacted": row.redacted, "where": where})
+    return Item(
+        f"finding:{row.kind}",
+        row.id,
+        host,
+        label,
+        {"rule": row.rule, "severity": row.severity, "redacted": row.redacted, "where": where},
+    )
 
 
 def _json(text: str) -> dict:
@@ -302,7 +337,7 @@ def _parse_time(value) -> datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     text = str(value).strip()
     try:
         return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
@@ -311,7 +346,7 @@ def _parse_time(value) -> datetime | None:
     try:
         import ssl
 
-        return datetime.fromtimestamp(ssl.cert_time_to_seconds(text), timezone.utc)
+        return datetime.fromtimestamp(ssl.cert_time_to_seconds(text), UTC)
     except ValueError:
         return None
 
@@ -322,14 +357,23 @@ def _iso(value: datetime | None) -> str:
 
 # -- comparison --------------------------------------------------------------------------
 
+
 def _baseline(scan: Scan, items: dict) -> Event:
     n = defaultdict(int)
     for kind, _ in items:
         n["findings" if kind.startswith("finding:") else kind] += 1
-    summary = (f"baseline: {n['host']} hosts, {n['ip']} addresses, {n['service']} open ports, "
-               f"{n['http']} web endpoints, {n['js']} scripts, {n['findings']} findings")
-    return Event(project_id=scan.project_id, scan_id=scan.id, type="baseline", severity="info",
-                 summary=summary, entity=f"scan:{scan.id}")
+    summary = (
+        f"baseline: {n['host']} hosts, {n['ip']} addresses, {n['service']} open ports, "
+        f"{n['http']} web endpoints, {n['js']} scripts, {n['findings']} findings"
+    )
+    return Event(
+        project_id=scan.project_id,
+        scan_id=scan.id,
+        type="baseline",
+        severity="info",
+        summary=summary,
+        entity=f"scan:{scan.id}",
+    )
 
 
 def _status_class(status: int | None) -> str:
@@ -369,9 +413,17 @@ class _Diff:
         self.gone_hosts = {i.host for i in self.removed if i.kind == "host" or i.kind == "ip" and i.host not in named}
 
     def emit(self, type_: str, severity: str, summary: str, entity: str) -> None:
-        self.out.append(Event(project_id=self.scan.project_id, scan_id=self.scan.id, prev_scan_id=self.prev_scan.id,
-                              type=type_, severity=severity if severity in SEVERITIES else "medium",
-                              summary=clean_text(summary, 500), entity=entity))
+        self.out.append(
+            Event(
+                project_id=self.scan.project_id,
+                scan_id=self.scan.id,
+                prev_scan_id=self.prev_scan.id,
+                type=type_,
+                severity=severity if severity in SEVERITIES else "medium",
+                summary=clean_text(summary, 500),
+                entity=entity,
+            )
+        )
 
     def seen_before(self, items: list[Item]) -> set[tuple[str, int]]:
         by_kind = defaultdict(list)
@@ -392,8 +444,11 @@ class _Diff:
     def hosts(self, again) -> None:
         for i in self.added:
             if i.kind in ("host", "ip") and i.host in self.new_hosts:
-                addresses = sorted(d.state["value"] for d in self.cur.values()
-                                   if d.kind == "dns" and d.host == i.host and d.state.get("rtype") in ("A", "AAAA"))
+                addresses = sorted(
+                    d.state["value"]
+                    for d in self.cur.values()
+                    if d.kind == "dns" and d.host == i.host and d.state.get("rtype") in ("A", "AAAA")
+                )
                 extra = f" ({', '.join(addresses[:4])})" if addresses else ""
                 if i.key in again:
                     self.emit("host_new", "low", f"host seen again: {i.host}{extra}", i.entity)
@@ -405,9 +460,15 @@ class _Diff:
                 for c in self.removed:
                     if c.host == i.host and c.kind in ("service", "http"):
                         folded[c.kind] += 1
-                extra = ", ".join(f"{n} {'open ports' if k == 'service' else 'web endpoints'}" for k, n in folded.items())
-                self.emit("host_gone", "low", f"host gone: {i.host}" + (f" ({extra} no longer seen)" if extra else ""),
-                          i.entity)
+                extra = ", ".join(
+                    f"{n} {'open ports' if k == 'service' else 'web endpoints'}" for k, n in folded.items()
+                )
+                self.emit(
+                    "host_gone",
+                    "low",
+                    f"host gone: {i.host}" + (f" ({extra} no longer seen)" if extra else ""),
+                    i.entity,
+                )
 
     def dns(self) -> None:
         changes: dict[str, list[str]] = defaultdict(list)
@@ -423,11 +484,14 @@ class _Diff:
             if i.kind == "service":
                 port, name = i.state.get("port"), i.state.get("service") or "unknown"
                 how = "open again" if i.key in again else "new open port"
-                self.emit("port_new", "high" if port in RISKY_PORTS else "medium", f"{how}: {i.label} ({name})", i.entity)
+                self.emit(
+                    "port_new", "high" if port in RISKY_PORTS else "medium", f"{how}: {i.label} ({name})", i.entity
+                )
         for i in self.removed:
             if i.kind == "service" and i.host not in self.gone_hosts:
-                self.emit("port_closed", "info", f"port closed: {i.label} ({i.state.get('service') or 'unknown'})",
-                          i.entity)
+                self.emit(
+                    "port_closed", "info", f"port closed: {i.label} ({i.state.get('service') or 'unknown'})", i.entity
+                )
 
     def http(self, again) -> None:
         t = self.t
@@ -449,30 +513,47 @@ class _Diff:
             ca, cb = _status_class(a.get("status")), _status_class(b.get("status"))
             if ca != cb:
                 severity = "medium" if cb == "2xx" and ca in ("3xx", "4xx") else "low" if cb == "5xx" else "info"
-                self.emit("http_status_changed", severity, f"{new.label}: {a.get('status')} -> {b.get('status')}",
-                          new.entity)
+                self.emit(
+                    "http_status_changed", severity, f"{new.label}: {a.get('status')} -> {b.get('status')}", new.entity
+                )
             if _title_key(a.get("title"), t) != _title_key(b.get("title"), t):
-                self.emit("title_changed", "info", f"title changed on {new.label}: {_q(a.get('title'))} -> "
-                          f"{_q(b.get('title'))}", new.entity)
+                self.emit(
+                    "title_changed",
+                    "info",
+                    f"title changed on {new.label}: {_q(a.get('title'))} -> {_q(b.get('title'))}",
+                    new.entity,
+                )
             if a.get("tech") != b.get("tech"):
                 plus = sorted(set(b.get("tech") or []) - set(a.get("tech") or []))
                 minus = sorted(set(a.get("tech") or []) - set(b.get("tech") or []))
                 parts = [f"+{x}" for x in plus] + [f"-{x}" for x in minus]
                 self.emit("tech_changed", "info", f"technology changed on {new.label}: {' '.join(parts)}", new.entity)
             if (a.get("server") or "") != (b.get("server") or ""):
-                self.emit("server_changed", "info", f"server header changed on {new.label}: {_q(a.get('server'))} -> "
-                          f"{_q(b.get('server'))}", new.entity)
+                self.emit(
+                    "server_changed",
+                    "info",
+                    f"server header changed on {new.label}: {_q(a.get('server'))} -> {_q(b.get('server'))}",
+                    new.entity,
+                )
             if a.get("cert") and b.get("cert") and a["cert"] != b["cert"]:
                 same_issuer = a.get("issuer") == b.get("issuer")
-                self.emit("cert_changed", "low" if same_issuer else "medium",
-                          f"certificate changed on {new.label}" + ("" if same_issuer else
-                          f": issuer {_q(a.get('issuer'))} -> {_q(b.get('issuer'))}"), new.entity)
+                self.emit(
+                    "cert_changed",
+                    "low" if same_issuer else "medium",
+                    f"certificate changed on {new.label}"
+                    + ("" if same_issuer else f": issuer {_q(a.get('issuer'))} -> {_q(b.get('issuer'))}"),
+                    new.entity,
+                )
             la, lb = a.get("length"), b.get("length")
             if la is not None and lb is not None:
                 delta = abs(lb - la)
                 if delta >= t.content_length_min_bytes and delta >= t.content_length_ratio * max(la, 1):
-                    self.emit("content_changed", "info", f"content size changed on {new.label}: {la} -> {lb} bytes",
-                              new.entity)
+                    self.emit(
+                        "content_changed",
+                        "info",
+                        f"content size changed on {new.label}: {la} -> {lb} bytes",
+                        new.entity,
+                    )
 
     def certs(self) -> None:
         """One event per certificate when it enters the expiry window (or is new and already in it)."""
@@ -485,9 +566,9 @@ class _Diff:
             if not_after - self.cur_time > window:
                 continue
             old = self.prev.get(key)
-            if old and old.state.get("cert") == i.state.get("cert") and old.state.get("not_after"):
-                if _parse_time(old.state["not_after"]) - self.prev_time <= window:
-                    continue  # already reported
+            same_cert = old and old.state.get("cert") == i.state.get("cert") and old.state.get("not_after")
+            if same_cert and _parse_time(old.state["not_after"]) - self.prev_time <= window:
+                continue  # already reported
             expiring[i.state.get("cert") or i.entity].append(i)
         for cert, items in expiring.items():
             first = items[0]
@@ -495,8 +576,12 @@ class _Diff:
             days = (not_after - self.cur_time).days
             when = f"expired {-days} days ago" if not_after < self.cur_time else f"expires in {days} days"
             more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
-            self.emit("cert_expiring", "high" if not_after < self.cur_time else "medium",
-                      f"certificate for {first.label}{more} {when} ({not_after.date()})", f"cert:{cert[:32]}")
+            self.emit(
+                "cert_expiring",
+                "high" if not_after < self.cur_time else "medium",
+                f"certificate for {first.label}{more} {when} ({not_after.date()})",
+                f"cert:{cert[:32]}",
+            )
 
     def findings(self, again) -> None:
         for i in self.added:
@@ -511,11 +596,16 @@ class _Diff:
                     self.emit("secret_new", severity, f"new secret: {i.label}", i.entity)
             elif kind == "endpoint":
                 if not seen:
-                    self.emit("endpoint_new", "low", f"new API endpoint: {i.label} (in {i.state.get('where')})",
-                              i.entity)
+                    self.emit(
+                        "endpoint_new", "low", f"new API endpoint: {i.label} (in {i.state.get('where')})", i.entity
+                    )
             elif kind == "takeover":
-                self.emit("takeover", severity if severity != "info" else "high",
-                          f"possible subdomain takeover{' (again)' if seen else ''}: {i.label}", i.entity)
+                self.emit(
+                    "takeover",
+                    severity if severity != "info" else "high",
+                    f"possible subdomain takeover{' (again)' if seen else ''}: {i.label}",
+                    i.entity,
+                )
             else:
                 self.emit(f"{kind}_new", severity, f"{kind}{' seen again' if seen else ''}: {i.label}", i.entity)
         for i in self.added:

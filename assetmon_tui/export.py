@@ -45,21 +45,45 @@ def collect(project: str | int, since_scan: int | None = None) -> dict:
     p = repo.get_project(project)
 
     def seen(row) -> dict:
-        return {"first_seen": _time(row.first_seen), "last_seen": _time(row.last_seen),
-                "first_scan": row.first_scan_id, "last_scan": row.last_scan_id}
+        return {
+            "first_seen": _time(row.first_seen),
+            "last_seen": _time(row.last_seen),
+            "first_scan": row.first_scan_id,
+            "last_scan": row.last_scan_id,
+        }
 
     inventory = {
-        "hosts": [{"name": h.name, "is_address": h.is_address, "dns_status": h.dns_status, **seen(h)}
-                  for h in repo.hosts(p.id)],
-        "dns": [{"host": name, "rtype": r.rtype, "value": r.value, "ttl": r.ttl, **seen(r)}
-                for r, name in repo.dns_records(p.id)],
-        "services": [{"host": name, "port": s.port, "service": s.service, "banner": s.banner, **seen(s)}
-                     for s, name in repo.services(p.id)],
-        "http": [{"host": name, "url": e.url, "status": e.status, "title": e.title, "server": e.server,
-                  "content_type": e.content_type, "content_length": e.content_length, "tech": e.tech,
-                  "final_url": e.final_url, "response_ms": e.response_ms, "tls": _loads(e.tls),
-                  "favicon_hash": e.favicon_hash, "error": e.error, **seen(e)}
-                 for e, name in repo.endpoints(p.id)],
+        "hosts": [
+            {"name": h.name, "is_address": h.is_address, "dns_status": h.dns_status, **seen(h)}
+            for h in repo.hosts(p.id)
+        ],
+        "dns": [
+            {"host": name, "rtype": r.rtype, "value": r.value, "ttl": r.ttl, **seen(r)}
+            for r, name in repo.dns_records(p.id)
+        ],
+        "services": [
+            {"host": name, "port": s.port, "service": s.service, "banner": s.banner, **seen(s)}
+            for s, name in repo.services(p.id)
+        ],
+        "http": [
+            {
+                "host": name,
+                "url": e.url,
+                "status": e.status,
+                "title": e.title,
+                "server": e.server,
+                "content_type": e.content_type,
+                "content_length": e.content_length,
+                "tech": e.tech,
+                "final_url": e.final_url,
+                "response_ms": e.response_ms,
+                "tls": _loads(e.tls),
+                "favicon_hash": e.favicon_hash,
+                "error": e.error,
+                **seen(e),
+            }
+            for e, name in repo.endpoints(p.id)
+        ],
         "findings": [_finding(f, name, seen(f)) for f, name in monitor.findings(p.id)],
     }
     events = reversed(monitor.list_events(p.id, since_scan=since_scan, limit=None))
@@ -67,9 +91,18 @@ def collect(project: str | int, since_scan: int | None = None) -> dict:
         "project": p.name,
         "generated_at": _time(utcnow()),
         "inventory": inventory,
-        "events": [{"type": e.type, "severity": e.severity, "summary": e.summary, "scan": e.scan_id,
-                    "prev_scan": e.prev_scan_id, "entity": e.entity, "created_at": _time(e.created_at)}
-                   for e in events],
+        "events": [
+            {
+                "type": e.type,
+                "severity": e.severity,
+                "summary": e.summary,
+                "scan": e.scan_id,
+                "prev_scan": e.prev_scan_id,
+                "entity": e.entity,
+                "created_at": _time(e.created_at),
+            }
+            for e in events
+        ],
     }
 
 
@@ -78,9 +111,20 @@ def _finding(f, host: str, seen: dict) -> dict:
     context = f.context or ""
     if f.value and f.kind != "endpoint":
         context = context.replace(f.value, f.redacted or "[redacted]")
-    return {"kind": f.kind, "rule": f.rule, "severity": f.severity, "confidence": f.confidence, "host": host,
-            "location": f.location, "line": f.line, "column": f.column, "value": shown, "context": context,
-            "fingerprint": f.fingerprint, **seen}
+    return {
+        "kind": f.kind,
+        "rule": f.rule,
+        "severity": f.severity,
+        "confidence": f.confidence,
+        "host": host,
+        "location": f.location,
+        "line": f.line,
+        "column": f.column,
+        "value": shown,
+        "context": context,
+        "fingerprint": f.fingerprint,
+        **seen,
+    }
 
 
 def _time(value: datetime | None) -> str | None:
@@ -101,6 +145,7 @@ def _rows(doc: dict) -> list[tuple[str, dict]]:
 
 
 # -- machine formats ---------------------------------------------------------------------
+
 
 def _json(doc: dict) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -149,10 +194,17 @@ def _is_number(text: str) -> bool:
 
 # -- human formats -----------------------------------------------------------------------
 
+
 def _summary(doc: dict) -> tuple[list[tuple[str, int]], Counter]:
     inv = doc["inventory"]
-    counts = [("hosts", len(inv["hosts"])), ("DNS records", len(inv["dns"])), ("open ports", len(inv["services"])),
-              ("web endpoints", len(inv["http"])), ("findings", len(inv["findings"])), ("events", len(doc["events"]))]
+    counts = [
+        ("hosts", len(inv["hosts"])),
+        ("DNS records", len(inv["dns"])),
+        ("open ports", len(inv["services"])),
+        ("web endpoints", len(inv["http"])),
+        ("findings", len(inv["findings"])),
+        ("events", len(doc["events"])),
+    ]
     return counts, Counter(e["severity"] for e in doc["events"])
 
 
@@ -165,8 +217,13 @@ def _text(value) -> str:
 
 
 def _tables(doc: dict) -> list[tuple[str, str, list[dict]]]:
-    titles = {"host": "Hosts", "dns": "DNS records", "service": "Open ports", "http": "Web endpoints",
-              "finding": "Findings"}
+    titles = {
+        "host": "Hosts",
+        "dns": "DNS records",
+        "service": "Open ports",
+        "http": "Web endpoints",
+        "finding": "Findings",
+    }
     tables = [("Events", "event", list(reversed(doc["events"])))]  # newest first for reading
     return tables + [(titles[section], section, doc["inventory"][key]) for key, section in SECTIONS]
 
@@ -180,12 +237,22 @@ def _md_cell(value) -> str:
 
 def _markdown(doc: dict) -> str:
     counts, severities = _summary(doc)
-    out = [f"# AssetMon report: {_md_cell(doc['project'])}", "", f"Generated {doc['generated_at']}", "",
-           "| " + " | ".join(name for name, _ in counts) + " |", "|" + "---|" * len(counts),
-           "| " + " | ".join(str(n) for _, n in counts) + " |", ""]
+    out = [
+        f"# AssetMon report: {_md_cell(doc['project'])}",
+        "",
+        f"Generated {doc['generated_at']}",
+        "",
+        "| " + " | ".join(name for name, _ in counts) + " |",
+        "|" + "---|" * len(counts),
+        "| " + " | ".join(str(n) for _, n in counts) + " |",
+        "",
+    ]
     if severities:
-        out += ["Events by severity: " + ", ".join(f"{s} {severities[s]}" for s in reversed(monitor.SEVERITIES)
-                                                   if severities[s]), ""]
+        out += [
+            "Events by severity: "
+            + ", ".join(f"{s} {severities[s]}" for s in reversed(monitor.SEVERITIES) if severities[s]),
+            "",
+        ]
     for title, section, rows in _tables(doc):
         cols = COLUMNS[section]
         out += [f"## {title} ({len(rows)})", ""]
@@ -212,18 +279,26 @@ th{background:#f0f0f0}.cards{display:flex;flex-wrap:wrap;gap:.5em}
 def _html(doc: dict) -> str:
     e = lambda value: html.escape(_text(value), quote=True)  # noqa: E731
     counts, severities = _summary(doc)
-    out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-           # No script, image or font may load: the report is inert even if a value slipped through.
-           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-           f"<title>AssetMon report: {e(doc['project'])}</title><style>{_CSS}</style></head><body>",
-           f"<h1>AssetMon report: {e(doc['project'])}</h1>", f"<p>Generated {e(doc['generated_at'])}</p>",
-           '<div class="cards">']
+    out = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        # No script, image or font may load: the report is inert even if a value slipped through.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>AssetMon report: {e(doc['project'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>AssetMon report: {e(doc['project'])}</h1>",
+        f"<p>Generated {e(doc['generated_at'])}</p>",
+        '<div class="cards">',
+    ]
     out += [f'<div class="card"><b>{n}</b>{e(name)}</div>' for name, n in counts]
     out.append("</div>")
     if severities:
-        out.append('<p>Events by severity: ' + ", ".join(
-            f'<span class="{s}">{s} {severities[s]}</span>' for s in reversed(monitor.SEVERITIES) if severities[s])
-            + "</p>")
+        out.append(
+            "<p>Events by severity: "
+            + ", ".join(
+                f'<span class="{s}">{s} {severities[s]}</span>' for s in reversed(monitor.SEVERITIES) if severities[s]
+            )
+            + "</p>"
+        )
     for title, section, rows in _tables(doc):
         cols = COLUMNS[section]
         out.append(f"<h2>{e(title)} ({len(rows)})</h2>")

@@ -43,7 +43,7 @@ def redacted_url(url: str) -> str:
         plugin = apprise.Apprise.instantiate(url)
         if plugin:
             return plugin.url(privacy=True).split("?", 1)[0]  # the query holds only apprise's options
-    except Exception:  # noqa: BLE001 - a display helper must not fail
+    except Exception:
         pass
     return url.split("://", 1)[0] + "://…" if "://" in url else "…"
 
@@ -79,13 +79,25 @@ def format_message(project: str, events: list[Event]) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
-def send(url: str, title: str, body: str, severity: str = "info", attempts: int = ATTEMPTS,
-         backoff: float = BACKOFF, what: str = "message") -> tuple[bool, int, str]:
+def send(
+    url: str,
+    title: str,
+    body: str,
+    severity: str = "info",
+    attempts: int = ATTEMPTS,
+    backoff: float = BACKOFF,
+    what: str = "message",
+) -> tuple[bool, int, str]:
     """Deliver one message with retries: (ok, attempts made, last error)."""
     import apprise
 
-    notify_type = (apprise.NotifyType.FAILURE if monitor.severity_rank(severity) >= monitor.severity_rank("high")
-                   else apprise.NotifyType.WARNING if severity == "medium" else apprise.NotifyType.INFO)
+    notify_type = (
+        apprise.NotifyType.FAILURE
+        if monitor.severity_rank(severity) >= monitor.severity_rank("high")
+        else apprise.NotifyType.WARNING
+        if severity == "medium"
+        else apprise.NotifyType.INFO
+    )
     try:
         obj = _apprise(url)
     except ValueError as exc:  # retrying cannot help
@@ -97,10 +109,17 @@ def send(url: str, title: str, body: str, severity: str = "info", attempts: int 
             with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
                 ok = obj.notify(title=title, body=body, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT)
             error = "" if ok else clean_text(captured.getvalue(), 500) or "delivery failed"
-        except Exception as exc:  # noqa: BLE001 - recorded, never raised
+        except Exception as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
-        log.log(logging.INFO if ok else logging.WARNING, "%s to %s: attempt %d/%d %s", what, redacted_url(url),
-                attempt, attempts, "sent" if ok else f"failed: {error}")
+        log.log(
+            logging.INFO if ok else logging.WARNING,
+            "%s to %s: attempt %d/%d %s",
+            what,
+            redacted_url(url),
+            attempt,
+            attempts,
+            "sent" if ok else f"failed: {error}",
+        )
         if ok:
             return True, attempt, ""
         if attempt < attempts:
@@ -132,8 +151,9 @@ def notify_scan(scan_id: int, attempts: int = ATTEMPTS, backoff: float = BACKOFF
     return deliveries
 
 
-def _deliver(notifier: Notifier, scan_id: int, project: str, events: list[Event], attempts: int,
-             backoff: float) -> Delivery | None:
+def _deliver(
+    notifier: Notifier, scan_id: int, project: str, events: list[Event], attempts: int, backoff: float
+) -> Delivery | None:
     wanted = set(monitor.at_or_above(notifier.min_severity))
     selected = [e for e in events if e.severity in wanted]
     if not selected:
@@ -143,8 +163,9 @@ def _deliver(notifier: Notifier, scan_id: int, project: str, events: list[Event]
         return delivery
     title, body = format_message(project, selected)
     worst = max((e.severity for e in selected), key=monitor.severity_rank)
-    ok, tries, error = send(notifier.url, title, body, worst, attempts, backoff,
-                            what=f"notifier {notifier.id}, scan {scan_id}")
+    ok, tries, error = send(
+        notifier.url, title, body, worst, attempts, backoff, what=f"notifier {notifier.id}, scan {scan_id}"
+    )
     delivery.status = "sent" if ok else "failed"
     delivery.attempts += tries
     delivery.events = len(selected)
@@ -157,7 +178,11 @@ def send_test(notifier_id: int) -> tuple[bool, str]:
     notifier = next((n for n in monitor.list_notifiers() if n.id == notifier_id), None)
     if notifier is None:
         return False, f"no notifier {notifier_id}"
-    ok, _, error = send(notifier.url, "AssetMon: test notification",
-                        f"Notifications for {monitor.project_name(notifier.project_id)} reach you.",
-                        attempts=1, what=f"notifier {notifier_id} test")
+    ok, _, error = send(
+        notifier.url,
+        "AssetMon: test notification",
+        f"Notifications for {monitor.project_name(notifier.project_id)} reach you.",
+        attempts=1,
+        what=f"notifier {notifier_id} test",
+    )
     return ok, error

@@ -30,7 +30,6 @@ from .store.models import JsFile as JsFileRow
 
 log = logging.getLogger(__name__)
 
-MODULES = ("subdomains", "dns", "ports", "http", "takeover", "js")  # run order
 MAX_CIDR_ADDRESSES = 4096
 REPORT_EVERY = 0.2  # seconds between progress reports (Redis writes)
 CANCEL_POLL = 0.5
@@ -40,13 +39,6 @@ Reporter = Callable[[Progress], None]
 
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def check_modules(modules: list[str]) -> list[str]:
-    unknown = [m for m in modules if m not in MODULES]
-    if unknown:
-        raise ValueError(f"unknown module(s): {', '.join(unknown)} (choose from {', '.join(MODULES)})")
-    return [m for m in MODULES if m in modules]  # canonical order
 
 
 def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
@@ -59,7 +51,7 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
     run = _Run(scan_id, report, get_settings(), backend)
     try:
         asyncio.run(run.main())
-    except BaseException as exc:  # noqa: BLE001 - record, then re-raise
+    except BaseException as exc:
         run.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     run.finish("cancelled" if run.cancelled else "done")
@@ -197,8 +189,10 @@ class _Run:
             elif target.kind == "cidr":
                 network = ipaddress.ip_network(target.value)
                 if network.num_addresses > MAX_CIDR_ADDRESSES:
-                    raise ValueError(f"{target.value} has {network.num_addresses} addresses; "
-                                     f"split it into ranges of at most {MAX_CIDR_ADDRESSES}")
+                    raise ValueError(
+                        f"{target.value} has {network.num_addresses} addresses; "
+                        f"split it into ranges of at most {MAX_CIDR_ADDRESSES}"
+                    )
                 hosts = list(network.hosts()) or [network.network_address]
                 self.found.direct.update(str(a) for a in hosts)
         self.found.direct = {a for a in self.found.direct if a in self.scope}
@@ -214,14 +208,22 @@ class _Run:
     def _dns_options(self, rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME")):
         from .scanners.dns import DnsOptions
 
-        return DnsOptions(nameservers=self._nameservers(), rtypes=rtypes, concurrency=self.settings.dns_concurrency,
-                          timeout=self.settings.dns_timeout, retries=self.settings.dns_retries)
+        return DnsOptions(
+            nameservers=self._nameservers(),
+            rtypes=rtypes,
+            concurrency=self.settings.dns_concurrency,
+            timeout=self.settings.dns_timeout,
+            retries=self.settings.dns_retries,
+        )
 
     async def _subdomains(self) -> None:
         from .scanners.subdomains import SubdomainOptions, discover
 
-        options = SubdomainOptions(ct_url=self.settings.ct_url, wordlist_path=self.settings.wordlist or None,
-                                   dns=self._dns_options(("A", "AAAA")))
+        options = SubdomainOptions(
+            ct_url=self.settings.ct_url,
+            wordlist_path=self.settings.wordlist or None,
+            dns=self._dns_options(("A", "AAAA")),
+        )
         async for found in discover(self.found.roots, options, self.scope.__contains__, self.ticker("subdomains")):
             if found.source == "wildcard":
                 self.found.wildcards.add(found.name)
@@ -256,8 +258,13 @@ class _Run:
                 self._saved_hosts.add(result.name)
                 host_id = repo.upsert_host(s, self.project_id, result.name, self.scan.id, dns_status=result.status)
                 for rec in result.records:
-                    repo.upsert(s, DnsRecord, {"host_id": host_id, "rtype": rec.rtype, "value": rec.value},
-                                {"ttl": rec.ttl}, self.scan.id)
+                    repo.upsert(
+                        s,
+                        DnsRecord,
+                        {"host_id": host_id, "rtype": rec.rtype, "value": rec.value},
+                        {"ttl": rec.ttl},
+                        self.scan.id,
+                    )
                 self.progress.count("hosts", int(fresh))
                 self.progress.count("records", len(result.records))
             s.commit()
@@ -288,8 +295,13 @@ class _Run:
         with session() as s:
             for result in results:
                 host_id = repo.upsert_host(s, self.project_id, result.address, self.scan.id, is_address=True)
-                repo.upsert(s, Service, {"host_id": host_id, "port": result.port},
-                            {"service": result.service, "banner": result.banner}, self.scan.id)
+                repo.upsert(
+                    s,
+                    Service,
+                    {"host_id": host_id, "port": result.port},
+                    {"service": result.service, "banner": result.banner},
+                    self.scan.id,
+                )
             s.commit()
 
     def _http_targets(self, names: list[str] | None = None, direct: bool = True) -> list:
@@ -336,8 +348,12 @@ class _Run:
         from .scanners.js import Page
         from .scanners.subdomains import harvest_http
 
-        options = HttpOptions(concurrency=self.settings.http_concurrency, timeout=self.settings.http_timeout,
-                              max_body=self.settings.http_max_body, favicon=True)
+        options = HttpOptions(
+            concurrency=self.settings.http_concurrency,
+            timeout=self.settings.http_timeout,
+            max_body=self.settings.http_max_body,
+            favicon=True,
+        )
         batch, revealed = [], set()
         keep_pages = "js" in self.modules
         async for result in probe(targets, options, progress):
@@ -347,8 +363,9 @@ class _Run:
             self.progress.count("endpoints")
             revealed.update(f.name for f in harvest_http(result, self.found.roots))
             if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
-                self.found.pages.append(Page(result.final_url or result.url, result.host,
-                                             result.body.decode("utf-8", "replace")))
+                self.found.pages.append(
+                    Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
+                )
             if len(batch) >= 100:
                 await asyncio.to_thread(self._save_http, batch)
                 batch = []
@@ -362,19 +379,27 @@ class _Run:
                     continue  # nothing answered: not an endpoint
                 host_id = repo.upsert_host(s, self.project_id, r.host, self.scan.id, is_address=is_ip(r.host))
                 repo.upsert(
-                    s, HttpEndpoint, {"host_id": host_id, "url": r.url},
+                    s,
+                    HttpEndpoint,
+                    {"host_id": host_id, "url": r.url},
                     {
-                        "status": r.status, "title": r.title, "server": r.server,
-                        "content_type": r.content_type, "content_length": r.content_length,
-                        "redirects": json.dumps(r.redirects), "final_url": r.final_url,
-                        "response_ms": r.response_ms, "error": r.error,
-                        "tls": json.dumps(r.tls or {}), "favicon_hash": r.favicon_hash,
-                        "tech": ",".join(r.tech), "cdn": r.cdn,
+                        "status": r.status,
+                        "title": r.title,
+                        "server": r.server,
+                        "content_type": r.content_type,
+                        "content_length": r.content_length,
+                        "redirects": json.dumps(r.redirects),
+                        "final_url": r.final_url,
+                        "response_ms": r.response_ms,
+                        "error": r.error,
+                        "tls": json.dumps(r.tls or {}),
+                        "favicon_hash": r.favicon_hash,
+                        "tech": ",".join(r.tech),
+                        "cdn": r.cdn,
                     },
                     self.scan.id,
                 )
             s.commit()
-
 
     # -- takeover ---------------------------------------------------------------------------
 
@@ -394,11 +419,23 @@ class _Run:
             for f in findings:
                 host_id = repo.upsert_host(s, self.project_id, f.name, self.scan.id)
                 key = hashlib.sha256(f"takeover\x00{f.name}\x00{f.cname}".encode()).hexdigest()
-                repo.upsert(s, Finding, {"project_id": self.project_id, "fingerprint": key}, {
-                    "host_id": host_id, "kind": "takeover", "rule": f"takeover-{f.provider}",
-                    "severity": f.severity, "confidence": f.confidence, "location": f.name,
-                    "value": f.cname, "redacted": f.cname, "context": f"{f.evidence}: {f.detail}",
-                }, self.scan.id)
+                repo.upsert(
+                    s,
+                    Finding,
+                    {"project_id": self.project_id, "fingerprint": key},
+                    {
+                        "host_id": host_id,
+                        "kind": "takeover",
+                        "rule": f"takeover-{f.provider}",
+                        "severity": f.severity,
+                        "confidence": f.confidence,
+                        "location": f.name,
+                        "value": f.cname,
+                        "redacted": f.cname,
+                        "context": f"{f.evidence}: {f.detail}",
+                    },
+                    self.scan.id,
+                )
             s.commit()
 
     # -- js: scripts, secrets, endpoints ------------------------------------------------
@@ -452,23 +489,50 @@ class _Run:
                 if not has_blob(f.sha256):
                     save_blob(f.body)
                 host_id = repo.upsert_host(s, self.project_id, f.host, self.scan.id)
-                repo.upsert(s, JsFileRow, {"host_id": host_id, "url": f.url},
-                            {"sha256": f.sha256, "size": f.size}, self.scan.id)
+                repo.upsert(
+                    s, JsFileRow, {"host_id": host_id, "url": f.url}, {"sha256": f.sha256, "size": f.size}, self.scan.id
+                )
                 for secret in f.analysis.secrets:
-                    repo.upsert(s, Finding, {"project_id": self.project_id, "fingerprint": secret.fingerprint}, {
-                        "host_id": host_id, "kind": "secret", "rule": secret.rule_id, "severity": secret.severity,
-                        "confidence": secret.confidence, "location": f.url, "line": secret.line,
-                        "column": secret.column, "value": secret.secret, "redacted": secret.redacted,
-                        "context": "\n".join(secret.context),
-                    }, self.scan.id)
+                    repo.upsert(
+                        s,
+                        Finding,
+                        {"project_id": self.project_id, "fingerprint": secret.fingerprint},
+                        {
+                            "host_id": host_id,
+                            "kind": "secret",
+                            "rule": secret.rule_id,
+                            "severity": secret.severity,
+                            "confidence": secret.confidence,
+                            "location": f.url,
+                            "line": secret.line,
+                            "column": secret.column,
+                            "value": secret.secret,
+                            "redacted": secret.redacted,
+                            "context": "\n".join(secret.context),
+                        },
+                        self.scan.id,
+                    )
                 for ep in f.analysis.endpoints:
                     value = ep.url or ep.value
                     key = hashlib.sha256(f"endpoint\x00{f.host}\x00{ep.value}".encode()).hexdigest()
-                    repo.upsert(s, Finding, {"project_id": self.project_id, "fingerprint": key}, {
-                        "host_id": host_id, "kind": "endpoint", "rule": f"js-{ep.kind}", "severity": "info",
-                        "confidence": "medium", "location": f.url, "line": ep.line, "column": ep.column,
-                        "value": value, "redacted": ep.value,
-                    }, self.scan.id)
+                    repo.upsert(
+                        s,
+                        Finding,
+                        {"project_id": self.project_id, "fingerprint": key},
+                        {
+                            "host_id": host_id,
+                            "kind": "endpoint",
+                            "rule": f"js-{ep.kind}",
+                            "severity": "info",
+                            "confidence": "medium",
+                            "location": f.url,
+                            "line": ep.line,
+                            "column": ep.column,
+                            "value": value,
+                            "redacted": ep.value,
+                        },
+                        self.scan.id,
+                    )
             s.commit()
 
 

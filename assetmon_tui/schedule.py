@@ -14,9 +14,10 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .core.config import get_settings
+from .core.modules import check_modules
 from .store import monitor
 from .store.models import utcnow
 from .store.monitor import Schedule, as_utc, delete_schedule, get_schedule, list_schedules  # noqa: F401  (API)
@@ -28,13 +29,17 @@ MIN_INTERVAL = 60  # seconds: a monitor, not a load test
 Submit = Callable[[int, list[str], dict], object]
 
 
-def set_schedule(project_id: int, interval_seconds: int | None = None, cron: str | None = None,
-                 modules: list[str] | tuple[str, ...] = ("dns", "ports", "http"), enabled: bool = True,
-                 options: dict | None = None, now: datetime | None = None) -> Schedule:
+def set_schedule(
+    project_id: int,
+    interval_seconds: int | None = None,
+    cron: str | None = None,
+    modules: list[str] | tuple[str, ...] = ("dns", "ports", "http"),
+    enabled: bool = True,
+    options: dict | None = None,
+    now: datetime | None = None,
+) -> Schedule:
     """Create or replace a project's schedule; the next run is computed from now.
     Cron lines have 5 fields in the server's local time. Raises ValueError."""
-    from .pipeline import check_modules
-
     if (interval_seconds is None) == (not cron):
         raise ValueError("give either an interval in seconds or a cron line, not both or neither")
     modules = check_modules(list(modules))
@@ -50,8 +55,13 @@ def set_schedule(project_id: int, interval_seconds: int | None = None, cron: str
         values = dict(kind="interval", interval_seconds=int(interval_seconds), cron="")
     draft = Schedule(project_id=project_id, **values)
     return monitor.save_schedule(
-        project_id, **values, modules=",".join(modules), options=json.dumps(options or {}), enabled=enabled,
-        next_run_at=next_run(draft, now or utcnow()), last_error="",
+        project_id,
+        **values,
+        modules=",".join(modules),
+        options=json.dumps(options or {}),
+        enabled=enabled,
+        next_run_at=next_run(draft, now or utcnow()),
+        last_error="",
     )
 
 
@@ -71,8 +81,10 @@ def _check_cron(expr: str) -> None:
     from croniter import croniter
 
     if len(expr.split()) != 5:
-        raise ValueError(f"bad cron line {expr!r}: expected 5 fields (minute hour day month weekday), "
-                         "e.g. '0 3 * * *' for 03:00 daily")
+        raise ValueError(
+            f"bad cron line {expr!r}: expected 5 fields (minute hour day month weekday), "
+            "e.g. '0 3 * * *' for 03:00 daily"
+        )
     try:
         croniter(expr, datetime.now()).get_next(datetime)  # also refuses dates that never come (31 Feb)
     except (ValueError, KeyError) as exc:  # croniter's errors subclass ValueError
@@ -87,7 +99,7 @@ def next_run(schedule: Schedule, after: datetime) -> datetime:
         from croniter import croniter
 
         local = after.astimezone()  # cron fields mean the server's wall clock
-        return croniter(schedule.cron, local).get_next(datetime).astimezone(timezone.utc)
+        return croniter(schedule.cron, local).get_next(datetime).astimezone(UTC)
     step = timedelta(seconds=schedule.interval_seconds)
     anchor = as_utc(schedule.next_run_at)
     if anchor is None:

@@ -1,7 +1,7 @@
 """DNS brute force against the lab's DNS server: lookups and queries per
 second, names found, and peak memory.
 
-Usage: python bench/bench_dns.py [--concurrency 50,100,200] [--recursive-depth 0] [--hosts 150]
+Usage: python -m bench.bench_dns [--concurrency 50,100,200] [--recursive-depth 0] [--hosts 150]
 
 The lab runs in its own process (its DNS server is Python too, so sharing our
 process would halve both). Each measured run is a fresh child process, so
@@ -27,7 +27,6 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def child(nameserver: str, concurrency: int, depth: int, trace: bool) -> None:
@@ -46,9 +45,13 @@ def child(nameserver: str, concurrency: int, depth: int, trace: bool) -> None:
         return result
 
     subdomains.resolve_one = counting  # count what the brute force asks
-    options = SubdomainOptions(ct=False, san=False, tools=(), recursive_depth=depth,
-                               dns=DnsOptions(nameservers=[nameserver], rtypes=rtypes, concurrency=concurrency,
-                                              timeout=2.0, retries=2))
+    options = SubdomainOptions(
+        ct=False,
+        san=False,
+        tools=(),
+        recursive_depth=depth,
+        dns=DnsOptions(nameservers=[nameserver], rtypes=rtypes, concurrency=concurrency, timeout=2.0, retries=2),
+    )
     words = len(load_wordlist())
     if trace:
         tracemalloc.start()
@@ -59,17 +62,31 @@ def child(nameserver: str, concurrency: int, depth: int, trace: bool) -> None:
     started = time.perf_counter()
     found = asyncio.run(run())
     elapsed = time.perf_counter() - started
-    out = {"words": words, "elapsed": elapsed, "found": len({f.name for f in found if f.source == "wordlist"}),
-           "wildcards": sorted(f.name for f in found if f.source == "wildcard"), **counts,
-           "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    out = {
+        "words": words,
+        "elapsed": elapsed,
+        "found": len({f.name for f in found if f.source == "wordlist"}),
+        "wildcards": sorted(f.name for f in found if f.source == "wildcard"),
+        **counts,
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
     if trace:
         out["tracemalloc_peak"] = tracemalloc.get_traced_memory()[1]
     print(json.dumps(out))
 
 
 def run_child(nameserver: str, concurrency: int, depth: int, trace: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--child", nameserver, "--concurrency", str(concurrency),
-           "--recursive-depth", str(depth)] + (["--trace"] if trace else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        __spec__.name,
+        "--child",
+        nameserver,
+        "--concurrency",
+        str(concurrency),
+        "--recursive-depth",
+        str(depth),
+    ] + (["--trace"] if trace else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -88,8 +105,13 @@ def main() -> None:
 
     from assetmon_tui.lab.estate import Estate
 
-    lab = subprocess.Popen([sys.executable, "-m", "assetmon_tui.lab", "--free-ports", "--hosts", str(args.hosts)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "assetmon_tui.lab", "--free-ports", "--hosts", str(args.hosts)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         info = json.loads(lab.stdout.readline())
         estate = Estate(hosts=args.hosts)
@@ -98,13 +120,17 @@ def main() -> None:
         for depth in sorted({0, args.recursive_depth}):
             for concurrency in (int(c) for c in args.concurrency.split(",")):
                 r = run_child(info["nameserver"], concurrency, depth)
-                print(f"depth {depth} concurrency {concurrency:>3}: {r['lookups']} lookups ({r['queries']} queries) "
-                      f"in {r['elapsed']:.2f} s = {r['lookups'] / r['elapsed']:.0f} lookups/s, "
-                      f"{r['queries'] / r['elapsed']:.0f} queries/s; found {r['found']}, "
-                      f"wildcards {r['wildcards']}; timeouts {r['timeouts']}; peak RSS {r['maxrss_kb'] / 1024:.1f} MiB")
+                print(
+                    f"depth {depth} concurrency {concurrency:>3}: {r['lookups']} lookups ({r['queries']} queries) "
+                    f"in {r['elapsed']:.2f} s = {r['lookups'] / r['elapsed']:.0f} lookups/s, "
+                    f"{r['queries'] / r['elapsed']:.0f} queries/s; found {r['found']}, "
+                    f"wildcards {r['wildcards']}; timeouts {r['timeouts']}; peak RSS {r['maxrss_kb'] / 1024:.1f} MiB"
+                )
         traced = run_child(info["nameserver"], int(args.concurrency.split(",")[0]), args.recursive_depth, True)
-        print(f"tracemalloc peak (Python allocations, {traced['words']} words): "
-              f"{traced['tracemalloc_peak'] / 1024 / 1024:.1f} MiB")
+        print(
+            f"tracemalloc peak (Python allocations, {traced['words']} words): "
+            f"{traced['tracemalloc_peak'] / 1024 / 1024:.1f} MiB"
+        )
     finally:
         lab.terminate()
         lab.wait(10)

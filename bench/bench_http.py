@@ -1,6 +1,6 @@
 """HTTP probing of the lab's web virtual hosts: our prober vs WhatWeb.
 
-Usage: python bench/bench_http.py [--hosts 1000] [--runs 1] [--whatweb-sample N] [--concurrency 50]
+Usage: python -m bench.bench_http [--hosts 1000] [--runs 1] [--whatweb-sample N] [--concurrency 50]
 
 Isolation. The whole benchmark re-executes itself inside a fresh network and
 mount namespace (`unshare --net --mount`, needs root): the only interface is
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import json
 import os
@@ -36,10 +37,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from assetmon_tui.scanners.http import HttpOptions, HttpTarget, probe
 
-from assetmon_tui.scanners.http import HttpOptions, HttpTarget, probe  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 NETNS_FLAG = "ASSETMON_BENCH_NETNS"
 
@@ -51,28 +52,42 @@ def isolate() -> None:
     if not shutil.which("unshare"):
         sys.exit("unshare(1) not found: the benchmark only runs network-isolated")
     env = {**os.environ, NETNS_FLAG: "1"}
-    cmd = ["unshare", "--net", "--mount", "--propagation", "private", "--", sys.executable, *sys.argv]
+    cmd = [
+        "unshare",
+        "--net",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        sys.executable,
+        "-m",
+        __spec__.name,
+        *sys.argv[1:],
+    ]
     sys.exit(subprocess.call(cmd, env=env))
 
 
 def setup_namespace(names: dict[str, str]) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    hosts = tempfile.NamedTemporaryFile("w", suffix=".hosts", delete=False)
-    hosts.write("127.0.0.1 localhost\n::1 localhost\n")
-    for name, address in sorted(names.items()):
-        hosts.write(f"{address} {name}\n")
-    hosts.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".hosts", delete=False) as hosts:
+        hosts.write("127.0.0.1 localhost\n::1 localhost\n")
+        for name, address in sorted(names.items()):
+            hosts.write(f"{address} {name}\n")
     subprocess.run(["mount", "--bind", hosts.name, "/etc/hosts"], check=True)
     # No DNS server is reachable in here anyway; make that explicit for every resolver.
-    resolv = tempfile.NamedTemporaryFile("w", suffix=".resolv", delete=False)
-    resolv.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    resolv.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".resolv", delete=False) as resolv:
+        resolv.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     subprocess.run(["mount", "--bind", resolv.name, "/etc/resolv.conf"], check=True)
 
 
 def start_lab(hosts: int) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "assetmon_tui.lab", "--hosts", str(hosts)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assetmon_tui.lab", "--hosts", str(hosts)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     info = json.loads(proc.stdout.readline())
     return proc, info
 
@@ -90,8 +105,23 @@ def whatweb(urls: list[str], workdir: Path, threads: int) -> tuple[float, list[d
     url_file.write_text("\n".join(urls) + "\n")
     log = workdir / "whatweb.json"
     log.unlink(missing_ok=True)
-    cmd = ["whatweb", "--no-errors", "--color=never", "-q", "-a", "1", "--max-threads", str(threads),
-           "--open-timeout", "5", "--read-timeout", "10", f"--log-json={log}", "-i", str(url_file)]
+    cmd = [
+        "whatweb",
+        "--no-errors",
+        "--color=never",
+        "-q",
+        "-a",
+        "1",
+        "--max-threads",
+        str(threads),
+        "--open-timeout",
+        "5",
+        "--read-timeout",
+        "10",
+        f"--log-json={log}",
+        "-i",
+        str(url_file),
+    ]
     started = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     elapsed = time.perf_counter() - started
@@ -103,10 +133,8 @@ def whatweb(urls: list[str], workdir: Path, threads: int) -> tuple[float, list[d
         for line in text.splitlines():  # older: one object per line
             line = line.strip().rstrip(",")
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     entries.append(json.loads(line))
-                except ValueError:
-                    pass
     return elapsed, [e for e in entries if isinstance(e, dict)]
 
 
@@ -156,8 +184,10 @@ def main() -> None:
             ours_times.append(elapsed)
             print(f"run {run}: assetmon {len(names)} hosts in {elapsed:.2f} s = {len(names) / elapsed:.0f} hosts/s")
         fav_elapsed, fav_results = asyncio.run(ours(names, info, args.concurrency, True))
-        print(f"assetmon with favicons: {len(names) / fav_elapsed:.0f} hosts/s "
-              f"({sum(r.favicon_hash is not None for r in fav_results.values())} favicon hashes)")
+        print(
+            f"assetmon with favicons: {len(names) / fav_elapsed:.0f} hosts/s "
+            f"({sum(r.favicon_hash is not None for r in fav_results.values())} favicon hashes)"
+        )
 
         sample = names[: args.whatweb_sample] if args.whatweb_sample else names
         port = "" if info["http_port"] == 80 else f":{info['http_port']}"
@@ -166,7 +196,9 @@ def main() -> None:
             for run in range(1, args.runs + 1):
                 elapsed, entries = whatweb(urls, Path(tmp), args.whatweb_threads)
                 ww_times.append(elapsed)
-                print(f"run {run}: whatweb {len(sample)} hosts in {elapsed:.2f} s = {len(sample) / elapsed:.1f} hosts/s")
+                print(
+                    f"run {run}: whatweb {len(sample)} hosts in {elapsed:.2f} s = {len(sample) / elapsed:.1f} hosts/s"
+                )
         ww = whatweb_titles(entries)
 
         ours_rate = len(names) / min(ours_times)
@@ -191,13 +223,17 @@ def main() -> None:
                 examples.append((name, a, b))
         print()
         print(f"hosts/s: assetmon {ours_rate:.0f}, whatweb {ww_rate:.1f} -> {ours_rate / ww_rate:.1f}x")
-        print(f"titles over {len(sample)} hosts: same {same}, different {differ}, only assetmon {only_ours}, "
-              f"only whatweb {only_ww}, neither {neither}")
+        print(
+            f"titles over {len(sample)} hosts: same {same}, different {differ}, only assetmon {only_ours}, "
+            f"only whatweb {only_ww}, neither {neither}"
+        )
         for name, a, b in examples[:10]:
             print(f"  {name}: assetmon={a!r} whatweb={b!r}")
         techs = sum(1 for r in results.values() if r.tech)
-        print(f"assetmon: {techs}/{len(results)} hosts with technologies; "
-              f"{sum(1 for r in results.values() if r.tls)} with TLS details (https redirects)")
+        print(
+            f"assetmon: {techs}/{len(results)} hosts with technologies; "
+            f"{sum(1 for r in results.values() if r.tls)} with TLS details (https redirects)"
+        )
     finally:
         lab.terminate()
         lab.wait(10)

@@ -1,6 +1,6 @@
 """Whole pipeline on the lab, on a Celery worker: wall time and peak RSS.
 
-    .venv/bin/python bench/bench_pipeline.py [--runs 3] [--labs default,1000] [--modules dns,ports,...]
+    .venv/bin/python -m bench.bench_pipeline [--runs 3] [--labs default,1000] [--modules dns,ports,...]
 
 Per lab size: the lab on loopback, a private redis-server and one Celery
 worker subprocess (--concurrency 1: one prefork pool process runs the scan).
@@ -23,8 +23,20 @@ import json
 import statistics
 import time
 
-from common import (RedisServer, Worker, cpu_seconds, isolated_home, lab_env, lab_project, proc_status_kb,
-                    reset_peak_rss, setenv, start_lab, table, wait_scan)
+from bench.common import (
+    RedisServer,
+    Worker,
+    cpu_seconds,
+    isolated_home,
+    lab_env,
+    lab_project,
+    proc_status_kb,
+    reset_peak_rss,
+    setenv,
+    start_lab,
+    table,
+    wait_scan,
+)
 
 
 def bench_lab(hosts: int | None, modules: list[str], runs: int) -> list[dict]:
@@ -51,21 +63,31 @@ def bench_lab(hosts: int | None, modules: list[str], runs: int) -> list[dict]:
                     row = wait_scan(scan.id)
                     wall = time.time() - started
                     result = {
-                        "run": run, "status": row.status, "backend": scan.backend, "wall": wall,
+                        "run": run,
+                        "status": row.status,
+                        "backend": scan.backend,
+                        "wall": wall,
                         "pipeline": (row.finished_at - row.started_at).total_seconds()
-                        if row.started_at and row.finished_at else float("nan"),
-                        "rss_before": rss_before / 1024, "peak": proc_status_kb(pool, "VmHWM") / 1024,
-                        "peak_is_run": reset, "summary": json.loads(row.summary or "{}"), "error": row.error,
-                        "cpu_worker": cpu_seconds(pool) - cpu[0], "cpu_lab": cpu_seconds(lab.pid) - cpu[1],
+                        if row.started_at and row.finished_at
+                        else float("nan"),
+                        "rss_before": rss_before / 1024,
+                        "peak": proc_status_kb(pool, "VmHWM") / 1024,
+                        "peak_is_run": reset,
+                        "summary": json.loads(row.summary or "{}"),
+                        "error": row.error,
+                        "cpu_worker": cpu_seconds(pool) - cpu[0],
+                        "cpu_lab": cpu_seconds(lab.pid) - cpu[1],
                         "steps": steps,
                     }
                     results.append(result)
-                    print(f"  {lab.info['hosts']} vhosts run {run}: {row.status} wall {wall:.2f} s, "
-                          f"peak RSS {result['peak']:.0f} MiB (before {result['rss_before']:.0f}), "
-                          f"CPU worker {result['cpu_worker']:.1f} s lab {result['cpu_lab']:.1f} s, "
-                          f"modules {' '.join(f'{m} {t:.1f} s' for m, t in steps.items())}, "
-                          f"found {_found(result['summary'])}" + (f" ERROR {row.error}" if row.error else ""),
-                          flush=True)
+                    print(
+                        f"  {lab.info['hosts']} vhosts run {run}: {row.status} wall {wall:.2f} s, "
+                        f"peak RSS {result['peak']:.0f} MiB (before {result['rss_before']:.0f}), "
+                        f"CPU worker {result['cpu_worker']:.1f} s lab {result['cpu_lab']:.1f} s, "
+                        f"modules {' '.join(f'{m} {t:.1f} s' for m, t in steps.items())}, "
+                        f"found {_found(result['summary'])}" + (f" ERROR {row.error}" if row.error else ""),
+                        flush=True,
+                    )
                 if worker.pool_pids() != [pool]:
                     print("  warning: the pool process changed during the runs")
     finally:
@@ -97,7 +119,7 @@ def _found(summary: dict) -> str:
 
 
 def main() -> None:
-    from assetmon_tui.pipeline import MODULES
+    from assetmon_tui.core.modules import NAMES as MODULES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -113,20 +135,44 @@ def main() -> None:
         results = bench_lab(hosts, modules, args.runs)
         ok = [r for r in results if r["status"] == "done"] or results
 
-        def med(get) -> float:
+        def med(get, ok=ok) -> float:
             return statistics.median(get(r) for r in ok)
 
-        steps = " ".join(f"{m} {med(lambda r: r['steps'].get(m, 0)):.1f}" for m in modules)
-        rows.append([results[0]["lab"], f"{sum(r['status'] == 'done' for r in results)}/{len(results)}",
-                     f"{med(lambda r: r['wall']):.2f}", f"{min(r['wall'] for r in results):.2f}",
-                     f"{med(lambda r: r['pipeline']):.2f}", f"{results[0]['peak']:.0f}",
-                     f"{med(lambda r: r['peak']):.0f}", f"{max(r['peak'] for r in results):.0f}",
-                     f"{med(lambda r: r['cpu_worker']):.1f} / {med(lambda r: r['cpu_lab']):.1f}", steps,
-                     "/".join(str(results[-1]["summary"].get(k, 0)) for k in ("hosts", "services", "endpoints"))])
+        steps = " ".join(f"{m} {med(lambda r, m=m: r['steps'].get(m, 0)):.1f}" for m in modules)
+        rows.append(
+            [
+                results[0]["lab"],
+                f"{sum(r['status'] == 'done' for r in results)}/{len(results)}",
+                f"{med(lambda r: r['wall']):.2f}",
+                f"{min(r['wall'] for r in results):.2f}",
+                f"{med(lambda r: r['pipeline']):.2f}",
+                f"{results[0]['peak']:.0f}",
+                f"{med(lambda r: r['peak']):.0f}",
+                f"{max(r['peak'] for r in results):.0f}",
+                f"{med(lambda r: r['cpu_worker']):.1f} / {med(lambda r: r['cpu_lab']):.1f}",
+                steps,
+                "/".join(str(results[-1]["summary"].get(k, 0)) for k in ("hosts", "services", "endpoints")),
+            ]
+        )
     print(f"\nwhole pipeline ({','.join(modules)}) on a Celery worker, {args.runs} runs per lab")
-    print(table(["lab", "done", "wall p50 s", "best s", "pipeline p50 s", "peak RSS run1 MiB",
-                 "peak RSS p50 MiB", "max MiB", "CPU s worker / lab", "per module p50 s",
-                 "hosts/services/endpoints"], rows))
+    print(
+        table(
+            [
+                "lab",
+                "done",
+                "wall p50 s",
+                "best s",
+                "pipeline p50 s",
+                "peak RSS run1 MiB",
+                "peak RSS p50 MiB",
+                "max MiB",
+                "CPU s worker / lab",
+                "per module p50 s",
+                "hosts/services/endpoints",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Full 65,535-port TCP connect scan of 127.0.0.1: our scanner vs nmap.
 
-Usage: python bench/bench_ports.py [--runs N] [--concurrency N]
+Usage: python -m bench.bench_ports [--runs N] [--concurrency N]
 
 nmap runs as `nmap -sT -p- -T4 -n -Pn 127.0.0.1` (-n: no reverse DNS, which
 could leave the machine; -Pn: no discovery round). Our scanner runs without
@@ -17,11 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from assetmon_tui.scanners.ports import PortOptions, parse_ports, scan  # noqa: E402
+from assetmon_tui.scanners.ports import PortOptions, parse_ports, scan
 
 TARGET = "127.0.0.1"
 NMAP = ["nmap", "-sT", "-p-", "-T4", "-n", "-Pn", "-oX", "-", TARGET]
@@ -60,15 +57,17 @@ def main() -> None:
         print(f"run {run}: assetmon {ours_s:.3f} s   nmap {nmap_s:.3f} s")
 
     for name, values in times.items():
-        print(f"{name:9} median {statistics.median(values):.3f} s  best {min(values):.3f} s"
-              f"  open: {sorted(ports[name])}")
+        print(
+            f"{name:9} median {statistics.median(values):.3f} s  best {min(values):.3f} s  open: {sorted(ports[name])}"
+        )
     ratio = statistics.median(times["assetmon"]) / statistics.median(times["nmap"])
-    print(f"ratio assetmon/nmap (median): {ratio:.2f}  "
-          f"(best/best: {min(times['assetmon']) / min(times['nmap']):.2f})")
+    print(f"ratio assetmon/nmap (median): {ratio:.2f}  (best/best: {min(times['assetmon']) / min(times['nmap']):.2f})")
     if ports["assetmon"] != ports["nmap"]:
         # Ports opened or closed by other processes between runs can differ.
-        print(f"open ports differ: only assetmon {sorted(ports['assetmon'] - ports['nmap'])}, "
-              f"only nmap {sorted(ports['nmap'] - ports['assetmon'])}")
+        print(
+            f"open ports differ: only assetmon {sorted(ports['assetmon'] - ports['nmap'])}, "
+            f"only nmap {sorted(ports['nmap'] - ports['assetmon'])}"
+        )
     else:
         print("open ports agree")
 

@@ -1,6 +1,6 @@
 """Progress latency: a worker's update_state -> on screen in the real App.
 
-    .venv/bin/python bench/bench_progress.py [--scans 3] [--hosts N] [--modules dns,ports,http]
+    .venv/bin/python -m bench.bench_progress [--scans 3] [--hosts N] [--modules dns,ports,http]
                                              [--backend celery|thread]
 
 A private redis-server and a Celery worker subprocess (--concurrency 1), the
@@ -20,14 +20,23 @@ import argparse
 import asyncio
 import time
 
-from common import (RedisServer, Worker, isolated_home, lab_env, lab_project, setenv, start_lab, summary, table,
-                    verdict)
+from bench.common import (
+    RedisServer,
+    Worker,
+    isolated_home,
+    lab_env,
+    lab_project,
+    setenv,
+    start_lab,
+    summary,
+    table,
+    verdict,
+)
 
 TARGET_P95 = 0.5
 
 
-async def run_app(project_id: int, options: dict, modules: list[str], scans: int, backend: str,
-                  timeout: float) -> dict:
+async def run_app(project_id: int, options: dict, modules: list[str], scans: int, backend: str, timeout: float) -> dict:
     from assetmon_tui.core.progress import FINAL_STATES
     from assetmon_tui.store import repo
     from assetmon_tui.ui.app import POLL_INTERVAL, AssetMonApp
@@ -72,7 +81,8 @@ async def run_app(project_id: int, options: dict, modules: list[str], scans: int
 
 
 def main() -> None:
-    from assetmon_tui.pipeline import MODULES, REPORT_EVERY
+    from assetmon_tui.core.modules import NAMES as MODULES
+    from assetmon_tui.pipeline import REPORT_EVERY
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=3)
@@ -85,21 +95,22 @@ def main() -> None:
 
     lab = start_lab(args.hosts)
     try:
-        with isolated_home(**lab_env(lab), ASSETMON_HEALTH_TIMEOUT="0.5") as tmp:
-            with RedisServer(tmp) as redis:
-                setenv(ASSETMON_REDIS_URL=redis.url)
-                if args.backend == "thread":
-                    setenv(ASSETMON_BACKEND="thread")
+        with isolated_home(**lab_env(lab), ASSETMON_HEALTH_TIMEOUT="0.5") as tmp, RedisServer(tmp) as redis:
+            setenv(ASSETMON_REDIS_URL=redis.url)
+            if args.backend == "thread":
+                setenv(ASSETMON_BACKEND="thread")
+                figures = _measure(lab, args, modules)
+            else:
+                with Worker(tmp / "worker.log"):
                     figures = _measure(lab, args, modules)
-                else:
-                    with Worker(tmp / "worker.log"):
-                        figures = _measure(lab, args, modules)
     finally:
         lab.stop()
 
-    print(f"\nprogress latency, {args.backend} backend, {args.scans} scans of the lab "
-          f"({lab.info['hosts']} vhosts, {len(lab.info['addresses'])} names), modules {','.join(modules)}; "
-          f"pipeline reports every {REPORT_EVERY} s, the app polls every {figures['poll']} s")
+    print(
+        f"\nprogress latency, {args.backend} backend, {args.scans} scans of the lab "
+        f"({lab.info['hosts']} vhosts, {len(lab.info['addresses'])} names), modules {','.join(modules)}; "
+        f"pipeline reports every {REPORT_EVERY} s, the app polls every {figures['poll']} s"
+    )
     print(f"scan durations: {', '.join(f'{d:.1f} s' for d in figures['durations'])}")
     rows = []
     for key, label in (("shown", "update_state -> ScanPanel.show"), ("painted", "update_state -> screen refreshed")):

@@ -1,7 +1,7 @@
 """UI responsiveness: keypress -> handled in the real App, idle vs while heavy
 thread-backend scans run in the same process.
 
-    .venv/bin/python bench/bench_responsiveness.py [--presses 150] [--hosts 1000] [--slow-callbacks]
+    .venv/bin/python -m bench.bench_responsiveness [--presses 150] [--hosts 1000] [--slow-callbacks]
 
 ASSETMON_BACKEND=thread. The busy load is two scans submitted through
 `app.dispatcher.submit` and run by the ThreadBackend in the app's process:
@@ -28,7 +28,7 @@ import random
 import threading
 import time
 
-from common import isolated_home, lab_env, lab_ports, lab_targets, start_lab, summary, table, verdict
+from bench.common import isolated_home, lab_env, lab_ports, lab_targets, start_lab, summary, table, verdict
 
 TARGET_P95 = 0.100
 TIMEOUT = 10.0  # a press not handled by then counts as lost
@@ -110,7 +110,7 @@ async def run_app(args, projects: dict[str, tuple[int, list[str], dict]], rows: 
 
         scans: dict[str, int] = {}
         started = time.time()
-        scan_counts = {name: 0 for name in projects}
+        scan_counts = dict.fromkeys(projects, 0)
 
         def busy() -> bool:
             return any(app.dispatcher.thread.running(sid) for sid in scans.values())
@@ -162,8 +162,11 @@ def main() -> None:
             local = repo.create_project("b-localhost")
             repo.add_targets(local.id, ["127.0.0.1"])
             projects = {
-                "lab": (lab_project.id, args.lab_modules.split(","),
-                        {"nameservers": [lab.info["nameserver"]], "ports": lab_ports(lab, base="")}),
+                "lab": (
+                    lab_project.id,
+                    args.lab_modules.split(","),
+                    {"nameservers": [lab.info["nameserver"]], "ports": lab_ports(lab, base="")},
+                ),
                 "localhost": (local.id, ["ports"], {"ports": "all"}),
             }
             rows = len(repo.list_targets(lab_project.id))
@@ -172,16 +175,29 @@ def main() -> None:
         lab.stop()
 
     busy = figures["busy"]
-    print(f"\nkeypress latency in AssetMonApp (thread backend), {args.presses} presses each, focus: targets table "
-          f"({rows} rows)")
-    print(f"busy = full port scan of 127.0.0.1 + lab {lab.info['hosts']} vhosts ({args.lab_modules}); "
-          f"scans submitted: {busy['scans']}, over {busy['seconds']:.0f} s")
+    print(
+        f"\nkeypress latency in AssetMonApp (thread backend), {args.presses} presses each, focus: targets table "
+        f"({rows} rows)"
+    )
+    print(
+        f"busy = full port scan of 127.0.0.1 + lab {lab.info['hosts']} vhosts ({args.lab_modules}); "
+        f"scans submitted: {busy['scans']}, over {busy['seconds']:.0f} s"
+    )
     rows = []
     for phase in ("idle", "busy"):
         for key in ("handled", "painted"):
             s = summary(figures[phase][key])
-            rows.append([phase, key, s["n"], f"{s['p50'] * 1000:.1f}", f"{s['p95'] * 1000:.1f}",
-                         f"{s['max'] * 1000:.1f}", figures[phase]["lost"]])
+            rows.append(
+                [
+                    phase,
+                    key,
+                    s["n"],
+                    f"{s['p50'] * 1000:.1f}",
+                    f"{s['p95'] * 1000:.1f}",
+                    f"{s['max'] * 1000:.1f}",
+                    figures[phase]["lost"],
+                ]
+            )
     print(table(["scan", "key press ->", "presses", "p50 ms", "p95 ms", "max ms", "lost"], rows))
     p95 = summary(busy["handled"])["p95"]
     print(f"\ntarget p95 <= {TARGET_P95 * 1000:.0f} ms while scanning: {verdict(p95 <= TARGET_P95)}")

@@ -1,7 +1,7 @@
 """Secret-scanner benchmark: speed and false positives on real minified
 libraries, side by side with detect-secrets, then recall on a planted corpus.
 
-    .venv/bin/python bench/bench_secrets.py [--per-rule N]
+    .venv/bin/python -m bench.bench_secrets [--per-rule N]
 
 Packages are fetched with `npm pack` into bench/.cache/ (not committed).
 """
@@ -18,12 +18,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from assetmon_tui.secrets import RULES, scan_text
+from bench.corpus.make_corpus import plant
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "corpus"))
 
-from make_corpus import plant  # noqa: E402
-
-from assetmon_tui.secrets import RULES, scan_text  # noqa: E402
 
 CACHE = HERE / ".cache"
 # Pinned so figures are comparable between runs: (npm spec, main minified build)
@@ -53,8 +52,11 @@ def fetch() -> list[Path]:
         if not target.exists():
             tgz = tarballs / f"{name}-{version}.tgz"
             if not tgz.exists():
-                subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination",
-                                str(tarballs)], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    ["npm", "pack", spec, "--silent", "--pack-destination", str(tarballs)],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
             with tarfile.open(tgz) as tar:
                 data = tar.extractfile(f"package/{member}").read()
             target.write_bytes(data)
@@ -93,8 +95,7 @@ def detect_secrets_cli(folder: Path) -> tuple[float, int, Counter]:
     git checkout it would otherwise skip untracked files)."""
     exe = Path(sys.executable).with_name("detect-secrets")
     start = time.perf_counter()
-    res = subprocess.run([str(exe), "scan", "--all-files"], cwd=folder, capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run([str(exe), "scan", "--all-files"], cwd=folder, capture_output=True, text=True, check=True)
     elapsed = time.perf_counter() - start
     results = json.loads(res.stdout)["results"]
     per_file = Counter({name: len(items) for name, items in results.items()})
@@ -106,26 +107,32 @@ def mbps(size: int, seconds: float) -> float:
 
 
 def speed(files: list[Path]) -> None:
-    print(f"{'file':44} {'KB':>6} {'ours MB/s':>10} {'(1st)':>7} {'found':>6} "
-          f"{'d-s MB/s':>9} {'found':>6}")
+    print(f"{'file':44} {'KB':>6} {'ours MB/s':>10} {'(1st)':>7} {'found':>6} {'d-s MB/s':>9} {'found':>6}")
     total = Counter()
     for path in files:
         size = path.stat().st_size
         t_cold, t_ours, n_ours = ours(path)
         t_ds, n_ds = detect_secrets_file(path)
-        total.update({"size": size, "t_cold": t_cold, "t_ours": t_ours, "n_ours": n_ours,
-                      "t_ds": t_ds, "n_ds": n_ds})
-        print(f"{path.name:44} {size // 1024:6} {mbps(size, t_ours):10.1f} "
-              f"{mbps(size, t_cold):7.1f} {n_ours:6} {mbps(size, t_ds):9.2f} {n_ds:6}")
+        total.update({"size": size, "t_cold": t_cold, "t_ours": t_ours, "n_ours": n_ours, "t_ds": t_ds, "n_ds": n_ds})
+        print(
+            f"{path.name:44} {size // 1024:6} {mbps(size, t_ours):10.1f} "
+            f"{mbps(size, t_cold):7.1f} {n_ours:6} {mbps(size, t_ds):9.2f} {n_ds:6}"
+        )
     size = total["size"]
-    print(f"{'TOTAL':44} {size // 1024:6} {mbps(size, total['t_ours']):10.1f} "
-          f"{mbps(size, total['t_cold']):7.1f} {total['n_ours']:6} "
-          f"{mbps(size, total['t_ds']):9.2f} {total['n_ds']:6}")
-    print(f"speed-up over detect-secrets: x{total['t_ds'] / total['t_ours']:.0f} warm, "
-          f"x{total['t_ds'] / total['t_cold']:.0f} on first scans")
+    print(
+        f"{'TOTAL':44} {size // 1024:6} {mbps(size, total['t_ours']):10.1f} "
+        f"{mbps(size, total['t_cold']):7.1f} {total['n_ours']:6} "
+        f"{mbps(size, total['t_ds']):9.2f} {total['n_ds']:6}"
+    )
+    print(
+        f"speed-up over detect-secrets: x{total['t_ds'] / total['t_ours']:.0f} warm, "
+        f"x{total['t_ds'] / total['t_cold']:.0f} on first scans"
+    )
     t_cli, n_cli, _ = detect_secrets_cli(files[0].parent)
-    print(f"detect-secrets CLI on the folder: {t_cli:.2f}s wall "
-          f"({mbps(total['size'], t_cli):.2f} MB/s incl. start-up), {n_cli} findings")
+    print(
+        f"detect-secrets CLI on the folder: {t_cli:.2f}s wall "
+        f"({mbps(total['size'], t_cli):.2f} MB/s incl. start-up), {n_cli} findings"
+    )
 
 
 def recall(files: list[Path], per_rule: int) -> None:
@@ -162,22 +169,28 @@ def recall(files: list[Path], per_rule: int) -> None:
             if key not in expected:
                 extra[key[0]] += 1
     found = sum(hits.values())
-    print(f"\nplanted corpus: {len(RULES)} rules x {per_rule} per file x {len(files)} files = "
-          f"{planted_total} secrets, scanned at {mbps(int(size), elapsed):.1f} MB/s "
-          f"({mbps(int(size), bare):.1f} MB/s without context lines: ~3 ms per beautified "
-          f"window, at most 50 a file)")
-    print(f"recall: {found}/{planted_total} = {100 * found / planted_total:.2f}%   "
-          f"wrong line/column: {wrong_pos}")
+    print(
+        f"\nplanted corpus: {len(RULES)} rules x {per_rule} per file x {len(files)} files = "
+        f"{planted_total} secrets, scanned at {mbps(int(size), elapsed):.1f} MB/s "
+        f"({mbps(int(size), bare):.1f} MB/s without context lines: ~3 ms per beautified "
+        f"window, at most 50 a file)"
+    )
+    print(f"recall: {found}/{planted_total} = {100 * found / planted_total:.2f}%   wrong line/column: {wrong_pos}")
     for rule in RULES:
         n = hits[rule.id] + misses[rule.id]
         if misses[rule.id]:
             print(f"  missed {rule.id:36} {misses[rule.id]}/{n}")
     if extra:
-        print("  findings other than the planted secrets, by rule:", dict(extra),
-              "(the AWS secret sample carries its access key id)")
+        print(
+            "  findings other than the planted secrets, by rule:",
+            dict(extra),
+            "(the AWS secret sample carries its access key id)",
+        )
     _, n_cli, per_file = detect_secrets_cli(out_dir)
-    print(f"detect-secrets CLI on the planted corpus: {n_cli} findings "
-          f"(in {len(per_file)} of {len(files)} files: proves it scanned them)")
+    print(
+        f"detect-secrets CLI on the planted corpus: {n_cli} findings "
+        f"(in {len(per_file)} of {len(files)} files: proves it scanned them)"
+    )
 
 
 def main() -> int:

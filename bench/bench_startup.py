@@ -1,9 +1,9 @@
 """Start-up: process start -> first painted dashboard, AssetMonApp vs a bare
 Textual app (Header, DataTable, Footer), in fresh processes, runs alternating.
 
-    .venv/bin/python bench/bench_startup.py [--runs 10] [--imports]
+    .venv/bin/python -m bench.bench_startup [--runs 10] [--imports]
 
-Each run spawns `python bench_startup.py --child ours|bare T0` where T0 is
+Each run spawns `python -m bench.bench_startup --child ours|bare T0` where T0 is
 time.time() just before the spawn. The child runs the app with
 `run(headless=True)`; `App._display` is wrapped so the first frame the
 compositor hands to the driver is also rendered to terminal bytes (what a
@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from common import PY, ROOT, free_port, table, verdict
+from bench.common import PY, ROOT, free_port, table, verdict
 
 TARGET = 1.5
 SIZE = (120, 40)
@@ -62,8 +62,8 @@ def child(kind: str, t0: float) -> None:
             app_class._start = lambda self: None
     else:
         app_class = bare_app_class()
-    from textual.app import App
     from textual._compositor import CompositorUpdate
+    from textual.app import App
 
     imported = time.time() - t0
     original = App._display
@@ -82,8 +82,18 @@ def child(kind: str, t0: float) -> None:
         # The Footer mounts its key labels a frame or two later: the dashboard
         # is complete when they are on screen.
         if "Quit" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame) or now - seen["first_frame"] > 5:
-            print(json.dumps({"imported": imported, **seen, "complete": now, "cpu": time.process_time(),
-                              "main_cpu": time.thread_time()}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "imported": imported,
+                        **seen,
+                        "complete": now,
+                        "cpu": time.process_time(),
+                        "main_cpu": time.thread_time(),
+                    }
+                ),
+                flush=True,
+            )
             os._exit(0)
 
     App._display = display
@@ -93,8 +103,14 @@ def child(kind: str, t0: float) -> None:
 
 def spawn(kind: str, env: dict) -> dict:
     t0 = time.time()
-    out = subprocess.run([PY, __file__, "--child", kind, repr(t0)], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [PY, "-m", __spec__.name, "--child", kind, repr(t0)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     wall = time.time() - t0
     if out.returncode != 0 or not out.stdout.strip():
         sys.exit(f"{kind} child failed (rc {out.returncode}):\n{out.stderr[-2000:]}")
@@ -121,16 +137,19 @@ def imports_report(top: int = 15) -> None:
     print(f"\nimports only AssetMonApp pays ({len(only)} modules), top by cumulative time:")
     rows = [[name, f"{us / 1000:.1f}"] for name, us in sorted(roots.items(), key=lambda kv: -kv[1])[:top]]
     print(table(["module", "ms"], rows))
-    print(f"whole import: ours {ours.get('assetmon_tui.ui.app', 0) / 1000:.0f} ms,"
-          f" textual.app {bare.get('textual.app', 0) / 1000:.0f} ms")
+    print(
+        f"whole import: ours {ours.get('assetmon_tui.ui.app', 0) / 1000:.0f} ms,"
+        f" textual.app {bare.get('textual.app', 0) / 1000:.0f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--imports", action="store_true", help="always list the imports only we pay")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also time AssetMonApp with its start-up thread worker disabled")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="also time AssetMonApp with its start-up thread worker disabled"
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "T0"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,31 +169,57 @@ def measure(args, tmp: str) -> None:
     for run in range(1, args.runs + 1):
         for kind in kinds if run % 2 else kinds[::-1]:
             results[kind].append(spawn(kind, env))
-        print(f"run {run:2}: ours {results['ours'][-1]['complete'] * 1000:6.0f} ms"
-              f"   bare {results['bare'][-1]['complete'] * 1000:6.0f} ms", flush=True)
+        print(
+            f"run {run:2}: ours {results['ours'][-1]['complete'] * 1000:6.0f} ms"
+            f"   bare {results['bare'][-1]['complete'] * 1000:6.0f} ms",
+            flush=True,
+        )
 
     def med(kind, key):
         return statistics.median(r[key] for r in results[kind])
 
     rows = []
-    labels = {"ours": "AssetMonApp", "bare": "bare Header+DataTable+Footer",
-              "ours-nostart": "AssetMonApp, _start worker disabled"}
+    labels = {
+        "ours": "AssetMonApp",
+        "bare": "bare Header+DataTable+Footer",
+        "ours-nostart": "AssetMonApp, _start worker disabled",
+    }
     for kind in kinds:
         label = labels[kind]
         done = sorted(r["complete"] for r in results[kind])
-        rows.append([label] + [f"{med(kind, key) * 1000:.0f}" for key in ("imported", "first_frame", "complete")]
-                    + [f"{done[0] * 1000:.0f}", f"{done[-1] * 1000:.0f}"]
-                    + [f"{med(kind, key) * 1000:.0f}" for key in ("main_cpu", "cpu")])
-    print(f"\nprocess start -> painted, ms, {args.runs} fresh processes each (p50; min/max of complete),"
-          f" headless {SIZE[0]}x{SIZE[1]}")
-    print(table(["app", "imports done", "first frame", "complete (footer keys)", "min", "max",
-                 "CPU main thread", "CPU all threads"], rows))
+        rows.append(
+            [label]
+            + [f"{med(kind, key) * 1000:.0f}" for key in ("imported", "first_frame", "complete")]
+            + [f"{done[0] * 1000:.0f}", f"{done[-1] * 1000:.0f}"]
+            + [f"{med(kind, key) * 1000:.0f}" for key in ("main_cpu", "cpu")]
+        )
+    print(
+        f"\nprocess start -> painted, ms, {args.runs} fresh processes each (p50; min/max of complete),"
+        f" headless {SIZE[0]}x{SIZE[1]}"
+    )
+    print(
+        table(
+            [
+                "app",
+                "imports done",
+                "first frame",
+                "complete (footer keys)",
+                "min",
+                "max",
+                "CPU main thread",
+                "CPU all threads",
+            ],
+            rows,
+        )
+    )
     ratio = med("ours", "complete") / med("bare", "complete")
     first = med("ours", "first_frame") / med("bare", "first_frame")
     cpu = med("ours", "main_cpu") / med("bare", "main_cpu")
-    print(f"\nratio ours/bare (medians): complete dashboard {ratio:.2f}x, first frame {first:.2f}x,"
-          f" main-thread CPU {cpu:.2f}x;"
-          f"  target <= {TARGET}x: {verdict(ratio <= TARGET)}")
+    print(
+        f"\nratio ours/bare (medians): complete dashboard {ratio:.2f}x, first frame {first:.2f}x,"
+        f" main-thread CPU {cpu:.2f}x;"
+        f"  target <= {TARGET}x: {verdict(ratio <= TARGET)}"
+    )
     if args.imports or ratio > TARGET:
         imports_report()
 

@@ -19,12 +19,12 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 PY = sys.executable
 VENV_BIN = Path(PY).parent
 
 
 # -- small things ---------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -52,15 +52,21 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": statistics.median(values) if values else float("nan"),
-            "p95": pct(values, 95), "max": max(values) if values else float("nan")}
+    return {
+        "n": len(values),
+        "p50": statistics.median(values) if values else float("nan"),
+        "p95": pct(values, 95),
+        "max": max(values) if values else float("nan"),
+    }
 
 
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in cells]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False)))
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -70,6 +76,7 @@ def verdict(ok: bool) -> str:
 
 
 # -- isolated home --------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def isolated_home(**env: str):
@@ -101,6 +108,7 @@ def setenv(**env: str) -> None:
 
 # -- redis and the Celery worker ------------------------------------------------------
 
+
 class RedisServer:
     """A private redis-server on a free loopback port."""
 
@@ -125,8 +133,22 @@ class RedisServer:
 
     def __enter__(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(self.answers, 10, what="redis-server")
         return self
 
@@ -147,11 +169,26 @@ class Worker:
 
     def __enter__(self) -> Worker:
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
-             "--concurrency", str(self.concurrency), "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h",
-             "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(self.concurrency),
+                "--hostname",
+                f"bench-{uuid.uuid4().hex[:6]}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for(self._ready, 60, interval=0.2, what=f"the Celery worker (log {self.log})")
         return self
 
@@ -278,5 +315,9 @@ def wait_scan(scan_id: int, timeout: float = 900.0):
     from assetmon_tui.core.progress import FINAL_STATES
     from assetmon_tui.store import repo
 
-    return wait_for(lambda: (s := repo.get_scan(scan_id)).status in FINAL_STATES and s,
-                    timeout, interval=0.05, what=f"scan {scan_id}")
+    return wait_for(
+        lambda: (s := repo.get_scan(scan_id)).status in FINAL_STATES and s,
+        timeout,
+        interval=0.05,
+        what=f"scan {scan_id}",
+    )

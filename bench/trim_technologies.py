@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import sys
+from pathlib import Path
 
 PASSIVE = ("headers", "cookies", "meta", "scriptSrc", "html", "scripts", "url", "certIssuer")
 KEEP = ("cats", *PASSIVE, "implies", "excludes", "requires", "requiresCategory", "cpe", "website")
@@ -25,14 +26,17 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "assetmon_tui", "data", "tec
 
 
 def main(package: str) -> None:
-    meta = json.load(open(os.path.join(package, "package.json")))
+    meta = json.loads(Path(os.path.join(package, "package.json")).read_text())
     assert meta["license"] == "MIT", meta["license"]
     techs: dict = {}
     for path in sorted(glob.glob(os.path.join(package, "technologies", "*.json"))):
-        techs.update(json.load(open(path)))
-    categories = json.load(open(os.path.join(package, "categories.json")))
-    kept = {name: {k: spec[k] for k in KEEP if k in spec}
-            for name, spec in sorted(techs.items()) if any(k in spec for k in PASSIVE)}
+        techs.update(json.loads(Path(path).read_text()))
+    categories = json.loads(Path(os.path.join(package, "categories.json")).read_text())
+    kept = {
+        name: {k: spec[k] for k in KEEP if k in spec}
+        for name, spec in sorted(techs.items())
+        if any(k in spec for k in PASSIVE)
+    }
     # implied/required names must exist, or implications dangle
     for name, spec in techs.items():
         if name not in kept and any(name in _names(s.get(k)) for s in kept.values() for k in ("implies", "requires")):
@@ -40,12 +44,15 @@ def main(package: str) -> None:
     used = {str(c) for spec in kept.values() for c in spec.get("cats", [])}
     data = {
         "source": {
-            "name": "Wappalyzer technology data (trimmed)", "package": f"npm:wappalyzer@{meta['version']}",
-            "license": "MIT", "copyright": "Copyright (c) Elbert Alias and Wappalyzer contributors",
+            "name": "Wappalyzer technology data (trimmed)",
+            "package": f"npm:wappalyzer@{meta['version']}",
+            "license": "MIT",
+            "copyright": "Copyright (c) Elbert Alias and Wappalyzer contributors",
             "homepage": meta.get("homepage", ""),
         },
-        "categories": {k: {"name": v["name"]} for k, v in sorted(categories.items(), key=lambda kv: int(kv[0]))
-                       if k in used},
+        "categories": {
+            k: {"name": v["name"]} for k, v in sorted(categories.items(), key=lambda kv: int(kv[0])) if k in used
+        },
         "technologies": dict(sorted(kept.items())),
     }
     with open(OUT, "w") as fh:

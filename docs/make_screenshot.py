@@ -1,6 +1,6 @@
 """Regenerate docs/dashboard.svg: the dashboard during a scan of the offline lab.
 
-    ASSETMON_HOME=$(mktemp -d) .venv/bin/python docs/make_screenshot.py
+ASSETMON_HOME=$(mktemp -d) .venv/bin/python docs/make_screenshot.py
 """
 
 import asyncio

@@ -39,6 +39,7 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
 
 # -- database -----------------------------------------------------------------------
 
+
 def _pg_admin_url() -> str | None:
     url = os.environ.get("DATABASE_URL", "")
     return url if url.startswith("postgres") else None
@@ -82,6 +83,7 @@ def home(tmp_path, monkeypatch):
 
 # -- redis ------------------------------------------------------------------------------
 
+
 class RedisServer:
     """A private redis-server on a free loopback port that a test may stop and restart."""
 
@@ -94,11 +96,23 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(self.answers, 10, what="redis-server to answer")
         return self
@@ -147,6 +161,7 @@ def no_redis(monkeypatch):
 
 # -- celery worker -----------------------------------------------------------------------
 
+
 class Worker:
     def __init__(self, home: Path, redis_url: str):
         self.home = home
@@ -159,14 +174,28 @@ class Worker:
         env.update(ASSETMON_HOME=str(self.home), ASSETMON_REDIS_URL=self.redis_url, PYTHONUNBUFFERED="1")
         return env
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.home.mkdir(parents=True, exist_ok=True)
         self._log_start = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
-             "--without-gossip"],
-            cwd=ROOT, env=self.env(), stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--hostname",
+                f"test-{uuid.uuid4().hex[:6]}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for(self.ready, 30, interval=0.2, what=f"the Celery worker (log {self.log})")

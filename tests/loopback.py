@@ -139,14 +139,23 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def page(body: str | bytes, status: int = 200, content_type: str = "text/html; charset=utf-8",
-         headers: dict[str, str] | None = None) -> Handler:
+def page(
+    body: str | bytes,
+    status: int = 200,
+    content_type: str = "text/html; charset=utf-8",
+    headers: dict[str, str] | None = None,
+) -> Handler:
     data = body.encode() if isinstance(body, str) else body
 
     async def handle(request: Request, writer: asyncio.StreamWriter) -> None:
-        head = {"Content-Type": content_type, "Content-Length": str(len(data)),
-                "Connection": "close", **(headers or {})}
+        head = {
+            "Content-Type": content_type,
+            "Content-Length": str(len(data)),
+            "Connection": "close",
+            **(headers or {}),
+        }
         writer.write(_head(status, head) + data)
+
     return handle
 
 
@@ -156,21 +165,25 @@ def redirect(location: str, status: int = 302) -> Handler:
 
 def stall(partial: bytes = b"<html><title>slow</title>", declared: int = 100_000) -> Handler:
     """Send headers and part of the body, then never finish."""
+
     async def handle(request: Request, writer: asyncio.StreamWriter) -> None:
         head = {"Content-Type": "text/html", "Content-Length": str(declared)}
         writer.write(_head(200, head) + partial)
         await writer.drain()
         await asyncio.sleep(3600)
+
     return handle
 
 
 def endless(chunk: bytes = b"A" * 65536) -> Handler:
     """A body that never ends (no Content-Length), as fast as the client reads."""
+
     async def handle(request: Request, writer: asyncio.StreamWriter) -> None:
         writer.write(_head(200, {"Content-Type": "application/octet-stream", "Connection": "close"}))
         while True:
             writer.write(chunk)
             await writer.drain()
+
     return handle
 
 
@@ -178,11 +191,12 @@ def make_cert(directory: Path, names: list[str]) -> tuple[Path, Path]:
     """Self-signed EC certificate for `names` (+127.0.0.1); returns (cert, key)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
@@ -192,8 +206,9 @@ def make_cert(directory: Path, names: list[str]) -> tuple[Path, Path]:
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -204,8 +219,7 @@ class HttpServer:
     `requests` lists what was received (method, path, headers, sni).
     """
 
-    def __init__(self, routes: dict[str, Handler], host: str = "127.0.0.1",
-                 tls: tuple[Path, Path] | None = None):
+    def __init__(self, routes: dict[str, Handler], host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None):
         self.routes = routes
         self.host = host
         self.requests: list[Request] = []
@@ -237,8 +251,7 @@ class HttpServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._client, self.host, 0, ssl=self._ssl))
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._client, self.host, 0, ssl=self._ssl))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()

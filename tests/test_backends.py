@@ -105,8 +105,14 @@ def test_cancel_a_running_scan(backend, request, monkeypatch):
     with estate(slow=True) as e:
         scan = dispatcher.submit(make_project(targets=[e.url]), ["dns", "http"], e.options())
         assert scan.backend == backend
-        wait_for(lambda: dispatcher.poll(scan.id)[1].modules.get("http", None)
-                 and dispatcher.poll(scan.id)[1].modules["http"].status == "running", 30, what="http to start")
+        wait_for(
+            lambda: (
+                dispatcher.poll(scan.id)[1].modules.get("http", None)
+                and dispatcher.poll(scan.id)[1].modules["http"].status == "running"
+            ),
+            30,
+            what="http to start",
+        )
         started = time.monotonic()
         assert dispatcher.cancel(scan.id) == "cancelling"
         progress, _ = run_to_end(dispatcher, scan.id, timeout=15)
@@ -145,4 +151,3 @@ def test_thread_scan_of_a_dead_process_is_failed_at_once(monkeypatch):
     assert repo.claim_scan(scan.id, "thread", f"{socket.gethostname()}:999999")
     assert scan.id in Dispatcher().reap()
     assert "exited" in repo.get_scan(scan.id).error
-

@@ -8,30 +8,50 @@ from assetmon_tui.core.sanitize import clean_text
 from assetmon_tui.core.targets import Scope, TargetError, parse_target
 
 
-@pytest.mark.parametrize("text,kind,value,exclude", [
-    ("Example.COM.", "domain", "example.com", False),
-    ("*.dev.example.com", "domain", "*.dev.example.com", False),
-    ("!*.dev.example.com", "domain", "*.dev.example.com", True),
-    ("-10.0.0.5", "ip", "10.0.0.5", True),
-    ("::1", "ip", "::1", False),
-    ("10.0.0.7/24", "cidr", "10.0.0.0/24", False),
-    ("https://App.Example.com:8443/login", "url", "https://app.example.com:8443/login", False),
-])
+@pytest.mark.parametrize(
+    "text,kind,value,exclude",
+    [
+        ("Example.COM.", "domain", "example.com", False),
+        ("*.dev.example.com", "domain", "*.dev.example.com", False),
+        ("!*.dev.example.com", "domain", "*.dev.example.com", True),
+        ("-10.0.0.5", "ip", "10.0.0.5", True),
+        ("::1", "ip", "::1", False),
+        ("10.0.0.7/24", "cidr", "10.0.0.0/24", False),
+        ("https://App.Example.com:8443/login", "url", "https://app.example.com:8443/login", False),
+    ],
+)
 def test_parse_target(text, kind, value, exclude):
     target = parse_target(text)
     assert (target.kind, target.value, target.exclude) == (kind, value, exclude)
 
 
-@pytest.mark.parametrize("text", ["", "!", "bad target", "localhost", "exa mple.com", "-foo-.com",
-                                  "10.0.0.0/33", "ftp://example.com", "http://", "a" * 64 + ".com"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "!",
+        "bad target",
+        "localhost",
+        "exa mple.com",
+        "-foo-.com",
+        "10.0.0.0/33",
+        "ftp://example.com",
+        "http://",
+        "a" * 64 + ".com",
+    ],
+)
 def test_malformed_targets_are_refused_with_a_message(text):
     with pytest.raises(TargetError, match=r"\S"):
         parse_target(text)
 
 
 def test_scope_excludes_win_and_wildcards_mean_subdomains():
-    scope = Scope([parse_target(t) for t in
-                   ["acme.test", "!*.dev.acme.test", "10.0.0.0/24", "!10.0.0.5", "https://shop.other.test/"]])
+    scope = Scope(
+        [
+            parse_target(t)
+            for t in ["acme.test", "!*.dev.acme.test", "10.0.0.0/24", "!10.0.0.5", "https://shop.other.test/"]
+        ]
+    )
     assert "acme.test" in scope and "WWW.acme.test." in scope
     assert "x.dev.acme.test" not in scope
     assert "dev.acme.test" in scope  # the wildcard excludes below it, not the name itself

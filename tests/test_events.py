@@ -24,24 +24,48 @@ FAR = (utcnow() + timedelta(days=300)).isoformat()
 class World:
     """What a scan sees. Tests copy and mutate it between scans."""
 
-    names: dict = field(default_factory=lambda: {
-        "www.acme.test": ("ok", [("A", "10.0.0.1")]),
-        "api.acme.test": ("ok", [("A", "10.0.0.2"), ("CNAME", "lb.acme.test")]),
-        "old.acme.test": ("ok", [("A", "10.0.0.3")]),
-    })
-    services: dict = field(default_factory=lambda: {
-        ("10.0.0.1", 80): "http", ("10.0.0.1", 443): "https", ("10.0.0.2", 22): "ssh", ("10.0.0.3", 80): "http",
-    })
-    http: dict = field(default_factory=lambda: {
-        "https://www.acme.test/": dict(status=200, title="Acme", tech="nginx", content_length=5000,
-                                       tls=json.dumps({"sha256": "aa", "issuer": "R3", "not_after": FAR})),
-        "http://api.acme.test/": dict(status=200, title="API v1"),
-    })
-    findings: dict = field(default_factory=lambda: {
-        "fp-aws": dict(kind="secret", rule="aws_access_key_id", severity="high", value="AKIAREALSECRETVALUE1",
-                       redacted="AKIA…LUE1", location="https://www.acme.test/main.js", line=3,
-                       host="www.acme.test", context='key="AKIAREALSECRETVALUE1"'),
-    })
+    names: dict = field(
+        default_factory=lambda: {
+            "www.acme.test": ("ok", [("A", "10.0.0.1")]),
+            "api.acme.test": ("ok", [("A", "10.0.0.2"), ("CNAME", "lb.acme.test")]),
+            "old.acme.test": ("ok", [("A", "10.0.0.3")]),
+        }
+    )
+    services: dict = field(
+        default_factory=lambda: {
+            ("10.0.0.1", 80): "http",
+            ("10.0.0.1", 443): "https",
+            ("10.0.0.2", 22): "ssh",
+            ("10.0.0.3", 80): "http",
+        }
+    )
+    http: dict = field(
+        default_factory=lambda: {
+            "https://www.acme.test/": dict(
+                status=200,
+                title="Acme",
+                tech="nginx",
+                content_length=5000,
+                tls=json.dumps({"sha256": "aa", "issuer": "R3", "not_after": FAR}),
+            ),
+            "http://api.acme.test/": dict(status=200, title="API v1"),
+        }
+    )
+    findings: dict = field(
+        default_factory=lambda: {
+            "fp-aws": dict(
+                kind="secret",
+                rule="aws_access_key_id",
+                severity="high",
+                value="AKIAREALSECRETVALUE1",
+                redacted="AKIA…LUE1",
+                location="https://www.acme.test/main.js",
+                line=3,
+                host="www.acme.test",
+                context='key="AKIAREALSECRETVALUE1"',
+            ),
+        }
+    )
     js: dict = field(default_factory=lambda: {"https://www.acme.test/main.js": "sha-1"})
 
     def copy(self) -> World:
@@ -54,8 +78,9 @@ def project_with_targets(name: str = "acme"):
     return project
 
 
-def fake_scan(project_id: int, world: World, modules=("dns", "ports", "http", "js"), status="done",
-              options: dict | None = None) -> int:
+def fake_scan(
+    project_id: int, world: World, modules=("dns", "ports", "http", "js"), status="done", options: dict | None = None
+) -> int:
     """Persist what `world` shows for the given modules, then end the scan with `status`."""
     scan = repo.create_scan(project_id, list(modules), options or {})
     assert repo.claim_scan(scan.id, "thread", "test:1")
@@ -88,8 +113,9 @@ def fake_scan(project_id: int, world: World, modules=("dns", "ports", "http", "j
                 values = dict(values)
                 owner = values.pop("host", "")
                 hid = host(owner) if owner else None
-                repo.upsert(s, Finding, {"project_id": project_id, "fingerprint": fingerprint},
-                            {**values, "host_id": hid}, sid)
+                repo.upsert(
+                    s, Finding, {"project_id": project_id, "fingerprint": fingerprint}, {**values, "host_id": hid}, sid
+                )
         s.commit()
     repo.finish_scan(sid, status)
     return sid
@@ -125,10 +151,17 @@ def test_two_done_scans_give_exactly_the_changes():
     w.http["http://api.acme.test/"]["status"] = 500
     w.http["http://dev.acme.test/"] = dict(status=401, title="Login")
     del w.findings["fp-aws"]
-    w.findings["fp-ep"] = dict(kind="endpoint", rule="api-path", severity="info", value="/api/v2/users",
-                               location="https://www.acme.test/main.js", host="www.acme.test")
-    w.findings["fp-to"] = dict(kind="takeover", rule="s3-bucket", severity="high", value="", redacted="",
-                               location="static.acme.test", host="")
+    w.findings["fp-ep"] = dict(
+        kind="endpoint",
+        rule="api-path",
+        severity="info",
+        value="/api/v2/users",
+        location="https://www.acme.test/main.js",
+        host="www.acme.test",
+    )
+    w.findings["fp-to"] = dict(
+        kind="takeover", rule="s3-bucket", severity="high", value="", redacted="", location="static.acme.test", host=""
+    )
     w.js["https://www.acme.test/chunk.js"] = "sha-2"
     second = fake_scan(project.id, w)
     evts = compute_events(second)
@@ -251,8 +284,15 @@ def test_a_secret_that_disappears_and_returns_says_so():
     assert "AKIA…LUE1" in back[0].summary and "AKIAREALSECRETVALUE1" not in back[0].summary
     # and the first sighting of a secret is "new"
     w = World()
-    w.findings["fp-gh"] = dict(kind="secret", rule="github_pat", severity="critical", value="ghp_x" * 8,
-                               redacted="ghp_…xxxx", location="https://www.acme.test/main.js", line=9)
+    w.findings["fp-gh"] = dict(
+        kind="secret",
+        rule="github_pat",
+        severity="critical",
+        value="ghp_x" * 8,
+        redacted="ghp_…xxxx",
+        location="https://www.acme.test/main.js",
+        line=9,
+    )
     assert [(e.type, e.severity) for e in compute_events(fake_scan(project.id, w))] == [("secret_new", "critical")]
 
 
@@ -270,7 +310,9 @@ def test_noisy_titles_and_sizes_respect_thresholds():
     w.http["https://www.acme.test/"]["content_length"] = 9000
     strict = Thresholds(ignore_title_digits=False, content_length_ratio=0.5)
     assert kinds(compute_events(fake_scan(project.id, w), strict)) == {
-        ("title_changed", "http:http://api.acme.test/"), ("content_changed", "http:https://www.acme.test/")}
+        ("title_changed", "http:http://api.acme.test/"),
+        ("content_changed", "http:https://www.acme.test/"),
+    }
 
 
 def test_certificates_changed_and_expiring_are_reported_once():
@@ -294,8 +336,11 @@ def test_http_status_classes_and_endpoints_going_down():
     w.http["http://api.acme.test/"]["status"] = 200  # now open to anyone
     w.http["https://www.acme.test/"]["status"] = 204  # same class
     (opened,) = compute_events(fake_scan(project.id, w))
-    assert (opened.type, opened.severity, opened.summary) == ("http_status_changed", "medium",
-                                                             "http://api.acme.test/: 403 -> 200")
+    assert (opened.type, opened.severity, opened.summary) == (
+        "http_status_changed",
+        "medium",
+        "http://api.acme.test/: 403 -> 200",
+    )
     down = w.copy()
     del down.http["http://api.acme.test/"]
     (event,) = compute_events(fake_scan(project.id, down))
@@ -349,7 +394,9 @@ def test_scan_diff_and_history():
         events.scan_diff(a, cancelled)
     hist = events.history(project.id)
     assert [(h["id"], h["hosts"], h["services"], h["endpoints"], h["findings"], h["events"]) for h in hist] == [
-        (a, 6, 4, 2, 1, 1), (b, 7, 3, 3, 1, 3)]
+        (a, 6, 4, 2, 1, 1),
+        (b, 7, 3, 3, 1, 3),
+    ]
     assert hist[0]["finished_at"] is not None
 
 

@@ -14,7 +14,7 @@ from test_events import World, fake_scan, project_with_targets
 from assetmon_tui.events import compute_events
 from assetmon_tui.export import export
 
-HOSTILE = '<script>alert(1)</script> | =cmd|x [a](javascript:1) \x1b[2J'
+HOSTILE = "<script>alert(1)</script> | =cmd|x [a](javascript:1) \x1b[2J"
 SECRET = "AKIAREALSECRETVALUE1"
 
 
@@ -38,8 +38,10 @@ def test_json_has_inventory_and_events(project):
     assert {(s["host"], s["port"]) for s in inv["services"]} >= {("10.0.0.2", 6379)}
     assert [f["value"] for f in inv["findings"]] == ["AKIA…LUE1"]
     assert [(e["type"], e["scan"], e["prev_scan"]) for e in doc["events"]] == [
-        ("baseline", project.first_scan, None), ("port_new", project.first_scan + 1, project.first_scan),
-        ("title_changed", project.first_scan + 1, project.first_scan)]
+        ("baseline", project.first_scan, None),
+        ("port_new", project.first_scan + 1, project.first_scan),
+        ("title_changed", project.first_scan + 1, project.first_scan),
+    ]
     assert set(doc["events"][0]) == {"type", "severity", "summary", "scan", "prev_scan", "entity", "created_at"}
     assert SECRET not in export(project.id, "json")
 
@@ -76,12 +78,17 @@ def test_csv_defuses_spreadsheet_formulas(project):
     scan = repo.create_scan(repo.get_project("acme").id, ["http"], {})
     with session() as s:
         host_id = repo.upsert_host(s, repo.get_project("acme").id, "evil.acme.test", scan.id)
-        repo.upsert(s, HttpEndpoint, {"host_id": host_id, "url": "http://evil.acme.test/"},
-                    {"status": 200, "title": "=HYPERLINK(\"http://x\")", "content_length": -1}, scan.id)
+        repo.upsert(
+            s,
+            HttpEndpoint,
+            {"host_id": host_id, "url": "http://evil.acme.test/"},
+            {"status": 200, "title": '=HYPERLINK("http://x")', "content_length": -1},
+            scan.id,
+        )
         s.commit()
     rows = list(csv.DictReader(io.StringIO(export("acme", "csv"))))
     (evil,) = [r for r in rows if r.get("url") == "http://evil.acme.test/"]
-    assert evil["title"] == "'=HYPERLINK(\"http://x\")" and evil["content_length"] == "-1"
+    assert evil["title"] == '\'=HYPERLINK("http://x")' and evil["content_length"] == "-1"
 
 
 def test_html_is_self_contained_and_escaped(project):
@@ -128,11 +135,26 @@ def test_html_report_opens_in_headless_chromium_without_errors(project, tmp_path
     report = tmp_path / "report.html"
     report.write_text(export("acme", "html"), encoding="utf-8")
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=2000", "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=60,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout

@@ -42,11 +42,12 @@ def lab_target(lab: Lab, name: str, scheme: str = "https") -> HttpTarget:
 def shodan_hash(data: bytes) -> int:
     """Written out by hand: base64 in lines of 76 characters, each ending in \\n."""
     encoded = base64.b64encode(data)
-    lines = b"".join(encoded[i:i + 76] + b"\n" for i in range(0, len(encoded), 76))
+    lines = b"".join(encoded[i : i + 76] + b"\n" for i in range(0, len(encoded), 76))
     return mmh3.hash(lines)
 
 
 # ---- TLS ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory):
@@ -69,7 +70,7 @@ async def test_tls_fields_of_self_signed_cert(self_signed):
     assert tls["serial"] == format(cert.serial_number, "x")
     assert tls["not_before"] == cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     not_after = dt.datetime.fromisoformat(tls["not_after"].rstrip("Z"))
-    assert dt.timedelta(days=29) < not_after - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) < dt.timedelta(days=31)
+    assert dt.timedelta(days=29) < not_after - dt.datetime.now(dt.UTC).replace(tzinfo=None) < dt.timedelta(days=31)
     # The same fields from a bare handshake (used by subdomain discovery).
     assert await fetch_certificate("127.0.0.1", server.port, HOST, 2.0) == tls
 
@@ -103,6 +104,7 @@ async def test_handshake_failures_give_nothing():
 
 
 # ---- favicon ------------------------------------------------------------------------------
+
 
 async def test_favicon_hash_of_lab_host(lab):
     vhost = lab.estate.vhosts[HOST]
@@ -140,9 +142,15 @@ def icons():
         yield server
 
 
-@pytest.mark.parametrize("path,expected", [
-    ("/linked", shodan_hash(ICON)), ("/offhost", shodan_hash(ICON[::-1])), ("/big", None), ("/soft404", None),
-])
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("/linked", shodan_hash(ICON)),
+        ("/offhost", shodan_hash(ICON[::-1])),
+        ("/big", None),
+        ("/soft404", None),
+    ],
+)
 async def test_favicon_sources(icons, path, expected):
     result = await fetch(HttpTarget(HOST, icons.port, "http", address="127.0.0.1", path=path), favicon=True)
     assert result.favicon_hash == expected
@@ -153,15 +161,19 @@ async def test_favicon_sources(icons, path, expected):
 
 # ---- technologies and CDNs --------------------------------------------------------------
 
-@pytest.mark.parametrize("name,scheme,expected", [
-    ("www.acme.test", "https", {"WordPress", "PHP", "Apache", "jQuery", "MySQL"}),
-    ("shop.acme.test", "https", {"Laravel", "PHP", "Nginx", "jQuery"}),
-    ("jenkins.acme.test", "http", {"Jenkins", "Jetty", "Java"}),
-    ("owa.acme.test", "http", {"IIS", "Microsoft ASP.NET", "Windows Server"}),
-    ("api.acme.test", "http", {"Express", "Node.js", "Nginx"}),
-    ("git.acme.test", "https", {"GitLab", "Ruby on Rails"}),
-    ("status.acme.test", "http", {"Bootstrap", "jQuery", "Nginx"}),
-])
+
+@pytest.mark.parametrize(
+    "name,scheme,expected",
+    [
+        ("www.acme.test", "https", {"WordPress", "PHP", "Apache", "jQuery", "MySQL"}),
+        ("shop.acme.test", "https", {"Laravel", "PHP", "Nginx", "jQuery"}),
+        ("jenkins.acme.test", "http", {"Jenkins", "Jetty", "Java"}),
+        ("owa.acme.test", "http", {"IIS", "Microsoft ASP.NET", "Windows Server"}),
+        ("api.acme.test", "http", {"Express", "Node.js", "Nginx"}),
+        ("git.acme.test", "https", {"GitLab", "Ruby on Rails"}),
+        ("status.acme.test", "http", {"Bootstrap", "jQuery", "Nginx"}),
+    ],
+)
 async def test_tech_of_lab_hosts(lab, name, scheme, expected):
     result = await fetch(lab_target(lab, name, scheme))
     assert result.status == 200
@@ -184,27 +196,31 @@ async def test_cdn_hint_of_lab_host(lab):
     assert www.cdn == ""
 
 
-@pytest.mark.parametrize("headers,expected", [
-    ({"cf-ray": "7d1-FRA", "server": "cloudflare"}, "cloudflare"),
-    ({"server": "cloudflare"}, "cloudflare"),
-    ({"x-amz-cf-id": "abc"}, "cloudfront"),
-    ({"via": "1.1 abc.cloudfront.net (CloudFront)"}, "cloudfront"),
-    ({"x-served-by": "cache-fra-1234-FRA", "via": "1.1 varnish"}, "fastly"),
-    ({"x-akamai-transformed": "9 - 0 pmb=mRUM,1"}, "akamai"),
-    ({"server": "AkamaiGHost"}, "akamai"),
-    ({"x-sucuri-id": "12008"}, "sucuri"),
-    ({"x-iinfo": "12-345-0 0CNN RT(1) q(0 -1 -1 0) r(0 -1)"}, "imperva"),
-    ({"x-cdn": "Incapsula"}, "imperva"),
-    ({"x-azure-ref": "0abc"}, "azure-front-door"),
-    ({"via": "1.1 varnish"}, ""),
-    ({"server": "nginx"}, ""),
-    ({}, ""),
-])
+@pytest.mark.parametrize(
+    "headers,expected",
+    [
+        ({"cf-ray": "7d1-FRA", "server": "cloudflare"}, "cloudflare"),
+        ({"server": "cloudflare"}, "cloudflare"),
+        ({"x-amz-cf-id": "abc"}, "cloudfront"),
+        ({"via": "1.1 abc.cloudfront.net (CloudFront)"}, "cloudfront"),
+        ({"x-served-by": "cache-fra-1234-FRA", "via": "1.1 varnish"}, "fastly"),
+        ({"x-akamai-transformed": "9 - 0 pmb=mRUM,1"}, "akamai"),
+        ({"server": "AkamaiGHost"}, "akamai"),
+        ({"x-sucuri-id": "12008"}, "sucuri"),
+        ({"x-iinfo": "12-345-0 0CNN RT(1) q(0 -1 -1 0) r(0 -1)"}, "imperva"),
+        ({"x-cdn": "Incapsula"}, "imperva"),
+        ({"x-azure-ref": "0abc"}, "azure-front-door"),
+        ({"via": "1.1 varnish"}, ""),
+        ({"server": "nginx"}, ""),
+        ({}, ""),
+    ],
+)
 def test_cdn_hint(headers, expected):
     assert cdn_hint(headers) == expected
 
 
 # ---- the fingerprint engine and its data ---------------------------------------------------
+
 
 def test_technology_data_is_wappalyzer_format():
     data = json.loads(resources.files("assetmon_tui").joinpath("data", "technologies.json").read_text("utf-8"))
@@ -219,11 +235,17 @@ def test_technology_data_is_wappalyzer_format():
 
 
 def test_fingerprint_rules_on_synthetic_responses():
-    html = ('<html><head><meta name="generator" content="Drupal 10 (https://www.drupal.org)">'
-            '<script src="/core/misc/drupal.js?v=10.1"></script>'
-            '<script src="https://cdn.example/vue@3.3.4/dist/vue.global.prod.js"></script></head></html>')
-    techs = {t.name: t for t in fingerprint.detect({"server": "nginx/1.25.3", "x-powered-by": "PHP/8.3.0"},
-                                                   html.encode(), "https://x.test/", "text/html")}
+    html = (
+        '<html><head><meta name="generator" content="Drupal 10 (https://www.drupal.org)">'
+        '<script src="/core/misc/drupal.js?v=10.1"></script>'
+        '<script src="https://cdn.example/vue@3.3.4/dist/vue.global.prod.js"></script></head></html>'
+    )
+    techs = {
+        t.name: t
+        for t in fingerprint.detect(
+            {"server": "nginx/1.25.3", "x-powered-by": "PHP/8.3.0"}, html.encode(), "https://x.test/", "text/html"
+        )
+    }
     assert {"Drupal", "PHP", "Nginx"} <= set(techs)
     assert techs["Nginx"].version == "1.25.3" and techs["PHP"].version == "8.3.0"
     assert "CMS" in techs["Drupal"].categories

@@ -6,7 +6,12 @@ import base64
 import json
 
 from assetmon_tui.secrets.jsdiscovery import (
-    chunk_urls, inline_scripts, inline_sourcemap, script_urls, sourcemap_sources, sourcemap_url,
+    chunk_urls,
+    inline_scripts,
+    inline_sourcemap,
+    script_urls,
+    sourcemap_sources,
+    sourcemap_url,
 )
 
 PAGE = """<!doctype html><html><head>
@@ -37,8 +42,7 @@ def test_inline_scripts():
 
 
 def test_webpack5_chunk_map_with_public_path():
-    js = ('(()=>{var r={};r.p="/";r.u=e=>"static/js/"+e+"."+{27:"a1b2c3d4",412:"e5f6a7b8"}[e]'
-          '+".chunk.js";})()')
+    js = '(()=>{var r={};r.p="/";r.u=e=>"static/js/"+e+"."+{27:"a1b2c3d4",412:"e5f6a7b8"}[e]+".chunk.js";})()'
     assert chunk_urls(js, "https://site.test/static/js/main.js") == [
         "https://site.test/static/js/27.a1b2c3d4.chunk.js",
         "https://site.test/static/js/412.e5f6a7b8.chunk.js",
@@ -46,8 +50,10 @@ def test_webpack5_chunk_map_with_public_path():
 
 
 def test_webpack4_named_chunks_and_cdn_public_path():
-    js = ('a.p="https://cdn.site.test/";function s(e){return a.p+"static/js/"+({0:"vendors~main"}'
-          '[e]||e)+"."+{0:"1f3c9a",5:"0099ff"}[e]+".chunk.js"}')
+    js = (
+        'a.p="https://cdn.site.test/";function s(e){return a.p+"static/js/"+({0:"vendors~main"}'
+        '[e]||e)+"."+{0:"1f3c9a",5:"0099ff"}[e]+".chunk.js"}'
+    )
     assert chunk_urls(js, "https://site.test/static/js/main.js") == [
         "https://cdn.site.test/static/js/vendors~main.1f3c9a.chunk.js",
         "https://cdn.site.test/static/js/5.0099ff.chunk.js",
@@ -55,9 +61,11 @@ def test_webpack4_named_chunks_and_cdn_public_path():
 
 
 def test_vite_map_deps_and_dynamic_import():
-    js = ('const __vite__mapDeps=(i,m=__vite__mapDeps,d=(m.f||(m.f=["assets/About-Ck1.js",'
-          '"assets/About-Bx1.css"])))=>i.map(i=>d[i]);const r=()=>import("./Settings-Zx9.js");'
-          'import("https://cdn.test/x.mjs")')
+    js = (
+        'const __vite__mapDeps=(i,m=__vite__mapDeps,d=(m.f||(m.f=["assets/About-Ck1.js",'
+        '"assets/About-Bx1.css"])))=>i.map(i=>d[i]);const r=()=>import("./Settings-Zx9.js");'
+        'import("https://cdn.test/x.mjs")'
+    )
     assert chunk_urls(js, "https://site.test/sub/assets/index-abc.js") == [
         "https://site.test/sub/assets/Settings-Zx9.js",
         "https://cdn.test/x.mjs",
@@ -66,13 +74,19 @@ def test_vite_map_deps_and_dynamic_import():
 
 
 def test_sourcemaps():
-    assert sourcemap_url("x();\n//# sourceMappingURL=main.js.map\n",
-                         "https://site.test/js/main.js") == "https://site.test/js/main.js.map"
+    assert (
+        sourcemap_url("x();\n//# sourceMappingURL=main.js.map\n", "https://site.test/js/main.js")
+        == "https://site.test/js/main.js.map"
+    )
     assert sourcemap_url("x();/*# sourceMappingURL=/maps/m.map */", "https://s.test/a/b.js") == (
-        "https://s.test/maps/m.map")
+        "https://s.test/maps/m.map"
+    )
     assert sourcemap_url("x();", "https://s.test/a.js") is None
-    doc = {"version": 3, "sources": ["src/a.ts", "src/b.ts", "src/c.ts"],
-           "sourcesContent": ["const k = 1", None, "export {}"]}
+    doc = {
+        "version": 3,
+        "sources": ["src/a.ts", "src/b.ts", "src/c.ts"],
+        "sourcesContent": ["const k = 1", None, "export {}"],
+    }
     text = json.dumps(doc)
     data_url = "data:application/json;base64," + base64.b64encode(text.encode()).decode()
     assert sourcemap_url(f"x();\n//# sourceMappingURL={data_url}", "https://s.test/a.js") == data_url
@@ -80,6 +94,5 @@ def test_sourcemaps():
     assert sourcemap_sources(text) == [("src/a.ts", "const k = 1"), ("src/c.ts", "export {}")]
     assert sourcemap_sources(text, max_files=1) == [("src/a.ts", "const k = 1")]
     assert sourcemap_sources("not json") == []
-    indexed = json.dumps({"version": 3, "sections": [{"offset": {"line": 0, "column": 0},
-                                                      "map": doc}]})
+    indexed = json.dumps({"version": 3, "sections": [{"offset": {"line": 0, "column": 0}, "map": doc}]})
     assert len(sourcemap_sources(indexed)) == 2

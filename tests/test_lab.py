@@ -20,8 +20,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from assetmon_tui.lab import Estate, Lab
-from assetmon_tui.lab import fakes
+from assetmon_tui.lab import Estate, Lab, fakes
 from assetmon_tui.lab.estate import COMMON_WORDS, DIFF_KEYS, WILDCARD_ADDRESS
 
 D = "acme.test"
@@ -45,8 +44,9 @@ def get(lab: Lab, name: str, path: str = "/", scheme: str = "http") -> httpx.Res
     port = lab.ports[scheme]
     address = lab.info["addresses"][name]
     with httpx.Client(verify=False, timeout=5) as client:
-        return client.get(f"{scheme}://{address}:{port}{path}", headers={"Host": name},
-                          extensions={"sni_hostname": name})
+        return client.get(
+            f"{scheme}://{address}:{port}{path}", headers={"Host": name}, extensions={"sni_hostname": name}
+        )
 
 
 def title(resp: httpx.Response) -> str:
@@ -65,6 +65,7 @@ def sans(cert: x509.Certificate) -> list[str]:
 
 
 # ---- the model ----------------------------------------------------------------
+
 
 def test_estate_is_deterministic_and_seeded():
     a, b, c = Estate(), Estate(), Estate(seed=2)
@@ -115,6 +116,7 @@ def test_diff_levels():
 
 # ---- DNS ----------------------------------------------------------------------
 
+
 def test_dns_records(lab):
     r, e = resolver(lab.info), lab.estate
     assert [a.address for a in r.resolve(f"www.{D}", "A")] == list(e.hosts[f"www.{D}"].a)
@@ -156,6 +158,7 @@ def test_dns_over_tcp_and_axfr_refused(lab):
 
 # ---- web ----------------------------------------------------------------------
 
+
 def test_vhosts_titles_headers_and_markers(lab):
     e = lab.estate
     for name in (f"blog.{D}", f"careers.{D}", f"owa.{D}", e.web_names[-1]):
@@ -193,8 +196,9 @@ def test_js_bundles_carry_planted_secrets_and_endpoints(lab):
     main_js = get(lab, f"app.{D}", main, "https").text
     assert main_js.rstrip().endswith(f"sourceMappingURL={main.rsplit('/', 1)[1]}.map")
     chunks = re.findall(r'(\d+):"([0-9a-f]{8})"', main_js)
-    assert chunks and all(get(lab, f"app.{D}", f"/static/js/{n}.{h}.chunk.js", "https").status_code == 200
-                          for n, h in chunks)
+    assert chunks and all(
+        get(lab, f"app.{D}", f"/static/js/{n}.{h}.chunk.js", "https").status_code == 200 for n, h in chunks
+    )
     smap = get(lab, f"app.{D}", main + ".map", "https").json()
     assert smap["sources"] and len(smap["sourcesContent"]) == len(smap["sources"])
     planted = [s for s in e.secrets if s.host == f"app.{D}"]
@@ -207,6 +211,7 @@ def test_js_bundles_carry_planted_secrets_and_endpoints(lab):
 
 
 # ---- TLS ----------------------------------------------------------------------
+
 
 def test_certificates(lab):
     e, port = lab.estate, lab.ports["https"]
@@ -224,11 +229,21 @@ def test_certificates(lab):
 
 # ---- CT -----------------------------------------------------------------------
 
+
 def test_ct_json(lab):
     e = lab.estate
     rows = httpx.get(lab.info["ct_url"], params={"q": f"%.{D}", "output": "json"}).json()
-    assert rows and set(rows[0]) >= {"issuer_ca_id", "issuer_name", "common_name", "name_value", "id",
-                                     "entry_timestamp", "not_before", "not_after", "serial_number"}
+    assert rows and set(rows[0]) >= {
+        "issuer_ca_id",
+        "issuer_name",
+        "common_name",
+        "name_value",
+        "id",
+        "entry_timestamp",
+        "not_before",
+        "not_after",
+        "serial_number",
+    }
     names = {n for row in rows for n in row["name_value"].split("\n")}
     assert f"*.{D}" in names and set(e.only_from("ct")) <= names
     assert not set(e.only_from("san")) & names
@@ -240,6 +255,7 @@ def test_ct_json(lab):
 
 # ---- TCP services -------------------------------------------------------------
 
+
 def banner(address: str, port: int, send: bytes = b"") -> bytes:
     with socket.create_connection((address, port), timeout=3) as s:
         if send:
@@ -250,11 +266,15 @@ def banner(address: str, port: int, send: bytes = b"") -> bytes:
 def test_tcp_services(lab):
     by_kind = {s["kind"]: s for s in lab.info["services"]}
     assert banner(by_kind["ssh"]["address"], by_kind["ssh"]["port"]).startswith(b"SSH-2.0-OpenSSH_9.6")
-    assert banner(by_kind["smtp"]["address"], by_kind["smtp"]["port"]) == f"220 mail.{D} ESMTP Postfix (Ubuntu)\r\n".encode()
+    assert (
+        banner(by_kind["smtp"]["address"], by_kind["smtp"]["port"])
+        == f"220 mail.{D} ESMTP Postfix (Ubuntu)\r\n".encode()
+    )
     assert banner(by_kind["redis"]["address"], by_kind["redis"]["port"], b"*1\r\n$4\r\nPING\r\n") == b"+PONG\r\n"
 
 
 # ---- mutation on a running lab --------------------------------------------------
+
 
 def observed(lab: Lab, names: set[str]) -> tuple[set[str], dict[str, str]]:
     """What a scanner sees: names that resolve, and titles of those with a page."""
@@ -285,8 +305,11 @@ def test_set_mutation_matches_diff():
         live1, titles1 = observed(lab, names)
         assert sorted(live1 - live0) == expected["hosts_added"]
         assert sorted(live0 - live1) == expected["hosts_removed"]
-        changed = [{"host": n, "old": titles0[n], "new": titles1[n]}
-                   for n in sorted(titles0.keys() & titles1.keys()) if titles0[n] != titles1[n]]
+        changed = [
+            {"host": n, "old": titles0[n], "new": titles1[n]}
+            for n in sorted(titles0.keys() & titles1.keys())
+            if titles0[n] != titles1[n]
+        ]
         assert changed == expected["titles_changed"]
         opened = lab.diff(0, 1)["ports_opened"][0]  # bound_port is known once the port is open
         assert banner(opened["address"], opened["bound_port"]) == b"SSH-2.0-OpenSSH_9.6\r\n"
@@ -301,8 +324,9 @@ async def test_async_context_manager():
     async with Lab(hosts=40, standard_ports=False, mutate=1) as lab:
         assert lab.info["mutate"] == 1 and f"beta-checkout.{D}" in lab.info["addresses"]
         async with httpx.AsyncClient() as client:
-            resp = await client.get(f"http://{lab.info['addresses'][f'api.{D}']}:{lab.ports['http']}/",
-                                    headers={"Host": f"api.{D}"})
+            resp = await client.get(
+                f"http://{lab.info['addresses'][f'api.{D}']}:{lab.ports['http']}/", headers={"Host": f"api.{D}"}
+            )
         assert resp.status_code == 200
 
 
@@ -313,9 +337,14 @@ def test_refuses_non_loopback():
 
 # ---- the command line -------------------------------------------------------------
 
+
 def test_cli_prints_info_and_stops_cleanly():
-    proc = subprocess.Popen([sys.executable, "-m", "assetmon_tui.lab", "--hosts", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assetmon_tui.lab", "--hosts", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert info["domain"] == D and info["mutate"] == 0 and info["hosts"] >= 60

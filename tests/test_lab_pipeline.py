@@ -7,10 +7,10 @@ import pytest
 from scenario import run_to_end
 
 from assetmon_tui.core.config import get_settings
+from assetmon_tui.core.modules import NAMES as MODULES
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.events import list_events
 from assetmon_tui.lab import Lab
-from assetmon_tui.pipeline import MODULES
 from assetmon_tui.store import monitor, repo
 
 PORTS = "22,25,80,443,6379"

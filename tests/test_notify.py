@@ -23,7 +23,7 @@ def receiver():
     state = {"fail": 0}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if state["fail"] > 0:
                 state["fail"] -= 1
@@ -64,13 +64,18 @@ def test_one_message_per_notifier_per_scan_at_or_above_its_severity(receiver, ca
     caplog.set_level(logging.INFO, logger="assetmon_tui.notify")
     assert len(after_scan(sid)) == 3
     assert {d.notifier_id: (d.status, d.attempts, d.events) for d in monitor.list_deliveries(project.id)} == {
-        high_only.id: ("sent", 1, 1), everything.id: ("sent", 1, 3)}
+        high_only.id: ("sent", 1, 1),
+        everything.id: ("sent", 1, 3),
+    }
     messages = {b["title"]: b["message"] for b in receiver.bodies}
     assert len(receiver.bodies) == 2
     assert set(messages) == {"AssetMon: 1 change in acme", "AssetMon: 3 changes in acme"}
     lines = messages["AssetMon: 3 changes in acme"].splitlines()
-    assert [line.split()[:2] for line in lines] == [["high", "port_new"], ["medium", "port_new"],
-                                                    ["info", "port_closed"]]
+    assert [line.split()[:2] for line in lines] == [
+        ["high", "port_new"],
+        ["medium", "port_new"],
+        ["info", "port_closed"],
+    ]
     assert "10.0.0.2:6379 (redis)" in lines[0] and "Severity" not in messages["AssetMon: 1 change in acme"]
     assert "attempt 1/3 sent" in caplog.text
     # sent deliveries are not repeated

@@ -15,8 +15,11 @@ ZONE = {
     "alias.acme.test": {"CNAME": ["hop.acme.test"]},
     "hop.acme.test": {"CNAME": ["www.acme.test"]},
     "dangling.acme.test": {"CNAME": ["gone.acme.test"]},
-    "acme.test": {"MX": ["10 mail.acme.test", "20 backup.acme.test"],
-                  "TXT": ["v=spf1 \x1b]52;c;aGk=\x07 -all"], "NS": ["ns1.acme.test"]},
+    "acme.test": {
+        "MX": ["10 mail.acme.test", "20 backup.acme.test"],
+        "TXT": ["v=spf1 \x1b]52;c;aGk=\x07 -all"],
+        "NS": ["ns1.acme.test"],
+    },
     "txtonly.acme.test": {"TXT": ["hello"]},
     "broken.acme.test": "SERVFAIL",
     "refused.acme.test": "REFUSED",
@@ -83,8 +86,12 @@ async def test_mx_txt_ns_and_hostile_txt(server):
 
 @pytest.mark.parametrize(
     ("name", "status"),
-    [("nope.acme.test", "nxdomain"), ("broken.acme.test", "servfail"),
-     ("refused.acme.test", "error"), ("txtonly.acme.test", "nodata")],
+    [
+        ("nope.acme.test", "nxdomain"),
+        ("broken.acme.test", "servfail"),
+        ("refused.acme.test", "error"),
+        ("txtonly.acme.test", "nodata"),
+    ],
 )
 async def test_failure_statuses(server, name, status):
     result = (await run([name], options(server)))[name]
@@ -124,7 +131,7 @@ async def test_concurrency_is_bounded(server):
     started = time.monotonic()
     results = await run(names, opts)
     assert {r.status for r in results.values()} == {"timeout"}
-    first_wave = {n for n, t in zip(server.queries, server.times) if t - started < 0.15}
+    first_wave = {n for n, t in zip(server.queries, server.times, strict=False) if t - started < 0.15}
     assert len(first_wave) == 2
     assert time.monotonic() - started > 0.7  # three waves of 0.25 s
 

@@ -96,9 +96,16 @@ async def test_same_host_redirect_chain_is_followed(web):
     assert [r.path for r in web.requests[-3:]] == ["/r1", "/r2", "/r3?x=1"]
 
 
-@pytest.mark.parametrize("location", ["http://evil.example:{port}/steal", "http://127.0.0.1:{port}/by-ip",
-                                      "https://evil.example/", "//evil.example:{port}/x",
-                                      "ftp://{host}:{port}/"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://evil.example:{port}/steal",
+        "http://127.0.0.1:{port}/by-ip",
+        "https://evil.example/",
+        "//evil.example:{port}/x",
+        "ftp://{host}:{port}/",
+    ],
+)
 async def test_off_host_redirect_is_recorded_not_followed(web, location, monkeypatch):
     def no_lookups(*args, **kwargs):
         raise AssertionError(f"DNS lookup attempted: {args}")
@@ -188,8 +195,7 @@ async def test_many_targets_progress_and_concurrency(web):
     calls = []
     started = time.monotonic()
     results = []
-    async for result in probe(targets, HttpOptions(timeout=0.5, concurrency=4),
-                              lambda d, t: calls.append((d, t))):
+    async for result in probe(targets, HttpOptions(timeout=0.5, concurrency=4), lambda d, t: calls.append((d, t))):
         results.append((time.monotonic() - started, result))
     assert len(results) == 10
     assert calls == [(i, 10) for i in range(1, 11)]
@@ -215,10 +221,11 @@ async def test_cancellation_is_prompt(web):
 def test_web_targets():
     default = web_targets(HOST, "127.0.0.1", None)
     assert [(t.scheme, t.port, t.address, t.host) for t in default] == [
-        ("http", 80, "127.0.0.1", HOST), ("https", 443, "127.0.0.1", HOST)]
+        ("http", 80, "127.0.0.1", HOST),
+        ("https", 443, "127.0.0.1", HOST),
+    ]
     picked = web_targets(HOST, None, [22, 8443, 80, 3306, 8080, 443, 80])
-    assert [(t.scheme, t.port) for t in picked] == [
-        ("http", 80), ("https", 443), ("http", 8080), ("https", 8443)]
+    assert [(t.scheme, t.port) for t in picked] == [("http", 80), ("https", 443), ("http", 8080), ("https", 8443)]
     assert web_targets(HOST, None, []) == []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_events import project_with_targets
@@ -11,7 +11,7 @@ from assetmon_tui import schedule
 from assetmon_tui.store import repo
 from assetmon_tui.store.models import utcnow
 
-T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
 class Recorder:
@@ -67,7 +67,7 @@ def test_next_run_keeps_the_interval_cadence_without_catch_up_bursts():
     fresh = schedule.Schedule(project_id=1, kind="interval", interval_seconds=600)
     assert schedule.next_run(fresh, T0) == T0 + timedelta(minutes=10)
     cron = schedule.Schedule(project_id=1, kind="cron", cron="*/15 * * * *")
-    after = datetime(2030, 1, 1, 12, 7, tzinfo=timezone.utc)
+    after = datetime(2030, 1, 1, 12, 7, tzinfo=UTC)
     assert schedule.next_run(cron, after).minute == 15 and schedule.next_run(cron, after) > after
 
 

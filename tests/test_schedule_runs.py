@@ -17,8 +17,13 @@ from assetmon_tui.store.models import utcnow
 
 
 def due_schedule(project_id: int, e) -> None:
-    schedule.set_schedule(project_id, interval_seconds=3600, modules=["dns", "http"], options=e.options(),
-                          now=utcnow() - timedelta(hours=2))  # next run is in the past: due now
+    schedule.set_schedule(
+        project_id,
+        interval_seconds=3600,
+        modules=["dns", "http"],
+        options=e.options(),
+        now=utcnow() - timedelta(hours=2),
+    )  # next run is in the past: due now
 
 
 def test_a_schedule_fires_under_celery_beat(worker, home):
@@ -27,9 +32,22 @@ def test_a_schedule_fires_under_celery_beat(worker, home):
         due_schedule(project_id, e)
         log = home / "beat-test.log"
         beat = subprocess.Popen(
-            [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat", "--scheduler",
-             "worker.beat:DatabaseScheduler", "--loglevel", "INFO", "--schedule", str(home / "beat-schedule")],
-            cwd=ROOT, env=worker.env(), stdout=log.open("ab"), stderr=subprocess.STDOUT,
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "worker.celery_app",
+                "beat",
+                "--scheduler",
+                "worker.beat:DatabaseScheduler",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(home / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=worker.env(),
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
         try:
             scans = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({log})")

@@ -17,8 +17,7 @@ RUN = "from assetmon_tui.secrets.cli import main; import sys; sys.exit(main(sys.
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture()
@@ -38,7 +37,9 @@ def test_json_output_and_exit_codes(tree):
     assert res.returncode == 0, res.stderr
     records = [json.loads(line) for line in res.stdout.splitlines()]
     assert {(r["source"].rsplit("/", 1)[-1], r["line"], r["column"]) for r in records} == {
-        (".env", 2, 14), ("main.js", 2, 8)}
+        (".env", 2, 14),
+        ("main.js", 2, 8),
+    }
     for r in records:
         assert r["rule"] == "github-pat-classic" and r["severity"] == "critical"
         assert r["secret"] != tok and tok not in json.dumps(r)
@@ -71,7 +72,7 @@ def test_unreadable_input_is_reported_and_others_still_scanned(tree):
 class _Handler(http.server.BaseHTTPRequestHandler):
     body = b""
 
-    def do_GET(self):  # noqa: N802 - http.server naming
+    def do_GET(self):
         if self.path == "/app.js":
             self.send_response(200)
             self.send_header("Content-Type", "application/javascript")

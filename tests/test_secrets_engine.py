@@ -23,7 +23,7 @@ def test_line_and_column_multiline():
     [f] = scan_text(text, "src/app.js")
     assert (f.line, f.column) == (4, 18)
     line = text.splitlines()[f.line - 1]
-    assert line[f.column - 1:].startswith(tok)
+    assert line[f.column - 1 :].startswith(tok)
     assert f.source == "src/app.js"
 
 
@@ -33,7 +33,7 @@ def test_line_and_column_minified_with_non_ascii():
     text = "var s='héllo wörld ✓ ünïcode';" * 40 + f'var t="{tok}";' + "x();" * 10
     [f] = scan_text(text, "m.js")
     assert f.line == 1
-    assert text[f.column - 1:].startswith(tok)
+    assert text[f.column - 1 :].startswith(tok)
 
 
 def test_columns_after_many_lines_and_matches():
@@ -43,23 +43,28 @@ def test_columns_after_many_lines_and_matches():
     findings = scan_text("\n".join(lines), "many.js")
     assert len(findings) == 60
     for f in findings:
-        assert lines[f.line - 1][f.column - 1:].startswith(f.secret)
+        assert lines[f.line - 1][f.column - 1 :].startswith(f.secret)
 
 
 def test_same_secret_twice_one_fingerprint():
     tok = _token(4)
     findings = scan_text(f'a="{tok}";\nb="{tok}";', "dup.js")
-    assert [(f.line, f.rule_id) for f in findings] == [(1, "github-pat-classic"),
-                                                       (2, "github-pat-classic")]
+    assert [(f.line, f.rule_id) for f in findings] == [(1, "github-pat-classic"), (2, "github-pat-classic")]
     assert findings[0].fingerprint == findings[1].fingerprint
     other = scan_text(f'"{_token(5)}"', "x.js")[0]
     assert other.fingerprint != findings[0].fingerprint
 
 
-@pytest.mark.parametrize("wrapper", [
-    'apiKey: "{t}"', '"client_secret":"{t}"', 'Authorization: "Bearer {t}"',
-    'url="https://bot:{t}@api.github.com/"', 'TOKEN={t}\n',
-])
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        'apiKey: "{t}"',
+        '"client_secret":"{t}"',
+        'Authorization: "Bearer {t}"',
+        'url="https://bot:{t}@api.github.com/"',
+        "TOKEN={t}\n",
+    ],
+)
 def test_one_token_one_finding(wrapper):
     # the specific rule wins over generic/keyword/URL rules matching the same text
     tok = _token(6)
@@ -126,19 +131,45 @@ def test_empty_and_clean_inputs():
 def _adversarial(kind: str, size: int) -> str:
     rng = random.Random(kind)
     chunk = {
-        "a": "a", "A": "A", "=": "=", "key": 'key="', "secret": 'apiKey:"a1',
+        "a": "a",
+        "A": "A",
+        "=": "=",
+        "key": 'key="',
+        "secret": 'apiKey:"a1',
         "b64": "".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(4096)),
         "begin": "-----BEGIN RSA PRIVATE KEY-----\\nMIIE",
-        "eyJ": "eyJhbGciOi.", "url": "https://u:p", "ghp": "ghp_aB3",
-        "AKIA": "AKIA2345", "digits": "1234567890:AA", "bearer": "Bearer abcdefghij",
-        "quote": '"', "pem-ish": "-----BEGIN PRIVATE KEY-----\\n" + "QUJD" * 9,
+        "eyJ": "eyJhbGciOi.",
+        "url": "https://u:p",
+        "ghp": "ghp_aB3",
+        "AKIA": "AKIA2345",
+        "digits": "1234567890:AA",
+        "bearer": "Bearer abcdefghij",
+        "quote": '"',
+        "pem-ish": "-----BEGIN PRIVATE KEY-----\\n" + "QUJD" * 9,
     }[kind]
     return (chunk * (size // len(chunk) + 1))[:size]
 
 
-@pytest.mark.parametrize("kind", ["a", "A", "=", "key", "secret", "b64", "begin", "eyJ", "url",
-                                  "ghp", "AKIA", "digits", "bearer", "quote",
-                                  "pem-ish"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "a",
+        "A",
+        "=",
+        "key",
+        "secret",
+        "b64",
+        "begin",
+        "eyJ",
+        "url",
+        "ghp",
+        "AKIA",
+        "digits",
+        "bearer",
+        "quote",
+        "pem-ish",
+    ],
+)
 def test_linear_time_on_adversarial_single_line(kind):
     small, big = _adversarial(kind, 1_000_000), _adversarial(kind, 10_000_000)
 

@@ -57,11 +57,18 @@ def test_every_rule_detects_its_sample(rule_id):
 
 # --- checksummed tokens ------------------------------------------------------
 
-@pytest.mark.parametrize("prefix,rule_id", [
-    ("ghp_", "github-pat-classic"), ("gho_", "github-oauth-token"),
-    ("ghu_", "github-user-to-server-token"), ("ghs_", "github-server-to-server-token"),
-    ("ghr_", "github-refresh-token"), ("npm_", "npm-access-token"),
-])
+
+@pytest.mark.parametrize(
+    "prefix,rule_id",
+    [
+        ("ghp_", "github-pat-classic"),
+        ("gho_", "github-oauth-token"),
+        ("ghu_", "github-user-to-server-token"),
+        ("ghs_", "github-server-to-server-token"),
+        ("ghr_", "github-refresh-token"),
+        ("npm_", "npm-access-token"),
+    ],
+)
 def test_checksum_tokens(prefix, rule_id):
     rng = random.Random(prefix)
     body = rand(rng, 30)
@@ -78,6 +85,7 @@ def test_published_github_token_checksum():
 
 
 # --- structured formats ----------------------------------------------------------
+
 
 def b64url(obj) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
@@ -104,7 +112,7 @@ def test_pypi_token_must_be_a_macaroon():
 def test_private_key_needs_body_and_end():
     rng = random.Random(9)
     body = base64.b64encode(rng.randbytes(400)).decode()
-    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     block = f"-----BEGIN EC PRIVATE KEY-----\n{lines}\n-----END EC PRIVATE KEY-----"
     assert rules_found(f"const k = `{block}`;") == {"private-key-ec": [block]}
     no_end = f"-----BEGIN EC PRIVATE KEY-----\n{lines}\n"
@@ -115,8 +123,10 @@ def test_private_key_needs_body_and_end():
 
 def test_slack_webhook_shape():
     rng = random.Random(11)
-    good = (f"https://hooks.slack.com/services/T{rand(rng, 10, string.ascii_uppercase)}/"
-            f"B{rand(rng, 10, string.ascii_uppercase)}/{rand(rng, 24)}")
+    good = (
+        f"https://hooks.slack.com/services/T{rand(rng, 10, string.ascii_uppercase)}/"
+        f"B{rand(rng, 10, string.ascii_uppercase)}/{rand(rng, 24)}"
+    )
     assert rules_found(f'u="{good}"') == {"slack-webhook": [good]}
     assert rules_found('u="https://hooks.slack.com/services/T000/B000/XXXXXXXX"') == {}
 
@@ -127,8 +137,7 @@ def test_aws_pair_and_documentation_examples():
     secret = rand(rng, 40, B62 + "/+")
     found = rules_found(f'{{accessKeyId:"{key_id}",secretAccessKey:"{secret}"}}')
     assert found == {"aws-access-key-id": [key_id], "aws-secret-access-key": [secret]}
-    docs = ('{accessKeyId:"AKIAIOSFODNN7EXAMPLE",'
-            'secretAccessKey:"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}')
+    docs = '{accessKeyId:"AKIAIOSFODNN7EXAMPLE",secretAccessKey:"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}'
     assert rules_found(docs) == {}
     # a random 40-char string with no AWS context is not an AWS secret
     assert "aws-secret-access-key" not in rules_found(f'x="{secret}";ASIA')
@@ -136,24 +145,28 @@ def test_aws_pair_and_documentation_examples():
 
 # --- suppression -------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    'stripe.key = "sk_test_' + "4eC39HqLyjWDarjtT1zdp7dc" + '"',
-    'const apiKey = "your_api_key_here"',
-    'apiKey: "xxxxxxxxxxxxxxxxxxxxxxxxxxxx"',
-    'secret: "aaaaaaaaaaaaaaaaaaaaaaaaa"',
-    'token: "abcdefghijklmnopqrstuvwxyz012345"',
-    'password: "password"',
-    'password: "${DB_PASSWORD}"',
-    'api_key = "<YOUR-API-KEY>"',
-    'token: "1111111111111111111111111"',
-    'accessToken: "getAccessToken"',
-    'tokenType: "Bearer"',
-    'secretKey: "application.secret.key"',
-    'url = "postgres://user:password@localhost/db"',
-    'url = "https://user:${PASS}@host.example.org/"',
-    'Authorization: "Bearer " + token',
-    'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'stripe.key = "sk_test_' + "4eC39HqLyjWDarjtT1zdp7dc" + '"',
+        'const apiKey = "your_api_key_here"',
+        'apiKey: "xxxxxxxxxxxxxxxxxxxxxxxxxxxx"',
+        'secret: "aaaaaaaaaaaaaaaaaaaaaaaaa"',
+        'token: "abcdefghijklmnopqrstuvwxyz012345"',
+        'password: "password"',
+        'password: "${DB_PASSWORD}"',
+        'api_key = "<YOUR-API-KEY>"',
+        'token: "1111111111111111111111111"',
+        'accessToken: "getAccessToken"',
+        'tokenType: "Bearer"',
+        'secretKey: "application.secret.key"',
+        'url = "postgres://user:password@localhost/db"',
+        'url = "https://user:${PASS}@host.example.org/"',
+        'Authorization: "Bearer " + token',
+        'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
+    ],
+)
 def test_placeholders_and_test_keys_are_suppressed(text):
     assert rules_found(text) == {}
 

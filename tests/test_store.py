@@ -13,7 +13,10 @@ def test_add_targets_is_all_or_nothing():
         repo.add_targets(project.id, ["acme.test", "not a target"])
     assert repo.list_targets(project.id) == []
     repo.add_targets(project.id, ["acme.test", "acme.test", "!dev.acme.test"])
-    assert [(t.value, t.exclude) for t in repo.list_targets(project.id)] == [("acme.test", False), ("dev.acme.test", True)]
+    assert [(t.value, t.exclude) for t in repo.list_targets(project.id)] == [
+        ("acme.test", False),
+        ("dev.acme.test", True),
+    ]
 
 
 def test_duplicate_project_name_is_refused():

@@ -53,8 +53,10 @@ def in_scope(name: str) -> bool:
 def options(lab: Lab, **kw) -> SubdomainOptions:
     kw.setdefault("tools", ())
     kw.setdefault("tls_ports", (lab.info["https_port"],))
-    kw.setdefault("dns", DnsOptions(nameservers=[lab.info["nameserver"]], rtypes=("A", "AAAA"),
-                                    concurrency=100, timeout=1.0, retries=2))
+    kw.setdefault(
+        "dns",
+        DnsOptions(nameservers=[lab.info["nameserver"]], rtypes=("A", "AAAA"), concurrency=100, timeout=1.0, retries=2),
+    )
     return SubdomainOptions(ct_url=lab.info["ct_url"], **kw)
 
 
@@ -71,12 +73,31 @@ def by_source(found: list[Found]) -> dict[str, set[str]]:
 
 # ---- the bundled wordlist --------------------------------------------------------
 
+
 def test_bundled_wordlist():
     words = load_wordlist()
     assert len(words) >= 5000
     assert len(set(words)) == len(words)
-    for word in ("www", "mail", "autodiscover", "jenkins", "gitlab", "grafana", "kibana", "vpn", "sso",
-                 "dev", "stg", "uat", "prod", "dev-api", "api-stg", "eu-west-1", "web01", "mx2"):
+    for word in (
+        "www",
+        "mail",
+        "autodiscover",
+        "jenkins",
+        "gitlab",
+        "grafana",
+        "kibana",
+        "vpn",
+        "sso",
+        "dev",
+        "stg",
+        "uat",
+        "prod",
+        "dev-api",
+        "api-stg",
+        "eu-west-1",
+        "web01",
+        "mx2",
+    ):
         assert word in words
     assert all(w == w.lower() and " " not in w for w in words)
     # The most common names come first (recursion uses the head of the list).
@@ -84,6 +105,7 @@ def test_bundled_wordlist():
 
 
 # ---- certificate transparency ------------------------------------------------------
+
 
 async def test_ct_names_found(lab):
     est = lab.estate
@@ -98,17 +120,22 @@ async def test_ct_names_found(lab):
 
 async def test_scope_filter_and_progress(lab):
     calls = []
-    found = await collect([DOMAIN], options(lab, brute=False, san=False),
-                          scope=lambda n: n.startswith("www.") or n.startswith("api."),
-                          progress=lambda d, t: calls.append((d, t)))
+    found = await collect(
+        [DOMAIN],
+        options(lab, brute=False, san=False),
+        scope=lambda n: n.startswith("www.") or n.startswith("api."),
+        progress=lambda d, t: calls.append((d, t)),
+    )
     assert {f.name for f in found} == {"www.acme.test", "api.acme.test"}
     assert calls and calls[-1][0] == calls[-1][1]
     assert all(d <= t for d, t in calls)
 
 
 def _ct_rows(n: int, start: int = 0) -> bytes:
-    rows = [{"issuer_ca_id": 1, "name_value": f"h{i}.{DOMAIN}\n*.w{i}.{DOMAIN}", "common_name": f"h{i}.{DOMAIN}",
-             "id": i} for i in range(start, start + n)]
+    rows = [
+        {"issuer_ca_id": 1, "name_value": f"h{i}.{DOMAIN}\n*.w{i}.{DOMAIN}", "common_name": f"h{i}.{DOMAIN}", "id": i}
+        for i in range(start, start + n)
+    ]
     return json.dumps(rows).encode()
 
 
@@ -119,10 +146,16 @@ def hostile_ct():
     routes = {
         "/forever": endless(b"[" + big_rows),  # the same rows, for ever
         "/stall": stall(b'[{"name_value": "early.acme.test"}, {"name_val', declared=10_000_000),
-        "/garbage": page(b"\x00\xff<html>not json{{{\"name_value\": 12, ]]", content_type="application/json"),
+        "/garbage": page(b'\x00\xff<html>not json{{{"name_value": 12, ]]', content_type="application/json"),
         "/fifty": page(fifty_mb, content_type="application/json"),
-        "/escaped": page(json.dumps([{"name_value": "a.acme.test\nB.ACME.TEST\n*.c.acme.test"},
-                                     {"name_value": "x\u001b[2J.acme.test\nevil.example"}]).encode()),
+        "/escaped": page(
+            json.dumps(
+                [
+                    {"name_value": "a.acme.test\nB.ACME.TEST\n*.c.acme.test"},
+                    {"name_value": "x\u001b[2J.acme.test\nevil.example"},
+                ]
+            ).encode()
+        ),
         "/error": page(b"busy", status=503),
     }
     with HttpServer(routes) as server:
@@ -173,10 +206,10 @@ async def test_unreachable_ct_is_skipped():
 
 # ---- DNS brute force, wildcards, recursion --------------------------------------
 
+
 async def test_brute_force_finds_wordlist_names(lab, head_words):
     est = lab.estate
-    found = await collect([DOMAIN], options(lab, ct=False, san=False, wordlist_path=str(head_words),
-                                            recursive_depth=0))
+    found = await collect([DOMAIN], options(lab, ct=False, san=False, wordlist_path=str(head_words), recursive_depth=0))
     words = by_source(found)["wordlist"]
     assert set(est.names_from("wordlist")) <= words
     assert words <= set(est.hosts)  # nothing invented
@@ -229,16 +262,27 @@ async def test_recursion_into_subzones_with_wildcards():
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
             fh.write(words)
         try:
-            opts = SubdomainOptions(ct=False, san=False, tools=(), wordlist_path=fh.name, recursive_depth=1,
-                                    dns=DnsOptions(nameservers=[server.address], rtypes=("A", "AAAA"),
-                                                   timeout=0.5, retries=1))
+            opts = SubdomainOptions(
+                ct=False,
+                san=False,
+                tools=(),
+                wordlist_path=fh.name,
+                recursive_depth=1,
+                dns=DnsOptions(nameservers=[server.address], rtypes=("A", "AAAA"), timeout=0.5, retries=1),
+            )
             found = await collect(["example.test"], opts, scope=lambda n: n.endswith("example.test"))
         finally:
             os.unlink(fh.name)
         queried = {q for q, _ in server.queries}
     names = {f.name for f in found}
-    assert {"www.example.test", "dev.example.test", "api.dev.example.test", "vpn.corp.example.test",
-            "api.example.test", "corp.example.test"} <= names
+    assert {
+        "www.example.test",
+        "dev.example.test",
+        "api.dev.example.test",
+        "vpn.corp.example.test",
+        "api.example.test",
+        "corp.example.test",
+    } <= names
     assert not any(n.endswith(".corp.example.test") and n != "vpn.corp.example.test" for n in names)
     assert {f.name for f in found if f.source == "wildcard"} == {"corp.example.test"}
     assert "x.y.deep.example.test" not in names  # two levels down: beyond recursive_depth=1
@@ -252,14 +296,21 @@ async def test_recursion_into_subzones_with_wildcards():
 
 
 async def test_seeds_are_followed_not_repeated(tmp_path):
-    zone = {"example.test": {"A": ["127.0.0.10"]},
-            "web.svc7.example.test": {"A": ["127.0.0.11"]},  # harvested from a page, say
-            "admin.svc7.example.test": {"A": ["127.0.0.12"]}}
+    zone = {
+        "example.test": {"A": ["127.0.0.10"]},
+        "web.svc7.example.test": {"A": ["127.0.0.11"]},  # harvested from a page, say
+        "admin.svc7.example.test": {"A": ["127.0.0.12"]},
+    }
     words = tmp_path / "w.txt"
     words.write_text("admin\nwww\n")
     with FakeDNS(zone) as server:
-        opts = SubdomainOptions(ct=False, san=False, tools=(), wordlist_path=str(words),
-                                dns=DnsOptions(nameservers=[server.address], timeout=0.5, retries=1))
+        opts = SubdomainOptions(
+            ct=False,
+            san=False,
+            tools=(),
+            wordlist_path=str(words),
+            dns=DnsOptions(nameservers=[server.address], timeout=0.5, retries=1),
+        )
         found = await collect(["example.test"], opts, scope=lambda n: True, seeds=["web.svc7.example.test"])
     assert [(f.name, f.source) for f in found] == [("admin.svc7.example.test", "wordlist")]
 
@@ -270,6 +321,7 @@ async def test_max_names(lab, head_words):
 
 
 # ---- SANs, HTML and JS -------------------------------------------------------------
+
 
 async def test_san_only_names_from_https_probe_of_legacy(lab):
     est = lab.estate
@@ -313,8 +365,16 @@ def test_harvest_names_edge_cases():
         "under_score.acme.test " + "a" * 70 + ".acme.test deep.er.acme.test https://other.example/acme.test"
     )
     names = harvest_names(text, ["acme.test", "ACME.test."])
-    assert names == {"api.acme.test", "cdn.acme.test", "img.acme.test", "enc.acme.test", "acme.test",
-                     "wild.acme.test", "www.acme.test", "deep.er.acme.test"}
+    assert names == {
+        "api.acme.test",
+        "cdn.acme.test",
+        "img.acme.test",
+        "enc.acme.test",
+        "acme.test",
+        "wild.acme.test",
+        "www.acme.test",
+        "deep.er.acme.test",
+    }
     assert harvest_names("", ["acme.test"]) == set()
     assert harvest_names("www.acme.test", []) == set()
 
@@ -328,14 +388,25 @@ def test_harvest_names_is_linear_time():
 
 
 def test_cert_names():
-    info = {"subject_cn": "*.Acme.test", "sans": ["*.acme.test", "acme.test", "legacy.acme.test", "127.0.0.1",
-                                                   "*.dyn.acme.test", "other.example", "bad name.acme.test"]}
+    info = {
+        "subject_cn": "*.Acme.test",
+        "sans": [
+            "*.acme.test",
+            "acme.test",
+            "legacy.acme.test",
+            "127.0.0.1",
+            "*.dyn.acme.test",
+            "other.example",
+            "bad name.acme.test",
+        ],
+    }
     assert cert_names(info) == {"acme.test", "legacy.acme.test", "dyn.acme.test", "other.example"}
     assert cert_names(info, ["acme.test"]) == {"acme.test", "legacy.acme.test", "dyn.acme.test"}
     assert cert_names({}) == set() and cert_names(None) == set()
 
 
 # ---- external tools ----------------------------------------------------------------
+
 
 def _fake_tool(directory: Path, name: str, script: str) -> Path:
     path = directory / name
@@ -346,14 +417,21 @@ def _fake_tool(directory: Path, name: str, script: str) -> Path:
 
 async def test_subfinder_on_path_is_used(tmp_path, monkeypatch):
     args_file = tmp_path / "args"
-    _fake_tool(tmp_path, "subfinder", f'echo "$@" > {args_file}\n'
-               'echo "fake-one.acme.test"\necho "FAKE-TWO.acme.test."\necho "not a name"\n'
-               'echo "outside.example.com"\necho "\033[31mansi.acme.test"\n')
+    _fake_tool(
+        tmp_path,
+        "subfinder",
+        f'echo "$@" > {args_file}\n'
+        'echo "fake-one.acme.test"\necho "FAKE-TWO.acme.test."\necho "not a name"\n'
+        'echo "outside.example.com"\necho "\033[31mansi.acme.test"\n',
+    )
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
     opts = SubdomainOptions(ct=False, brute=False, san=False, tools=("subfinder",))
     found = await collect([DOMAIN], opts)
     assert {(f.name, f.source) for f in found} == {
-        ("fake-one.acme.test", "subfinder"), ("fake-two.acme.test", "subfinder"), ("ansi.acme.test", "subfinder")}
+        ("fake-one.acme.test", "subfinder"),
+        ("fake-two.acme.test", "subfinder"),
+        ("ansi.acme.test", "subfinder"),
+    }
     assert args_file.read_text().split() == ["-d", DOMAIN, "-silent"]
 
 
@@ -374,6 +452,7 @@ async def test_hanging_tool_times_out(tmp_path, monkeypatch):
 
 
 # ---- cancellation ------------------------------------------------------------------------
+
 
 async def test_cancellation_is_prompt(lab, hostile_ct):
     opts = options(lab, san=False, ct_timeout=30)

@@ -27,19 +27,42 @@ async def collect(*args, **kw) -> list[TakeoverFinding]:
 
 # ---- the tables ----------------------------------------------------------------------
 
+
 def test_tables_cover_the_usual_services():
     t = tables()
     assert len(t.providers) >= 30
     patterns = {p for provider in t.providers for p in provider.cname}
-    for pattern in ("*.herokuapp.com", "*.s3.amazonaws.com", "*.github.io", "*.azurewebsites.net",
-                    "*.cloudapp.net", "*.trafficmanager.net", "*.blob.core.windows.net", "*.myshopify.com",
-                    "*.ghost.io", "*.pantheonsite.io", "*.zendesk.com", "*.readme.io", "*.surge.sh",
-                    "*.bitbucket.io", "*.netlify.app", "*.fly.dev", "*.webflow.io", "*.helpscoutdocs.com"):
+    for pattern in (
+        "*.herokuapp.com",
+        "*.s3.amazonaws.com",
+        "*.github.io",
+        "*.azurewebsites.net",
+        "*.cloudapp.net",
+        "*.trafficmanager.net",
+        "*.blob.core.windows.net",
+        "*.myshopify.com",
+        "*.ghost.io",
+        "*.pantheonsite.io",
+        "*.zendesk.com",
+        "*.readme.io",
+        "*.surge.sh",
+        "*.bitbucket.io",
+        "*.netlify.app",
+        "*.fly.dev",
+        "*.webflow.io",
+        "*.helpscoutdocs.com",
+    ):
         assert pattern in patterns
     assert all(p.fingerprints or p.nxdomain for p in t.providers)  # every entry can be proven somehow
     cdn_patterns = {p for cdn in t.cdns for p in cdn.cname}
-    for pattern in ("*.cloudfront.net", "*.fastly.net", "*.akamaiedge.net", "*.edgekey.net", "*.cloudflare.net",
-                    "*.azureedge.net"):
+    for pattern in (
+        "*.cloudfront.net",
+        "*.fastly.net",
+        "*.akamaiedge.net",
+        "*.edgekey.net",
+        "*.cloudflare.net",
+        "*.azureedge.net",
+    ):
         assert pattern in cdn_patterns
     assert classify("d111.cloudfront.net") == ("cdn", "cloudfront")
     assert classify("x.herokuapp.com") == ("provider", "heroku")
@@ -53,16 +76,28 @@ def test_tables_cover_the_usual_services():
 GITHUB_404 = b"<html><title>Site not found</title><p>There isn't a GitHub Pages site here.</p></html>"
 
 
-@pytest.mark.parametrize("dns_result,bodies,expected", [
-    (result("promo.a.test", "nxdomain", "old.herokuapp.com"), None, ("heroku", "nxdomain", "old.herokuapp.com")),
-    (result("cdn.a.test", "nxdomain", "a1.azureedge.net"), None, ("azure-cdn", "nxdomain", "a1.azureedge.net")),
-    (result("tm.a.test", "nxdomain", "x.trafficmanager.net", "y.cloudapp.net"), None,
-     ("azure-traffic-manager", "nxdomain", "x.trafficmanager.net")),
-    (result("docs.a.test", "ok", "acme.github.io", address="185.199.108.153"), {"http://docs.a.test/": GITHUB_404},
-     ("github-pages", "http-body", "acme.github.io")),
-    (result("files.a.test", "ok", "b.s3.amazonaws.com", address="52.0.0.1"),
-     {"https://files.a.test/": b"<Error><Code>NoSuchBucket</Code></Error>"}, ("aws-s3", "http-body", "b.s3.amazonaws.com")),
-])
+@pytest.mark.parametrize(
+    "dns_result,bodies,expected",
+    [
+        (result("promo.a.test", "nxdomain", "old.herokuapp.com"), None, ("heroku", "nxdomain", "old.herokuapp.com")),
+        (result("cdn.a.test", "nxdomain", "a1.azureedge.net"), None, ("azure-cdn", "nxdomain", "a1.azureedge.net")),
+        (
+            result("tm.a.test", "nxdomain", "x.trafficmanager.net", "y.cloudapp.net"),
+            None,
+            ("azure-traffic-manager", "nxdomain", "x.trafficmanager.net"),
+        ),
+        (
+            result("docs.a.test", "ok", "acme.github.io", address="185.199.108.153"),
+            {"http://docs.a.test/": GITHUB_404},
+            ("github-pages", "http-body", "acme.github.io"),
+        ),
+        (
+            result("files.a.test", "ok", "b.s3.amazonaws.com", address="52.0.0.1"),
+            {"https://files.a.test/": b"<Error><Code>NoSuchBucket</Code></Error>"},
+            ("aws-s3", "http-body", "b.s3.amazonaws.com"),
+        ),
+    ],
+)
 def test_findings(dns_result, bodies, expected):
     finding = check(dns_result.name, dns_result, bodies)
     assert finding is not None
@@ -71,33 +106,42 @@ def test_findings(dns_result, bodies, expected):
     assert finding.name == dns_result.name
 
 
-@pytest.mark.parametrize("dns_result,bodies", [
-    (result("assets.a.test", "ok", "d1.cloudfront.net", address="13.0.0.1"), None),  # CDN that resolves
-    (result("assets.a.test", "nxdomain", "d1.cloudfront.net"), None),  # not claimable by NXDOMAIN
-    (result("x.a.test", "nxdomain", "gone.unknown-provider.test"), None),  # unknown provider
-    (result("docs.a.test", "ok", "acme.github.io", address="185.199.108.153"), {"u": b"<title>Docs</title>"}),
-    (result("docs.a.test", "nxdomain", "acme.github.io"), None),  # github.io: NXDOMAIN is not the proof
-    (result("www.a.test", "ok", address="127.0.0.1"), {"u": GITHUB_404}),  # no CNAME at all
-    (result("gone.a.test", "nxdomain"), None),  # the name itself does not exist
-    (result("app.a.test", "ok", "old.herokuapp.com", address="54.0.0.1"), {"u": b"<h1>Welcome</h1>"}),
-])
+@pytest.mark.parametrize(
+    "dns_result,bodies",
+    [
+        (result("assets.a.test", "ok", "d1.cloudfront.net", address="13.0.0.1"), None),  # CDN that resolves
+        (result("assets.a.test", "nxdomain", "d1.cloudfront.net"), None),  # not claimable by NXDOMAIN
+        (result("x.a.test", "nxdomain", "gone.unknown-provider.test"), None),  # unknown provider
+        (result("docs.a.test", "ok", "acme.github.io", address="185.199.108.153"), {"u": b"<title>Docs</title>"}),
+        (result("docs.a.test", "nxdomain", "acme.github.io"), None),  # github.io: NXDOMAIN is not the proof
+        (result("www.a.test", "ok", address="127.0.0.1"), {"u": GITHUB_404}),  # no CNAME at all
+        (result("gone.a.test", "nxdomain"), None),  # the name itself does not exist
+        (result("app.a.test", "ok", "old.herokuapp.com", address="54.0.0.1"), {"u": b"<h1>Welcome</h1>"}),
+    ],
+)
 def test_not_findings(dns_result, bodies):
     assert check(dns_result.name, dns_result, bodies) is None
 
 
 # ---- against the lab and loopback servers --------------------------------------------
 
+
 async def test_lab_dangling_found_cdn_not_flagged():
     with Lab(standard_ports=False) as lab:
         est = lab.estate
         options = DnsOptions(nameservers=[lab.info["nameserver"]], timeout=1.0, retries=2)
-        findings = await collect(sorted(est.hosts), options,
-                                 web=(("http", lab.info["http_port"]), ("https", lab.info["https_port"])))
+        findings = await collect(
+            sorted(est.hosts), options, web=(("http", lab.info["http_port"]), ("https", lab.info["https_port"]))
+        )
     assert {f.name for f in findings} == {d["name"] for d in est.dangling}
     for f in findings:
         dangling = next(d for d in est.dangling if d["name"] == f.name)
-        assert (f.cname, f.provider, f.evidence, f.confidence) == (dangling["target"], dangling["provider"],
-                                                                   "nxdomain", "high")
+        assert (f.cname, f.provider, f.evidence, f.confidence) == (
+            dangling["target"],
+            dangling["provider"],
+            "nxdomain",
+            "high",
+        )
     assert not {c["name"] for c in est.cdn} & {f.name for f in findings}
 
 
@@ -114,9 +158,11 @@ async def test_body_signature_over_http():
             "promo.example.test": {"CNAME": ["x.herokuapp.com"]},  # NXDOMAIN
         }
         with FakeDNS(zone) as dns:
-            findings = await collect(sorted({n for n in zone if n.endswith("example.test")}),
-                                     DnsOptions(nameservers=[dns.address], timeout=0.5, retries=1),
-                                     web=(("http", web.port),))
+            findings = await collect(
+                sorted({n for n in zone if n.endswith("example.test")}),
+                DnsOptions(nameservers=[dns.address], timeout=0.5, retries=1),
+                web=(("http", web.port),),
+            )
         hosts = {r.headers.get("host") for r in web.requests}
     found = {f.name: f for f in findings}
     assert set(found) == {"blog.example.test", "promo.example.test"}
@@ -127,7 +173,9 @@ async def test_body_signature_over_http():
 
 
 async def test_check_many_takes_dns_results():
-    results = [result("promo.a.test", "nxdomain", "old.herokuapp.com"),
-               result("assets.a.test", "ok", "d1.cloudfront.net", address="127.0.0.9")]
+    results = [
+        result("promo.a.test", "nxdomain", "old.herokuapp.com"),
+        result("assets.a.test", "ok", "d1.cloudfront.net", address="127.0.0.9"),
+    ]
     findings = await collect(results, fetch=False)
     assert [f.name for f in findings] == ["promo.a.test"]

@@ -68,12 +68,20 @@ async def test_create_project_scan_watch_and_open_results(thread_backend):
             await until(pilot, finished, what="the scan to finish")
             assert "running" in seen_states
             scans = app.query_one("#scans", DataTable)
-            await until(pilot, lambda: scans.row_count == 1 and "done" in str(scans.get_row_at(0)[1]),
-                        what="the scan row to say done")
+            await until(
+                pilot,
+                lambda: scans.row_count == 1 and "done" in str(scans.get_row_at(0)[1]),
+                what="the scan row to say done",
+            )
 
             await pilot.press("r")
-            await until(pilot, lambda: app.screen.query("#table-hosts")
-                        and app.screen.query_one("#table-hosts", DataTable).row_count >= 3, what="results")
+            await until(
+                pilot,
+                lambda: (
+                    app.screen.query("#table-hosts") and app.screen.query_one("#table-hosts", DataTable).row_count >= 3
+                ),
+                what="results",
+            )
             await pilot.press("4")  # HTTP tab
             http = app.screen.query_one("#table-http", DataTable)
             assert http.row_count == 2  # www and api (a CNAME to www)
@@ -123,10 +131,15 @@ async def test_cancel_from_the_dashboard(thread_backend, slow_estate):
     app = AssetMonApp()
     async with app.run_test(size=SIZE) as pilot:
         await launch_scan(pilot, app, e.dns.address)
-        await until(pilot, lambda: app.query_one(ScanPanel).progress
-                    and app.query_one(ScanPanel).progress.modules.get("http")
-                    and app.query_one(ScanPanel).progress.modules["http"].status == "running",
-                    what="http running")
+        await until(
+            pilot,
+            lambda: (
+                app.query_one(ScanPanel).progress
+                and app.query_one(ScanPanel).progress.modules.get("http")
+                and app.query_one(ScanPanel).progress.modules["http"].status == "running"
+            ),
+            what="http running",
+        )
         await pilot.press("c")
         await until(pilot, lambda: not app.query(ScanPanel), timeout=10, what="the panel to go")
     (scan,) = repo.list_scans(project_id)

@@ -13,8 +13,8 @@ import pytest
 from test_events import World, fake_scan, project_with_targets
 from test_notify import receiver  # noqa: F401  (fixture)
 
+from assetmon_tui.core.modules import NAMES as MODULES
 from assetmon_tui.events import compute_events
-from assetmon_tui.pipeline import MODULES
 from assetmon_tui.store import monitor
 from assetmon_tui.store.blobs import save_blob
 
@@ -22,8 +22,10 @@ SIZE = (80, 24)
 SECRET = "AKIAREALSECRETVALUE1"
 REDACTED = "AKIA…LUE1"
 HOSTILE = "[bold]boom[/bold] \x1b]0;pwned\x07 [link=http://x]y[/link]"
-JS = (b"/*\x1b]0;pwned\x07[bold]x[/bold]*/function init(){var cfg={key:'AKIAREALSECRETVALUE1',region:'eu'};"
-      b"if(cfg.key){return cfg}return null}")
+JS = (
+    b"/*\x1b]0;pwned\x07[bold]x[/bold]*/function init(){var cfg={key:'AKIAREALSECRETVALUE1',region:'eu'};"
+    b"if(cfg.key){return cfg}return null}"
+)
 SHOTS = Path(os.environ.get("ASSETMON_SHOTS", "/tmp/assetmon-shots"))
 
 
@@ -82,8 +84,11 @@ async def until(pilot, condition, timeout: float = 10.0, what: str = "condition"
 
 async def started(pilot):
     a = pilot.app
-    await until(pilot, lambda: a.dispatcher is not None and a.project_id is not None
-                and a.query_one("#scans").row_count > 0, what="the dashboard")
+    await until(
+        pilot,
+        lambda: a.dispatcher is not None and a.project_id is not None and a.query_one("#scans").row_count > 0,
+        what="the dashboard",
+    )
 
 
 def shot(a, name: str) -> None:
@@ -92,6 +97,7 @@ def shot(a, name: str) -> None:
 
 
 # -- events -----------------------------------------------------------------------------------
+
 
 async def test_events_feed_acknowledge_and_header_count(data):
     project, _, second = data
@@ -118,8 +124,14 @@ async def test_events_feed_acknowledge_and_header_count(data):
         # the severity filter (a minimum) hides info events; u keeps new ones only
         await pilot.press("s", "s")  # all -> low -> medium
         await until(pilot, lambda: "severity ≥ medium" in screen_text(a), what="the severity filter")
-        await until(pilot, lambda: table.row_count and all(str(table.get_row_at(i)[3]) in ("medium", "high", "critical")
-                                                           for i in range(table.row_count)), what="filtered rows")
+        await until(
+            pilot,
+            lambda: (
+                table.row_count
+                and all(str(table.get_row_at(i)[3]) in ("medium", "high", "critical") for i in range(table.row_count))
+            ),
+            what="filtered rows",
+        )
         assert table.row_count < new
         await pilot.press("s", "s", "s")  # high, critical, back to all
         await until(pilot, lambda: table.row_count == new, what="all events again")
@@ -149,6 +161,7 @@ async def test_events_feed_acknowledge_and_header_count(data):
 
 
 # -- findings -----------------------------------------------------------------------------------
+
 
 async def test_findings_reveal_hide_hostile_context_and_js_view(data):
     async with app().run_test(size=SIZE) as pilot:
@@ -220,6 +233,7 @@ async def test_js_view_falls_back_to_the_raw_text_on_timeout(data, monkeypatch):
 
 # -- diff and trends -----------------------------------------------------------------------------
 
+
 async def test_diff_of_two_scans_and_trends(data):
     project, first, second = data
     async with app().run_test(size=SIZE) as pilot:
@@ -258,6 +272,7 @@ async def test_diff_of_two_scans_and_trends(data):
 
 
 # -- schedule -------------------------------------------------------------------------------------
+
 
 async def test_schedule_form_rejects_bad_cron_and_saves_an_interval(data):
     project, _, _ = data
@@ -309,6 +324,7 @@ async def test_due_schedules_run_in_thread_mode(data, monkeypatch):
 
 # -- notifiers ----------------------------------------------------------------------------------
 
+
 async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):  # noqa: F811
     project, _, _ = data
     async with app().run_test(size=SIZE) as pilot:
@@ -341,6 +357,7 @@ async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):  # noq
 
 
 # -- export ---------------------------------------------------------------------------------------
+
 
 async def test_export_writes_a_json_file(data, tmp_path, monkeypatch):
     _, first, second = data

@@ -28,8 +28,8 @@ POLL = 5.0  # seconds between looks at the schedule table
 
 def submit(project_id: int, modules: list[str], options: dict) -> int:
     """Create the scan row and queue it on Celery; the task id is recorded first."""
+    from assetmon_tui.core.modules import check_modules
     from assetmon_tui.dispatch import CeleryBackend
-    from assetmon_tui.pipeline import check_modules
 
     modules = check_modules(modules)
     if not repo.list_targets(project_id):

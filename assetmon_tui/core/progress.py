@@ -58,7 +58,7 @@ class Progress:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Progress":
+    def from_dict(cls, data: dict) -> Progress:
         data = dict(data)
         data["modules"] = {k: ModuleProgress(**v) for k, v in data.get("modules", {}).items()}
         known = cls.__dataclass_fields__

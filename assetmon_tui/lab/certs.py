@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import ssl
 import tempfile
-from functools import lru_cache
+from functools import cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,24 +24,34 @@ def _name(cn: str, org: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days)))
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
+) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ca(org: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(f"{org} Lab Root CA", f"{org} Lab")
-    cert = (_builder(name, name, key, 3650)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        _builder(name, name, key, 3650)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
-@lru_cache(maxsize=None)
+@cache
 def certificate_pem(names: tuple[str, ...], org: str, self_signed: bool) -> tuple[bytes, bytes]:
     """(certificate chain PEM, private key PEM) for `names`; names[0] is the CN."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -51,12 +61,15 @@ def certificate_pem(names: tuple[str, ...], org: str, self_signed: bool) -> tupl
     else:
         issuer_key, ca = _ca(org)
         issuer_name, chain = ca.subject, [ca]
-    cert = (_builder(subject, issuer_name, key, 397)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-            .sign(issuer_key, hashes.SHA256()))
+    cert = (
+        _builder(subject, issuer_name, key, 397)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
     pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain])
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return pem, key_pem
 
 

@@ -32,9 +32,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    lab = Lab(args.domain, args.mutate, args.hosts, args.seed, args.host, dns_port=args.port_dns,
-              ct_port=args.port_ct, http_port=args.port_http, https_port=args.port_https,
-              standard_ports=not args.free_ports)
+    lab = Lab(
+        args.domain,
+        args.mutate,
+        args.hosts,
+        args.seed,
+        args.host,
+        dns_port=args.port_dns,
+        ct_port=args.port_ct,
+        http_port=args.port_http,
+        https_port=args.port_https,
+        standard_ports=not args.free_ports,
+    )
     stop = threading.Event()
     bump = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

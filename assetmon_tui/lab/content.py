@@ -40,66 +40,123 @@ _LOGIN_FORM = (
 
 PROFILES: dict[str, Profile] = {
     "wordpress": Profile(
-        "Apache/2.4.58 (Ubuntu)", (("X-Powered-By", "PHP/8.2.12"),), (),
-        ("Apache", "PHP", "WordPress", "jQuery"), "wordpress",
+        "Apache/2.4.58 (Ubuntu)",
+        (("X-Powered-By", "PHP/8.2.12"),),
+        (),
+        ("Apache", "PHP", "WordPress", "jQuery"),
+        "wordpress",
         head='<meta name="generator" content="WordPress 6.4.2" />\n'
         "<link rel='stylesheet' href='/wp-content/themes/acme/style.css?ver=6.4.2' />\n"
         "<script src='/wp-includes/js/jquery/jquery.min.js?ver=3.7.1'></script>",
         body='<img src="/wp-content/uploads/2024/03/hero.jpg" alt="">',
     ),
     "laravel": Profile(
-        "nginx/1.24.0", (("X-Powered-By", "PHP/8.2.12"),), ("XSRF-TOKEN", "laravel_session"),
-        ("Nginx", "PHP", "Laravel", "jQuery"), head='<meta name="csrf-token" content="{token}">\n' + _JQUERY,
+        "nginx/1.24.0",
+        (("X-Powered-By", "PHP/8.2.12"),),
+        ("XSRF-TOKEN", "laravel_session"),
+        ("Nginx", "PHP", "Laravel", "jQuery"),
+        head='<meta name="csrf-token" content="{token}">\n' + _JQUERY,
     ),
     "java": Profile(
-        "nginx/1.22.1", (), ("JSESSIONID",), ("Nginx", "Java"),
+        "nginx/1.22.1",
+        (),
+        ("JSESSIONID",),
+        ("Nginx", "Java"),
         body='<a href="/app/index.jsp;jsessionid={token}">Enter</a>',
     ),
     "aspnet": Profile(
-        "Microsoft-IIS/10.0", (("X-Powered-By", "ASP.NET"), ("X-AspNet-Version", "4.0.30319")),
-        ("ASP.NET_SessionId",), ("IIS", "ASP.NET"), "iis",
+        "Microsoft-IIS/10.0",
+        (("X-Powered-By", "ASP.NET"), ("X-AspNet-Version", "4.0.30319")),
+        ("ASP.NET_SessionId",),
+        ("IIS", "ASP.NET"),
+        "iis",
         body='<input type="hidden" name="__VIEWSTATE" id="__VIEWSTATE" value="/wEPDwUK{token}" />',
     ),
     "express": Profile(
-        "nginx/1.24.0", (("X-Powered-By", "Express"),), ("connect.sid",), ("Nginx", "Express", "Node.js"),
+        "nginx/1.24.0",
+        (("X-Powered-By", "Express"),),
+        ("connect.sid",),
+        ("Nginx", "Express", "Node.js"),
     ),
-    "static": Profile("nginx/1.24.0", (), (), ("Nginx", "jQuery", "Bootstrap"),
-                      head='<link rel="stylesheet" href="/css/bootstrap-5.3.2.min.css">\n' + _JQUERY),
-    "react": Profile("nginx/1.24.0", (), (), ("Nginx", "React", "webpack"), "acme",
-                     body='<noscript>You need to enable JavaScript to run this app.</noscript><div id="root"></div>'),
+    "static": Profile(
+        "nginx/1.24.0",
+        (),
+        (),
+        ("Nginx", "jQuery", "Bootstrap"),
+        head='<link rel="stylesheet" href="/css/bootstrap-5.3.2.min.css">\n' + _JQUERY,
+    ),
+    "react": Profile(
+        "nginx/1.24.0",
+        (),
+        (),
+        ("Nginx", "React", "webpack"),
+        "acme",
+        body='<noscript>You need to enable JavaScript to run this app.</noscript><div id="root"></div>',
+    ),
     "jenkins": Profile(
-        "Jetty(10.0.18)", (("X-Jenkins", "2.426.1"), ("X-Hudson", "1.395")), ("JSESSIONID.3f2a9c1e",),
-        ("Jenkins", "Jetty", "Java"), "jenkins", login="/login",
+        "Jetty(10.0.18)",
+        (("X-Jenkins", "2.426.1"), ("X-Hudson", "1.395")),
+        ("JSESSIONID.3f2a9c1e",),
+        ("Jenkins", "Jetty", "Java"),
+        "jenkins",
+        login="/login",
     ),
-    "grafana": Profile("nginx/1.24.0", (("X-Frame-Options", "deny"),), ("redirect_to",), ("Grafana", "Nginx"),
-                       "grafana", login="/login",
-                       head='<script nonce="">window.grafanaBootData = {"settings":{"buildInfo":{"version":"10.2.3"}}};</script>'),
-    "gitlab": Profile("nginx", (("X-Gitlab-Meta", '{"correlation_id":"01HQ"}'),), ("_gitlab_session",),
-                      ("GitLab", "Nginx", "Ruby on Rails"), "gitlab", login="/users/sign_in",
-                      head='<meta content="GitLab" property="og:site_name">'),
+    "grafana": Profile(
+        "nginx/1.24.0",
+        (("X-Frame-Options", "deny"),),
+        ("redirect_to",),
+        ("Grafana", "Nginx"),
+        "grafana",
+        login="/login",
+        head='<script nonce="">window.grafanaBootData = {"settings":{"buildInfo":{"version":"10.2.3"}}};</script>',
+    ),
+    "gitlab": Profile(
+        "nginx",
+        (("X-Gitlab-Meta", '{"correlation_id":"01HQ"}'),),
+        ("_gitlab_session",),
+        ("GitLab", "Nginx", "Ruby on Rails"),
+        "gitlab",
+        login="/users/sign_in",
+        head='<meta content="GitLab" property="og:site_name">',
+    ),
     "login": Profile("nginx/1.24.0", (), ("SESSION",), ("Nginx",), login="/login"),
     "apache_default": Profile("Apache/2.4.58 (Ubuntu)", (), (), ("Apache",)),
     "iis_default": Profile("Microsoft-IIS/10.0", (), (), ("IIS",), "iis"),
     "cloudfront": Profile(
-        "AmazonS3", (("Via", "1.1 6a1b2c3d4e5f.cloudfront.net (CloudFront)"), ("X-Cache", "Hit from cloudfront"),
-                     ("X-Amz-Cf-Pop", "FRA56-P1")), (), ("Amazon CloudFront", "Amazon S3"),
+        "AmazonS3",
+        (
+            ("Via", "1.1 6a1b2c3d4e5f.cloudfront.net (CloudFront)"),
+            ("X-Cache", "Hit from cloudfront"),
+            ("X-Amz-Cf-Pop", "FRA56-P1"),
+        ),
+        (),
+        ("Amazon CloudFront", "Amazon S3"),
     ),
 }
 
 # Fixed titles for default pages (they do not name the host, like the real ones).
 DEFAULT_TITLES = {"apache_default": "Apache2 Ubuntu Default Page: It works", "iis_default": "IIS Windows Server"}
 
-_FAVICON_COLOURS = {"generic": (90, 90, 90), "wordpress": (33, 117, 155), "iis": (0, 120, 215),
-                    "jenkins": (210, 60, 50), "grafana": (245, 120, 30), "gitlab": (226, 67, 41),
-                    "acme": (20, 160, 90)}
+_FAVICON_COLOURS = {
+    "generic": (90, 90, 90),
+    "wordpress": (33, 117, 155),
+    "iis": (0, 120, 215),
+    "jenkins": (210, 60, 50),
+    "grafana": (245, 120, 30),
+    "gitlab": (226, 67, 41),
+    "acme": (20, 160, 90),
+}
 
 
 def _png(rgb: tuple[int, int, int], size: int = 16) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     row = b"\x00" + bytes(rgb) * size
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * size, 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * size, 9)) + chunk(b"IEND", b"")
+    )
 
 
 def favicon(key: str) -> bytes:
@@ -112,11 +169,19 @@ def favicon(key: str) -> bytes:
 
 
 _STATIC_FILES = {
-    "/js/jquery-3.7.1.min.js": ("application/javascript",
-                                b"/*! jQuery v3.7.1 | (c) OpenJS Foundation and other contributors | jquery.org/license */\n"
-                                b"!function(e,t){\"use strict\";e.jQuery=e.$=function(){return{}}}(window);\n"),
-    "/wp-includes/js/jquery/jquery.min.js": ("application/javascript", b"/*! jQuery v3.7.1 | (c) OpenJS Foundation */\n"),
-    "/css/bootstrap-5.3.2.min.css": ("text/css", b"/*!\n * Bootstrap  v5.3.2 (https://getbootstrap.com/)\n */:root{--bs-blue:#0d6efd}\n"),
+    "/js/jquery-3.7.1.min.js": (
+        "application/javascript",
+        b"/*! jQuery v3.7.1 | (c) OpenJS Foundation and other contributors | jquery.org/license */\n"
+        b'!function(e,t){"use strict";e.jQuery=e.$=function(){return{}}}(window);\n',
+    ),
+    "/wp-includes/js/jquery/jquery.min.js": (
+        "application/javascript",
+        b"/*! jQuery v3.7.1 | (c) OpenJS Foundation */\n",
+    ),
+    "/css/bootstrap-5.3.2.min.css": (
+        "text/css",
+        b"/*!\n * Bootstrap  v5.3.2 (https://getbootstrap.com/)\n */:root{--bs-blue:#0d6efd}\n",
+    ),
 }
 
 
@@ -124,6 +189,7 @@ _STATIC_FILES = {
 class Plant:
     """Something written into a JS bundle: a secret or an API endpoint.
     `where` is "main", "chunk" or "map" (only in the source map's sourcesContent)."""
+
     kind: str  # secret kind, or "endpoint"
     value: str
     where: str
@@ -175,8 +241,10 @@ def _bundle(vh: VHost, domain: str, plants: list[Plant], rng: random.Random) -> 
     chunks = {}
     for i, cid in enumerate(chunk_ids):
         lines = chunk_lines if i == 0 else ['const o=e=>e.toLocaleString("en-US")']
-        js = (f'"use strict";(self.webpackChunkacme_app=self.webpackChunkacme_app||[]).push([[{cid}],'
-              f'{{{cid * 7}:(e,t,n)=>{{n.d(t,{{Z:()=>o}});' + ";".join(lines) + "}}]);\n")
+        js = (
+            f'"use strict";(self.webpackChunkacme_app=self.webpackChunkacme_app||[]).push([[{cid}],'
+            f"{{{cid * 7}:(e,t,n)=>{{n.d(t,{{Z:()=>o}});" + ";".join(lines) + "}}]);\n"
+        )
         chunks[cid] = (_short_hash(js), js)
     chunk_map = "{" + ",".join(f'{c}:"{h}"' for c, (h, _) in chunks.items()) + "}"  # webpack: {473:"bedbe7f0"}
     main_lines = [p.code for p in plants if p.where == "main"]
@@ -193,10 +261,17 @@ def _bundle(vh: VHost, domain: str, plants: list[Plant], rng: random.Random) -> 
     main_path = f"/static/js/main.{main_hash}.js"
     main += f"//# sourceMappingURL=main.{main_hash}.js.map\n"
     # The source map holds readable sources, including lines the minifier dropped.
-    config_src = (f'// Build-time configuration for {vh.name}\nexport const API = "https://api.{domain}";\n'
-                  + "\n".join(p.code for p in plants if p.where in ("main", "map")) + "\n")
+    config_src = (
+        f'// Build-time configuration for {vh.name}\nexport const API = "https://api.{domain}";\n'
+        + "\n".join(p.code for p in plants if p.where in ("main", "map"))
+        + "\n"
+    )
     smap = {
-        "version": 3, "file": main_path.lstrip("/"), "sourceRoot": "", "names": [], "mappings": ";;AAAA,SAASA",
+        "version": 3,
+        "file": main_path.lstrip("/"),
+        "sourceRoot": "",
+        "names": [],
+        "mappings": ";;AAAA,SAASA",
         "sources": ["webpack://acme-app/./src/config.js", "webpack://acme-app/./src/api/client.js"],
         "sourcesContent": [config_src, "\n".join(chunk_lines) + "\n"],
     }
@@ -211,10 +286,20 @@ def _bundle(vh: VHost, domain: str, plants: list[Plant], rng: random.Random) -> 
     return main_path
 
 
-def build_vhost(name: str, address: str, profile: str, title: str, domain: str, *,
-                links: list[str] = (), https_only: bool = False, plants: list[Plant] | None = None,
-                header_overrides: dict[str, str] | None = None, canonical: str | None = None,
-                seed: object = "") -> VHost:
+def build_vhost(
+    name: str,
+    address: str,
+    profile: str,
+    title: str,
+    domain: str,
+    *,
+    links: list[str] = (),
+    https_only: bool = False,
+    plants: list[Plant] | None = None,
+    header_overrides: dict[str, str] | None = None,
+    canonical: str | None = None,
+    seed: object = "",
+) -> VHost:
     prof = PROFILES[profile]
     rng = random.Random(f"vhost:{seed}:{name}")
     headers = {"Server": prof.server, **dict(prof.headers), **(header_overrides or {})}
@@ -222,7 +307,9 @@ def build_vhost(name: str, address: str, profile: str, title: str, domain: str, 
     page = _page(vh, prof, list(links), fakes.hexdigits(rng, 32))
     if plants is not None:  # a single-page app: the page loads the bundle
         main_path = _bundle(vh, domain, plants, rng)
-        page = page.replace(b'<div id="root"></div>', f'<div id="root"></div><script defer src="{main_path}"></script>'.encode())
+        page = page.replace(
+            b'<div id="root"></div>', f'<div id="root"></div><script defer src="{main_path}"></script>'.encode()
+        )
     vh.files[vh.page_path()] = ("text/html; charset=utf-8", page)
     vh.files["/favicon.ico"] = ("image/x-icon", favicon(prof.favicon))
     for path, item in _STATIC_FILES.items():

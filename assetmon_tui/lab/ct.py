@@ -23,8 +23,10 @@ from .web_server import Request, Response
 ISSUERS = (
     (183267, "C=US, O=Let's Encrypt, CN=R3"),
     (295814, "C=US, O=Let's Encrypt, CN=E5"),
-    (1397, "C=GB, ST=Greater Manchester, L=Salford, O=Sectigo Limited, "
-           "CN=Sectigo RSA Domain Validation Secure Server CA"),
+    (
+        1397,
+        "C=GB, ST=Greater Manchester, L=Salford, O=Sectigo Limited, CN=Sectigo RSA Domain Validation Secure Server CA",
+    ),
 )
 _EPOCH = dt.datetime(2024, 1, 15, 8, 0, 0)
 _RENEWED = 3  # certificates whose first name is a "popular" one get this many generations
@@ -49,21 +51,23 @@ def build_entries(seed: int, groups: list[tuple[int, tuple[str, ...]]]) -> list[
         generations = _RENEWED if names[0].split(".")[0] in ("www", "*", "api", "mail") else 1
         for gen in range(generations):
             not_before = first + dt.timedelta(days=60 * gen)
-            serial = "%036x" % _stable_int(seed, names, gen, bits=144)
+            serial = f"{_stable_int(seed, names, gen, bits=144):036x}"
             for kind in ("precert", "cert"):
                 logged = not_before + dt.timedelta(hours=1, seconds=17 if kind == "cert" else 0)
-                rows.append({
-                    "issuer_ca_id": ca_id,
-                    "issuer_name": issuer,
-                    "common_name": names[0],
-                    "name_value": "\n".join(sorted(set(names))),
-                    "id": 10_000_000_000 + _stable_int(seed, names, gen, kind, bits=32),
-                    "entry_timestamp": _fmt(logged, millis=True),
-                    "not_before": _fmt(not_before),
-                    "not_after": _fmt(not_before + dt.timedelta(days=90)),
-                    "serial_number": serial,
-                    "result_count": len(set(names)) + 1,
-                })
+                rows.append(
+                    {
+                        "issuer_ca_id": ca_id,
+                        "issuer_name": issuer,
+                        "common_name": names[0],
+                        "name_value": "\n".join(sorted(set(names))),
+                        "id": 10_000_000_000 + _stable_int(seed, names, gen, kind, bits=32),
+                        "entry_timestamp": _fmt(logged, millis=True),
+                        "not_before": _fmt(not_before),
+                        "not_after": _fmt(not_before + dt.timedelta(days=90)),
+                        "serial_number": serial,
+                        "result_count": len(set(names)) + 1,
+                    }
+                )
     rows.sort(key=lambda r: r["id"])
     return rows
 
@@ -92,12 +96,18 @@ def handler(get_entries: Callable[[], list[dict]]):
         if req.path != "/":
             return Response(404, {"Content-Type": "text/plain"}, b"Not Found\n")
         params = {k: v[-1] for k, v in parse_qs(req.query).items()}
-        rows = search(get_entries(), params.get("q", ""), params.get("deduplicate", "").upper() == "Y") \
-            if params.get("q") else []
+        rows = (
+            search(get_entries(), params.get("q", ""), params.get("deduplicate", "").upper() == "Y")
+            if params.get("q")
+            else []
+        )
         if params.get("output") == "json":
             return Response(200, {"Content-Type": "application/json"}, json.dumps(rows).encode())
         table = "".join(f"<tr><td>{r['id']}</td><td>{html.escape(r['name_value'])}</td></tr>" for r in rows)
-        return Response(200, {"Content-Type": "text/html; charset=utf-8"},
-                        f"<html><title>crt.sh | lab</title><table>{table}</table></html>".encode())
+        return Response(
+            200,
+            {"Content-Type": "text/html; charset=utf-8"},
+            f"<html><title>crt.sh | lab</title><table>{table}</table></html>".encode(),
+        )
 
     return handle

@@ -101,7 +101,7 @@ async def _tcp_connection(get_estate, reader: asyncio.StreamReader, writer: asyn
                 break
             writer.write(struct.pack(">H", len(wire)) + wire)
             await writer.drain()
-    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
         writer.close()

@@ -21,20 +21,152 @@ from . import content, ct, fakes
 from .content import Plant, VHost
 
 COMMON_WORDS = (
-    "www", "mail", "webmail", "smtp", "pop", "imap", "ftp", "sftp", "ssh", "mx", "mx2", "ns1", "ns2",
-    "api", "dev", "staging", "stage", "test", "qa", "uat", "preprod", "prod", "vpn", "admin", "portal",
-    "cdn", "static", "assets", "img", "images", "media", "files", "download", "uploads", "shop", "store",
-    "blog", "news", "forum", "community", "git", "gitlab", "jenkins", "ci", "build", "grafana", "kibana",
-    "prometheus", "metrics", "logs", "sentry", "jira", "confluence", "wiki", "docs", "help", "support",
-    "status", "app", "dashboard", "login", "sso", "auth", "id", "account", "my", "intranet", "extranet",
-    "remote", "owa", "autodiscover", "exchange", "m", "mobile", "beta", "demo", "sandbox", "backup", "db",
-    "mysql", "redis", "cache", "monitor", "nagios", "search", "crm", "erp", "hr", "careers", "jobs",
-    "partners", "legacy", "old", "secure", "vault", "bastion", "proxy", "gateway", "lb", "edge", "web",
-    "cloud", "office", "chat", "meet", "promo", "marketing", "events", "analytics", "payments", "billing",
-    "pay", "checkout", "console", "panel", "internal", "corp", "registry", "docker", "harbor", "k8s",
+    "www",
+    "mail",
+    "webmail",
+    "smtp",
+    "pop",
+    "imap",
+    "ftp",
+    "sftp",
+    "ssh",
+    "mx",
+    "mx2",
+    "ns1",
+    "ns2",
+    "api",
+    "dev",
+    "staging",
+    "stage",
+    "test",
+    "qa",
+    "uat",
+    "preprod",
+    "prod",
+    "vpn",
+    "admin",
+    "portal",
+    "cdn",
+    "static",
+    "assets",
+    "img",
+    "images",
+    "media",
+    "files",
+    "download",
+    "uploads",
+    "shop",
+    "store",
+    "blog",
+    "news",
+    "forum",
+    "community",
+    "git",
+    "gitlab",
+    "jenkins",
+    "ci",
+    "build",
+    "grafana",
+    "kibana",
+    "prometheus",
+    "metrics",
+    "logs",
+    "sentry",
+    "jira",
+    "confluence",
+    "wiki",
+    "docs",
+    "help",
+    "support",
+    "status",
+    "app",
+    "dashboard",
+    "login",
+    "sso",
+    "auth",
+    "id",
+    "account",
+    "my",
+    "intranet",
+    "extranet",
+    "remote",
+    "owa",
+    "autodiscover",
+    "exchange",
+    "m",
+    "mobile",
+    "beta",
+    "demo",
+    "sandbox",
+    "backup",
+    "db",
+    "mysql",
+    "redis",
+    "cache",
+    "monitor",
+    "nagios",
+    "search",
+    "crm",
+    "erp",
+    "hr",
+    "careers",
+    "jobs",
+    "partners",
+    "legacy",
+    "old",
+    "secure",
+    "vault",
+    "bastion",
+    "proxy",
+    "gateway",
+    "lb",
+    "edge",
+    "web",
+    "cloud",
+    "office",
+    "chat",
+    "meet",
+    "promo",
+    "marketing",
+    "events",
+    "analytics",
+    "payments",
+    "billing",
+    "pay",
+    "checkout",
+    "console",
+    "panel",
+    "internal",
+    "corp",
+    "registry",
+    "docker",
+    "harbor",
+    "k8s",
 )
-NONWEB_WORDS = frozenset({"mail", "smtp", "pop", "imap", "ftp", "sftp", "ssh", "mx", "mx2", "ns1", "ns2",
-                          "db", "mysql", "redis", "cache", "backup", "bastion", "lb", "edge", "proxy"})
+NONWEB_WORDS = frozenset(
+    {
+        "mail",
+        "smtp",
+        "pop",
+        "imap",
+        "ftp",
+        "sftp",
+        "ssh",
+        "mx",
+        "mx2",
+        "ns1",
+        "ns2",
+        "db",
+        "mysql",
+        "redis",
+        "cache",
+        "backup",
+        "bastion",
+        "lb",
+        "edge",
+        "proxy",
+    }
+)
 
 WEB_POOL = tuple(f"127.0.1.{i}" for i in range(1, 9))  # shared web listeners (virtual hosting)
 LEGACY_ADDRESS = "127.0.1.250"  # its HTTPS listener presents the self-signed SAN certificate
@@ -44,16 +176,30 @@ IPV6_WEB = "::1"  # AAAA of the apex and www
 DEFAULT_WEB_HOSTS = 150
 GENERATED_NONWEB = 100
 ENVS = ("prod", "stg", "uat", "qa", "int")
-SVCS = ("orders", "billing", "search", "auth", "media", "reports", "catalog", "payments", "notify",
-        "ledger", "inventory", "tracking", "pricing", "returns", "loyalty", "shipping")
+SVCS = (
+    "orders",
+    "billing",
+    "search",
+    "auth",
+    "media",
+    "reports",
+    "catalog",
+    "payments",
+    "notify",
+    "ledger",
+    "inventory",
+    "tracking",
+    "pricing",
+    "returns",
+    "loyalty",
+    "shipping",
+)
 GENERATED_PROFILES = ("java", "express", "laravel", "aspnet", "static", "login")
 
 # Names no wordlist will guess; each is discoverable from one place only.
-SAN_ONLY_WEB = {"kx9-internal-billing": ("java", "Billing (internal)"),
-                "zq7-payroll-sso": ("aspnet", "Payroll SSO")}
+SAN_ONLY_WEB = {"kx9-internal-billing": ("java", "Billing (internal)"), "zq7-payroll-sso": ("aspnet", "Payroll SSO")}
 SAN_ONLY_OTHER = ("ops-vault-3f",)
-CT_ONLY_WEB = {"mdm-enroll-eu": ("aspnet", "Device enrollment"),
-               "uat-partner-api-2": ("express", "Partner API (UAT)")}
+CT_ONLY_WEB = {"mdm-enroll-eu": ("aspnet", "Device enrollment"), "uat-partner-api-2": ("express", "Partner API (UAT)")}
 CT_ONLY_OTHER = ("stg-edge-lb-04",)
 CT_STALE = ("old-intranet-2019", "tmp-migration-17")  # logged once, no longer in DNS
 HTML_ONLY = "partners-hub-eu"  # linked from www's page
@@ -61,23 +207,49 @@ JS_ONLY = "reporting-svc-7"  # referenced from app's JS chunk
 
 # rel name -> (profile, title); "{Org}" is the capitalised first label of the domain.
 FIXED_WEB = {
-    "": ("wordpress", "{Org} Corp"), "www": ("wordpress", "{Org} Corp — Home"),
-    "blog": ("wordpress", "{Org} Blog – News from {Org}"), "shop": ("laravel", "{Org} Shop"),
-    "api": ("express", "{Org} API"), "app": ("react", "{Org} App"), "portal": ("react", "{Org} Customer Portal"),
-    "dev": ("react", "{Org} App (dev)"), "staging": ("react", "{Org} App (staging)"),
-    "admin": ("login", "{Org} Admin — Sign in"), "jenkins": ("jenkins", "Sign in [Jenkins]"),
-    "grafana": ("grafana", "Grafana"), "git": ("gitlab", "Sign in · GitLab"), "vpn": ("login", "{Org} VPN — Sign in"),
-    "owa": ("aspnet", "Outlook"), "autodiscover": ("iis_default", ""), "status": ("static", "{Org} Status"),
-    "cdn": ("static", "{Org} CDN"), "static": ("static", "{Org} static files"), "careers": ("java", "Careers at {Org}"),
-    "legacy": ("apache_default", ""), "docs": ("static", "{Org} Docs"), "assets": ("cloudfront", "{Org} assets"),
-    **SAN_ONLY_WEB, **CT_ONLY_WEB,
-    HTML_ONLY: ("laravel", "{Org} Partner Hub"), JS_ONLY: ("express", "Reporting service"),
+    "": ("wordpress", "{Org} Corp"),
+    "www": ("wordpress", "{Org} Corp — Home"),
+    "blog": ("wordpress", "{Org} Blog – News from {Org}"),
+    "shop": ("laravel", "{Org} Shop"),
+    "api": ("express", "{Org} API"),
+    "app": ("react", "{Org} App"),
+    "portal": ("react", "{Org} Customer Portal"),
+    "dev": ("react", "{Org} App (dev)"),
+    "staging": ("react", "{Org} App (staging)"),
+    "admin": ("login", "{Org} Admin — Sign in"),
+    "jenkins": ("jenkins", "Sign in [Jenkins]"),
+    "grafana": ("grafana", "Grafana"),
+    "git": ("gitlab", "Sign in · GitLab"),
+    "vpn": ("login", "{Org} VPN — Sign in"),
+    "owa": ("aspnet", "Outlook"),
+    "autodiscover": ("iis_default", ""),
+    "status": ("static", "{Org} Status"),
+    "cdn": ("static", "{Org} CDN"),
+    "static": ("static", "{Org} static files"),
+    "careers": ("java", "Careers at {Org}"),
+    "legacy": ("apache_default", ""),
+    "docs": ("static", "{Org} Docs"),
+    "assets": ("cloudfront", "{Org} assets"),
+    **SAN_ONLY_WEB,
+    **CT_ONLY_WEB,
+    HTML_ONLY: ("laravel", "{Org} Partner Hub"),
+    JS_ONLY: ("express", "Reporting service"),
 }
-FIXED_OTHER = {"mail": "127.0.2.1", "bastion": "127.0.2.2", "cache": "127.0.2.3", "mx2": "127.0.2.4",
-               "backup": "127.0.2.5", "ns1": NS_ADDRESSES[0], "ns2": NS_ADDRESSES[1]}
+FIXED_OTHER = {
+    "mail": "127.0.2.1",
+    "bastion": "127.0.2.2",
+    "cache": "127.0.2.3",
+    "mx2": "127.0.2.4",
+    "backup": "127.0.2.5",
+    "ns1": NS_ADDRESSES[0],
+    "ns2": NS_ADDRESSES[1],
+}
 HTTPS_ONLY = {"www", "app", "portal", "vpn", "git", "shop"}
-LINKS = {"www": ["blog", "shop", "careers", "status", "docs", "app", HTML_ONLY], "blog": ["www", "shop"],
-         "status": ["www", "app", "api"]}
+LINKS = {
+    "www": ["blog", "shop", "careers", "status", "docs", "app", HTML_ONLY],
+    "blog": ["www", "shop"],
+    "status": ["www", "app", "api"],
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +262,7 @@ class Record:
 @dataclass
 class Host:
     """One name inside the zone."""
+
     name: str
     a: tuple[str, ...] = ()
     aaaa: tuple[str, ...] = ()
@@ -102,6 +275,7 @@ class Host:
 class Service:
     """A non-HTTP TCP listener. `port` is nominal: the lab binds it when it can
     and otherwise a free port (Lab.info["services"] has the real one)."""
+
     name: str
     address: str
     port: int
@@ -175,7 +349,7 @@ class Estate:
 
     # ---- level 0 ----------------------------------------------------------
     def _base(self) -> None:
-        special = {"legacy": LEGACY_ADDRESS, **{n: LEGACY_ADDRESS for n in SAN_ONLY_WEB}}
+        special = {"legacy": LEGACY_ADDRESS, **dict.fromkeys(SAN_ONLY_WEB, LEGACY_ADDRESS)}
         for rel, (profile, title) in FIXED_WEB.items():
             self._add_web(rel, profile, title, special.get(rel))
         self._other.update(FIXED_OTHER)
@@ -193,12 +367,16 @@ class Estate:
         self._plant_bundles()
         org = self.org.lower()
         self.services = [
-            Service(self.fqdn("mail"), FIXED_OTHER["mail"], 25, "smtp", f"220 {self.fqdn('mail')} ESMTP Postfix (Ubuntu)"),
+            Service(
+                self.fqdn("mail"), FIXED_OTHER["mail"], 25, "smtp", f"220 {self.fqdn('mail')} ESMTP Postfix (Ubuntu)"
+            ),
             Service(self.fqdn("bastion"), FIXED_OTHER["bastion"], 22, "ssh", "SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13"),
             Service(self.fqdn("cache"), FIXED_OTHER["cache"], 6379, "redis", ""),
         ]
         self.dangling = [{"name": self.fqdn("promo"), "target": f"{org}-old-promo.herokuapp.com", "provider": "heroku"}]
-        self.cdn = [{"name": self.fqdn("assets"), "target": f"d3k9x7q2m1{org[:4]}.cloudfront.net", "provider": "cloudfront"}]
+        self.cdn = [
+            {"name": self.fqdn("assets"), "target": f"d3k9x7q2m1{org[:4]}.cloudfront.net", "provider": "cloudfront"}
+        ]
         self.chain = [self.fqdn("docs"), f"{org}-docs.cdn-provider.test", "edge.cdn-provider.test"]
         self.wildcards = {f"dyn.{self.domain}": WILDCARD_ADDRESS}
         self.san_names = [self.fqdn("legacy")] + [self.fqdn(n) for n in (*SAN_ONLY_WEB, *SAN_ONLY_OTHER)]
@@ -213,7 +391,7 @@ class Estate:
         for rel in names[:GENERATED_NONWEB]:
             self._other[rel] = self._other_address(rel)
             self._generated_other.append(rel)
-        for rel in names[GENERATED_NONWEB:GENERATED_NONWEB + web_needed]:
+        for rel in names[GENERATED_NONWEB : GENERATED_NONWEB + web_needed]:
             env, svc, _ = rel.split("-")
             self._add_web(rel, rng.choice(GENERATED_PROFILES), f"{{Org}} {svc.capitalize()} ({env}) {rel}")
             self._generated_web.append(rel)
@@ -229,31 +407,62 @@ class Estate:
             "app": [
                 Plant("aws_access_key_id", akid, "main", f'const AWS_ACCESS_KEY_ID="{akid}";'),
                 Plant("aws_secret_access_key", skey, "main", f'const AWS_SECRET_ACCESS_KEY="{skey}";'),
-                Plant("stripe_secret_key", s := secret("stripe", fakes.stripe_live_key), "main",
-                      f'const stripe=window.Stripe&&window.Stripe("{s}");'),
-                Plant("endpoint", "/api/v1/users", "main",
-                      'function listUsers(){return fetch("/api/v1/users",{credentials:"include"}).then(e=>e.json())}'),
-                Plant("endpoint", "${API}/v2/orders/${id}", "main",
-                      "const getOrder=id=>fetch(`${API}/v2/orders/${id}`).then(e=>e.json());"),
-                Plant("endpoint", "/api/v1/auth/login", "main",
-                      'const login=b=>fetch("/api/v1/auth/login",{method:"POST",body:JSON.stringify(b)});'),
-                Plant("github_pat", g := secret("github", fakes.github_token), "chunk",
-                      f'const GH_TOKEN="{g}"'),
-                Plant("endpoint", f"https://api.{d}/graphql", "chunk",
-                      f'const GQL="https://api.{d}/graphql";const o=q=>fetch(GQL,{{method:"POST",'
-                      'headers:{Authorization:"token "+GH_TOKEN},body:JSON.stringify({query:q})})'),
-                Plant("endpoint", f"https://{JS_ONLY}.{d}/v1/export", "chunk",
-                      f'const exportCsv=()=>fetch("https://{JS_ONLY}.{d}/v1/export")'),
-                Plant("google_api_key", k := secret("google", fakes.google_api_key), "map",
-                      f'// const MAPS_KEY = "{k}"; // old store locator, remove after migration'),
+                Plant(
+                    "stripe_secret_key",
+                    s := secret("stripe", fakes.stripe_live_key),
+                    "main",
+                    f'const stripe=window.Stripe&&window.Stripe("{s}");',
+                ),
+                Plant(
+                    "endpoint",
+                    "/api/v1/users",
+                    "main",
+                    'function listUsers(){return fetch("/api/v1/users",{credentials:"include"}).then(e=>e.json())}',
+                ),
+                Plant(
+                    "endpoint",
+                    "${API}/v2/orders/${id}",
+                    "main",
+                    "const getOrder=id=>fetch(`${API}/v2/orders/${id}`).then(e=>e.json());",
+                ),
+                Plant(
+                    "endpoint",
+                    "/api/v1/auth/login",
+                    "main",
+                    'const login=b=>fetch("/api/v1/auth/login",{method:"POST",body:JSON.stringify(b)});',
+                ),
+                Plant("github_pat", g := secret("github", fakes.github_token), "chunk", f'const GH_TOKEN="{g}"'),
+                Plant(
+                    "endpoint",
+                    f"https://api.{d}/graphql",
+                    "chunk",
+                    f'const GQL="https://api.{d}/graphql";const o=q=>fetch(GQL,{{method:"POST",'
+                    'headers:{Authorization:"token "+GH_TOKEN},body:JSON.stringify({query:q})})',
+                ),
+                Plant(
+                    "endpoint",
+                    f"https://{JS_ONLY}.{d}/v1/export",
+                    "chunk",
+                    f'const exportCsv=()=>fetch("https://{JS_ONLY}.{d}/v1/export")',
+                ),
+                Plant(
+                    "google_api_key",
+                    k := secret("google", fakes.google_api_key),
+                    "map",
+                    f'// const MAPS_KEY = "{k}"; // old store locator, remove after migration',
+                ),
             ],
             "portal": [
-                Plant("slack_bot_token", t := secret("slack", fakes.slack_bot_token), "main",
-                      f'const SLACK_TOKEN="{t}";'),
-                Plant("endpoint", "/api/v1/tickets", "main",
-                      'const tickets=()=>fetch("/api/v1/tickets").then(e=>e.json());'),
-                Plant("endpoint", f"https://api.{d}/graphql", "chunk",
-                      f'const GQL="https://api.{d}/graphql"'),
+                Plant(
+                    "slack_bot_token", t := secret("slack", fakes.slack_bot_token), "main", f'const SLACK_TOKEN="{t}";'
+                ),
+                Plant(
+                    "endpoint",
+                    "/api/v1/tickets",
+                    "main",
+                    'const tickets=()=>fetch("/api/v1/tickets").then(e=>e.json());',
+                ),
+                Plant("endpoint", f"https://api.{d}/graphql", "chunk", f'const GQL="https://api.{d}/graphql"'),
             ],
             "dev": [Plant("endpoint", "/api/v1/health", "main", 'const health=()=>fetch("/api/v1/health");')],
             "staging": [Plant("endpoint", "/api/v1/health", "main", 'const health=()=>fetch("/api/v1/health");')],
@@ -261,14 +470,18 @@ class Estate:
 
     def _base_ct(self) -> None:
         in_ct = [r for r in self._web if r not in (*SAN_ONLY_WEB, HTML_ONLY, JS_ONLY, "legacy", "", "www")]
-        groups = [("*." + self.domain, self.domain), ("www." + self.domain, self.domain),
-                  (f"*.dyn.{self.domain}",), (self.fqdn("mail"), self.fqdn("mx2"))]
+        groups = [
+            ("*." + self.domain, self.domain),
+            ("www." + self.domain, self.domain),
+            (f"*.dyn.{self.domain}",),
+            (self.fqdn("mail"), self.fqdn("mx2")),
+        ]
         generated = sorted(self._generated_web + self._generated_other)
         groups += [(self.fqdn(r),) for r in sorted(in_ct) if r not in generated]
         # promo's certificate outlived the Heroku app it pointed to
         groups += [(self.fqdn(r),) for r in (*CT_ONLY_OTHER, *CT_STALE, "promo")]
         self._rng("ct").shuffle(generated)
-        groups += [tuple(self.fqdn(r) for r in generated[i:i + 3]) for i in range(0, len(generated), 3)]
+        groups += [tuple(self.fqdn(r) for r in generated[i : i + 3]) for i in range(0, len(generated), 3)]
         self._ct = [(0, g) for g in groups]
 
     # ---- mutations --------------------------------------------------------
@@ -305,9 +518,18 @@ class Estate:
         for rel, w in self._web.items():
             plants = self._plants.get(rel, []) if w.profile == "react" else None
             vh = content.build_vhost(
-                self.fqdn(rel), w.address, w.profile, w.title, d, links=[self.fqdn(x) for x in LINKS.get(rel, [])],
-                https_only=rel in HTTPS_ONLY, plants=plants, header_overrides=w.headers,
-                canonical=self.fqdn("www") if rel == "" else None, seed=self.seed)  # the apex 301s to www
+                self.fqdn(rel),
+                w.address,
+                w.profile,
+                w.title,
+                d,
+                links=[self.fqdn(x) for x in LINKS.get(rel, [])],
+                https_only=rel in HTTPS_ONLY,
+                plants=plants,
+                header_overrides=w.headers,
+                canonical=self.fqdn("www") if rel == "" else None,
+                seed=self.seed,
+            )  # the apex 301s to www
             self.vhosts[vh.name] = vh
         placed = [(vh.name, p, path) for vh in self.vhosts.values() for p, path in vh.placements]
         self.secrets = [Secret(p.kind, p.value, host, path) for host, p, path in placed if p.kind != "endpoint"]
@@ -338,8 +560,10 @@ class Estate:
             recs[item["name"]] = [Record("CNAME", item["target"])]
         token = fakes.hexdigits(self._rng("txt"), 43)
         recs[d] += [
-            Record("NS", self.fqdn("ns1")), Record("NS", self.fqdn("ns2")),
-            Record("MX", (10, self.fqdn("mail"))), Record("MX", (20, self.fqdn("mx2"))),
+            Record("NS", self.fqdn("ns1")),
+            Record("NS", self.fqdn("ns2")),
+            Record("MX", (10, self.fqdn("mail"))),
+            Record("MX", (20, self.fqdn("mx2"))),
             Record("TXT", "v=spf1 mx ip4:127.0.2.0/24 -all"),
             Record("TXT", f"google-site-verification={token}"),
             Record("SOA", (self.fqdn("ns1"), f"hostmaster.{d}", (2024011500 + self.mutate, 3600, 600, 1209600, 300))),
@@ -378,8 +602,13 @@ class Estate:
             if rel in COMMON_WORDS:
                 found[n].add("wordlist")
             self.hosts[n] = Host(
-                n, tuple(r.value for r in recs if r.rtype == "A"), tuple(r.value for r in recs if r.rtype == "AAAA"),
-                next((r.value for r in recs if r.rtype == "CNAME"), None), n in self.vhosts, frozenset(found[n]))
+                n,
+                tuple(r.value for r in recs if r.rtype == "A"),
+                tuple(r.value for r in recs if r.rtype == "AAAA"),
+                next((r.value for r in recs if r.rtype == "CNAME"), None),
+                n in self.vhosts,
+                frozenset(found[n]),
+            )
 
     # ---- queries ---------------------------------------------------------
     def lookup(self, name: str) -> list[Record] | None:
@@ -439,9 +668,19 @@ class Estate:
         return diff(self.at(a), self.at(b))
 
 
-DIFF_KEYS = ("hosts_added", "hosts_removed", "titles_changed", "headers_changed", "ports_opened",
-             "ports_closed", "secrets_added", "secrets_removed", "endpoints_added", "endpoints_removed",
-             "ct_names_added")
+DIFF_KEYS = (
+    "hosts_added",
+    "hosts_removed",
+    "titles_changed",
+    "headers_changed",
+    "ports_opened",
+    "ports_closed",
+    "secrets_added",
+    "secrets_removed",
+    "endpoints_added",
+    "endpoints_removed",
+    "ct_names_added",
+)
 
 
 def diff(old: Estate, new: Estate) -> dict[str, list]:
@@ -455,14 +694,18 @@ def diff(old: Estate, new: Estate) -> dict[str, list]:
             out["titles_changed"].append({"host": name, "old": o.title, "new": n.title})
         for h in sorted(o.headers.keys() | n.headers.keys()):
             if o.headers.get(h) != n.headers.get(h):
-                out["headers_changed"].append({"host": name, "header": h, "old": o.headers.get(h), "new": n.headers.get(h)})
+                out["headers_changed"].append(
+                    {"host": name, "header": h, "old": o.headers.get(h), "new": n.headers.get(h)}
+                )
 
     def keyed(items, key):
         return {key(i): i for i in items}
 
-    for kind, attr, key in (("ports", "services", lambda s: (s.address, s.port)),
-                            ("secrets", "secrets", lambda s: (s.host, s.kind, s.value)),
-                            ("endpoints", "endpoints", lambda e: (e.host, e.value))):
+    for kind, attr, key in (
+        ("ports", "services", lambda s: (s.address, s.port)),
+        ("secrets", "secrets", lambda s: (s.host, s.kind, s.value)),
+        ("endpoints", "endpoints", lambda e: (e.host, e.value)),
+    ):
         a, b = keyed(getattr(old, attr), key), keyed(getattr(new, attr), key)
         added, removed = ("ports_opened", "ports_closed") if kind == "ports" else (f"{kind}_added", f"{kind}_removed")
         out[added] = [asdict(b[k]) for k in sorted(b.keys() - a.keys())]

@@ -100,9 +100,20 @@ def _quiet_exceptions(loop: asyncio.AbstractEventLoop, context: dict) -> None:
 class Lab:
     """The offline target. `with Lab() as lab: lab.info[...]`, or `async with`."""
 
-    def __init__(self, domain: str = "acme.test", mutate: int = 0, hosts: int | None = None, seed: int = 1,
-                 host: str = "127.0.0.1", *, dns_port: int = 0, ct_port: int = 0, http_port: int | None = None,
-                 https_port: int | None = None, standard_ports: bool = True):
+    def __init__(
+        self,
+        domain: str = "acme.test",
+        mutate: int = 0,
+        hosts: int | None = None,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        *,
+        dns_port: int = 0,
+        ct_port: int = 0,
+        http_port: int | None = None,
+        https_port: int | None = None,
+        standard_ports: bool = True,
+    ):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the lab only listens on loopback, not {host}")
         self.estate = Estate(domain, seed, hosts, mutate)
@@ -138,7 +149,12 @@ class Lab:
             for s in socks:
                 s.close()
             raise
-        self.ports = {"dns": tcp.getsockname()[1], "ct": ct_sock.getsockname()[1], "http": http_port, "https": https_port}
+        self.ports = {
+            "dns": tcp.getsockname()[1],
+            "ct": ct_sock.getsockname()[1],
+            "http": http_port,
+            "https": https_port,
+        }
         contexts = self._tls_contexts()
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_exceptions)
@@ -214,7 +230,7 @@ class Lab:
         ct_handler = ct.handler(lambda: self.estate.ct_entries)
         self._servers.append(await web_server.serve(ct_handler, ct_sock, "http"))
         app = web_server.vhost_handler(self._current, self.ports)
-        for address, hsock, ssock in zip(self._web_addresses, http_socks, https_socks):
+        for address, hsock, ssock in zip(self._web_addresses, http_socks, https_socks, strict=False):
             ctx = contexts["legacy"] if address == LEGACY_ADDRESS else contexts["shared"]
             self._servers.append(await web_server.serve(app, hsock, "http"))
             self._servers.append(await web_server.serve(app, ssock, "https", ctx))
@@ -249,8 +265,10 @@ class Lab:
         est, org = self.estate, self.estate.org
         shared = certs.server_context((est.domain, f"*.{est.domain}", f"*.dyn.{est.domain}"), org)
         # SNI: a CDN's own hostname gets the CDN's wildcard certificate, as on the real CDN.
-        provider = {item["target"]: certs.server_context(("*." + item["target"].split(".", 1)[1],), "CDN Provider")
-                    for item in est.cdn}
+        provider = {
+            item["target"]: certs.server_context(("*." + item["target"].split(".", 1)[1],), "CDN Provider")
+            for item in est.cdn
+        }
 
         def pick(sslobj, server_name, _ctx):
             if server_name in provider:
@@ -262,16 +280,30 @@ class Lab:
     def _make_info(self) -> dict[str, Any]:
         est, p = self.estate, self.ports
         return {
-            "domain": est.domain, "seed": est.seed, "mutate": est.mutate, "hosts": len(est.web_names),
+            "domain": est.domain,
+            "seed": est.seed,
+            "mutate": est.mutate,
+            "hosts": len(est.web_names),
             "nameserver": f"{self.host}:{p['dns']}",
             "ct_url": url("http", self.host, p["ct"]),
-            "http_port": p["http"], "https_port": p["https"],
+            "http_port": p["http"],
+            "https_port": p["https"],
             "http": [url("http", n, p["http"]) for n in est.web_names],
             "https": [url("https", n, p["https"]) for n in est.web_names],
             "addresses": est.addresses(),
-            "listeners": {"http": [_hostport(a, p["http"]) for a in self._web_addresses],
-                          "https": [_hostport(a, p["https"]) for a in self._web_addresses]},
-            "services": [{"name": s.name, "address": s.address, "port": self._ports[(s.address, s.port)],
-                          "nominal_port": s.port, "kind": s.kind, "banner": s.banner}
-                         for s in sorted(est.services, key=lambda s: (s.address, s.port))],
+            "listeners": {
+                "http": [_hostport(a, p["http"]) for a in self._web_addresses],
+                "https": [_hostport(a, p["https"]) for a in self._web_addresses],
+            },
+            "services": [
+                {
+                    "name": s.name,
+                    "address": s.address,
+                    "port": self._ports[(s.address, s.port)],
+                    "nominal_port": s.port,
+                    "kind": s.kind,
+                    "banner": s.banner,
+                }
+                for s in sorted(est.services, key=lambda s: (s.address, s.port))
+            ],
         }

@@ -34,8 +34,11 @@ async def _smtp(svc, reader, writer) -> None:
         await writer.drain()
         verb = (await _line(reader)).split(b" ", 1)[0].upper()
         if verb in (b"EHLO", b"HELO"):
-            writer.write(f"250-{host}\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250 8BITMIME\r\n".encode()
-                         if verb == b"EHLO" else f"250 {host}\r\n".encode())
+            writer.write(
+                f"250-{host}\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250 8BITMIME\r\n".encode()
+                if verb == b"EHLO"
+                else f"250 {host}\r\n".encode()
+            )
         elif verb in (b"NOOP", b"RSET"):
             writer.write(b"250 2.0.0 Ok\r\n")
         elif verb == b"QUIT":
@@ -81,7 +84,7 @@ _PROTOCOLS = {"ssh": _ssh, "smtp": _smtp, "redis": _redis}
 async def _connection(svc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         await _PROTOCOLS[svc.kind](svc, reader, writer)
-    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError, IndexError):
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError):
         pass
     finally:
         writer.close()

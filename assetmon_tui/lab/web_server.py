@@ -60,8 +60,12 @@ def url(scheme: str, host: str, port: int, path: str = "/") -> str:
 
 def _render(resp: Response, head_only: bool, keep_alive: bool) -> bytes:
     reason = HTTPStatus(resp.status).phrase
-    lines = [f"HTTP/1.1 {resp.status} {reason}", f"Date: {formatdate(usegmt=True)}",
-             f"Content-Length: {len(resp.body)}", f"Connection: {'keep-alive' if keep_alive else 'close'}"]
+    lines = [
+        f"HTTP/1.1 {resp.status} {reason}",
+        f"Date: {formatdate(usegmt=True)}",
+        f"Content-Length: {len(resp.body)}",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+    ]
     lines += [f"{k}: {v}" for k, v in resp.headers.items()]
     lines += [f"Set-Cookie: {c}" for c in resp.cookies]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
@@ -79,11 +83,15 @@ def _parse(head: bytes, scheme: str) -> tuple[Request, str]:
     path, _, query = target.partition("?")
     if "://" in path:  # absolute-form target (proxy style): keep the path only
         path = "/" + path.split("://", 1)[1].partition("/")[2]
-    req = Request(method.upper(), target, path or "/", query, headers, scheme, host_without_port(headers.get("host", "")))
+    req = Request(
+        method.upper(), target, path or "/", query, headers, scheme, host_without_port(headers.get("host", ""))
+    )
     return req, version
 
 
-async def _connection(handler: Handler, scheme: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _connection(
+    handler: Handler, scheme: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     try:
         while True:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
@@ -102,23 +110,36 @@ async def _connection(handler: Handler, scheme: str, reader: asyncio.StreamReade
             await writer.drain()
             if not keep_alive:
                 break
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError,
-            ssl.SSLError, ValueError):
+    except (
+        TimeoutError,
+        asyncio.IncompleteReadError,
+        asyncio.LimitOverrunError,
+        ConnectionError,
+        ssl.SSLError,
+        ValueError,
+    ):
         pass  # clients that vanish or misbehave just lose their connection
     finally:
         writer.close()
 
 
 async def serve(handler: Handler, sock: socket.socket, scheme: str, ssl_context: ssl.SSLContext | None = None):
-    return await asyncio.start_server(partial(_connection, handler, scheme), sock=sock, ssl=ssl_context,
-                                      ssl_handshake_timeout=10 if ssl_context else None)
+    return await asyncio.start_server(
+        partial(_connection, handler, scheme),
+        sock=sock,
+        ssl=ssl_context,
+        ssl_handshake_timeout=10 if ssl_context else None,
+    )
 
 
 # ---- the virtual-host application ------------------------------------------
 
+
 def _nginx_404() -> Response:
-    body = (b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1>"
-            b"</center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n")
+    body = (
+        b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1>"
+        b"</center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+    )
     return Response(404, {"Server": "nginx/1.24.0", "Content-Type": "text/html"}, body)
 
 
@@ -149,8 +170,9 @@ def vhost_handler(get_estate: Callable[[], object], ports: dict[str, int]) -> Ha
             cookies = [_cookie(vh.name, c) for c in vh.cookies] if ctype.startswith("text/html") else []
             return Response(200, {**base, "Content-Type": ctype}, body, cookies)
         if req.path.startswith(("/api/", "/graphql", "/v1/", "/v2/")) and vh.profile in ("react", "express"):
-            return Response(401, {**base, "Content-Type": "application/json"},
-                            json.dumps({"error": "unauthorized"}).encode())
+            return Response(
+                401, {**base, "Content-Type": "application/json"}, json.dumps({"error": "unauthorized"}).encode()
+            )
         return Response(404, {**base, "Content-Type": "text/html"}, b"<h1>Not Found</h1>\n")
 
     return handle

@@ -22,17 +22,51 @@ GREETING_PORTS = frozenset({21, 22, 23, 25, 110, 143, 587, 2222, 3306, 5900})
 HTTP_PROBE = b"HEAD / HTTP/1.0\r\n\r\n"
 PROBES = {6379: b"PING\r\n", 6380: b"PING\r\n", 11211: b"version\r\n"}
 WEB_PORTS = frozenset(
-    {80, 81, 443, 591, 3000, 4443, 5000, 5601, 7001, 8000, 8008, 8080, 8081,
-     8088, 8443, 8800, 8880, 8888, 9000, 9090, 9200, 9443, 10443}
+    {
+        80,
+        81,
+        443,
+        591,
+        3000,
+        4443,
+        5000,
+        5601,
+        7001,
+        8000,
+        8008,
+        8080,
+        8081,
+        8088,
+        8443,
+        8800,
+        8880,
+        8888,
+        9000,
+        9090,
+        9200,
+        9443,
+        10443,
+    }
 )
 TLS_WEB_PORTS = frozenset({443, 4443, 8443, 9443, 10443})
 
 
 # Well-known services nmap's top 1000 lacks (names used when nothing answers).
 _EXTRA_NAMES = {
-    1883: "mqtt", 2375: "docker", 2376: "docker", 2379: "etcd", 4222: "nats",
-    4369: "epmd", 5672: "amqp", 6379: "redis", 6443: "kubernetes", 9092: "kafka",
-    11211: "memcached", 15672: "rabbitmq", 25672: "amqp", 27017: "mongodb",
+    1883: "mqtt",
+    2375: "docker",
+    2376: "docker",
+    2379: "etcd",
+    4222: "nats",
+    4369: "epmd",
+    5672: "amqp",
+    6379: "redis",
+    6443: "kubernetes",
+    9092: "kafka",
+    11211: "memcached",
+    15672: "rabbitmq",
+    25672: "amqp",
+    27017: "mongodb",
 }
 
 

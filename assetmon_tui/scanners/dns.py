@@ -190,6 +190,7 @@ async def resolve(
     if not unique or not options.rtypes:
         return
     resolver = make_resolver(options)
-    async for result in bounded(unique, lambda name: resolve_one(resolver, name, options.rtypes),
-                                options.concurrency, progress):
+    async for result in bounded(
+        unique, lambda name: resolve_one(resolver, name, options.rtypes), options.concurrency, progress
+    ):
         yield result

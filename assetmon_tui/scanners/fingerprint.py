@@ -16,6 +16,7 @@ re-run for versions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,10 +59,8 @@ def _parse(spec: str, tech: str) -> _Pattern | None:
         if key == "version":
             version = value
         elif key == "confidence":
-            try:
+            with contextlib.suppress(ValueError):
                 confidence = int(value)
-            except ValueError:
-                pass
     try:
         regex = re2.compile(parts[0], _OPTS)
     except re2.error:  # look-arounds and back-references are not RE2
@@ -101,8 +100,9 @@ class Rules:
     def __init__(self, data: dict):
         cats = {k: v["name"] for k, v in data.get("categories", {}).items()}
         self.techs: dict[str, dict] = data["technologies"]
-        self.categories = {name: tuple(cats.get(str(c), str(c)) for c in spec.get("cats", []))
-                           for name, spec in self.techs.items()}
+        self.categories = {
+            name: tuple(cats.get(str(c), str(c)) for c in spec.get("cats", [])) for name, spec in self.techs.items()
+        }
         self.headers: dict[str, list[_Pattern]] = {}
         self.cookies: dict[str, list[_Pattern]] = {}
         self.meta: dict[str, list[_Pattern]] = {}
@@ -119,8 +119,13 @@ class Rules:
                         p = self._compile(s, name)
                         if p is not None:
                             table.setdefault(field_name.lower(), []).append(p)
-            for key, bucket in (("html", html), ("scripts", scripts), ("scriptSrc", script_src),
-                                ("url", self.url), ("certIssuer", self.cert_issuer)):
+            for key, bucket in (
+                ("html", html),
+                ("scripts", scripts),
+                ("scriptSrc", script_src),
+                ("url", self.url),
+                ("certIssuer", self.cert_issuer),
+            ):
                 for s in _list(spec.get(key)):
                     p = self._compile(s, name)
                     if p is not None:
@@ -229,8 +234,9 @@ def _page_parts(html: str) -> tuple[dict[str, str], list[str], list[str]]:
     return meta, srcs, inline
 
 
-def detect(headers: dict[str, str], body: bytes | str = b"", url: str = "", content_type: str = "",
-           cert_issuer: str = "") -> list[Tech]:
+def detect(
+    headers: dict[str, str], body: bytes | str = b"", url: str = "", content_type: str = "", cert_issuer: str = ""
+) -> list[Tech]:
     """Technologies seen in one response. `headers` with lower-case names
     (as HttpResult.headers); `body` is only parsed when it looks like HTML."""
     r = rules()
@@ -252,10 +258,7 @@ def detect(headers: dict[str, str], body: bytes | str = b"", url: str = "", cont
     if cert_issuer:
         for p in r.cert_issuer:
             c.add(p, cert_issuer)
-    if isinstance(body, bytes):
-        body = body[:HTML_LIMIT].decode("utf-8", "replace")
-    else:
-        body = body[:HTML_LIMIT]
+    body = body[:HTML_LIMIT].decode("utf-8", "replace") if isinstance(body, bytes) else body[:HTML_LIMIT]
     is_html = "html" in content_type.lower() or body.lstrip()[:1] == "<"
     if body and is_html:
         for p in r.html.hits(body):

@@ -42,8 +42,35 @@ from .pool import bounded
 
 HTTPS_PORTS = frozenset({443, 2083, 2087, 2096, 4443, 5443, 6443, 7443, 8443, 8834, 9443, 10443})
 HTTP_PORTS = frozenset(
-    {80, 81, 591, 2082, 2086, 2095, 3000, 4200, 5000, 5601, 7001, 8000, 8008, 8080,
-     8081, 8082, 8088, 8090, 8180, 8280, 8800, 8880, 8888, 9000, 9090, 9200, 10000}
+    {
+        80,
+        81,
+        591,
+        2082,
+        2086,
+        2095,
+        3000,
+        4200,
+        5000,
+        5601,
+        7001,
+        8000,
+        8008,
+        8080,
+        8081,
+        8082,
+        8088,
+        8090,
+        8180,
+        8280,
+        8800,
+        8880,
+        8888,
+        9000,
+        9090,
+        9200,
+        10000,
+    }
 )
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 TITLE_LIMIT, HEADER_LIMIT, URL_LIMIT, MAX_HEADERS = 256, 512, 2048, 64
@@ -217,7 +244,7 @@ async def _read_body(response: httpx.Response, limit: int, deadline: float) -> t
 
 
 def _title(body: bytes, content_type: str, charset: str | None) -> str:
-    if "html" not in content_type.lower() and not body.lstrip()[:1] == b"<":
+    if "html" not in content_type.lower() and body.lstrip()[:1] != b"<":
         return ""
     try:
         text = body.decode(charset or "utf-8", "replace")
@@ -249,14 +276,21 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
     deadline = started + options.timeout
     for hop in range(options.max_redirects + 1):
         connect_host = target.address or host
-        headers = {"Host": _authority(host, port, scheme), "User-Agent": options.user_agent,
-                   "Accept": "*/*", "Accept-Encoding": "identity"}
+        headers = {
+            "Host": _authority(host, port, scheme),
+            "User-Agent": options.user_agent,
+            "Accept": "*/*",
+            "Accept-Encoding": "identity",
+        }
         sni = scheme == "https" and target.address and not _is_ip(host)
         extensions = {"sni_hostname": host} if sni else {}
         try:
             request = client.build_request(
-                "GET", f"{scheme}://{_authority(connect_host, port, scheme)}{path}",
-                headers=headers, extensions=extensions)
+                "GET",
+                f"{scheme}://{_authority(connect_host, port, scheme)}{path}",
+                headers=headers,
+                extensions=extensions,
+            )
             async with asyncio.timeout_at(deadline):
                 response = await client.send(request, stream=True)
         except Exception as exc:
@@ -292,16 +326,22 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
     return result
 
 
-async def _enrich(client: httpx.AsyncClient, target: HttpTarget, result: HttpResult, options: HttpOptions,
-                  host: str, deadline: float) -> None:
+async def _enrich(
+    client: httpx.AsyncClient, target: HttpTarget, result: HttpResult, options: HttpOptions, host: str, deadline: float
+) -> None:
     """Favicon hash, technologies and CDN hints for an answered target."""
     if result.status is None:
         return
     if options.fingerprint:
         result.cdn = cdn_hint(result.headers)
         try:
-            techs = fingerprint.detect(result.headers, result.body, result.final_url or result.url,
-                                       result.content_type, result.tls.get("issuer", ""))
+            techs = fingerprint.detect(
+                result.headers,
+                result.body,
+                result.final_url or result.url,
+                result.content_type,
+                result.tls.get("issuer", ""),
+            )
         except Exception:  # a rule bug must not cost the probe
             techs = []
         result.tech = [clean_text(t.name, 64) for t in techs]
@@ -345,20 +385,29 @@ def _favicon_url(result: HttpResult, host: str) -> str:
     return default
 
 
-async def _fetch_small(client: httpx.AsyncClient, target: HttpTarget, url: str, host: str,
-                       options: HttpOptions, deadline: float) -> bytes:
+async def _fetch_small(
+    client: httpx.AsyncClient, target: HttpTarget, url: str, host: str, options: HttpOptions, deadline: float
+) -> bytes:
     """GET a same-host URL (no redirects); the body when 200 and within the cap."""
     parts = _same_host(url, host)
     if parts is None:
         return b""
     scheme, port, path = parts
     connect_host = target.address or host
-    headers = {"Host": _authority(host, port, scheme), "User-Agent": options.user_agent,
-               "Accept": "*/*", "Accept-Encoding": "identity"}
+    headers = {
+        "Host": _authority(host, port, scheme),
+        "User-Agent": options.user_agent,
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+    }
     sni = scheme == "https" and target.address and not _is_ip(host)
     try:
-        request = client.build_request("GET", f"{scheme}://{_authority(connect_host, port, scheme)}{path}",
-                                       headers=headers, extensions={"sni_hostname": host} if sni else {})
+        request = client.build_request(
+            "GET",
+            f"{scheme}://{_authority(connect_host, port, scheme)}{path}",
+            headers=headers,
+            extensions={"sni_hostname": host} if sni else {},
+        )
         async with asyncio.timeout_at(deadline):
             response = await client.send(request, stream=True)
     except Exception:
@@ -377,6 +426,7 @@ async def _fetch_small(client: httpx.AsyncClient, target: HttpTarget, url: str, 
 
 
 # ---- TLS -----------------------------------------------------------------------
+
 
 def _peer_tls(response: httpx.Response) -> dict:
     stream = response.extensions.get("network_stream")
@@ -397,7 +447,7 @@ def cert_info(der: bytes) -> dict:
 
 
 def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _cn(name: x509.Name) -> str:
@@ -453,8 +503,9 @@ async def fetch_certificate(address: str, port: int, server_name: str | None, ti
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(address, port, ssl=context, server_hostname=sni or "",
-                                                      ssl_handshake_timeout=timeout)
+            _, writer = await asyncio.open_connection(
+                address, port, ssl=context, server_hostname=sni or "", ssl_handshake_timeout=timeout
+            )
             ssl_object = writer.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     except (OSError, TimeoutError, ssl.SSLError, ValueError):
@@ -472,26 +523,58 @@ async def fetch_certificate(address: str, port: int, server_name: str | None, ti
 
 # (header, substring of its lower-cased value or "" for presence, CDN name); first match wins.
 _CDN_HEADERS = (
-    ("cf-ray", "", "cloudflare"), ("cf-cache-status", "", "cloudflare"), ("server", "cloudflare", "cloudflare"),
-    ("x-amz-cf-id", "", "cloudfront"), ("x-amz-cf-pop", "", "cloudfront"), ("via", "cloudfront", "cloudfront"),
+    ("cf-ray", "", "cloudflare"),
+    ("cf-cache-status", "", "cloudflare"),
+    ("server", "cloudflare", "cloudflare"),
+    ("x-amz-cf-id", "", "cloudfront"),
+    ("x-amz-cf-pop", "", "cloudfront"),
+    ("via", "cloudfront", "cloudfront"),
     ("x-cache", "cloudfront", "cloudfront"),
-    ("x-fastly-request-id", "", "fastly"), ("fastly-debug-digest", "", "fastly"),
-    ("x-served-by", "cache-", "fastly"), ("via", "varnish", "fastly?"),
-    ("x-akamai-transformed", "", "akamai"), ("x-akamai-request-id", "", "akamai"), ("akamai-grn", "", "akamai"),
-    ("x-akamai-staging", "", "akamai"), ("server", "akamaighost", "akamai"), ("server", "akamainetstorage", "akamai"),
-    ("x-sucuri-id", "", "sucuri"), ("x-sucuri-cache", "", "sucuri"), ("server", "sucuri", "sucuri"),
-    ("x-iinfo", "", "imperva"), ("x-cdn", "incapsula", "imperva"), ("x-cdn", "imperva", "imperva"),
-    ("x-azure-ref", "", "azure-front-door"), ("x-msedge-ref", "", "azure-cdn"), ("x-ec-custom-error", "", "edgecast"),
-    ("server", "ecacc", "edgecast"), ("server", "ecs (", "edgecast"),
-    ("x-vercel-id", "", "vercel"), ("x-nf-request-id", "", "netlify"), ("server", "netlify", "netlify"),
-    ("server", "bunnycdn", "bunnycdn"), ("cdn-pullzone", "", "bunnycdn"), ("x-77-nzt", "", "cdn77"),
-    ("server", "cdn77", "cdn77"), ("x-hw", "", "stackpath"), ("x-sp-url", "", "stackpath"),
-    ("server", "keycdn", "keycdn"), ("x-edge-location", "", "keycdn"), ("x-cdn", "stackpath", "stackpath"),
+    ("x-fastly-request-id", "", "fastly"),
+    ("fastly-debug-digest", "", "fastly"),
+    ("x-served-by", "cache-", "fastly"),
+    ("via", "varnish", "fastly?"),
+    ("x-akamai-transformed", "", "akamai"),
+    ("x-akamai-request-id", "", "akamai"),
+    ("akamai-grn", "", "akamai"),
+    ("x-akamai-staging", "", "akamai"),
+    ("server", "akamaighost", "akamai"),
+    ("server", "akamainetstorage", "akamai"),
+    ("x-sucuri-id", "", "sucuri"),
+    ("x-sucuri-cache", "", "sucuri"),
+    ("server", "sucuri", "sucuri"),
+    ("x-iinfo", "", "imperva"),
+    ("x-cdn", "incapsula", "imperva"),
+    ("x-cdn", "imperva", "imperva"),
+    ("x-azure-ref", "", "azure-front-door"),
+    ("x-msedge-ref", "", "azure-cdn"),
+    ("x-ec-custom-error", "", "edgecast"),
+    ("server", "ecacc", "edgecast"),
+    ("server", "ecs (", "edgecast"),
+    ("x-vercel-id", "", "vercel"),
+    ("x-nf-request-id", "", "netlify"),
+    ("server", "netlify", "netlify"),
+    ("server", "bunnycdn", "bunnycdn"),
+    ("cdn-pullzone", "", "bunnycdn"),
+    ("x-77-nzt", "", "cdn77"),
+    ("server", "cdn77", "cdn77"),
+    ("x-hw", "", "stackpath"),
+    ("x-sp-url", "", "stackpath"),
+    ("server", "keycdn", "keycdn"),
+    ("x-edge-location", "", "keycdn"),
+    ("x-cdn", "stackpath", "stackpath"),
     ("x-goog-generation", "", "google-cloud-storage"),
-    ("server", "google frontend", "google"), ("x-github-request-id", "", "github-pages"),
-    ("server", "github.com", "github-pages"), ("x-cache", "varnish", "varnish"), ("server", "ddos-guard", "ddos-guard"),
-    ("server", "qrator", "qrator"), ("x-cdn-provider", "", "?"), ("server", "yunjiasu", "baidu-yunjiasu"),
-    ("x-swift-cachetime", "", "alibaba-cdn"), ("eagleid", "", "alibaba-cdn"), ("x-tencent-cdn", "", "tencent-cdn"),
+    ("server", "google frontend", "google"),
+    ("x-github-request-id", "", "github-pages"),
+    ("server", "github.com", "github-pages"),
+    ("x-cache", "varnish", "varnish"),
+    ("server", "ddos-guard", "ddos-guard"),
+    ("server", "qrator", "qrator"),
+    ("x-cdn-provider", "", "?"),
+    ("server", "yunjiasu", "baidu-yunjiasu"),
+    ("x-swift-cachetime", "", "alibaba-cdn"),
+    ("eagleid", "", "alibaba-cdn"),
+    ("x-tencent-cdn", "", "tencent-cdn"),
     ("x-bdcdn-cache-status", "", "baidu-cdn"),
 )
 

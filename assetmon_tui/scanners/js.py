@@ -88,8 +88,13 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def discover(pages: list[Page], locate: Locate, options: JsOptions, run: Analyse,
-                   progress: Callable[[int, int], None] | None = None) -> AsyncIterator[JsFile]:
+async def discover(
+    pages: list[Page],
+    locate: Locate,
+    options: JsOptions,
+    run: Analyse,
+    progress: Callable[[int, int], None] | None = None,
+) -> AsyncIterator[JsFile]:
     """Fetch and analyse every script reachable from `pages`; yield each file
     (inline scripts and source-map sources included)."""
     http = HttpOptions(concurrency=options.concurrency, timeout=options.timeout, max_body=options.max_size)

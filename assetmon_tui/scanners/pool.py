@@ -12,8 +12,12 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
-async def bounded(items: Iterable[In], fn: Callable[[In], Awaitable[Out]], concurrency: int,
-                  progress: Callable[[int, int], None] | None = None) -> AsyncIterator[Out]:
+async def bounded(
+    items: Iterable[In],
+    fn: Callable[[In], Awaitable[Out]],
+    concurrency: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> AsyncIterator[Out]:
     todo = list(items)
     total = len(todo)
     if not total:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import errno
 import ipaddress
 import re
@@ -246,16 +247,13 @@ async def scan(
     queue: asyncio.Queue[tuple] = asyncio.Queue()
 
     def post(message: tuple) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
             loop.call_soon_threadsafe(queue.put_nowait, message)
-        except RuntimeError:  # loop closed: nobody is listening any more
-            pass
 
     stop = threading.Event()
     worker = threading.Thread(
         target=_connect_scan,
-        args=(targets, _fd_cap(options.concurrency), options.timeout,
-              options.rate * len(families), stop, post),
+        args=(targets, _fd_cap(options.concurrency), options.timeout, options.rate * len(families), stop, post),
         name="assetmon-portscan",
         daemon=True,
     )

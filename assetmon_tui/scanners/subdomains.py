@@ -58,11 +58,54 @@ _LABEL = re2.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # more than once over the text).
 _CT_FIELD = re.compile(r'"(?:name_value|common_name)"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
 # Labels that usually name a zone of their own (dev.example.com has hosts below).
-ZONE_WORDS = frozenset("""
-dev development test testing qa uat stg stage staging preprod prod production sandbox demo int internal
-corp intranet lab labs perf sit dmz cloud aws azure gcp k8s kube apps svc services eu us uk de fr apac
-emea amer na asia dyn dynamic
-""".split())
+ZONE_WORDS = frozenset(
+    [
+        "dev",
+        "development",
+        "test",
+        "testing",
+        "qa",
+        "uat",
+        "stg",
+        "stage",
+        "staging",
+        "preprod",
+        "prod",
+        "production",
+        "sandbox",
+        "demo",
+        "int",
+        "internal",
+        "corp",
+        "intranet",
+        "lab",
+        "labs",
+        "perf",
+        "sit",
+        "dmz",
+        "cloud",
+        "aws",
+        "azure",
+        "gcp",
+        "k8s",
+        "kube",
+        "apps",
+        "svc",
+        "services",
+        "eu",
+        "us",
+        "uk",
+        "de",
+        "fr",
+        "apac",
+        "emea",
+        "amer",
+        "na",
+        "asia",
+        "dyn",
+        "dynamic",
+    ]
+)
 
 
 @dataclass
@@ -96,6 +139,7 @@ class Found:
 
 # ---- pure helpers -------------------------------------------------------------
 
+
 def valid_name(name: str) -> bool:
     if not name or len(name) > _MAX_NAME or "." not in name:
         return False
@@ -119,8 +163,19 @@ def _under(name: str, domains: Iterable[str]) -> bool:
 
 
 # Escapes that hide the `//` in front of a host name inside JS strings and URLs.
-_UNESCAPE = (("\\u002f", "/"), ("\\x2f", "/"), ("%2f", "/"), ("\\/", "/"), ("%3a", ":"), ("\\u003a", ":"),
-             ("&#x2f;", "/"), ("&#47;", "/"), ("\\n", " "), ("\\t", " "), ("\\r", " "))
+_UNESCAPE = (
+    ("\\u002f", "/"),
+    ("\\x2f", "/"),
+    ("%2f", "/"),
+    ("\\/", "/"),
+    ("%3a", ":"),
+    ("\\u003a", ":"),
+    ("&#x2f;", "/"),
+    ("&#47;", "/"),
+    ("\\n", " "),
+    ("\\t", " "),
+    ("\\r", " "),
+)
 
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.*")
@@ -201,8 +256,7 @@ def harvest_http(result, domains: list[str]) -> list[Found]:
     add(cert_names(getattr(result, "tls", None), domains), "san")
     add(harvest_names("\n".join(getattr(result, "redirects", []) or []), domains), "redirect")
     headers = getattr(result, "headers", {}) or {}
-    add(harvest_names("\n".join(v for k, v in headers.items() if k not in ("date", "set-cookie")), domains),
-        "header")
+    add(harvest_names("\n".join(v for k, v in headers.items() if k not in ("date", "set-cookie")), domains), "header")
     body = getattr(result, "body", b"") or b""
     if body:
         ctype = (getattr(result, "content_type", "") or "").lower()
@@ -228,6 +282,7 @@ def load_wordlist(path: str | None = None) -> list[str]:
 
 
 # ---- sources -----------------------------------------------------------------------
+
 
 def _ct_names_in(text: str) -> list[str]:
     """Unique raw names in crt.sh JSON text (complete or not), in order."""
@@ -260,17 +315,23 @@ async def ct_search(domain: str, options: SubdomainOptions) -> list[str]:
     size = 0
     try:
         async with asyncio.timeout(options.ct_timeout):
-            async with httpx.AsyncClient(trust_env=False, timeout=options.ct_timeout, follow_redirects=False,
-                                         headers={"User-Agent": "assetmon/0.1", "Accept": "application/json"}) as c:
-                async with c.stream("GET", url) as response:
-                    if response.status_code != 200:
-                        return []
-                    async for chunk in response.aiter_bytes():
-                        room = options.ct_max_bytes - size
-                        chunks.append(chunk[:room])
-                        size += min(len(chunk), room)
-                        if size >= options.ct_max_bytes:
-                            break
+            async with (
+                httpx.AsyncClient(
+                    trust_env=False,
+                    timeout=options.ct_timeout,
+                    follow_redirects=False,
+                    headers={"User-Agent": "assetmon/0.1", "Accept": "application/json"},
+                ) as c,
+                c.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    return []
+                async for chunk in response.aiter_bytes():
+                    room = options.ct_max_bytes - size
+                    chunks.append(chunk[:room])
+                    size += min(len(chunk), room)
+                    if size >= options.ct_max_bytes:
+                        break
     except (TimeoutError, httpx.HTTPError, OSError, ValueError):
         pass  # keep what arrived
     return _ct_names_in(b"".join(chunks).decode("utf-8", "replace"))
@@ -292,8 +353,12 @@ async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
         return []
     try:
         proc = await asyncio.create_subprocess_exec(
-            *_tool_command(tool, path, domain), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+            *_tool_command(tool, path, domain),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
     except OSError:
         return []
     chunks: list[bytes] = []
@@ -321,6 +386,7 @@ async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
 
 # ---- the run ----------------------------------------------------------------------
 
+
 def _answers(result: DnsResult) -> frozenset[str]:
     return frozenset(r.value for r in result.records if r.rtype in ("A", "AAAA", "CNAME"))
 
@@ -346,8 +412,13 @@ class _Wildcard:
 
 
 class _Run:
-    def __init__(self, domains: list[str], options: SubdomainOptions, in_scope: Callable[[str], bool],
-                 progress: Callable[[int, int], None] | None):
+    def __init__(
+        self,
+        domains: list[str],
+        options: SubdomainOptions,
+        in_scope: Callable[[str], bool],
+        progress: Callable[[int, int], None] | None,
+    ):
         self.roots = domains
         self.options = options
         self.in_scope = in_scope
@@ -488,8 +559,10 @@ class _Run:
 
     async def _detect_wildcard(self, zone: str) -> _Wildcard:
         rng = random.SystemRandom()
-        labels = ["".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(14))
-                  for _ in range(max(1, self.options.wildcard_probes))]
+        labels = [
+            "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(14))
+            for _ in range(max(1, self.options.wildcard_probes))
+        ]
         self.plan(len(labels))
         results = await asyncio.gather(*(self.lookup(f"{label}.{zone}") for label in labels))
         self.tick(len(labels))

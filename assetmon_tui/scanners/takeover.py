@@ -80,10 +80,20 @@ class Tables:
 
 
 def load_tables(data: dict) -> Tables:
-    providers = tuple(Provider(p["provider"], tuple(p["cname"]), tuple(p.get("fingerprints", ())),
-                               bool(p.get("nxdomain")), p.get("status", "vulnerable")) for p in data["providers"])
-    cdns = tuple(Provider(p["provider"], tuple(p["cname"]), (), bool(p.get("nxdomain")), "cdn", True)
-                 for p in data.get("cdns", ()))
+    providers = tuple(
+        Provider(
+            p["provider"],
+            tuple(p["cname"]),
+            tuple(p.get("fingerprints", ())),
+            bool(p.get("nxdomain")),
+            p.get("status", "vulnerable"),
+        )
+        for p in data["providers"]
+    )
+    cdns = tuple(
+        Provider(p["provider"], tuple(p["cname"]), (), bool(p.get("nxdomain")), "cdn", True)
+        for p in data.get("cdns", ())
+    )
     return Tables(providers, cdns)
 
 
@@ -106,13 +116,16 @@ def classify(cname: str) -> tuple[str, str] | None:
 
 def _finding(name: str, cname: str, provider: Provider, evidence: str, detail: str) -> TakeoverFinding:
     edge = provider.status == "edge"
-    if evidence == "nxdomain":
-        confidence = "high"
-    else:
-        confidence = "medium" if edge else "high"
-    return TakeoverFinding(clean_text(name, 256), clean_text(cname, 256), provider.provider, evidence,
-                           "medium" if edge and evidence == "http-body" else "high", confidence,
-                           clean_text(detail, 200))
+    confidence = "high" if evidence == "nxdomain" else "medium" if edge else "high"
+    return TakeoverFinding(
+        clean_text(name, 256),
+        clean_text(cname, 256),
+        provider.provider,
+        evidence,
+        "medium" if edge and evidence == "http-body" else "high",
+        confidence,
+        clean_text(detail, 200),
+    )
 
 
 def dangles(dns_result: DnsResult) -> bool:
@@ -123,8 +136,13 @@ def dangles(dns_result: DnsResult) -> bool:
     return bool(dns_result.cnames) and not dns_result.addresses and dns_result.status in ("nxdomain", "ok", "nodata")
 
 
-def check(name: str, dns_result: DnsResult, http_bodies: dict[str, bytes] | None = None,
-          table: Tables | None = None, target_status: str | None = None) -> TakeoverFinding | None:
+def check(
+    name: str,
+    dns_result: DnsResult,
+    http_bodies: dict[str, bytes] | None = None,
+    table: Tables | None = None,
+    target_status: str | None = None,
+) -> TakeoverFinding | None:
     """The takeover finding for `name`, or None.
 
     `dns_result`: the name's resolution with its CNAME chain (`scanners.dns`).
@@ -144,9 +162,13 @@ def check(name: str, dns_result: DnsResult, http_bodies: dict[str, bytes] | None
         # NXDOMAIN is about the end of the chain; it proves the claim only
         # when the provider's names exist exactly while a resource is claimed.
         if dangling and provider.nxdomain:
-            finding = _finding(name, cname, provider, "nxdomain",
-                               f"{chain[-1]} does not exist (NXDOMAIN)" if confirmed
-                               else f"{chain[-1]} has no address")
+            finding = _finding(
+                name,
+                cname,
+                provider,
+                "nxdomain",
+                f"{chain[-1]} does not exist (NXDOMAIN)" if confirmed else f"{chain[-1]} has no address",
+            )
             if not confirmed:
                 finding.confidence = "medium"
             return finding
@@ -202,15 +224,23 @@ async def check_many(
         if fetch and wants_body(result):
             to_fetch[result.name] = result
             continue
-        status = "nxdomain" if result.status == "nxdomain" else \
-            target_status.get(normalise(result.cnames[-1])) if result.cnames else None
+        status = (
+            "nxdomain"
+            if result.status == "nxdomain"
+            else target_status.get(normalise(result.cnames[-1]))
+            if result.cnames
+            else None
+        )
         finding = check(result.name, result, target_status=status)
         if finding is not None:
             yield finding
     if not to_fetch:
         return
-    targets = [HttpTarget(name, port, scheme, address=r.addresses[0] if r.addresses else None)
-               for name, r in to_fetch.items() for scheme, port in web]
+    targets = [
+        HttpTarget(name, port, scheme, address=r.addresses[0] if r.addresses else None)
+        for name, r in to_fetch.items()
+        for scheme, port in web
+    ]
     options = http_options or HttpOptions(timeout=5.0, max_body=BODY_LIMIT)
     options = HttpOptions(**{**options.__dict__, "favicon": False, "fingerprint": False, "tls_info": False})
     bodies: dict[str, dict[str, bytes]] = {name: {} for name in to_fetch}

@@ -32,7 +32,7 @@ def _clip(line: str, value: str) -> str:
         return line
     at = max(0, line.find(value))
     start = max(0, at - _LINE_CAP // 3)
-    return line[start:start + _LINE_CAP]
+    return line[start : start + _LINE_CAP]
 
 
 def _raw_lines(text: str, start: int, end: int, n: int) -> list[str]:
@@ -56,8 +56,9 @@ def _raw_lines(text: str, start: int, end: int, n: int) -> list[str]:
     return text[lo:hi].split("\n")
 
 
-def context_lines(text: str, start: int, end: int, n: int, value: str, redacted: str,
-                  *, beautify: bool = True) -> tuple[str, ...]:
+def context_lines(
+    text: str, start: int, end: int, n: int, value: str, redacted: str, *, beautify: bool = True
+) -> tuple[str, ...]:
     """About `n` lines either side of text[start:end], with `value` replaced by
     `redacted`. Minified code (long lines) is beautified in a window first."""
     # Look for the line's ends only _LONG_LINE away: not finding one is the answer.
@@ -72,10 +73,10 @@ def context_lines(text: str, start: int, end: int, n: int, value: str, redacted:
         # start the window after a statement or item boundary when one is close
         cut = max(text.rfind(ch, lo, max(lo, start - WINDOW // 2)) for ch in ";,{}")
         lo = cut + 1 if cut >= 0 else lo
-        pretty = _beautify(text[lo:min(len(text), end + WINDOW)]).split("\n")
+        pretty = _beautify(text[lo : min(len(text), end + WINDOW)]).split("\n")
         hit = next((i for i, ln in enumerate(pretty) if value[:40] in ln), None)
         if hit is not None:
-            lines = pretty[max(0, hit - n): hit + n + 1]
+            lines = pretty[max(0, hit - n) : hit + n + 1]
     if not lines:
         lines = _raw_lines(text, start, end, n)
     # Redact before clipping, so a clipped line cannot keep part of the secret;
@@ -139,7 +140,7 @@ def beautify_file(text: str, timeout: float = 30.0, cache_dir: str | Path | None
         except concurrent.futures.TimeoutError:
             with _lock:
                 _kill_pool()
-            raise TimeoutError(f"beautifying {len(text)} characters took over {timeout}s")
+            raise TimeoutError(f"beautifying {len(text)} characters took over {timeout}s") from None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")

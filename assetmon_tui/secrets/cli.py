@@ -11,8 +11,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from assetmon_tui.core.sanitize import clean_text
 
@@ -21,8 +21,37 @@ from .engine import SecretFinding, scan_bytes
 MAX_BYTES = 10_000_000
 FETCH_TIMEOUT = 20.0
 SCAN_SUFFIXES = frozenset(
-    ".js .mjs .cjs .jsx .ts .tsx .map .html .htm .json .env .txt .yml .yaml .xml .conf .cfg "
-    ".ini .properties .toml .config .vue .svelte .php .py .rb .go .java .sh".split()
+    [
+        ".js",
+        ".mjs",
+        ".cjs",
+        ".jsx",
+        ".ts",
+        ".tsx",
+        ".map",
+        ".html",
+        ".htm",
+        ".json",
+        ".env",
+        ".txt",
+        ".yml",
+        ".yaml",
+        ".xml",
+        ".conf",
+        ".cfg",
+        ".ini",
+        ".properties",
+        ".toml",
+        ".config",
+        ".vue",
+        ".svelte",
+        ".php",
+        ".py",
+        ".rb",
+        ".go",
+        ".java",
+        ".sh",
+    ]
 )
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 
@@ -102,13 +131,11 @@ def _inputs(target: str) -> Iterator[tuple[str, bytes | InputError]]:
 def _text_line(f: SecretFinding, reveal: bool) -> str:
     secret = clean_text(f.secret if reveal else f.redacted, 200)
     where = clean_text(f"{f.source}:{f.line}:{f.column}", 300)
-    return (f"{f.severity.upper():8} {f.confidence:6} {clean_text(f.rule_id, 60):32} "
-            f"{where}  {secret}")
+    return f"{f.severity.upper():8} {f.confidence:6} {clean_text(f.rule_id, 60):32} {where}  {secret}"
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="assetmon secrets",
-                                     description="Find secrets in files, folders and URLs.")
+    parser = argparse.ArgumentParser(prog="assetmon secrets", description="Find secrets in files, folders and URLs.")
     parser.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
     parser.add_argument("--json", action="store_true", help="one JSON object per finding")
     parser.add_argument("--reveal", action="store_true", help="print secrets in full")
@@ -127,17 +154,24 @@ def _run(args: argparse.Namespace) -> int:
         for source, content in _inputs(target):
             if isinstance(content, InputError):
                 errors += 1
-                print(f"assetmon secrets: cannot read {clean_text(str(content), 500)}",
-                      file=sys.stderr)
+                print(f"assetmon secrets: cannot read {clean_text(str(content), 500)}", file=sys.stderr)
                 continue
             for f in scan_bytes(content, source, max_size=MAX_BYTES):
                 findings += 1
                 if args.json:
                     d = f.to_dict(reveal=args.reveal)
-                    record = {"source": d["source"], "line": f.line, "column": f.column,
-                              "rule": f.rule_id, "title": f.title, "severity": f.severity,
-                              "confidence": f.confidence, "secret": d["secret"],
-                              "fingerprint": f.fingerprint, "context": list(f.context)}
+                    record = {
+                        "source": d["source"],
+                        "line": f.line,
+                        "column": f.column,
+                        "rule": f.rule_id,
+                        "title": f.title,
+                        "severity": f.severity,
+                        "confidence": f.confidence,
+                        "secret": d["secret"],
+                        "fingerprint": f.fingerprint,
+                        "context": list(f.context),
+                    }
                     print(json.dumps(record, ensure_ascii=True))
                 else:
                     print(_text_line(f, args.reveal))

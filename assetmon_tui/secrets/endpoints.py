@@ -21,12 +21,30 @@ _MAX_LITERAL = 2000
 _PLACEHOLDER = re2.compile(r"\$\{([^{}]{0,200})\}")
 _IDENT = re2.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _HOST = re2.compile(r"^(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,63}$|^localhost$|^\d{1,3}(?:\.\d{1,3}){3}$")
-_PATH_SHAPE = re2.compile(r"^/[A-Za-z0-9_{}][A-Za-z0-9_\-.~%:@{}]*(?:/[A-Za-z0-9_\-.~%:@{}]*)*"
-                          r"(?:\?[^#]*)?(?:#.*)?$")
+_PATH_SHAPE = re2.compile(
+    r"^/[A-Za-z0-9_{}][A-Za-z0-9_\-.~%:@{}]*(?:/[A-Za-z0-9_\-.~%:@{}]*)*"
+    r"(?:\?[^#]*)?(?:#.*)?$"
+)
 _DATE_PART = re2.compile(r"(?i)^(?:y{2,4}|m{1,4}|d{1,4}|h{1,2}|s{1,2})$")
 _MIME = re2.compile(r"^/?(?:text|application|image|audio|video|font|multipart|model)/[\w.+\-]+$")
-_ASSET_EXT = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".webp", ".css", ".woff",
-              ".woff2", ".ttf", ".eot", ".otf", ".mp3", ".mp4", ".map")
+_ASSET_EXT = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".svg",
+    ".ico",
+    ".webp",
+    ".css",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".eot",
+    ".otf",
+    ".mp3",
+    ".mp4",
+    ".map",
+)
 _NOISE_HOSTS = ("www.w3.org", "ns.adobe.com", "purl.org", "schemas.xmlsoap.org")
 _TRAILING = ".,;:)'!*"
 
@@ -61,11 +79,13 @@ def _path_ok(path: str) -> bool:
 def _template(body: str) -> str | None:
     """`${base}/v2/orders/${id}` -> "/v2/orders/{id}"; None if not URL-like."""
     first = _PLACEHOLDER.search(body)
-    if first and first.start() == 0 and body[first.end():first.end() + 1] in ("/", ""):
-        body = body[first.end():]  # a leading `${base}` is the origin, not a path
+    if first and first.start() == 0 and body[first.end() : first.end() + 1] in ("/", ""):
+        body = body[first.end() :]  # a leading `${base}` is the origin, not a path
+
     def name(m) -> str:
         idents = _IDENT.findall(m.group(1))
         return "{" + (idents[-1] if idents else "param") + "}"
+
     value = _PLACEHOLDER.sub(name, body)
     if value.startswith(("http://", "https://", "ws://", "wss://")):
         return value if _absolute_ok(value) else None
@@ -93,7 +113,7 @@ def extract_endpoints(js_text: str, base_url: str | None = None) -> list[Endpoin
         if m.end() - m.start() > _MAX_LITERAL:
             continue
         url = m.group(0).decode("utf-8", "replace").rstrip(_TRAILING)
-        if data[m.end():m.end() + 1] == b"{" or m.start() in templates:
+        if data[m.end() : m.end() + 1] == b"{" or m.start() in templates:
             continue  # part of a template literal, reported above
         if _absolute_ok(url):
             add("absolute", url, m.start())
@@ -104,7 +124,7 @@ def extract_endpoints(js_text: str, base_url: str | None = None) -> list[Endpoin
 
     items = sorted(found.items(), key=lambda kv: kv[1])
     out = []
-    for ((kind, value), _), (line, col, _) in zip(items, positions(data, [o for _, o in items])):
+    for ((kind, value), _), (line, col, _) in zip(items, positions(data, [o for _, o in items]), strict=False):
         if kind == "absolute" or value.startswith(("http://", "https://", "ws://", "wss://")):
             url = value
         else:

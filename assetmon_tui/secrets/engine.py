@@ -133,12 +133,11 @@ def _pem_block(data: bytes, m_end: int, begin: bytes) -> int | None:
     body_end = v.pem_body(data, m_end, min(len(data), m_end + _PEM_LIMIT))
     if body_end is None:
         return None
-    end_line = b"-----END" + begin[len(b"-----BEGIN"):]
+    end_line = b"-----END" + begin[len(b"-----BEGIN") :]
     return body_end + len(end_line) if data.startswith(end_line, body_end) else None
 
 
-def _judge(c: _Compiled, s: int, e: int, name: bytes | None, data: bytes,
-           value: str) -> str | None:
+def _judge(c: _Compiled, s: int, e: int, name: bytes | None, data: bytes, value: str) -> str | None:
     rule = c.rule
     fixed = rule.specificity == 3
     if rule.check and not rule.check(value):
@@ -147,8 +146,7 @@ def _judge(c: _Compiled, s: int, e: int, name: bytes | None, data: bytes,
         return _REJECT if fixed or rule.specificity == 2 else None
     if rule.min_entropy and v.entropy(value) < rule.min_entropy:
         return _REJECT if fixed else None
-    if c.near is not None and not c.near.search(data, max(0, s - NEAR_BYTES),
-                                                min(len(data), e + NEAR_BYTES)):
+    if c.near is not None and not c.near.search(data, max(0, s - NEAR_BYTES), min(len(data), e + NEAR_BYTES)):
         return None
     if name is not None:
         return _judge_generic(rule, name.decode("utf-8", "replace"), value)
@@ -181,6 +179,7 @@ def _candidates(data: bytes):
 def _resolve_overlaps(cands: list) -> list:
     """Keep the most specific, then most confident, then longest hit where
     spans overlap; a rejected specific token hides generic hits on it."""
+
     def priority(c):
         s, e, rule, _, verdict = c
         return (rule.specificity, verdict != _REJECT, _CONF_RANK.get(verdict, 0), e - s, -s)
@@ -206,16 +205,36 @@ def scan_text(text: str, source: str, *, context_lines: int = 3) -> list[SecretF
     data = text.encode("utf-8", "replace")  # lone surrogates become one '?' each
     found = _resolve_overlaps(list(_candidates(data)))
     out = []
-    for (s, e, rule, value, confidence), (line, col, char_off) in zip(
-            found, positions(data, [c[0] for c in found])):
+    for (_s, _e, rule, value, confidence), (line, col, char_off) in zip(
+        found, positions(data, [c[0] for c in found]), strict=False
+    ):
         redacted = redact(value)
         ctx = ()
         if context_lines > 0:
-            ctx = _context_lines(text, char_off, char_off + len(value), context_lines,
-                                 value, redacted, beautify=len(out) < _MAX_BEAUTIFIED)
-        out.append(SecretFinding(rule.id, rule.title, rule.severity, confidence, source,
-                                 line, col, value, redacted, fingerprint(rule.id, value),
-                                 ctx))
+            ctx = _context_lines(
+                text,
+                char_off,
+                char_off + len(value),
+                context_lines,
+                value,
+                redacted,
+                beautify=len(out) < _MAX_BEAUTIFIED,
+            )
+        out.append(
+            SecretFinding(
+                rule.id,
+                rule.title,
+                rule.severity,
+                confidence,
+                source,
+                line,
+                col,
+                value,
+                redacted,
+                fingerprint(rule.id, value),
+                ctx,
+            )
+        )
     return out
 
 

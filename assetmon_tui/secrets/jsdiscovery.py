@@ -16,19 +16,26 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 _OPTS = re2.Options()
 _OPTS.max_mem = 32 << 20
 
-_JS_TYPES = ("", "text/javascript", "application/javascript", "module", "text/ecmascript",
-             "application/ecmascript")
+_JS_TYPES = ("", "text/javascript", "application/javascript", "module", "text/ecmascript", "application/ecmascript")
 # webpack: {12:"a1b2c3",13:"d4e5f6"}[e]+".chunk.js" (optionally a name map
 # before it: "static/js/"+({12:"vendors"}[e]||e)+"."+{...}[e]+".js")
-_CHUNK_MAP = re2.compile(r"\{((?:\s{0,3}[\"']?[\w\-]{1,64}[\"']?\s{0,3}:\s{0,3}[\"'][\w\-.~]{1,128}"
-                         r"[\"']\s{0,3},?)+)\}\[(\w{1,8})\]\s{0,3}\+\s{0,3}[\"']([^\"']{0,64}"
-                         r"\.m?js)[\"']", _OPTS)
+_CHUNK_MAP = re2.compile(
+    r"\{((?:\s{0,3}[\"']?[\w\-]{1,64}[\"']?\s{0,3}:\s{0,3}[\"'][\w\-.~]{1,128}"
+    r"[\"']\s{0,3},?)+)\}\[(\w{1,8})\]\s{0,3}\+\s{0,3}[\"']([^\"']{0,64}"
+    r"\.m?js)[\"']",
+    _OPTS,
+)
 _MAP_ENTRY = re2.compile(r"[\"']?([\w\-]{1,64})[\"']?\s{0,3}:\s{0,3}[\"']([\w\-.~]{1,128})[\"']")
-_CHUNK_PREFIX = re2.compile(r"[\"']([^\"']{0,200})[\"']\s{0,3}\+\s{0,3}(?:\(\s{0,3}\{([^{}]*)"
-                            r"\}\[\w{1,8}\]\s{0,3}\|\|\s{0,3}\w{1,8}\s{0,3}\)|\w{1,8})\s{0,3}\+\s{0,3}"
-                            r"[\"']([^\"']{0,8})[\"']\s{0,3}\+\s{0,3}$")
-_PUBLIC_PATH = re2.compile(r"(?:__webpack_require__|\b[\w$]{1,8})\.p\s{0,3}=\s{0,3}[\"']([^\"']{0,300})"
-                           r"[\"']", _OPTS)
+_CHUNK_PREFIX = re2.compile(
+    r"[\"']([^\"']{0,200})[\"']\s{0,3}\+\s{0,3}(?:\(\s{0,3}\{([^{}]*)"
+    r"\}\[\w{1,8}\]\s{0,3}\|\|\s{0,3}\w{1,8}\s{0,3}\)|\w{1,8})\s{0,3}\+\s{0,3}"
+    r"[\"']([^\"']{0,8})[\"']\s{0,3}\+\s{0,3}$"
+)
+_PUBLIC_PATH = re2.compile(
+    r"(?:__webpack_require__|\b[\w$]{1,8})\.p\s{0,3}=\s{0,3}[\"']([^\"']{0,300})"
+    r"[\"']",
+    _OPTS,
+)
 _DYNAMIC_IMPORT = re2.compile(r"\bimport\(\s{0,3}[\"'`]([^\"'`\s]{1,500}\.m?js)[\"'`]\s{0,3}\)", _OPTS)
 _VITE_DEPS = re2.compile(r"__vite__mapDeps\b[^\[]{0,300}\[([^\]]*)\]", _OPTS)
 _ASSET_JS = re2.compile(r"[\"'`]((?:\.{0,2}/)?assets/[\w\-.~/]{1,300}\.m?js)[\"'`]", _OPTS)
@@ -100,7 +107,7 @@ def _webpack_chunks(js_text: str, base_url: str) -> list[str]:
     for m in _CHUNK_MAP.finditer(js_text):
         hashes = dict(_MAP_ENTRY.findall(m.group(1)))
         suffix = m.group(3)
-        before = js_text[max(0, m.start() - _PREFIX_LOOKBACK):m.start()]
+        before = js_text[max(0, m.start() - _PREFIX_LOOKBACK) : m.start()]
         pm = _CHUNK_PREFIX.search(before)
         prefix, sep, names = "", "", {}
         if pm:
@@ -158,8 +165,9 @@ def inline_sourcemap(data_url: str) -> str | None:
     return unquote(payload)
 
 
-def sourcemap_sources(map_json_text: str, *, max_files: int = 2000,
-                      max_bytes: int = 50_000_000) -> list[tuple[str, str]]:
+def sourcemap_sources(
+    map_json_text: str, *, max_files: int = 2000, max_bytes: int = 50_000_000
+) -> list[tuple[str, str]]:
     """(source name, original content) pairs from a source map's
     `sourcesContent` (index maps with `sections` included), stopping at
     `max_files` entries or `max_bytes` of content."""
@@ -178,7 +186,7 @@ def sourcemap_sources(map_json_text: str, *, max_files: int = 2000,
         names, contents = m.get("sources") or [], m.get("sourcesContent") or []
         if not isinstance(names, list) or not isinstance(contents, list):
             continue
-        for name, content in zip(names, contents):
+        for name, content in zip(names, contents, strict=False):
             if not isinstance(content, str):
                 continue
             if len(out) >= max_files or total + len(content) > max_bytes:

@@ -12,7 +12,7 @@ import base64
 import json
 import random
 import string
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import quote
 
 from .validators import b62_checksum
@@ -50,7 +50,7 @@ def jwt(rng: random.Random) -> str:
 def pem(rng: random.Random, kind: str, block: str = "KEY") -> str:
     """A PEM block as it appears inside a JS string literal (\\n escapes)."""
     body = base64.b64encode(rng.randbytes(600)).decode()
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     head = f"-----BEGIN {kind}PRIVATE {block}-----"
     extra = ["Version: Keybase OpenPGP v2.0.76", ""] if "PGP" in kind else []
     return "\\n".join([head, *extra, *lines, f"-----END {kind}PRIVATE {block}-----"])
@@ -72,21 +72,29 @@ def _aws_pair(rng):
 
 def _gcp_sa(rng):
     key_id = rand(rng, 40, HEX)
-    doc = {"type": "service_account", "project_id": "demo-" + rand(rng, 6, HEX),
-           "private_key_id": key_id, "client_email": "svc@demo.iam.gserviceaccount.com"}
+    doc = {
+        "type": "service_account",
+        "project_id": "demo-" + rand(rng, 6, HEX),
+        "private_key_id": key_id,
+        "client_email": "svc@demo.iam.gserviceaccount.com",
+    }
     return "JSON.parse(" + json.dumps(json.dumps(doc)) + ")", key_id
 
 
 def _azure_conn(rng):
     key = base64.b64encode(rng.randbytes(64)).decode()
-    return (f'"DefaultEndpointsProtocol=https;AccountName=acct{rand(rng, 6, HEX)};'
-            f'AccountKey={key};EndpointSuffix=core.windows.net"'), key
+    return (
+        f'"DefaultEndpointsProtocol=https;AccountName=acct{rand(rng, 6, HEX)};'
+        f'AccountKey={key};EndpointSuffix=core.windows.net"'
+    ), key
 
 
 def _azure_sas(rng):
     sig = quote(base64.b64encode(rng.randbytes(32)).decode(), safe="")
-    return (f'"https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&ss=b&srt=o&sp=r'
-            f'&se=2030-01-01T00:00:00Z&spr=https&sig={sig}"'), sig
+    return (
+        f'"https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&ss=b&srt=o&sp=r'
+        f'&se=2030-01-01T00:00:00Z&spr=https&sig={sig}"'
+    ), sig
 
 
 def _discord(rng):
@@ -121,15 +129,15 @@ def _bearer(rng):
 
 
 def _generic(rng):
-    name = rng.choice(["apiKey", '"api_key"', "clientSecret", "SECRET_KEY", "authToken",
-                       '"x-api-key"', "accessToken", "stripe_key"])
+    name = rng.choice(
+        ["apiKey", '"api_key"', "clientSecret", "SECRET_KEY", "authToken", '"x-api-key"', "accessToken", "stripe_key"]
+    )
     return _quoted(rand(rng, 32), name)
 
 
 def _password(rng):
     name = rng.choice(["password", '"db_password"', "adminPwd", "smtpPassword"])
-    return _quoted(rand(rng, 6, string.ascii_letters) + rand(rng, 6, string.digits + "!@#%"),
-                   name)
+    return _quoted(rand(rng, 6, string.ascii_letters) + rand(rng, 6, string.digits + "!@#%"), name)
 
 
 def _env(rng):
@@ -151,15 +159,13 @@ SAMPLES: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "gcp-oauth-client-secret": _token(lambda r: "GOCSPX-" + rand(r, 28, URLSAFE)),
     "google-oauth-access-token": _token(lambda r: "ya29." + rand(r, 150, URLSAFE)),
     "azure-storage-connection-string": _azure_conn,
-    "azure-ad-client-secret": _token(lambda r: rand(r, 3) + str(r.randrange(10)) + "Q~"
-                                     + rand(r, 34, B62 + "_.")),
+    "azure-ad-client-secret": _token(lambda r: rand(r, 3) + str(r.randrange(10)) + "Q~" + rand(r, 34, B62 + "_.")),
     "azure-sas-token": _azure_sas,
     "digitalocean-token": _token(lambda r: "dop_v1_" + rand(r, 64, HEX)),
     "alibaba-access-key-id": _token(lambda r: "LTAI" + rand(r, 20)),
     "heroku-api-key": lambda r: _quoted(uuid(r), "herokuApiKey"),
     "heroku-api-key-v2": _token(lambda r: "HRKU-AA" + rand(r, 58, URLSAFE)),
-    "cloudflare-origin-ca-key": _token(lambda r: "v1.0-" + rand(r, 24, HEX) + "-"
-                                       + rand(r, 146, HEX)),
+    "cloudflare-origin-ca-key": _token(lambda r: "v1.0-" + rand(r, 24, HEX) + "-" + rand(r, 146, HEX)),
     "databricks-token": _token(lambda r: "dapi" + rand(r, 32, HEX)),
     "doppler-token": _token(lambda r: "dp.pt." + rand(r, 43)),
     "hashicorp-vault-token": _token(lambda r: "hvs." + rand(r, 90, URLSAFE)),
@@ -170,8 +176,7 @@ SAMPLES: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "github-user-to-server-token": _token(lambda r: github_like(r, "ghu_")),
     "github-server-to-server-token": _token(lambda r: github_like(r, "ghs_")),
     "github-refresh-token": _token(lambda r: github_like(r, "ghr_")),
-    "github-pat-fine-grained": _token(lambda r: "github_pat_11" + rand(r, 20) + "_"
-                                      + rand(r, 59)),
+    "github-pat-fine-grained": _token(lambda r: "github_pat_11" + rand(r, 20) + "_" + rand(r, 59)),
     "gitlab-pat": _token(lambda r: "glpat-" + rand(r, 20, URLSAFE)),
     "gitlab-deploy-token": _token(lambda r: "gldt-" + rand(r, 20, URLSAFE)),
     "gitlab-runner-token": _token(lambda r: "glrt-" + rand(r, 20, URLSAFE)),
@@ -184,45 +189,53 @@ SAMPLES: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "stripe-webhook-secret": _token(lambda r: "whsec_" + rand(r, 32)),
     "square-access-token": _token(lambda r: "EAAA" + rand(r, 60, URLSAFE)),
     "square-oauth-secret": _token(lambda r: "sq0csp-" + rand(r, 43, URLSAFE)),
-    "braintree-access-token": _token(lambda r: "access_token$production$"
-                                     + rand(r, 16, string.ascii_lowercase + string.digits)
-                                     + "$" + rand(r, 32, HEX)),
+    "braintree-access-token": _token(
+        lambda r: (
+            "access_token$production$" + rand(r, 16, string.ascii_lowercase + string.digits) + "$" + rand(r, 32, HEX)
+        )
+    ),
     "paypal-client-secret": _keyworded("paypalClientSecret", lambda r: "E" + rand(r, 79, URLSAFE)),
     "shopify-access-token": _token(lambda r: "shpat_" + rand(r, 32, HEX)),
     "shopify-shared-secret": _token(lambda r: "shpss_" + rand(r, 32, HEX)),
     "plaid-access-token": _token(lambda r: "access-production-" + uuid(r)),
     "flutterwave-secret-key": _token(lambda r: "FLWSECK-" + rand(r, 32, HEX) + "-X"),
-    "slack-bot-token": _token(lambda r: f"xoxb-{rand(r, 12, string.digits)}-"
-                              f"{rand(r, 13, string.digits)}-{rand(r, 24)}"),
-    "slack-user-token": _token(lambda r: f"xoxp-{rand(r, 12, string.digits)}-"
-                               f"{rand(r, 12, string.digits)}-{rand(r, 13, string.digits)}-"
-                               f"{rand(r, 32, HEX)}"),
-    "slack-app-token": _token(lambda r: f"xapp-1-A{rand(r, 10, UD)}-{rand(r, 13, string.digits)}-"
-                              f"{rand(r, 64, HEX)}"),
+    "slack-bot-token": _token(
+        lambda r: f"xoxb-{rand(r, 12, string.digits)}-{rand(r, 13, string.digits)}-{rand(r, 24)}"
+    ),
+    "slack-user-token": _token(
+        lambda r: (
+            f"xoxp-{rand(r, 12, string.digits)}-"
+            f"{rand(r, 12, string.digits)}-{rand(r, 13, string.digits)}-"
+            f"{rand(r, 32, HEX)}"
+        )
+    ),
+    "slack-app-token": _token(lambda r: f"xapp-1-A{rand(r, 10, UD)}-{rand(r, 13, string.digits)}-{rand(r, 64, HEX)}"),
     "slack-config-token": _token(lambda r: "xoxe.xoxp-1-" + rand(r, 166, UD)),
-    "slack-webhook": _token(lambda r: f"https://hooks.slack.com/services/T{rand(r, 10, UD)}/"
-                            f"B{rand(r, 10, UD)}/{rand(r, 24)}"),
+    "slack-webhook": _token(
+        lambda r: f"https://hooks.slack.com/services/T{rand(r, 10, UD)}/B{rand(r, 10, UD)}/{rand(r, 24)}"
+    ),
     "discord-bot-token": _discord,
-    "discord-webhook": _token(lambda r: "https://discord.com/api/webhooks/"
-                              + rand(r, 18, string.digits) + "/" + rand(r, 68, URLSAFE)),
-    "telegram-bot-token": _token(lambda r: str(r.randrange(10**9, 10**10)) + ":AA"
-                                 + rand(r, 33, URLSAFE)),
+    "discord-webhook": _token(
+        lambda r: "https://discord.com/api/webhooks/" + rand(r, 18, string.digits) + "/" + rand(r, 68, URLSAFE)
+    ),
+    "telegram-bot-token": _token(lambda r: str(r.randrange(10**9, 10**10)) + ":AA" + rand(r, 33, URLSAFE)),
     "twilio-api-key": _token(lambda r: "SK" + rand(r, 32, HEX)),
-    "twilio-auth-token": lambda r: (lambda t, sid: (
-        f'{{twilioAccountSid:"AC{sid}",twilioAuthToken:"{t}"}}', t))(rand(r, 32, HEX),
-                                                                    rand(r, 32, HEX)),
+    "twilio-auth-token": lambda r: (lambda t, sid: (f'{{twilioAccountSid:"AC{sid}",twilioAuthToken:"{t}"}}', t))(
+        rand(r, 32, HEX), rand(r, 32, HEX)
+    ),
     "sendgrid-api-key": _token(lambda r: f"SG.{rand(r, 22, URLSAFE)}.{rand(r, 43, URLSAFE)}"),
     "mailgun-api-key": _token(lambda r: "key-" + rand(r, 32, HEX)),
     "mailchimp-api-key": _token(lambda r: rand(r, 32, HEX) + "-us" + str(r.randrange(1, 21))),
     "microsoft-teams-webhook": _token(
-        lambda r: f"https://contoso.webhook.office.com/webhookb2/{uuid(r)}@{uuid(r)}"
-                  f"/IncomingWebhook/{rand(r, 32, HEX)}/{uuid(r)}"),
-    "firebase-fcm-server-key": _token(lambda r: "AAAA" + rand(r, 7, URLSAFE) + ":APA91b"
-                                      + rand(r, 134, URLSAFE)),
+        lambda r: (
+            f"https://contoso.webhook.office.com/webhookb2/{uuid(r)}@{uuid(r)}"
+            f"/IncomingWebhook/{rand(r, 32, HEX)}/{uuid(r)}"
+        )
+    ),
+    "firebase-fcm-server-key": _token(lambda r: "AAAA" + rand(r, 7, URLSAFE) + ":APA91b" + rand(r, 134, URLSAFE)),
     "facebook-access-token": _token(lambda r: "EAAB" + rand(r, 180)),
     "twitter-bearer-token": _token(lambda r: "A" * 21 + rand(r, 90)),
-    "openai-api-key": _token(lambda r: "sk-proj-" + rand(r, 74, URLSAFE) + "T3BlbkFJ"
-                             + rand(r, 74, URLSAFE)),
+    "openai-api-key": _token(lambda r: "sk-proj-" + rand(r, 74, URLSAFE) + "T3BlbkFJ" + rand(r, 74, URLSAFE)),
     "anthropic-api-key": _token(lambda r: "sk-ant-api03-" + rand(r, 93, URLSAFE) + "AA"),
     "huggingface-token": _token(lambda r: "hf_" + rand(r, 34, string.ascii_letters)),
     "groq-api-key": _token(lambda r: "gsk_" + rand(r, 52)),
@@ -256,14 +269,14 @@ SAMPLES: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "mapbox-secret-token": _mapbox,
     "shippo-live-token": _token(lambda r: "shippo_live_" + rand(r, 40, HEX)),
     "easypost-api-key": _token(lambda r: "EZAK" + rand(r, 54)),
-    "age-secret-key": _token(lambda r: "AGE-SECRET-KEY-1"
-                             + rand(r, 58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")),
+    "age-secret-key": _token(lambda r: "AGE-SECRET-KEY-1" + rand(r, 58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")),
     "hubspot-private-app-token": _token(lambda r: "pat-na1-" + uuid(r)),
     "supabase-secret-key": _token(lambda r: "sbp_" + rand(r, 40, HEX)),
     "planetscale-token": _token(lambda r: "pscale_tkn_" + rand(r, 43, URLSAFE)),
     "figma-pat": _token(lambda r: "figd_" + rand(r, 40, URLSAFE)),
     "onepassword-service-account-token": _token(
-        lambda r: "ops_eyJ" + base64.b64encode(r.randbytes(240)).decode().rstrip("=")),
+        lambda r: "ops_eyJ" + base64.b64encode(r.randbytes(240)).decode().rstrip("=")
+    ),
     "jwt": _token(jwt),
     "credentials-in-url": _url_creds,
     "authorization-bearer": _bearer,

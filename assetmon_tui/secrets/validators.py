@@ -30,10 +30,38 @@ DOC_EXAMPLES = frozenset(
 
 # Lower-cased substrings that mark a value as a placeholder or a sample.
 _PLACEHOLDER_PARTS = (
-    "xxxx", "****", "....", "<", ">", "${", "{{", "%s", "your_", "your-", "yourapi",
-    "example", "sample", "dummy", "placeholder", "changeme", "change_me", "redacted",
-    "insert", "replace", "fake", "notreal", "not_real", "secret_here", "token_here",
-    "key_here", "here_", "lorem", "0000000", "1234567", "abcdefg", "qwerty",
+    "xxxx",
+    "****",
+    "....",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "%s",
+    "your_",
+    "your-",
+    "yourapi",
+    "example",
+    "sample",
+    "dummy",
+    "placeholder",
+    "changeme",
+    "change_me",
+    "redacted",
+    "insert",
+    "replace",
+    "fake",
+    "notreal",
+    "not_real",
+    "secret_here",
+    "token_here",
+    "key_here",
+    "here_",
+    "lorem",
+    "0000000",
+    "1234567",
+    "abcdefg",
+    "qwerty",
 )
 _PLACEHOLDER_PARTS_LONG = ("xxxxx", "<", "${", "{{", "example", "placeholder", "your_", "redacted")
 # Test-mode keys are not production secrets (Stripe and friends).
@@ -128,7 +156,7 @@ def jwt(value: str) -> bool:
 
 def pypi_macaroon(value: str) -> bool:
     """`pypi-` + base64url of a v2 binary macaroon (location field first)."""
-    raw = b64decode_loose(value[len("pypi-"):])
+    raw = b64decode_loose(value[len("pypi-") :])
     return bool(raw and raw[:2] == b"\x02\x01" and b"pypi.org" in raw[:40])
 
 
@@ -139,8 +167,26 @@ def discord_bot(value: str) -> bool:
 
 
 _PASSWORD_WORDS = frozenset(
-    "password pass passwd pwd pw secret token user username login changeme foo bar baz "
-    "test demo guest anonymous".split()
+    [
+        "password",
+        "pass",
+        "passwd",
+        "pwd",
+        "pw",
+        "secret",
+        "token",
+        "user",
+        "username",
+        "login",
+        "changeme",
+        "foo",
+        "bar",
+        "baz",
+        "test",
+        "demo",
+        "guest",
+        "anonymous",
+    ]
 )
 
 

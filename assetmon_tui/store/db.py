@@ -20,7 +20,7 @@ def normalise_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL whatever spelling the user chose."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -44,8 +44,9 @@ def get_engine(url: str | None = None) -> Engine:
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                                       connect_args={"options": "-c TimeZone=UTC"})  # stored times are UTC
+                engine = create_engine(
+                    url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"options": "-c TimeZone=UTC"}
+                )  # stored times are UTC
             SQLModel.metadata.create_all(engine)
             _engines[key] = engine
         return engine

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Project(SQLModel, table=True):
@@ -37,8 +37,13 @@ class Scan(SQLModel, table=True):
     # The project lock: at most one active scan per project, enforced by the
     # database itself (atomic, and released when the reaper fails a dead scan).
     __table_args__ = (
-        Index("ux_scan_one_active_per_project", "project_id", unique=True,
-              sqlite_where=_ACTIVE_SQL, postgresql_where=_ACTIVE_SQL),
+        Index(
+            "ux_scan_one_active_per_project",
+            "project_id",
+            unique=True,
+            sqlite_where=_ACTIVE_SQL,
+            postgresql_where=_ACTIVE_SQL,
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)

@@ -8,14 +8,23 @@ and the project) also removes every row here without knowing these tables.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, select
 
 from . import db  # a module reference: db.py imports this module to register its tables
 from .models import (
-    DnsRecord, Event, Finding, Host, HttpEndpoint, JsFile, Project, Scan, Service, utcnow,
+    DnsRecord,
+    Event,
+    Finding,
+    Host,
+    HttpEndpoint,
+    JsFile,
+    Project,
+    Scan,
+    Service,
+    utcnow,
 )
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending
@@ -27,17 +36,18 @@ def severity_rank(severity: str) -> int:
 
 
 def at_or_above(severity: str) -> list[str]:
-    return list(SEVERITIES[severity_rank(severity):])
+    return list(SEVERITIES[severity_rank(severity) :])
 
 
 def as_utc(value: datetime | None) -> datetime | None:
     """Databases hand back naive datetimes; ours are always UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # -- tables ------------------------------------------------------------------------
+
 
 class Snapshot(SQLModel, table=True):
     """The inventory as known after one done scan. Written once, in the same
@@ -108,21 +118,28 @@ class Delivery(SQLModel, table=True):
 
 # -- what a scan saw (read by events.py) -------------------------------------------
 
+
 def seen_in(s: Session, project_id: int, scan_id: int) -> dict[str, list[tuple]]:
     """Assets whose last sighting is this scan, each with its host's name."""
+
     def children(model):
-        return list(s.exec(
-            select(model, Host.name).join(Host, Host.id == model.host_id)
-            .where(Host.project_id == project_id, model.last_scan_id == scan_id)
-        ))
+        return list(
+            s.exec(
+                select(model, Host.name)
+                .join(Host, Host.id == model.host_id)
+                .where(Host.project_id == project_id, model.last_scan_id == scan_id)
+            )
+        )
 
     findings = s.exec(
-        select(Finding, Host.name).join(Host, Host.id == Finding.host_id, isouter=True)
+        select(Finding, Host.name)
+        .join(Host, Host.id == Finding.host_id, isouter=True)
         .where(Finding.project_id == project_id, Finding.last_scan_id == scan_id)
     )
     return {
-        "host": [(h, h.name) for h in s.exec(
-            select(Host).where(Host.project_id == project_id, Host.last_scan_id == scan_id))],
+        "host": [
+            (h, h.name) for h in s.exec(select(Host).where(Host.project_id == project_id, Host.last_scan_id == scan_id))
+        ],
         "dns": children(DnsRecord),
         "service": children(Service),
         "http": children(HttpEndpoint),
@@ -134,7 +151,8 @@ def seen_in(s: Session, project_id: int, scan_id: int) -> dict[str, list[tuple]]
 def previous_snapshot(s: Session, project_id: int, scan_id: int) -> Snapshot | None:
     """The latest snapshot of a done scan of the project before `scan_id`."""
     return s.exec(
-        select(Snapshot).join(Scan, Scan.id == Snapshot.scan_id)
+        select(Snapshot)
+        .join(Scan, Scan.id == Snapshot.scan_id)
         .where(Snapshot.project_id == project_id, Snapshot.scan_id < scan_id, Scan.status == "done")
         .order_by(Snapshot.scan_id.desc())
     ).first()
@@ -160,18 +178,24 @@ def seen_before(s: Session, kind: str, asset_ids: Iterable[int], scan_id: int) -
     ids = list(asset_ids)
     if not ids:
         return set()
-    return set(s.exec(
-        select(SnapshotItem.asset_id).distinct()
-        .where(SnapshotItem.kind == kind, SnapshotItem.asset_id.in_(ids), SnapshotItem.scan_id < scan_id)
-    ))
+    return set(
+        s.exec(
+            select(SnapshotItem.asset_id)
+            .distinct()
+            .where(SnapshotItem.kind == kind, SnapshotItem.asset_id.in_(ids), SnapshotItem.scan_id < scan_id)
+        )
+    )
 
 
 def later_scan_started(s: Session, project_id: int, scan_id: int) -> bool:
     """A later scan may have moved last_scan_id: the live tables no longer say
     what `scan_id` saw, so it is too late to snapshot it."""
-    return s.exec(
-        select(Scan.id).where(Scan.project_id == project_id, Scan.id > scan_id, Scan.started_at != None)  # noqa: E711
-    ).first() is not None
+    return (
+        s.exec(
+            select(Scan.id).where(Scan.project_id == project_id, Scan.id > scan_id, Scan.started_at.is_not(None))
+        ).first()
+        is not None
+    )
 
 
 def scan_events(scan_id: int) -> list[Event]:
@@ -188,7 +212,9 @@ def snapshot_entities(scan_id: int) -> dict[str, set[str]]:
     """kind -> entity keys present in a snapshot."""
     out: dict[str, set[str]] = {}
     with db.session() as s:
-        for kind, entity in s.exec(select(SnapshotItem.kind, SnapshotItem.entity).where(SnapshotItem.scan_id == scan_id)):
+        for kind, entity in s.exec(
+            select(SnapshotItem.kind, SnapshotItem.entity).where(SnapshotItem.scan_id == scan_id)
+        ):
             out.setdefault(kind, set()).add(entity)
     return out
 
@@ -196,10 +222,14 @@ def snapshot_entities(scan_id: int) -> dict[str, set[str]]:
 def snapshot_counts(project_id: int) -> list[tuple[Scan, dict[str, int], int]]:
     """Per done, snapshotted scan (oldest first): item counts per kind, event count."""
     with db.session() as s:
-        scans = list(s.exec(
-            select(Scan).join(Snapshot, Snapshot.scan_id == Scan.id)
-            .where(Scan.project_id == project_id, Scan.status == "done").order_by(Scan.id)
-        ))
+        scans = list(
+            s.exec(
+                select(Scan)
+                .join(Snapshot, Snapshot.scan_id == Scan.id)
+                .where(Scan.project_id == project_id, Scan.status == "done")
+                .order_by(Scan.id)
+            )
+        )
         counts: dict[int, dict[str, int]] = {scan.id: {} for scan in scans}
         for scan_id, kind, n in s.exec(
             select(SnapshotItem.scan_id, SnapshotItem.kind, func.count())
@@ -208,16 +238,25 @@ def snapshot_counts(project_id: int) -> list[tuple[Scan, dict[str, int], int]]:
             .group_by(SnapshotItem.scan_id, SnapshotItem.kind)
         ):
             counts.setdefault(scan_id, {})[kind] = n
-        events = dict(s.exec(
-            select(Event.scan_id, func.count()).where(Event.project_id == project_id).group_by(Event.scan_id)
-        ).all())
+        events = dict(
+            s.exec(
+                select(Event.scan_id, func.count()).where(Event.project_id == project_id).group_by(Event.scan_id)
+            ).all()
+        )
         return [(scan, counts[scan.id], events.get(scan.id, 0)) for scan in scans]
 
 
 # -- events ------------------------------------------------------------------------
 
-def list_events(project_id: int | None = None, severity: str | None = None, type: str | None = None,  # noqa: A002
-                unacknowledged_only: bool = False, limit: int = 500, since_scan: int | None = None) -> list[Event]:
+
+def list_events(
+    project_id: int | None = None,
+    severity: str | None = None,
+    type: str | None = None,
+    unacknowledged_only: bool = False,
+    limit: int = 500,
+    since_scan: int | None = None,
+) -> list[Event]:
     """Newest first. `severity` is a minimum: "high" lists high and critical."""
     query = select(Event).order_by(Event.id.desc()).limit(limit)
     if project_id is not None:
@@ -227,7 +266,7 @@ def list_events(project_id: int | None = None, severity: str | None = None, type
     if type:
         query = query.where(Event.type == type)
     if unacknowledged_only:
-        query = query.where(Event.acknowledged == False)  # noqa: E712
+        query = query.where(Event.acknowledged.is_(False))
     if since_scan is not None:
         query = query.where(Event.scan_id > since_scan)
     with db.session() as s:
@@ -245,7 +284,7 @@ def acknowledge(event_ids: Iterable[int]) -> int:
 
 
 def unacknowledged_count(project_id: int | None = None) -> int:
-    query = select(func.count()).select_from(Event).where(Event.acknowledged == False)  # noqa: E712
+    query = select(func.count()).select_from(Event).where(Event.acknowledged.is_(False))
     if project_id is not None:
         query = query.where(Event.project_id == project_id)
     with db.session() as s:
@@ -255,13 +294,16 @@ def unacknowledged_count(project_id: int | None = None) -> int:
 def findings(project_id: int) -> list[tuple[Finding, str]]:
     with db.session() as s:
         rows = s.exec(
-            select(Finding, Host.name).join(Host, Host.id == Finding.host_id, isouter=True)
-            .where(Finding.project_id == project_id).order_by(Finding.kind, Finding.id)
+            select(Finding, Host.name)
+            .join(Host, Host.id == Finding.host_id, isouter=True)
+            .where(Finding.project_id == project_id)
+            .order_by(Finding.kind, Finding.id)
         )
         return [(f, name or "") for f, name in rows]
 
 
 # -- schedules ---------------------------------------------------------------------
+
 
 def save_schedule(project_id: int, **values) -> Schedule:
     """Create or replace the project's schedule."""
@@ -300,11 +342,13 @@ def delete_schedule(project_id: int) -> None:
 
 def due_schedules(now: datetime) -> list[Schedule]:
     with db.session() as s:
-        return list(s.exec(
-            select(Schedule)
-            .where(Schedule.enabled == True, Schedule.next_run_at != None, Schedule.next_run_at <= now)  # noqa: E711,E712
-            .order_by(Schedule.next_run_at)
-        ))
+        return list(
+            s.exec(
+                select(Schedule)
+                .where(Schedule.enabled.is_(True), Schedule.next_run_at.is_not(None), Schedule.next_run_at <= now)
+                .order_by(Schedule.next_run_at)
+            )
+        )
 
 
 def claim_run(schedule_id: int, at: datetime, next_at: datetime) -> bool:
@@ -313,7 +357,7 @@ def claim_run(schedule_id: int, at: datetime, next_at: datetime) -> bool:
     with db.session() as s:
         result = s.exec(
             update(Schedule)
-            .where(Schedule.id == schedule_id, Schedule.next_run_at != None, Schedule.next_run_at <= at)  # noqa: E711
+            .where(Schedule.id == schedule_id, Schedule.next_run_at.is_not(None), Schedule.next_run_at <= at)
             .values(last_run_at=at, next_run_at=next_at, last_error="")
         )
         s.commit()
@@ -333,17 +377,23 @@ def project_busy(project_id: int, stale_after: float, queued_for: float) -> bool
     and stops counting."""
     now = utcnow()
     with db.session() as s:
-        return s.exec(
-            select(Scan.id).where(
-                Scan.project_id == project_id,
-                Scan.status.in_(ACTIVE),
-                or_(Scan.heartbeat >= now - timedelta(seconds=stale_after),
-                    and_(Scan.heartbeat == None, Scan.created_at >= now - timedelta(seconds=queued_for))),  # noqa: E711
-            )
-        ).first() is not None
+        return (
+            s.exec(
+                select(Scan.id).where(
+                    Scan.project_id == project_id,
+                    Scan.status.in_(ACTIVE),
+                    or_(
+                        Scan.heartbeat >= now - timedelta(seconds=stale_after),
+                        and_(Scan.heartbeat.is_(None), Scan.created_at >= now - timedelta(seconds=queued_for)),
+                    ),
+                )
+            ).first()
+            is not None
+        )
 
 
 # -- notifiers and deliveries ------------------------------------------------------
+
 
 def add_notifier(project_id: int, url: str, min_severity: str, enabled: bool = True) -> Notifier:
     with db.session() as s:
@@ -358,7 +408,7 @@ def list_notifiers(project_id: int | None = None, enabled_only: bool = False) ->
     if project_id is not None:
         query = query.where(Notifier.project_id == project_id)
     if enabled_only:
-        query = query.where(Notifier.enabled == True)  # noqa: E712
+        query = query.where(Notifier.enabled.is_(True))
     with db.session() as s:
         return list(s.exec(query))
 
@@ -391,7 +441,9 @@ def save_delivery(delivery: Delivery) -> Delivery:
 
 
 def list_deliveries(project_id: int | None = None, scan_id: int | None = None, limit: int = 200) -> list[Delivery]:
-    query = select(Delivery).join(Notifier, Notifier.id == Delivery.notifier_id).order_by(Delivery.id.desc()).limit(limit)
+    query = (
+        select(Delivery).join(Notifier, Notifier.id == Delivery.notifier_id).order_by(Delivery.id.desc()).limit(limit)
+    )
     if project_id is not None:
         query = query.where(Notifier.project_id == project_id)
     if scan_id is not None:

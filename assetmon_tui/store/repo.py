@@ -6,15 +6,25 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import func, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from ..core.targets import Target as ParsedTarget
 from ..core.targets import parse_target
 from .db import session
 from .models import (
-    DnsRecord, Event, Finding, Host, HttpEndpoint, JsFile, Project, Scan, Service, Target, utcnow,
+    DnsRecord,
+    Event,
+    Finding,
+    Host,
+    HttpEndpoint,
+    JsFile,
+    Project,
+    Scan,
+    Service,
+    Target,
+    utcnow,
 )
 
 ACTIVE = ("queued", "running", "cancelling")
@@ -25,6 +35,7 @@ class NotFound(LookupError):
 
 
 # -- projects and targets ----------------------------------------------------
+
 
 def list_projects() -> list[Project]:
     with session() as s:
@@ -108,6 +119,7 @@ def parsed_targets(project_id: int) -> list[ParsedTarget]:
 
 # -- scans --------------------------------------------------------------------
 
+
 class ProjectBusy(ValueError):
     """The project has an active scan already."""
 
@@ -143,7 +155,7 @@ def claim_scan(scan_id: int, backend: str, owner: str) -> bool:
     with session() as s:
         result = s.exec(
             update(Scan)
-            .where(Scan.id == scan_id, Scan.status == "queued", Scan.cancel_requested == False)  # noqa: E712
+            .where(Scan.id == scan_id, Scan.status == "queued", Scan.cancel_requested.is_(False))
             .values(status="running", backend=backend, owner=owner, started_at=now, heartbeat=now)
         )
         s.commit()
@@ -211,7 +223,7 @@ def stale_scans(stale_after: float) -> list[Scan]:
             s.exec(
                 select(Scan).where(
                     Scan.status.in_(("running", "cancelling")),
-                    or_(Scan.heartbeat == None, Scan.heartbeat < cutoff),  # noqa: E711
+                    or_(Scan.heartbeat.is_(None), Scan.heartbeat < cutoff),
                 )
             )
         )
@@ -233,6 +245,7 @@ def _update(scan_id: int, **values) -> None:
 
 
 # -- assets -------------------------------------------------------------------
+
 
 def _insert(s: Session, model):
     dialect = s.get_bind().dialect.name
@@ -298,18 +311,32 @@ def scan_results(scan_id: int) -> list[dict]:
     rows: list[dict] = []
     with session() as s:
         for host in s.exec(select(Host).where(Host.project_id == scan.project_id, Host.last_scan_id == scan_id)):
-            rows.append({"type": "host", "name": host.name, "dns_status": host.dns_status,
-                         "new": host.first_scan_id == scan_id})
+            rows.append(
+                {"type": "host", "name": host.name, "dns_status": host.dns_status, "new": host.first_scan_id == scan_id}
+            )
     for rec, name in dns_records(scan.project_id, scan_id):
         rows.append({"type": "dns", "name": name, "rtype": rec.rtype, "value": rec.value, "ttl": rec.ttl})
     for svc, name in services(scan.project_id, scan_id):
-        rows.append({"type": "service", "address": name, "port": svc.port, "service": svc.service,
-                     "banner": svc.banner})
+        rows.append(
+            {"type": "service", "address": name, "port": svc.port, "service": svc.service, "banner": svc.banner}
+        )
     for ep, name in endpoints(scan.project_id, scan_id):
-        rows.append({"type": "http", "host": name, "url": ep.url, "status": ep.status, "title": ep.title,
-                     "server": ep.server, "content_type": ep.content_type,
-                     "content_length": ep.content_length, "redirects": json.loads(ep.redirects),
-                     "final_url": ep.final_url, "response_ms": ep.response_ms, "error": ep.error})
+        rows.append(
+            {
+                "type": "http",
+                "host": name,
+                "url": ep.url,
+                "status": ep.status,
+                "title": ep.title,
+                "server": ep.server,
+                "content_type": ep.content_type,
+                "content_length": ep.content_length,
+                "redirects": json.loads(ep.redirects),
+                "final_url": ep.final_url,
+                "response_ms": ep.response_ms,
+                "error": ep.error,
+            }
+        )
     return rows
 
 

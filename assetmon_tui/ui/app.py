@@ -108,8 +108,15 @@ class AssetMonApp(App):
         scans = self.query_one("#scans", DataTable)
         scans.border_title = "Scans"
         # Fixed widths, most useful first: the pane is ~50 columns at 80x24.
-        for label, width in (("#", 4), ("status", 10), ("started", 11), ("took", 6), ("found", 16),
-                             ("modules", 24), ("backend", 7)):
+        for label, width in (
+            ("#", 4),
+            ("status", 10),
+            ("started", 11),
+            ("took", 6),
+            ("found", 16),
+            ("modules", 24),
+            ("backend", 7),
+        ):
             scans.add_column(label, width=width)
         self.query_one("#active").border_title = "Active scans"
         self.query_one("#projects").focus()
@@ -151,7 +158,7 @@ class AssetMonApp(App):
             from ..store import monitor
 
             self._new_events = monitor.unacknowledged_count()
-        except Exception:  # noqa: BLE001 - the header must keep showing the backend
+        except Exception:
             log.exception("counting new events failed")
         self.call_from_thread(self._show_header)
 
@@ -178,7 +185,7 @@ class AssetMonApp(App):
                 names = ", ".join(self.project_names.get(p, str(p)) for p in started)
                 self.call_from_thread(self.notify, f"Scheduled scan started: {names}", markup=False)
                 self.call_from_thread(self.load_scans)
-        except Exception:  # noqa: BLE001 - retried at the next tick
+        except Exception:
             log.exception("running due schedules failed")
         finally:
             self._scheduling = False
@@ -297,11 +304,21 @@ class AssetMonApp(App):
         cursor = table.cursor_row
         table.clear()
         for scan in scans:
-            took = (scan.finished_at - scan.started_at).total_seconds() if scan.finished_at and scan.started_at else None
+            took = (
+                (scan.finished_at - scan.started_at).total_seconds() if scan.finished_at and scan.started_at else None
+            )
             summary = json.loads(scan.summary or "{}")
             found = " ".join(f"{summary[k]}{k[0]}" for k in ("hosts", "services", "endpoints") if summary.get(k))
-            table.add_row(str(scan.id), state(scan.status), when(scan.started_at, short=True), duration(took),
-                          found, scan.modules, scan.backend, key=str(scan.id))
+            table.add_row(
+                str(scan.id),
+                state(scan.status),
+                when(scan.started_at, short=True),
+                duration(took),
+                found,
+                scan.modules,
+                scan.backend,
+                key=str(scan.id),
+            )
         if scans:
             table.move_cursor(row=min(cursor, len(scans) - 1))
 
@@ -387,7 +404,7 @@ class AssetMonApp(App):
             self.call_from_thread(self.load_projects)
 
     def action_scan(self) -> None:
-        from ..pipeline import MODULES
+        from ..core.modules import NAMES as MODULES
         from .forms import ScanForm
 
         if self._need_project() and self._backend_ready():
@@ -504,18 +521,25 @@ class AssetMonApp(App):
             done = [row["id"] for row in history(project_id)]
             earlier = [i for i in done if i < scan_id]
             if scan_id not in done:
-                self.call_from_thread(self.notify, f"Scan #{scan_id} cannot be compared: only done scans are.",
-                                      severity="warning", markup=False)
+                self.call_from_thread(
+                    self.notify,
+                    f"Scan #{scan_id} cannot be compared: only done scans are.",
+                    severity="warning",
+                    markup=False,
+                )
                 return
             if not earlier:
-                self.call_from_thread(self.notify, f"Scan #{scan_id} is the first done scan: nothing to compare "
-                                      "with (mark another scan with m).", markup=False)
+                self.call_from_thread(
+                    self.notify,
+                    f"Scan #{scan_id} is the first done scan: nothing to compare with (mark another scan with m).",
+                    markup=False,
+                )
                 return
             older, newer = earlier[-1], scan_id
         self.call_from_thread(self.push_screen, DiffScreen(older, newer, self.project_names.get(project_id, "")))
 
     def action_schedule(self) -> None:
-        from ..pipeline import MODULES
+        from ..core.modules import NAMES as MODULES
         from .monitor_forms import ScheduleForm
 
         if self._need_project():
@@ -545,5 +569,3 @@ class AssetMonApp(App):
         yield from super().get_system_commands(screen)
         for action, title, help_text in ACTIONS:
             yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
-
-

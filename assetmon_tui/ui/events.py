@@ -4,7 +4,7 @@ inventory over its scans (Sparklines)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.console import Group
 from rich.text import Text
@@ -26,7 +26,7 @@ def local_time(value: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
     if value is None:
         return ""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone().strftime(fmt)
 
 
@@ -68,8 +68,7 @@ class EventsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="events-filters")
-        yield FilterInput(placeholder="filter summaries (Enter applies, Escape clears)", id="filter",
-                          classes="hidden")
+        yield FilterInput(placeholder="filter summaries (Enter applies, Escape clears)", id="filter", classes="hidden")
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Static("", id="event-detail")
         yield Footer(compact=True)
@@ -84,8 +83,13 @@ class EventsScreen(Screen):
         from ..store import monitor, repo
 
         projects = {p.id: p.name for p in repo.list_projects()}
-        events = monitor.list_events(project_id=self.project_id, severity=self.min_severity, type=self.type,
-                                     unacknowledged_only=self.unacked_only, limit=500)
+        events = monitor.list_events(
+            project_id=self.project_id,
+            severity=self.min_severity,
+            type=self.type,
+            unacknowledged_only=self.unacked_only,
+            limit=500,
+        )
         times = {e.id: local_time(e.created_at) for e in events}
         self.app.call_from_thread(self._fill, projects, events, times)
 
@@ -106,9 +110,19 @@ class EventsScreen(Screen):
             self.shown.append(e)
             dim = "dim" if e.acknowledged else ""
             mark = Text("·", style="dim") if e.acknowledged else Text("●", style="bold cyan")
-            rows.append(([mark, Text(times.get(e.id, ""), style=dim), safe(project, 16, style=dim),
-                          severity(e.severity), safe(e.type, 22, style=dim), safe(e.summary, 300, style=dim)],
-                         str(e.id)))
+            rows.append(
+                (
+                    [
+                        mark,
+                        Text(times.get(e.id, ""), style=dim),
+                        safe(project, 16, style=dim),
+                        severity(e.severity),
+                        safe(e.type, 22, style=dim),
+                        safe(e.summary, 300, style=dim),
+                    ],
+                    str(e.id),
+                )
+            )
         fill_table(table, EVENT_COLUMNS, rows, (1, 11, 12, 8, 20, 0))
         if self.shown:
             table.move_cursor(row=min(cursor, len(self.shown) - 1))
@@ -120,9 +134,12 @@ class EventsScreen(Screen):
 
     def _show_filters(self) -> None:
         project = "all" if self.project_id is None else self.projects.get(self.project_id, str(self.project_id))
-        parts = [("s", f"severity {'≥ ' + self.min_severity if self.min_severity else 'all'}"),
-                 ("t", f"type {self.type or 'all'}"), ("p", f"project {clean_text(project, 20)}"),
-                 ("u", "new only" if self.unacked_only else "new + acknowledged")]
+        parts = [
+            ("s", f"severity {'≥ ' + self.min_severity if self.min_severity else 'all'}"),
+            ("t", f"type {self.type or 'all'}"),
+            ("p", f"project {clean_text(project, 20)}"),
+            ("u", "new only" if self.unacked_only else "new + acknowledged"),
+        ]
         if self.filter_text:
             parts.append(("/", f"text {clean_text(self.filter_text, 20)!r}"))
         text = Text()
@@ -178,10 +195,19 @@ class EventsScreen(Screen):
             return
         project = self.projects.get(event.project_id, str(event.project_id))
         since = f" (since #{event.prev_scan_id})" if event.prev_scan_id else ""
-        text = Text.assemble(severity(event.severity), " ", safe(event.type, 40, style="bold"), "  ",
-                             safe(project, 40), f"  scan #{event.scan_id}{since}",
-                             ("  acknowledged" if event.acknowledged else "  new", "dim"), "\n",
-                             safe(event.summary, 400), "\n", safe(event.entity, 300, style="dim"))
+        text = Text.assemble(
+            severity(event.severity),
+            " ",
+            safe(event.type, 40, style="bold"),
+            "  ",
+            safe(project, 40),
+            f"  scan #{event.scan_id}{since}",
+            ("  acknowledged" if event.acknowledged else "  new", "dim"),
+            "\n",
+            safe(event.summary, 400),
+            "\n",
+            safe(event.entity, 300, style="dim"),
+        )
         text.no_wrap = False
         self.query_one("#event-detail", Static).update(text)
 
@@ -191,8 +217,7 @@ class EventsScreen(Screen):
         if event is None or not event.prev_scan_id:
             self.notify("This event has no earlier scan to compare with.", markup=False)
             return
-        self.app.push_screen(DiffScreen(event.prev_scan_id, event.scan_id,
-                                        self.projects.get(event.project_id, "")))
+        self.app.push_screen(DiffScreen(event.prev_scan_id, event.scan_id, self.projects.get(event.project_id, "")))
 
     def action_ack(self) -> None:
         event = self._highlighted()
@@ -224,8 +249,14 @@ class EventsScreen(Screen):
 
 # -- diff ------------------------------------------------------------------------------
 
-DIFF_GROUPS = (("hosts", "Hosts"), ("dns", "DNS records"), ("services", "Services"), ("endpoints", "Web endpoints"),
-               ("js", "JavaScript files"), ("findings", "Findings"))
+DIFF_GROUPS = (
+    ("hosts", "Hosts"),
+    ("dns", "DNS records"),
+    ("services", "Services"),
+    ("endpoints", "Web endpoints"),
+    ("js", "JavaScript files"),
+    ("findings", "Findings"),
+)
 
 
 class DiffScreen(Screen):
@@ -257,7 +288,7 @@ class DiffScreen(Screen):
 
         try:
             diff = scan_diff(self.scan_a, self.scan_b)
-        except Exception as exc:  # noqa: BLE001 - e.g. a scan without snapshot: said on the screen
+        except Exception as exc:
             self.app.call_from_thread(self._show, None, str(exc) or type(exc).__name__)
             return
         self.app.call_from_thread(self._show, diff, "")
@@ -277,8 +308,11 @@ class DiffScreen(Screen):
             total_removed += len(removed)
             if not added and not removed:
                 continue
-            parts.append(Text.assemble((title, "bold underline"), "  ", (f"+{len(added)}", "green"), " ",
-                                       (f"-{len(removed)}", "red")))
+            parts.append(
+                Text.assemble(
+                    (title, "bold underline"), "  ", (f"+{len(added)}", "green"), " ", (f"-{len(removed)}", "red")
+                )
+            )
             parts += [Text.assemble(("+ ", "bold green"), safe(item, 300, style="green")) for item in added]
             parts += [Text.assemble(("- ", "bold red"), safe(item, 300, style="red")) for item in removed]
             parts.append(Text(""))
@@ -290,8 +324,13 @@ class DiffScreen(Screen):
 
 # -- trends ----------------------------------------------------------------------------
 
-METRICS = (("hosts", "hosts"), ("services", "services"), ("endpoints", "web"), ("findings", "findings"),
-           ("events", "events"))
+METRICS = (
+    ("hosts", "hosts"),
+    ("services", "services"),
+    ("endpoints", "web"),
+    ("findings", "findings"),
+    ("events", "events"),
+)
 
 
 class TrendsScreen(Screen):
@@ -340,14 +379,18 @@ class TrendsScreen(Screen):
                 last = int(values[-1])
                 delta = int(values[-1] - values[-2]) if len(values) > 1 else 0
                 style = "green" if delta > 0 else "red" if delta < 0 else "dim"
-                self.query_one(f"#last-{key}", Static).update(Text.assemble(
-                    (f"{last:>6}", "bold"), (f" {delta:+d}" if len(values) > 1 else "", style),
-                    (f"  {int(min(values))}–{int(max(values))}", "dim")))
+                self.query_one(f"#last-{key}", Static).update(
+                    Text.assemble(
+                        (f"{last:>6}", "bold"),
+                        (f" {delta:+d}" if len(values) > 1 else "", style),
+                        (f"  {int(min(values))}–{int(max(values))}", "dim"),
+                    )
+                )
             else:
                 self.query_one(f"#last-{key}", Static).update(Text("no data", style="dim"))
         table = self.query_one("#history", DataTable)
         table.clear()
-        for r, finished in zip(reversed(rows), reversed(times)):
+        for r, finished in zip(reversed(rows), reversed(times), strict=False):
             table.add_row(f"#{r['id']}", finished, *(str(r[k]) for k, _ in METRICS), key=str(r["id"]))
         if not rows:
             self.query_one("#trends").border_subtitle = "no done scans with a snapshot yet"

@@ -20,7 +20,11 @@ from .text import grid, safe, when
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
 SEVERITY_STYLES = {
-    "critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim",
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
 }
 COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
 FILTER_CYCLE = (None, "low", "medium", "high", "critical")  # a minimum; None shows everything
@@ -46,8 +50,7 @@ def multiline(value: object, limit: int = 20_000) -> Text:
     return Text(clean_text(value, limit, single_line=False))  # end="" would lose the last line in a Group
 
 
-def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list, str]],
-               caps: tuple[int, ...]) -> None:
+def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list, str]], caps: tuple[int, ...]) -> None:
     """Replace columns and rows. Every column is as wide as its content (at most
     its cap); the last one takes the rest of the table's width, so the table
     never needs a horizontal scrollbar (long values are cut: a detail pane shows them)."""
@@ -57,11 +60,11 @@ def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list,
     for cells, _ in rows:
         for i, cell in enumerate(cells[:-1]):
             widths[i] = max(widths[i], cell.cell_len if isinstance(cell, Text) else cell_len(str(cell)))
-    widths = [min(w, cap) for w, cap in zip(widths, caps)]
+    widths = [min(w, cap) for w, cap in zip(widths, caps, strict=False)]
     room = table.size.width - 2 - 2 * table.cell_padding * len(labels)  # 2: the vertical scrollbar
     last = room - sum(widths[:-1])
     table.clear(columns=True)
-    for label, width in zip(labels[:-1], widths[:-1]):
+    for label, width in zip(labels[:-1], widths[:-1], strict=False):
         table.add_column(label, width=width)
     table.add_column(labels[-1], width=max(last, 10) if table.size.width else None)
     for cells, key in rows:
@@ -122,8 +125,14 @@ class FindingsScreen(ProjectScreen):
             if rank(f.severity) < floor:
                 continue
             position = f"{f.line}:{f.column or 0}" if f.line else ""
-            cells = [severity(f.severity), safe(f.kind, 10), safe(f.rule, 40), safe(host, 50), position,
-                     safe(f.location, 200)]
+            cells = [
+                severity(f.severity),
+                safe(f.kind, 10),
+                safe(f.rule, 40),
+                safe(host, 50),
+                position,
+                safe(f.location, 200),
+            ]
             if needle and not any(needle in str(c).lower() for c in cells):
                 continue
             shown_rows.append((cells, str(index)))  # keys index self.rows
@@ -136,7 +145,8 @@ class FindingsScreen(ProjectScreen):
             self.current = None
             self._hide()
             self.query_one("#finding-detail", Static).update(
-                "No findings." if not rows else "No finding matches the filter.")
+                "No findings." if not rows else "No finding matches the filter."
+            )
         elif old is not None and str(old) in {k.value for k in table.rows}:
             table.move_cursor(row=table.get_row_index(str(old)))
 
@@ -201,19 +211,26 @@ class FindingsScreen(ProjectScreen):
             shown = finding.redacted or ("(hidden)" if finding.value else "")
             if finding.kind == "endpoint" and not finding.redacted:
                 shown = finding.value  # an API path, not a secret
-            value = Text.assemble(safe(shown, 500), (" · v reveals" if finding.value and shown != finding.value
-                                                     else "", "dim"))
+            value = Text.assemble(
+                safe(shown, 500), (" · v reveals" if finding.value and shown != finding.value else "", "dim")
+            )
             pane.border_subtitle = ""
             pane.remove_class("revealed")
-        what = Text.assemble(severity(finding.severity), " ", safe(finding.kind, 20), " ",
-                             safe(finding.rule, 80, style="bold"))
+        what = Text.assemble(
+            severity(finding.severity), " ", safe(finding.kind, 20), " ", safe(finding.rule, 80, style="bold")
+        )
         if finding.confidence:
             what.append(f"  confidence {clean_text(finding.confidence, 20)}", style="dim")
         where = safe(host, 100)
         if finding.line:
             where.append(f"  line {finding.line}:{finding.column or 0}", style="dim")
-        seen = Text.assemble(when(finding.first_seen), " → ", when(finding.last_seen),
-                             ("  fp ", "dim"), safe(finding.fingerprint, 24, style="dim"))
+        seen = Text.assemble(
+            when(finding.first_seen),
+            " → ",
+            when(finding.last_seen),
+            ("  fp ", "dim"),
+            safe(finding.fingerprint, 24, style="dim"),
+        )
         pairs = [("what", what), ("host", where), ("file", finding.location), ("value", value), ("seen", seen)]
         parts: list = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
         if finding.context:
@@ -243,8 +260,10 @@ def find_js_file(project_id: int, url: str):
 
     with session() as s:
         return s.exec(
-            select(JsFile).join(Host, Host.id == JsFile.host_id)
-            .where(Host.project_id == project_id, JsFile.url == url).order_by(JsFile.id.desc())
+            select(JsFile)
+            .join(Host, Host.id == JsFile.host_id)
+            .where(Host.project_id == project_id, JsFile.url == url)
+            .order_by(JsFile.id.desc())
         ).first()
 
 
@@ -264,8 +283,9 @@ class JsViewScreen(Screen):
         yield Header()
         yield Static(Text.assemble(("file ", "bold"), safe(self.finding.location, 200)), id="js-note")
         yield LoadingIndicator(id="js-loading")
-        yield TextArea.code_editor("", language="javascript", read_only=True, id="js-text",
-                                   soft_wrap=False, classes="hidden")
+        yield TextArea.code_editor(
+            "", language="javascript", read_only=True, id="js-text", soft_wrap=False, classes="hidden"
+        )
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -291,7 +311,7 @@ class JsViewScreen(Screen):
             text = beautify_file(text, timeout=BEAUTIFY_TIMEOUT, cache_dir=get_settings().data_dir / "beautified")
         except TimeoutError:
             note = f"{len(body):,} bytes · beautifying took over {BEAUTIFY_TIMEOUT:.0f}s: showing the raw text"
-        except Exception as exc:  # noqa: BLE001 - show the raw file rather than nothing
+        except Exception as exc:
             note = f"{len(body):,} bytes · could not beautify ({type(exc).__name__}): showing the raw text"
         if truncated:
             note += f" · first {MAX_VIEW_BYTES:,} bytes only"
@@ -308,8 +328,9 @@ class JsViewScreen(Screen):
 
     def _show(self, text: str | None, note: str, line: int | None = None) -> None:
         self.query_one("#js-loading").display = False
-        self.query_one("#js-note", Static).update(Text.assemble(
-            ("file ", "bold"), safe(self.finding.location, 120), "\n", (note, "dim")))
+        self.query_one("#js-note", Static).update(
+            Text.assemble(("file ", "bold"), safe(self.finding.location, 120), "\n", (note, "dim"))
+        )
         if text is None:
             return
         area = self.query_one("#js-text", TextArea)

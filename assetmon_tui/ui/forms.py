@@ -10,16 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList, Static
 
+from ..core.modules import describe
 from ..core.targets import TargetError, parse_target
-
-MODULE_HELP = {
-    "subdomains": "Subdomains: CT, wordlist, certificates",
-    "dns": "DNS: A, AAAA, CNAME (+ MX, NS, TXT)",
-    "ports": "Ports: TCP connect scan + banners",
-    "http": "HTTP: title, server, TLS, tech, favicon",
-    "takeover": "Takeover: dangling CNAMEs",
-    "js": "JavaScript: secrets and API endpoints",
-}
 
 
 class Form(ModalScreen):
@@ -28,7 +20,9 @@ class Form(ModalScreen):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
     Form { align: center middle; }
-    Form > Vertical { width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
+    Form > Vertical {
+        width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 0 1;
+    }
     Form .error { color: $error; height: auto; }
     Form .hint { color: $text-muted; height: auto; }
     Form Button { margin-top: 1; }
@@ -65,7 +59,9 @@ class TargetsForm(Form):
             yield Input(placeholder="acme.com 10.0.0.0/24 https://app.acme.com !dev.acme.com", id="targets")
             yield Static(
                 "Domains, hosts, IPs, CIDRs and URLs, separated by spaces or commas.\n"
-                "A leading ! excludes: !*.dev.acme.com", classes="hint")
+                "A leading ! excludes: !*.dev.acme.com",
+                classes="hint",
+            )
             yield Static("", id="error", classes="error")
 
     @on(Input.Submitted)
@@ -92,7 +88,7 @@ class ScanForm(Form):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Scan {self.project}  (space toggles a module, tab moves)")
-            yield SelectionList[str](*[(MODULE_HELP.get(m, m), m, True) for m in self.modules], id="modules")
+            yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
             yield Input(placeholder="ports: top100 (default), top1000, all, 22,80,8000-8100", id="ports")
             yield Input(placeholder="nameserver HOST:PORT (default: system resolver)", id="nameserver")
             yield Static("", id="error", classes="error")

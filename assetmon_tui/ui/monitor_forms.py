@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.text import Text
@@ -16,9 +16,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, SelectionList, Static
 
+from ..core.modules import describe
 from ..core.sanitize import clean_text
 from .findings import SEVERITIES, severity
-from .forms import MODULE_HELP, Form
+from .forms import Form
 from .text import safe
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -26,7 +27,7 @@ EXPORT_FORMATS = ("html", "json", "jsonl", "csv", "md")
 
 
 def parse_every(text: str) -> tuple[int | None, str | None]:
-    """"6h", "1h30m", "45m", "3600" (seconds) -> (seconds, None); a cron line -> (None, line).
+    """ "6h", "1h30m", "45m", "3600" (seconds) -> (seconds, None); a cron line -> (None, line).
     ValueError for what is neither (cron lines are checked by the schedule itself)."""
     text = " ".join(text.split())
     if not text:
@@ -40,8 +41,10 @@ def parse_every(text: str) -> tuple[int | None, str | None]:
         return sum(int(n) * UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", compact)), None
     if " " in text:
         return None, text  # the schedule explains what a cron line needs
-    raise ValueError(f"Not an interval: {clean_text(text, 40)!r}. Use e.g. 6h, 30m, 1h30m, 1d or "
-                     "seconds (3600), or a cron line with 5 fields (0 3 * * *).")
+    raise ValueError(
+        f"Not an interval: {clean_text(text, 40)!r}. Use e.g. 6h, 30m, 1h30m, 1d or "
+        "seconds (3600), or a cron line with 5 fields (0 3 * * *)."
+    )
 
 
 def format_every(seconds: int | None) -> str:
@@ -57,11 +60,12 @@ def _local(value: datetime | None) -> str:
     if value is None:
         return "—"
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 # -- schedule -----------------------------------------------------------------------------
+
 
 class ScheduleForm(Form):
     """Answers a message for the app to show, or None."""
@@ -78,7 +82,7 @@ class ScheduleForm(Form):
             yield Label(Text.assemble("Scheduled scans of ", safe(self.project_name, 40, style="bold")))
             yield Input(placeholder="every: 6h, 30m, 1d, 3600 s — or cron: 0 3 * * *", id="every")
             yield Static("At least 1m apart; cron lines have 5 fields in local time.", classes="hint")
-            yield SelectionList[str](*[(MODULE_HELP.get(m, m), m, True) for m in self.modules], id="modules")
+            yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
             yield Checkbox("enabled", True, id="enabled", compact=True)
             yield Static("No schedule yet.", id="current", classes="hint")
             yield Static("", id="error", classes="error")
@@ -111,9 +115,11 @@ class ScheduleForm(Form):
             if module in chosen:
                 selection.select(module)
         self.query_one("#enabled", Checkbox).value = schedule.enabled
-        status = Text.assemble(("on" if schedule.enabled else "off", "green" if schedule.enabled else "dim"),
-                               f" · next run {_local(schedule.next_run_at) if schedule.enabled else '—'}"
-                               f" · last run {_local(schedule.last_run_at)}")
+        status = Text.assemble(
+            ("on" if schedule.enabled else "off", "green" if schedule.enabled else "dim"),
+            f" · next run {_local(schedule.next_run_at) if schedule.enabled else '—'}"
+            f" · last run {_local(schedule.last_run_at)}",
+        )
         if schedule.last_error:
             status.append("\nlast error: ", style="red")
             status.append(clean_text(schedule.last_error, 200))
@@ -139,13 +145,20 @@ class ScheduleForm(Form):
         from ..schedule import set_schedule
 
         try:
-            schedule = set_schedule(self.project_id, interval_seconds=seconds, cron=cron, modules=modules,
-                                    enabled=enabled, options=self.options)
+            schedule = set_schedule(
+                self.project_id,
+                interval_seconds=seconds,
+                cron=cron,
+                modules=modules,
+                enabled=enabled,
+                options=self.options,
+            )
         except ValueError as exc:
             self.app.call_from_thread(self.show_error, clean_text(str(exc), 300))
             return
-        every = (f"cron {schedule.cron}" if schedule.kind == "cron"
-                 else f"every {format_every(schedule.interval_seconds)}")
+        every = (
+            f"cron {schedule.cron}" if schedule.kind == "cron" else f"every {format_every(schedule.interval_seconds)}"
+        )
         state = f"next run {_local(schedule.next_run_at)}" if schedule.enabled else "disabled"
         self.app.call_from_thread(self.dismiss, f"Schedule saved: {every} ({state})")
 
@@ -165,6 +178,7 @@ class ScheduleForm(Form):
 
 
 # -- notifiers ------------------------------------------------------------------------------
+
 
 class NotifierTable(DataTable):
     BINDINGS = [
@@ -284,8 +298,11 @@ class NotifiersForm(Form):
         from ..notify import send_test
 
         ok, error = send_test(notifier_id)
-        result = (Text(f"✓ test message to #{notifier_id} delivered", style="green") if ok else
-                  Text.assemble((f"✗ test to #{notifier_id} failed: ", "bold red"), clean_text(error, 300)))
+        result = (
+            Text(f"✓ test message to #{notifier_id} delivered", style="green")
+            if ok
+            else Text.assemble((f"✗ test to #{notifier_id} failed: ", "bold red"), clean_text(error, 300))
+        )
         self.app.call_from_thread(self.query_one("#result", Static).update, result)
 
     def action_toggle(self) -> None:
@@ -313,12 +330,14 @@ class NotifiersForm(Form):
         from ..notify import delete_notifier
 
         delete_notifier(notifier_id)
-        self.app.call_from_thread(self.query_one("#result", Static).update,
-                                  Text(f"Notifier #{notifier_id} deleted.", style="dim"))
+        self.app.call_from_thread(
+            self.query_one("#result", Static).update, Text(f"Notifier #{notifier_id} deleted.", style="dim")
+        )
         self.app.call_from_thread(self._load)
 
 
 # -- export ------------------------------------------------------------------------------------
+
 
 def default_export_name(project_name: str, fmt: str, today: datetime | None = None) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", project_name).strip("._") or "project"
@@ -342,10 +361,15 @@ class ExportForm(Form):
             yield Label(Text.assemble("Export ", safe(self.project_name, 40, style="bold")))
             yield Select([(f, f) for f in EXPORT_FORMATS], value=EXPORT_FORMATS[0], allow_blank=False, id="format")
             yield Input(self.default_path, placeholder="output file", id="path")
-            yield Input(placeholder="only events after scan # (optional)",
-                        id="since", restrict=r"\d*", compact=True)
-            yield Static(Text.assemble("relative paths are in ", safe(str(self.directory), 50),
-                                       "\nsecret values are never exported (redacted forms only)"), classes="hint")
+            yield Input(placeholder="only events after scan # (optional)", id="since", restrict=r"\d*", compact=True)
+            yield Static(
+                Text.assemble(
+                    "relative paths are in ",
+                    safe(str(self.directory), 50),
+                    "\nsecret values are never exported (redacted forms only)",
+                ),
+                classes="hint",
+            )
             yield Static("", id="error", classes="error")
             yield Button("Export", variant="primary", id="export")
 

@@ -66,15 +66,39 @@ class ResultsScreen(ProjectScreen):
 
         pid = self.project_id
         rows = {
-            "hosts": [([safe(h.name, 80), h.dns_status or ("address" if h.is_address else ""),
-                        when(h.first_seen), when(h.last_seen)],
-                       {"kind": "host", "id": h.id}) for h in repo.hosts(pid)],
-            "dns": [([safe(name, 60), r.rtype, safe(r.value, 80), str(r.ttl or "")],
-                     {"kind": "dns", "host": name, "row": r}) for r, name in repo.dns_records(pid)],
-            "services": [([name, str(s.port), safe(s.service, 20), safe(s.banner, 60)],
-                          {"kind": "service", "host": name, "row": s}) for s, name in repo.services(pid)],
-            "http": [([safe(e.url, 70), str(e.status or ""), safe(e.title, 60), safe(e.server, 30)],
-                      {"kind": "http", "host": name, "row": e}) for e, name in repo.endpoints(pid)],
+            "hosts": [
+                (
+                    [
+                        safe(h.name, 80),
+                        h.dns_status or ("address" if h.is_address else ""),
+                        when(h.first_seen),
+                        when(h.last_seen),
+                    ],
+                    {"kind": "host", "id": h.id},
+                )
+                for h in repo.hosts(pid)
+            ],
+            "dns": [
+                (
+                    [safe(name, 60), r.rtype, safe(r.value, 80), str(r.ttl or "")],
+                    {"kind": "dns", "host": name, "row": r},
+                )
+                for r, name in repo.dns_records(pid)
+            ],
+            "services": [
+                (
+                    [name, str(s.port), safe(s.service, 20), safe(s.banner, 60)],
+                    {"kind": "service", "host": name, "row": s},
+                )
+                for s, name in repo.services(pid)
+            ],
+            "http": [
+                (
+                    [safe(e.url, 70), str(e.status or ""), safe(e.title, 60), safe(e.server, 30)],
+                    {"kind": "http", "host": name, "row": e},
+                )
+                for e, name in repo.endpoints(pid)
+            ],
         }
         self.app.call_from_thread(self._fill, rows)
 
@@ -140,20 +164,32 @@ def _detail(data: dict):
         pairs = [("address", data["host"]), ("port", row.port), ("service", row.service), ("banner", row.banner)]
     else:
         redirects = json.loads(row.redirects or "[]")
-        pairs = [("url", row.url), ("host", data["host"]), ("status", row.status), ("title", row.title),
-                 ("server", row.server), ("type", row.content_type), ("length", row.content_length),
-                 ("time", f"{row.response_ms:.0f} ms" if row.response_ms is not None else ""),
-                 ("final url", row.final_url)]
+        pairs = [
+            ("url", row.url),
+            ("host", data["host"]),
+            ("status", row.status),
+            ("title", row.title),
+            ("server", row.server),
+            ("type", row.content_type),
+            ("length", row.content_length),
+            ("time", f"{row.response_ms:.0f} ms" if row.response_ms is not None else ""),
+            ("final url", row.final_url),
+        ]
         pairs += [("redirect", r) for r in redirects]
         tls = json.loads(row.tls or "{}")
-        pairs += [("tech", row.tech.replace(",", ", ")), ("cdn", row.cdn),
-                  ("favicon", "" if row.favicon_hash is None else f"mmh3 {row.favicon_hash}")]
+        pairs += [
+            ("tech", row.tech.replace(",", ", ")),
+            ("cdn", row.cdn),
+            ("favicon", "" if row.favicon_hash is None else f"mmh3 {row.favicon_hash}"),
+        ]
         if tls:
-            pairs += [("tls subject", tls.get("subject_cn") or tls.get("subject", "")),
-                      ("tls issuer", tls.get("issuer_cn") or tls.get("issuer", "")),
-                      ("tls expires", tls.get("not_after", "")),
-                      ("self-signed", "yes" if tls.get("self_signed") else "no"),
-                      ("tls names", ", ".join(tls.get("sans", [])[:20]))]
+            pairs += [
+                ("tls subject", tls.get("subject_cn") or tls.get("subject", "")),
+                ("tls issuer", tls.get("issuer_cn") or tls.get("issuer", "")),
+                ("tls expires", tls.get("not_after", "")),
+                ("self-signed", "yes" if tls.get("self_signed") else "no"),
+                ("tls names", ", ".join(tls.get("sans", [])[:20])),
+            ]
         if row.error:
             pairs.append(("error", row.error))
         pairs = [(k, v) for k, v in pairs if v not in ("", None)]
@@ -163,8 +199,16 @@ def _detail(data: dict):
 
 def _host_renderable(detail: dict):
     host = detail["host"]
-    parts = [grid([("host", host.name), ("dns", host.dns_status), ("first seen", when(host.first_seen)),
-                    ("last seen", when(host.last_seen))])]
+    parts = [
+        grid(
+            [
+                ("host", host.name),
+                ("dns", host.dns_status),
+                ("first seen", when(host.first_seen)),
+                ("last seen", when(host.last_seen)),
+            ]
+        )
+    ]
     for rec in detail["records"]:
         parts.append(Text.assemble((f"{rec.rtype:6}", "cyan"), safe(rec.value, 200)))
     for svc in detail["services"]:

@@ -5,7 +5,7 @@ through markup parsing: `Text(...)` shows `[bold]` literally, and
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.table import Table
 from rich.text import Text
@@ -13,8 +13,12 @@ from rich.text import Text
 from ..core.sanitize import clean_text
 
 STATE_STYLES = {
-    "queued": "yellow", "running": "cyan", "cancelling": "magenta",
-    "done": "green", "failed": "bold red", "cancelled": "dim",
+    "queued": "yellow",
+    "running": "cyan",
+    "cancelling": "magenta",
+    "done": "green",
+    "failed": "bold red",
+    "cancelled": "dim",
 }
 
 
@@ -32,7 +36,7 @@ def when(value: datetime | None, short: bool = False) -> str:
     if value is None:
         return ""
     if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone().strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M")
 
 

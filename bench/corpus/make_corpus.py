@@ -60,10 +60,9 @@ def plant(text: str, rng: random.Random, per_rule: int = 1) -> tuple[str, list[P
         if "\n" in chunk:
             line_start = built + chunk.rfind("\n") + 1
         built += len(chunk)
-        pre = piece[:piece.index(secret)]
+        pre = piece[: piece.index(secret)]
         start = built + pre.rfind("\n") + 1 if "\n" in pre else line_start
-        planted.append(Planted(rule_id, secret, line + pre.count("\n"),
-                               built + len(pre) - start + 1))
+        planted.append(Planted(rule_id, secret, line + pre.count("\n"), built + len(pre) - start + 1))
         out.append(piece)
         line += piece.count("\n")
         if "\n" in piece:
