@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import get_type_hints
+from typing import Any, get_type_hints
 
 import platformdirs
 
@@ -77,6 +77,8 @@ def _convert(kind: type, raw: object) -> object:
     if kind is Path:
         return Path(str(raw)).expanduser()
     if kind in (int, float):
+        if not isinstance(raw, (str, int, float)):
+            raise TypeError(f"{kind.__name__} expected, got {raw!r}")
         return kind(raw)
     return str(raw)
 
@@ -106,7 +108,9 @@ def get_settings() -> Settings:
     unknown = set(values) - set(types)
     if unknown:
         raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
-    settings = Settings(**{k: _convert(types[k], v) for k, v in values.items()})
+    # Each value is converted to its field's type at run time, by name: no static type to check.
+    fields: dict[str, Any] = {k: _convert(types[k], v) for k, v in values.items()}
+    settings = Settings(**fields)
     for folder in (settings.data_dir, settings.state_dir, settings.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     return settings

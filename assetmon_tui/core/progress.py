@@ -8,7 +8,9 @@ object in memory. The TUI reads either through `Progress.from_dict`.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 ACTIVE_STATES = ("queued", "running", "cancelling")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -54,12 +56,13 @@ class Progress:
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        # JSON-ready: Celery's result backend stores it as JSON
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Progress:
-        data = dict(data)
-        data["modules"] = {k: ModuleProgress(**v) for k, v in data.get("modules", {}).items()}
+    def from_dict(cls, data: Mapping[str, Any]) -> Progress:
+        fields = dict(data)
+        fields["modules"] = {k: ModuleProgress(**v) for k, v in fields.get("modules", {}).items()}
         known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in fields.items() if k in known})

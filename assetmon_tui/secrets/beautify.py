@@ -24,7 +24,8 @@ _SPAN = 8 * WINDOW  # furthest we look for line breaks around a match
 def _beautify(code: str) -> str:
     opts = jsbeautifier.default_options()
     opts.indent_size = 2
-    return jsbeautifier.beautify(code, opts)
+    beautified: str = jsbeautifier.beautify(code, opts)  # jsbeautifier has no type information
+    return beautified
 
 
 def _clip(line: str, value: str) -> str:

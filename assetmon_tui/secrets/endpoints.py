@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urljoin
 
 import re2
 
 from .textpos import positions
+
+
+class _Match(Protocol):
+    """The part of an re2 match (of a str pattern) used here: re2 has no type information."""
+
+    def group(self, group: int, /) -> str | None: ...
+
 
 _OPTS = re2.Options()
 _OPTS.max_mem = 32 << 20
@@ -82,7 +90,7 @@ def _template(body: str) -> str | None:
     if first and first.start() == 0 and body[first.end() : first.end() + 1] in ("/", ""):
         body = body[first.end() :]  # a leading `${base}` is the origin, not a path
 
-    def name(m) -> str:
+    def name(m: _Match) -> str:
         idents = _IDENT.findall(m.group(1))
         return "{" + (idents[-1] if idents else "param") + "}"
 

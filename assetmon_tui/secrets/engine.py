@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypedDict
 
 import re2
 
@@ -37,6 +39,46 @@ _NOT_A_SECRET = re2.compile(
 )
 
 
+class _Match(Protocol):
+    """The part of an re2 match used here (re2 has no type information)."""
+
+    def span(self, group: int = 0, /) -> tuple[int, int]: ...
+    def group(self, group: int = 0, /) -> bytes | None: ...
+
+
+class _Regex(Protocol):
+    """A compiled re2 pattern, searched in bytes."""
+
+    @property
+    def groupindex(self) -> Mapping[str, int]: ...
+    def search(self, text: bytes, pos: int | None = None, endpos: int | None = None, /) -> _Match | None: ...
+    def finditer(self, text: bytes, pos: int | None = None, endpos: int | None = None, /) -> Iterator[_Match]: ...
+
+
+class _TriggerSet(Protocol):
+    """A compiled re2.Set: the indexes of the patterns that occur, or None."""
+
+    def Match(self, text: bytes, /) -> list[int] | None: ...
+
+
+# (secret start, secret end, rule, value, confidence or _REJECT)
+_Candidate = tuple[int, int, Rule, str, str]
+
+
+class SecretFindingDict(TypedDict):
+    rule_id: str
+    title: str
+    severity: str
+    confidence: str
+    source: str
+    line: int
+    column: int
+    secret: str
+    redacted: str
+    fingerprint: str
+    context: list[str]
+
+
 @dataclass(frozen=True)
 class SecretFinding:
     rule_id: str
@@ -51,12 +93,20 @@ class SecretFinding:
     fingerprint: str  # sha256(rule id + secret): same secret, same value anywhere
     context: tuple[str, ...] = ()  # lines around the match, secret redacted
 
-    def to_dict(self, *, reveal: bool = False) -> dict:
-        d = asdict(self)
-        d["context"] = list(self.context)
-        if not reveal:
-            d["secret"] = self.redacted
-        return d
+    def to_dict(self, *, reveal: bool = False) -> SecretFindingDict:
+        return SecretFindingDict(
+            rule_id=self.rule_id,
+            title=self.title,
+            severity=self.severity,
+            confidence=self.confidence,
+            source=self.source,
+            line=self.line,
+            column=self.column,
+            secret=self.secret if reveal else self.redacted,
+            redacted=self.redacted,
+            fingerprint=self.fingerprint,
+            context=list(self.context),
+        )
 
 
 def redact(value: str) -> str:
@@ -73,18 +123,18 @@ def fingerprint(rule_id: str, value: str) -> str:
 @dataclass(frozen=True)
 class _Compiled:
     rule: Rule
-    rx: object
+    rx: _Regex
     s_group: int
     name_group: int | None
-    near: object | None
+    near: _Regex | None
 
 
-def _compile():
+def _compile() -> tuple[list[_Compiled], _TriggerSet, list[list[int]]]:
     """Each rule is its own RE2 pass, run only when one of its triggers occurs
     in the text; one RE2 set pass finds which triggers do. (One alternation
     of all rules was tried: warm it is faster, but a program that size builds
     its DFA so slowly that each new file costs seconds.)"""
-    compiled = []
+    compiled: list[_Compiled] = []
     triggers: dict[str, list[int]] = {}
     for i, rule in enumerate(RULES):
         rx = re2.compile(rule.pattern, _OPTS)
@@ -153,7 +203,7 @@ def _judge(c: _Compiled, s: int, e: int, name: bytes | None, data: bytes, value:
     return rule.confidence
 
 
-def _hits(data: bytes):
+def _hits(data: bytes) -> Iterator[tuple[_Compiled, int, int, bytes | None]]:
     """(compiled rule, secret start, secret end, name or None) per raw hit."""
     for c in _rules_for(data):
         for m in c.rx.finditer(data):
@@ -162,7 +212,7 @@ def _hits(data: bytes):
             yield c, s, e, name
 
 
-def _candidates(data: bytes):
+def _candidates(data: bytes) -> Iterator[_Candidate]:
     """(start, end, rule, value, confidence or _REJECT) per hit."""
     for c, s, e, name in _hits(data):
         if c.rule.id.startswith("private-key-"):
@@ -176,17 +226,17 @@ def _candidates(data: bytes):
             yield s, e, c.rule, value, verdict
 
 
-def _resolve_overlaps(cands: list) -> list:
+def _resolve_overlaps(cands: list[_Candidate]) -> list[_Candidate]:
     """Keep the most specific, then most confident, then longest hit where
     spans overlap; a rejected specific token hides generic hits on it."""
 
-    def priority(c):
+    def priority(c: _Candidate) -> tuple[int, bool, int, int, int]:
         s, e, rule, _, verdict = c
         return (rule.specificity, verdict != _REJECT, _CONF_RANK.get(verdict, 0), e - s, -s)
 
     starts: list[int] = []
     ends: list[int] = []
-    kept = []
+    kept: list[_Candidate] = []
     for cand in sorted(cands, key=priority, reverse=True):
         s, e = cand[0], cand[1]
         i = bisect.bisect_left(starts, s)
@@ -204,12 +254,12 @@ def scan_text(text: str, source: str, *, context_lines: int = 3) -> list[SecretF
     """All findings in `text`, ordered by position. `source` is recorded as is."""
     data = text.encode("utf-8", "replace")  # lone surrogates become one '?' each
     found = _resolve_overlaps(list(_candidates(data)))
-    out = []
+    out: list[SecretFinding] = []
     for (_s, _e, rule, value, confidence), (line, col, char_off) in zip(
         found, positions(data, [c[0] for c in found]), strict=False
     ):
         redacted = redact(value)
-        ctx = ()
+        ctx: tuple[str, ...] = ()
         if context_lines > 0:
             ctx = _context_lines(
                 text,

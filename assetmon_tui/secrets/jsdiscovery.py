@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from urllib.parse import unquote, urljoin, urlsplit
 
 import re2
@@ -44,7 +45,7 @@ _SOURCEMAP = re2.compile(r"(?://|/\*)[#@]\s{0,3}sourceMappingURL=([^\s*\"']+)", 
 _PREFIX_LOOKBACK = 600
 
 
-def _dedupe(urls) -> list[str]:
+def _dedupe(urls: Iterable[str | None]) -> list[str]:
     return list(dict.fromkeys(u for u in urls if u))
 
 
@@ -148,7 +149,7 @@ def sourcemap_url(js_text: str, js_url: str) -> str | None:
     found = _SOURCEMAP.findall(js_text)
     if not found:
         return None
-    ref = found[-1].strip()
+    ref: str = found[-1].strip()  # re2 has no type information
     return ref if ref.startswith("data:") else urljoin(js_url, ref)
 
 
@@ -175,7 +176,7 @@ def sourcemap_sources(
         doc = json.loads(map_json_text)
     except ValueError:
         return []
-    maps = [doc] if isinstance(doc, dict) else []
+    maps: list[object] = [doc] if isinstance(doc, dict) else []
     if maps and isinstance(doc.get("sections"), list):
         maps += [s.get("map") for s in doc["sections"] if isinstance(s, dict)]
     out: list[tuple[str, str]] = []

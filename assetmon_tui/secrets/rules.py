@@ -13,7 +13,7 @@ further than the match it returns plus one byte.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import validators as v
@@ -52,19 +52,19 @@ NEAR_BYTES = 400
 
 
 def _token(
-    rule_id,
-    title,
-    severity,
-    body,
-    triggers,
+    rule_id: str,
+    title: str,
+    severity: str,
+    body: str,
+    triggers: Iterable[str],
     *,
-    confidence="high",
-    check=None,
-    min_entropy=3.0,
-    start=r"\b",
-    end=_END,
-    placeholder_check=True,
-):
+    confidence: str = "high",
+    check: Callable[[str], bool] | None = None,
+    min_entropy: float = 3.0,
+    start: str = r"\b",
+    end: str = _END,
+    placeholder_check: bool = True,
+) -> Rule:
     """A fixed-format token: `body` is the whole secret."""
     return Rule(
         rule_id,
@@ -79,11 +79,11 @@ def _token(
     )
 
 
-def _gh(rule_id, title, prefix):
+def _gh(rule_id: str, title: str, prefix: str) -> Rule:
     return _token(rule_id, title, "critical", prefix + "[A-Za-z0-9]{36}", [prefix], check=v.crc32_token)
 
 
-def _private_key(rule_id, title, kind):
+def _private_key(rule_id: str, title: str, kind: str) -> Rule:
     # The block's end is found by the engine (see engine._pem_block): RE2
     # caps counted repetition at 1000, and key bodies are longer than that.
     return Rule(
@@ -100,8 +100,18 @@ def _private_key(rule_id, title, kind):
 
 
 def _keyword(
-    rule_id, title, severity, names, value, triggers, *, near=None, confidence="high", check=None, min_entropy=3.0
-):
+    rule_id: str,
+    title: str,
+    severity: str,
+    names: str,
+    value: str,
+    triggers: Iterable[str],
+    *,
+    near: str | None = None,
+    confidence: str = "high",
+    check: Callable[[str], bool] | None = None,
+    min_entropy: float = 3.0,
+) -> Rule:
     """A secret identified by the variable or field name in front of it."""
     return Rule(
         rule_id,

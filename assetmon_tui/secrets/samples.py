@@ -64,13 +64,13 @@ def _token(make: Callable[[random.Random], str]) -> Callable[[random.Random], tu
     return lambda rng: _quoted(make(rng))
 
 
-def _aws_pair(rng):
+def _aws_pair(rng: random.Random) -> tuple[str, str]:
     key_id = "AKIA" + rand(rng, 16, string.ascii_uppercase + "234567")
     secret = rand(rng, 40, B62 + "/+")
     return f'{{accessKeyId:"{key_id}",secretAccessKey:"{secret}"}}', secret
 
 
-def _gcp_sa(rng):
+def _gcp_sa(rng: random.Random) -> tuple[str, str]:
     key_id = rand(rng, 40, HEX)
     doc = {
         "type": "service_account",
@@ -81,7 +81,7 @@ def _gcp_sa(rng):
     return "JSON.parse(" + json.dumps(json.dumps(doc)) + ")", key_id
 
 
-def _azure_conn(rng):
+def _azure_conn(rng: random.Random) -> tuple[str, str]:
     key = base64.b64encode(rng.randbytes(64)).decode()
     return (
         f'"DefaultEndpointsProtocol=https;AccountName=acct{rand(rng, 6, HEX)};'
@@ -89,7 +89,7 @@ def _azure_conn(rng):
     ), key
 
 
-def _azure_sas(rng):
+def _azure_sas(rng: random.Random) -> tuple[str, str]:
     sig = quote(base64.b64encode(rng.randbytes(32)).decode(), safe="")
     return (
         f'"https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&ss=b&srt=o&sp=r'
@@ -97,56 +97,56 @@ def _azure_sas(rng):
     ), sig
 
 
-def _discord(rng):
+def _discord(rng: random.Random) -> tuple[str, str]:
     user = str(rng.randrange(10**17, 2 * 10**18))
     first = base64.b64encode(user.encode()).decode().rstrip("=")
     return _quoted(f"{first}.{rand(rng, 6, URLSAFE)}.{rand(rng, 38, URLSAFE)}")
 
 
-def _pypi(rng):
+def _pypi(rng: random.Random) -> tuple[str, str]:
     raw = b"\x02\x01\x08pypi.org\x02\x25\x01\x02" + rng.randbytes(90)
     return _quoted("pypi-" + b64url(raw))
 
 
-def _mapbox(rng):
+def _mapbox(rng: random.Random) -> tuple[str, str]:
     body = b64url(json.dumps({"u": rand(rng, 8).lower(), "a": rand(rng, 25).lower()}).encode())
     return _quoted(f"sk.{body}.{rand(rng, 22, URLSAFE)}")
 
 
-def _url_creds(rng):
+def _url_creds(rng: random.Random) -> tuple[str, str]:
     password = rand(rng, 18)
     return f'"postgres://app_{rand(rng, 4).lower()}:{password}@db.corp.internal:5432/app"', password
 
 
-def _basic(rng):
+def _basic(rng: random.Random) -> tuple[str, str]:
     cred = base64.b64encode(f"svc:{rand(rng, 18)}".encode()).decode()
     return f'{{headers:{{Authorization:"Basic {cred}"}}}}', cred
 
 
-def _bearer(rng):
+def _bearer(rng: random.Random) -> tuple[str, str]:
     token = rand(rng, 40, URLSAFE)
     return f'{{headers:{{Authorization:"Bearer {token}"}}}}', token
 
 
-def _generic(rng):
+def _generic(rng: random.Random) -> tuple[str, str]:
     name = rng.choice(
         ["apiKey", '"api_key"', "clientSecret", "SECRET_KEY", "authToken", '"x-api-key"', "accessToken", "stripe_key"]
     )
     return _quoted(rand(rng, 32), name)
 
 
-def _password(rng):
+def _password(rng: random.Random) -> tuple[str, str]:
     name = rng.choice(["password", '"db_password"', "adminPwd", "smtpPassword"])
     return _quoted(rand(rng, 6, string.ascii_letters) + rand(rng, 6, string.digits + "!@#%"), name)
 
 
-def _env(rng):
+def _env(rng: random.Random) -> tuple[str, str]:
     secret = rand(rng, 36)
     name = rng.choice(["API_SECRET", "DB_PASSWORD", "SENDGRID_TOKEN", "APP_KEY"])
     return f"`\n{name}={secret}\n`", secret
 
 
-def _keyworded(name: str, make: Callable[[random.Random], str]):
+def _keyworded(name: str, make: Callable[[random.Random], str]) -> Callable[[random.Random], tuple[str, str]]:
     return lambda rng: _quoted(make(rng), name)
 
 

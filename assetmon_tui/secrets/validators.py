@@ -134,7 +134,7 @@ def b64decode_loose(value: str) -> bytes | None:
         return None
 
 
-def json_object(value: str) -> dict | None:
+def json_object(value: str) -> dict[str, object] | None:
     raw = b64decode_loose(value)
     if raw is None:
         return None
