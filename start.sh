@@ -2,7 +2,7 @@
 # AssetMon TUI launcher.
 #   ./start.sh          install if needed, then Redis (if none answers), a Celery worker and the TUI
 #   ./start.sh tui      the TUI alone          ./start.sh worker   a worker alone (foreground)
-#   ./start.sh test     install, start what the tests need, run the whole suite
+#   ./start.sh test     install, start what the tests need, run lint, types, import contracts and the whole suite
 #   ./start.sh lab      the offline lab target (see README)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -98,6 +98,16 @@ stop_all() {
     fi
 }
 
+gates() {  # lint, format, types and layer contracts: each fails the run when broken
+    local bin="$VENV/bin" failed=0
+    say "gates: ruff check, ruff format --check, mypy, lint-imports"
+    "$bin/ruff" check --quiet . || failed=1
+    "$bin/ruff" format --check --quiet . || { say "run: $bin/ruff format ."; failed=1; }
+    "$bin/mypy" || failed=1
+    "$bin/lint-imports" --no-cache >/dev/null || { "$bin/lint-imports" --no-cache; failed=1; }
+    [ "$failed" = 0 ] || { say "a gate failed (see above)"; exit 1; }
+}
+
 case "$MODE" in
     test) install "[dev]" ;;
     *) install "" ;;
@@ -132,6 +142,7 @@ case "$MODE" in
         need_tool redis-server redis-server
         need_tool chromium chromium
         ensure_redis
+        gates
         "$PY" -m pytest "$@"
         # The same suite again on PostgreSQL, the store for several machines.
         pg=${ASSETMON_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/postgres}

@@ -8,14 +8,17 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .core.config import Settings, get_settings
 from .core.modules import check_modules
 from .core.progress import FINAL_STATES, Progress
 from .store import repo
 from .store.models import Scan
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +89,10 @@ class CeleryBackend:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._app = None
+        self._app: Celery | None = None
 
     @property
-    def app(self):
+    def app(self) -> Celery:
         if self._app is None:
             from worker.celery_app import make_app
 
@@ -121,10 +124,9 @@ class CeleryBackend:
         return len(replies)
 
     def start(self, scan_id: int) -> str:
-        task_id = f"scan-{scan_id}-{uuid.uuid4().hex[:12]}"
-        repo.set_backend(scan_id, self.name, task_id)  # recorded first: a restarted TUI re-attaches
-        self.app.send_task("assetmon.run_scan", args=[scan_id], task_id=task_id)
-        return task_id
+        from worker.celery_app import enqueue_scan
+
+        return enqueue_scan(self.app, scan_id)
 
     def poll(self, scan: Scan) -> Progress | None:
         from celery.result import AsyncResult
@@ -133,14 +135,14 @@ class CeleryBackend:
             result = AsyncResult(scan.task_id, app=self.app)
             state, info = result.state, result.info
         except Exception as exc:
-            log.info("poll of scan %s failed: %s", scan.id, exc)
+            log.info("poll of scan %s failed: %s", _id(scan), exc)
             return None
         if state in ("PROGRESS", "SUCCESS") and isinstance(info, dict) and "scan_id" in info:
             return Progress.from_dict(info)
         if state == "FAILURE":
-            return Progress(scan.id, state="failed", message=str(info)[:300])
+            return Progress(_id(scan), state="failed", message=str(info)[:300])
         if state == "STARTED":
-            return Progress(scan.id, state="running", message="started on a worker")
+            return Progress(_id(scan), state="running", message="started on a worker")
         return None  # PENDING: queued or unknown; the row says which
 
     def revoke(self, task_id: str) -> None:
@@ -190,7 +192,7 @@ class Dispatcher:
 
     # -- scans ---------------------------------------------------------------------------
 
-    def submit(self, project_id: int, modules: list[str], options: dict | None = None) -> Scan:
+    def submit(self, project_id: int, modules: list[str], options: dict[str, object] | None = None) -> Scan:
         modules = check_modules(modules)
         if not repo.list_targets(project_id):
             raise ValueError("the project has no targets: add some first")
@@ -198,14 +200,14 @@ class Dispatcher:
         scan = repo.create_scan(project_id, modules, options or {})  # ProjectBusy if one is active
         if self.health().backend == "celery":
             try:
-                self.celery.start(scan.id)
-                return repo.get_scan(scan.id)
+                self.celery.start(_id(scan))
+                return repo.get_scan(_id(scan))
             except Exception as exc:  # Redis vanished between the check and now
-                log.warning("could not queue scan %s on Celery (%s); running it here", scan.id, exc)
+                log.warning("could not queue scan %s on Celery (%s); running it here", _id(scan), exc)
                 self.check_health()
-        repo.set_backend(scan.id, "thread", owner=self.owner)
-        self.thread.start(scan.id)
-        return repo.get_scan(scan.id)
+        repo.set_backend(_id(scan), "thread", owner=self.owner)
+        self.thread.start(_id(scan))
+        return repo.get_scan(_id(scan))
 
     def poll(self, scan_id: int) -> tuple[Scan, Progress]:
         """The scan row and the freshest progress we can see for it."""
@@ -226,7 +228,7 @@ class Dispatcher:
         return scan, progress
 
     def active(self) -> list[tuple[Scan, Progress]]:
-        return [self.poll(scan.id) for scan in repo.active_scans()]
+        return [self.poll(_id(scan)) for scan in repo.active_scans()]
 
     def cancel(self, scan_id: int) -> str:
         scan = repo.get_scan(scan_id)
@@ -239,23 +241,23 @@ class Dispatcher:
         """Fail scans nobody runs any more; run locally what no worker took."""
         reaped = []
         for scan in repo.stale_scans(self.settings.stale_after):
-            if scan.backend == "thread" and scan.owner == self.owner and self.thread.running(scan.id):
+            if scan.backend == "thread" and scan.owner == self.owner and self.thread.running(_id(scan)):
                 continue
             silent = (
                 "no heartbeat" if scan.heartbeat is None else f"no heartbeat for over {self.settings.stale_after:.0f} s"
             )
             if repo.finish_scan(
-                scan.id, "failed", f"runner lost: {silent} ({scan.backend} {scan.owner or scan.task_id})"
+                _id(scan), "failed", f"runner lost: {silent} ({scan.backend} {scan.owner or scan.task_id})"
             ):
-                reaped.append(scan.id)
+                reaped.append(_id(scan))
         host = socket.gethostname()
         for scan in repo.active_scans():
             if scan.backend == "thread" and scan.status != "queued" and scan.owner.startswith(host + ":"):
                 pid = int(scan.owner.rsplit(":", 1)[1])
                 if not _pid_alive(pid) and repo.finish_scan(
-                    scan.id, "failed", f"the process running it (pid {pid}) exited"
+                    _id(scan), "failed", f"the process running it (pid {pid}) exited"
                 ):
-                    reaped.append(scan.id)
+                    reaped.append(_id(scan))
             elif scan.backend == "celery" and scan.status == "queued" and scan.created_at is not None:
                 waited = time.time() - scan.created_at.timestamp()
                 if waited > self.settings.queue_timeout:
@@ -267,17 +269,23 @@ class Dispatcher:
         die with it), so their rows say "cancelled" rather than wait for the reaper."""
         mine = [s for s in repo.active_scans() if s.backend == "thread" and s.owner == self.owner]
         for scan in mine:
-            repo.request_cancel(scan.id)
+            repo.request_cancel(_id(scan))
         self.thread.join(timeout)
         for scan in mine:
-            repo.finish_scan(scan.id, "cancelled", "the TUI running it was closed")
+            repo.finish_scan(_id(scan), "cancelled", "the TUI running it was closed")
 
     def _take_back(self, scan: Scan, waited: float) -> None:
         """A queued Celery scan no worker took: run it here instead. Claiming is
         atomic, so if a worker starts it after all, only one of us runs it."""
         self.celery.revoke(scan.task_id)
-        log.warning("no worker took scan %s in %.0f s; running it locally", scan.id, waited)
-        self.thread.start(scan.id)
+        log.warning("no worker took scan %s in %.0f s; running it locally", _id(scan), waited)
+        self.thread.start(_id(scan))
+
+
+def _id(scan: Scan) -> int:
+    """A stored row's id (SQLModel types it optional for rows not yet inserted)."""
+    assert scan.id is not None
+    return scan.id
 
 
 def _pid_alive(pid: int) -> bool:

@@ -23,9 +23,8 @@ import json
 import statistics
 import time
 
+from assetmon_tui.testing import RedisServer, Worker
 from bench.common import (
-    RedisServer,
-    Worker,
     cpu_seconds,
     isolated_home,
     lab_env,

@@ -29,7 +29,8 @@ import sys
 import tempfile
 import time
 
-from bench.common import PY, ROOT, free_port, table, verdict
+from assetmon_tui.testing import free_port
+from bench.common import PY, ROOT, table, verdict
 
 TARGET = 1.5
 SIZE = (120, 40)

@@ -1,45 +1,24 @@
-"""Helpers shared by the issue-2 benches: an isolated AssetMon home, a private
-redis-server, a Celery worker subprocess, the lab with web ports the scanners
-recognise, and small statistics/table printing. Loopback only."""
+"""Helpers shared by the benches: an isolated AssetMon home, the lab with web ports the scanners
+recognise, and small statistics/table printing (Redis and the Celery worker
+come from assetmon_tui.testing, as in the tests). Loopback only."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from assetmon_tui.testing import ROOT, wait_for
+
 PY = sys.executable
-VENV_BIN = Path(PY).parent
 
 
 # -- small things ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -104,115 +83,6 @@ def setenv(**env: str) -> None:
 
     os.environ.update(env)
     get_settings.cache_clear()
-
-
-# -- redis and the Celery worker ------------------------------------------------------
-
-
-class RedisServer:
-    """A private redis-server on a free loopback port."""
-
-    def __init__(self, workdir: Path):
-        if shutil.which("redis-server") is None:
-            sys.exit("redis-server not found (apt-get install redis-server)")
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def answers(self) -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
-        except redis.RedisError:
-            return False
-
-    def __enter__(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self.answers, 10, what="redis-server")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-class Worker:
-    """`celery worker --concurrency 1` in its own session, with the current env
-    (so ASSETMON_HOME, ASSETMON_REDIS_URL... set before start are inherited)."""
-
-    def __init__(self, log: Path, concurrency: int = 1):
-        self.log = log
-        self.concurrency = concurrency
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Worker:
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(self.concurrency),
-                "--hostname",
-                f"bench-{uuid.uuid4().hex[:6]}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(self._ready, 60, interval=0.2, what=f"the Celery worker (log {self.log})")
-        return self
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
-        return b"ready." in self.log.read_bytes() and len(self.pool_pids()) >= self.concurrency
-
-    def pool_pids(self) -> list[int]:
-        """The prefork pool processes: they run the tasks."""
-        try:
-            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        except OSError:
-            return []
-        return [int(p) for p in text.split()]
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 def proc_status_kb(pid: int, field: str) -> int:

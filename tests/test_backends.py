@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import wait_for
 from scenario import WEB_ADDRESS, estate, make_project, run_to_end
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.store import repo
+from assetmon_tui.testing import wait_for
 
 
 def assert_results(project_id: int, scan_id: int, port: int) -> None:

@@ -8,12 +8,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import free_port
 from test_events import World, fake_scan, project_with_targets
 
 from assetmon_tui import notify
 from assetmon_tui.events import after_scan, compute_events
 from assetmon_tui.store import monitor
+from assetmon_tui.testing import free_port
 
 
 @pytest.fixture

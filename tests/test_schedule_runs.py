@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 from datetime import timedelta
 
-from conftest import ROOT, VENV_BIN, wait_for
 from scenario import estate, make_project, run_to_end
 
 from assetmon_tui import schedule
@@ -14,6 +13,7 @@ from assetmon_tui.core.config import get_settings
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.store import repo
 from assetmon_tui.store.models import utcnow
+from assetmon_tui.testing import ROOT, VENV_BIN, wait_for
 
 
 def due_schedule(project_id: int, e) -> None:
@@ -45,7 +45,7 @@ def test_a_schedule_fires_under_celery_beat(worker, home):
                 str(home / "beat-schedule"),
             ],
             cwd=ROOT,
-            env=worker.env(),
+            env=worker.environment(),
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
         )

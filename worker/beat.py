@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from celery.beat import Scheduler
 
-from assetmon_tui.core.config import get_settings
 from assetmon_tui.schedule import run_due
 from assetmon_tui.store import repo
 
@@ -26,32 +26,34 @@ log = logging.getLogger(__name__)
 POLL = 5.0  # seconds between looks at the schedule table
 
 
-def submit(project_id: int, modules: list[str], options: dict) -> int:
+def submit(project_id: int, modules: list[str], options: dict[str, object]) -> int:
     """Create the scan row and queue it on Celery; the task id is recorded first."""
     from assetmon_tui.core.modules import check_modules
-    from assetmon_tui.dispatch import CeleryBackend
+
+    from .celery_app import app, enqueue_scan
 
     modules = check_modules(modules)
     if not repo.list_targets(project_id):
         raise ValueError("the project has no targets")
     scan = repo.create_scan(project_id, modules, options)
+    assert scan.id is not None
     try:
-        CeleryBackend(get_settings()).start(scan.id)
+        enqueue_scan(app, scan.id)
     except Exception as exc:
         repo.finish_scan(scan.id, "failed", f"could not queue the scheduled scan: {exc}")
         raise
     return scan.id
 
 
-class DatabaseScheduler(Scheduler):
+class DatabaseScheduler(Scheduler):  # type: ignore[misc]  # celery has no types
     """Static `beat_schedule` entries still work; the database adds scans."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._next_poll = 0.0
         super().__init__(*args, **kwargs)
 
-    def tick(self, *args, **kwargs) -> float:
-        delay = super().tick(*args, **kwargs)
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        delay = float(super().tick(*args, **kwargs))
         now = time.monotonic()
         if now >= self._next_poll:
             self._next_poll = now + POLL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from celery import Celery
 
@@ -40,6 +41,17 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+def enqueue_scan(celery: Celery, scan_id: int) -> str:
+    """Queue a scan row on Celery; the task id is recorded in the row first, so a
+    restarted TUI re-attaches to it. Returns the task id."""
+    from assetmon_tui.store import repo
+
+    task_id = f"scan-{scan_id}-{uuid.uuid4().hex[:12]}"
+    repo.set_backend(scan_id, "celery", task_id)
+    celery.send_task("assetmon.run_scan", args=[scan_id], task_id=task_id)
+    return task_id
 
 
 app = make_app()

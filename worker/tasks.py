@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import platform
 import socket
+from typing import TYPE_CHECKING
 
 from assetmon_tui.core.progress import Progress
 
 from .celery_app import app
 
+if TYPE_CHECKING:
+    from celery import Task
+
 log = logging.getLogger(__name__)
 
 
-@app.task(name="assetmon.run_scan", bind=True)
-def run_scan(self, scan_id: int) -> dict:
+@app.task(name="assetmon.run_scan", bind=True)  # type: ignore[untyped-decorator]  # celery has no types
+def run_scan(self: Task, scan_id: int) -> dict[str, object]:
     from assetmon_tui.pipeline import run_scan as run
 
     def report(progress: Progress) -> None:
@@ -27,8 +31,8 @@ def run_scan(self, scan_id: int) -> dict:
     return run(scan_id, report, backend="celery").to_dict()
 
 
-@app.task(name="assetmon.health_check")
-def health_check() -> dict:
+@app.task(name="assetmon.health_check")  # type: ignore[untyped-decorator]
+def health_check() -> dict[str, str]:
     from importlib.metadata import version
 
     import celery
