@@ -3,7 +3,7 @@
 How previous values are known: asset rows are upserted in place, so the live
 tables only hold the latest values. When a scan is done, `compute_events`
 freezes the project's inventory *as known after that scan* into a snapshot
-(`store.monitor.Snapshot` + one `SnapshotItem` per asset, carrying the watched
+(`store.models.Snapshot` + one `SnapshotItem` per asset, carrying the watched
 values: DNS status, HTTP status/title/tech/server/certificate/length...),
 compares it with the previous done scan's snapshot, and stores snapshot and
 events in one transaction. The pipeline calls `after_scan` (events, then
@@ -40,17 +40,22 @@ from sqlmodel import Session
 from .core.config import get_settings
 from .core.modules import coverage
 from .core.sanitize import clean_text
-from .store import monitor, repo
+from .store import repo, snapshots
 from .store.db import session
-from .store.models import Event, Scan, utcnow
-from .store.monitor import (  # noqa: F401  (acknowledge, list_events, unacknowledged_count: re-exported API)
-    SEVERITIES,
-    Snapshot,
-    acknowledge,
-    as_utc,
-    list_events,
-    unacknowledged_count,
-)
+from .store.event_log import SEVERITIES, acknowledge, list_events, scan_events, unacknowledged_count
+from .store.models import Event, Scan, Snapshot, as_utc, utcnow
+
+__all__ = [
+    "COVERAGE",
+    "Thresholds",
+    "acknowledge",
+    "after_scan",
+    "compute_events",
+    "history",
+    "list_events",
+    "scan_diff",
+    "unacknowledged_count",
+]
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +119,12 @@ def compute_events(scan_id: int, thresholds: Thresholds | None = None) -> list[E
         return []
     with session() as s:
         if s.get(Snapshot, scan_id) is not None:
-            return monitor.scan_events(scan_id)
-        if monitor.later_scan_started(s, scan.project_id, scan_id):
+            return scan_events(scan_id)
+        if snapshots.later_scan_started(s, scan.project_id, scan_id):
             log.warning("scan %s: a later scan already ran, its changes can no longer be computed", scan_id)
             return []
-        prev = monitor.previous_snapshot(s, scan.project_id, scan_id)
-        prev_items = {i.key: i for i in map(Item.from_row, monitor.snapshot_items(s, prev.scan_id))} if prev else {}
+        prev = snapshots.previous_snapshot(s, scan.project_id, scan_id)
+        prev_items = {i.key: i for i in map(Item.from_row, snapshots.snapshot_items(s, prev.scan_id))} if prev else {}
         partial = _partial(scan)
         cur_items, exhaustive = _freeze(s, scan, prev_items, partial)
         observed = {kind for kind, _ in cur_items} | exhaustive
@@ -138,13 +143,13 @@ def compute_events(scan_id: int, thresholds: Thresholds | None = None) -> list[E
             known=",".join(sorted(known_before | observed)),
         )
         try:
-            monitor.save_snapshot(s, snapshot, [item.to_row(scan_id) for item in cur_items.values()], events)
+            snapshots.save_snapshot(s, snapshot, [item.to_row(scan_id) for item in cur_items.values()], events)
             s.commit()
         except IntegrityError:  # another process computed this scan at the same moment
             s.rollback()
-            return monitor.scan_events(scan_id)
+            return scan_events(scan_id)
     log.info("scan %s: %d events (compared with scan %s)", scan_id, len(events), prev.scan_id if prev else None)
-    return monitor.scan_events(scan_id)
+    return scan_events(scan_id)
 
 
 def after_scan(scan_id: int) -> list[Event]:
@@ -169,9 +174,9 @@ def scan_diff(scan_a: int, scan_b: int) -> dict:
         raise ValueError(f"scans {scan_a} and {scan_b} belong to different projects")
     sets = {}
     for scan in (a, b):
-        if scan.status != "done" or monitor.get_snapshot(scan.id) is None:
+        if scan.status != "done" or snapshots.get_snapshot(scan.id) is None:
             raise ValueError(f"scan {scan.id} has no inventory snapshot (only done scans that were compared have one)")
-        sets[scan.id] = monitor.snapshot_entities(scan.id)
+        sets[scan.id] = snapshots.snapshot_entities(scan.id)
     groups = {
         "hosts": ("host", "ip"),
         "dns": ("dns",),
@@ -198,7 +203,7 @@ def _entities(by_kind: dict[str, set[str]], kinds: tuple[str, ...], strip: bool)
 def history(project_id: int) -> list[dict]:
     """Per snapshotted done scan, oldest first: inventory counts and events (for a chart)."""
     rows = []
-    for scan, counts, events in monitor.snapshot_counts(project_id):
+    for scan, counts, events in snapshots.snapshot_counts(project_id):
         rows.append(
             {
                 "id": scan.id,
@@ -239,7 +244,7 @@ def _freeze(s: Session, scan: Scan, prev: dict, partial: bool) -> tuple[dict, se
     modules = set(filter(None, scan.modules.split(",")))
     live: dict[tuple[str, int], Item] = {}
     uncertain: set[str] = set()
-    for kind, rows in monitor.seen_in(s, scan.project_id, scan.id).items():
+    for kind, rows in snapshots.seen_in(s, scan.project_id, scan.id).items():
         for row, host in rows:
             if kind == "host" and not row.is_address and row.dns_status not in LIVE_DNS:
                 if row.dns_status in UNCERTAIN_DNS:
@@ -429,7 +434,7 @@ class _Diff:
         by_kind = defaultdict(list)
         for i in items:
             by_kind[i.kind].append(i.asset_id)
-        return {(k, a) for k, ids in by_kind.items() for a in monitor.seen_before(self.s, k, ids, self.scan.id)}
+        return {(k, a) for k, ids in by_kind.items() for a in snapshots.seen_before(self.s, k, ids, self.scan.id)}
 
     def events(self) -> list[Event]:
         again = self.seen_before(self.added)

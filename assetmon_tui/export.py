@@ -17,8 +17,9 @@ from collections import Counter
 from datetime import datetime
 
 from .core.sanitize import clean_text
-from .store import monitor, repo
-from .store.models import utcnow
+from .store import repo
+from .store.event_log import SEVERITIES, list_events
+from .store.models import as_utc, utcnow
 
 FORMATS = ("json", "jsonl", "csv", "md", "html")
 SECTIONS = (("hosts", "host"), ("dns", "dns"), ("services", "service"), ("http", "http"), ("findings", "finding"))
@@ -84,9 +85,9 @@ def collect(project: str | int, since_scan: int | None = None) -> dict:
             }
             for e, name in repo.endpoints(p.id)
         ],
-        "findings": [_finding(f, name, seen(f)) for f, name in monitor.findings(p.id)],
+        "findings": [_finding(f, name, seen(f)) for f, name in repo.findings(p.id)],
     }
-    events = reversed(monitor.list_events(p.id, since_scan=since_scan, limit=None))
+    events = reversed(list_events(p.id, since_scan=since_scan, limit=None))
     return {
         "project": p.name,
         "generated_at": _time(utcnow()),
@@ -128,7 +129,7 @@ def _finding(f, host: str, seen: dict) -> dict:
 
 
 def _time(value: datetime | None) -> str | None:
-    value = monitor.as_utc(value)
+    value = as_utc(value)
     return value.isoformat() if value else None
 
 
@@ -249,8 +250,7 @@ def _markdown(doc: dict) -> str:
     ]
     if severities:
         out += [
-            "Events by severity: "
-            + ", ".join(f"{s} {severities[s]}" for s in reversed(monitor.SEVERITIES) if severities[s]),
+            "Events by severity: " + ", ".join(f"{s} {severities[s]}" for s in reversed(SEVERITIES) if severities[s]),
             "",
         ]
     for title, section, rows in _tables(doc):
@@ -294,9 +294,7 @@ def _html(doc: dict) -> str:
     if severities:
         out.append(
             "<p>Events by severity: "
-            + ", ".join(
-                f'<span class="{s}">{s} {severities[s]}</span>' for s in reversed(monitor.SEVERITIES) if severities[s]
-            )
+            + ", ".join(f'<span class="{s}">{s} {severities[s]}</span>' for s in reversed(SEVERITIES) if severities[s])
             + "</p>"
         )
     for title, section, rows in _tables(doc):
@@ -307,7 +305,7 @@ def _html(doc: dict) -> str:
             continue
         out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr></thead><tbody>")
         for row in rows:
-            css = row.get("severity") if row.get("severity") in monitor.SEVERITIES else ""
+            css = row.get("severity") if row.get("severity") in SEVERITIES else ""
             out.append(f'<tr class="{css}">' + "".join(f"<td>{e(row.get(c))}</td>" for c in cols) + "</tr>")
         out.append("</tbody></table>")
     out.append("</body></html>")

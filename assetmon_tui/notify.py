@@ -13,9 +13,27 @@ import logging
 import time
 
 from .core.sanitize import clean_text
-from .store import monitor, repo
-from .store.models import Event
-from .store.monitor import SEVERITIES, Delivery, Notifier, delete_notifier, list_deliveries, list_notifiers  # noqa: F401
+from .store import notifiers as rows
+from .store import repo
+from .store.event_log import SEVERITIES, at_or_above, scan_events, severity_rank
+from .store.models import Delivery, Event, Notifier
+from .store.notifiers import delete_notifier, list_deliveries, list_notifiers
+
+__all__ = [
+    "SEVERITIES",
+    "Delivery",
+    "Notifier",
+    "add_notifier",
+    "delete_notifier",
+    "format_message",
+    "list_deliveries",
+    "list_notifiers",
+    "notify_scan",
+    "redacted_url",
+    "send",
+    "send_test",
+    "set_notifier",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +71,7 @@ def add_notifier(project_id: int, url: str, min_severity: str = "medium", enable
     if min_severity not in SEVERITIES:
         raise ValueError(f"unknown severity {min_severity!r} (choose from {', '.join(SEVERITIES)})")
     _apprise(url)
-    return monitor.add_notifier(project_id, url, min_severity, enabled)
+    return rows.add_notifier(project_id, url, min_severity, enabled)
 
 
 def set_notifier(notifier_id: int, *, enabled: bool | None = None, min_severity: str | None = None) -> None:
@@ -65,12 +83,12 @@ def set_notifier(notifier_id: int, *, enabled: bool | None = None, min_severity:
             raise ValueError(f"unknown severity {min_severity!r}")
         values["min_severity"] = min_severity
     if values:
-        monitor.update_notifier(notifier_id, **values)
+        rows.update_notifier(notifier_id, **values)
 
 
 def format_message(project: str, events: list[Event]) -> tuple[str, str]:
     """Title and plain-text body: one line per event, severity as a plain word."""
-    ordered = sorted(events, key=lambda e: (-monitor.severity_rank(e.severity), e.id or 0))
+    ordered = sorted(events, key=lambda e: (-severity_rank(e.severity), e.id or 0))
     n = len(events)
     title = f"AssetMon: {n} change{'s' if n != 1 else ''} in {clean_text(project, 80)}"
     lines = [f"{str(e.severity):<8} {str(e.type):<20} {clean_text(e.summary, 300)}" for e in ordered[:MAX_LINES]]
@@ -93,7 +111,7 @@ def send(
 
     notify_type = (
         apprise.NotifyType.FAILURE
-        if monitor.severity_rank(severity) >= monitor.severity_rank("high")
+        if severity_rank(severity) >= severity_rank("high")
         else apprise.NotifyType.WARNING
         if severity == "medium"
         else apprise.NotifyType.INFO
@@ -133,9 +151,9 @@ def notify_scan(scan_id: int, attempts: int = ATTEMPTS, backoff: float = BACKOFF
     sent is not repeated; a failed one is retried. Never raises."""
     try:
         scan = repo.get_scan(scan_id)
-        events = [e for e in monitor.scan_events(scan_id) if e.type not in NOT_NOTIFIED]
-        notifiers = monitor.list_notifiers(scan.project_id, enabled_only=True)
-        project = monitor.project_name(scan.project_id)
+        events = [e for e in scan_events(scan_id) if e.type not in NOT_NOTIFIED]
+        notifiers = list_notifiers(scan.project_id, enabled_only=True)
+        project = repo.project_name(scan.project_id)
     except Exception:
         log.exception("notifications for scan %s: could not read the scan", scan_id)
         return []
@@ -154,15 +172,15 @@ def notify_scan(scan_id: int, attempts: int = ATTEMPTS, backoff: float = BACKOFF
 def _deliver(
     notifier: Notifier, scan_id: int, project: str, events: list[Event], attempts: int, backoff: float
 ) -> Delivery | None:
-    wanted = set(monitor.at_or_above(notifier.min_severity))
+    wanted = set(at_or_above(notifier.min_severity))
     selected = [e for e in events if e.severity in wanted]
     if not selected:
         return None
-    delivery = monitor.get_delivery(notifier.id, scan_id) or Delivery(notifier_id=notifier.id, scan_id=scan_id)
+    delivery = rows.get_delivery(notifier.id, scan_id) or Delivery(notifier_id=notifier.id, scan_id=scan_id)
     if delivery.status == "sent":
         return delivery
     title, body = format_message(project, selected)
-    worst = max((e.severity for e in selected), key=monitor.severity_rank)
+    worst = max((e.severity for e in selected), key=severity_rank)
     ok, tries, error = send(
         notifier.url, title, body, worst, attempts, backoff, what=f"notifier {notifier.id}, scan {scan_id}"
     )
@@ -170,18 +188,18 @@ def _deliver(
     delivery.attempts += tries
     delivery.events = len(selected)
     delivery.last_error = error
-    return monitor.save_delivery(delivery)
+    return rows.save_delivery(delivery)
 
 
 def send_test(notifier_id: int) -> tuple[bool, str]:
     """A test message from the TUI: (ok, error)."""
-    notifier = next((n for n in monitor.list_notifiers() if n.id == notifier_id), None)
+    notifier = next((n for n in list_notifiers() if n.id == notifier_id), None)
     if notifier is None:
         return False, f"no notifier {notifier_id}"
     ok, _, error = send(
         notifier.url,
         "AssetMon: test notification",
-        f"Notifications for {monitor.project_name(notifier.project_id)} reach you.",
+        f"Notifications for {repo.project_name(notifier.project_id)} reach you.",
         attempts=1,
         what=f"notifier {notifier_id} test",
     )

@@ -18,9 +18,26 @@ from datetime import UTC, datetime, timedelta
 
 from .core.config import get_settings
 from .core.modules import check_modules
-from .store import monitor
-from .store.models import utcnow
-from .store.monitor import Schedule, as_utc, delete_schedule, get_schedule, list_schedules  # noqa: F401  (API)
+from .store import repo, schedules
+from .store.models import Schedule, as_utc, utcnow
+from .store.schedules import delete_schedule, get_schedule, list_schedules
+
+__all__ = [
+    "MIN_INTERVAL",
+    "Schedule",
+    "Submit",
+    "as_utc",
+    "delete_schedule",
+    "due_schedules",
+    "enable_schedule",
+    "get_schedule",
+    "list_schedules",
+    "mark_ran",
+    "next_run",
+    "run_due",
+    "set_schedule",
+    "try_lock_project",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +71,7 @@ def set_schedule(
             raise ValueError(f"the interval must be at least {MIN_INTERVAL} seconds")
         values = dict(kind="interval", interval_seconds=int(interval_seconds), cron="")
     draft = Schedule(project_id=project_id, **values)
-    return monitor.save_schedule(
+    return schedules.save_schedule(
         project_id,
         **values,
         modules=",".join(modules),
@@ -74,7 +91,7 @@ def enable_schedule(project_id: int, enabled: bool, now: datetime | None = None)
     values: dict = {"enabled": enabled}
     if enabled:
         values["next_run_at"] = next_run(schedule, as_utc(now) if now else utcnow())
-    return monitor.save_schedule(project_id, **values)
+    return schedules.save_schedule(project_id, **values)
 
 
 def _check_cron(expr: str) -> None:
@@ -110,17 +127,17 @@ def next_run(schedule: Schedule, after: datetime) -> datetime:
 
 
 def due_schedules(now: datetime | None = None) -> list[Schedule]:
-    return monitor.due_schedules(as_utc(now) if now else utcnow())
+    return schedules.due_schedules(as_utc(now) if now else utcnow())
 
 
 def mark_ran(schedule_id: int, at: datetime) -> bool:
     """Record a due run and move to the next slot. False when the schedule was
     not due or another poller claimed this run first."""
-    schedule = monitor.get_schedule_by_id(schedule_id)
+    schedule = schedules.get_schedule_by_id(schedule_id)
     if schedule is None:
         return False
     at = as_utc(at)
-    return monitor.claim_run(schedule_id, at, next_run(schedule, at))
+    return schedules.claim_run(schedule_id, at, next_run(schedule, at))
 
 
 def try_lock_project(project_id: int) -> bool:
@@ -128,7 +145,7 @@ def try_lock_project(project_id: int) -> bool:
     fresh heartbeat, none queued for less than the scan time limit (past it,
     a queued scan was lost, e.g. with Redis's data)."""
     settings = get_settings()
-    return not monitor.project_busy(project_id, settings.stale_after, settings.scan_time_limit)
+    return not repo.project_busy(project_id, settings.stale_after, settings.scan_time_limit)
 
 
 def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
@@ -147,7 +164,7 @@ def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
             submit(schedule.project_id, modules, json.loads(schedule.options or "{}"))
         except Exception as exc:  # e.g. the project lost its targets; retried at the next slot
             log.warning("scheduled scan of project %s not started: %s", schedule.project_id, exc)
-            monitor.set_schedule_error(schedule.id, f"{type(exc).__name__}: {exc}")
+            schedules.set_schedule_error(schedule.id, f"{type(exc).__name__}: {exc}")
             continue
         log.info("scheduled scan of project %s submitted (modules %s)", schedule.project_id, ",".join(modules))
         started.append(schedule.project_id)

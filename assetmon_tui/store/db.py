@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from ..core.config import get_settings
-from . import models, monitor  # noqa: F401  (registers the tables)
+from .models import create_tables
 
 _engines: dict[tuple[int, str], Engine] = {}
 _lock = threading.Lock()
@@ -24,7 +25,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.execute("PRAGMA busy_timeout=30000")  # TUI and workers share the file
@@ -47,7 +48,7 @@ def get_engine(url: str | None = None) -> Engine:
                 engine = create_engine(
                     url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"options": "-c TimeZone=UTC"}
                 )  # stored times are UTC
-            SQLModel.metadata.create_all(engine)
+            create_tables(engine)
             _engines[key] = engine
         return engine
 

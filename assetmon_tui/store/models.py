@@ -1,16 +1,34 @@
-"""Normalised tables. Assets carry first/last seen (scan id and time), so
-"what changed since the last scan" is a query rather than a blob diff."""
+"""Every table. Assets carry first/last seen (scan id and time), so "what
+changed since the last scan" is a query rather than a blob diff.
+
+Monitoring tables (snapshots, schedules, notifiers, deliveries) reference
+projects and scans with ON DELETE CASCADE, so `repo.delete_project` (which
+deletes scans and the project) also removes their rows without knowing them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Databases hand back naive datetimes; ours are always UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the tables defined here (all of them) where missing."""
+    SQLModel.metadata.create_all(engine)
 
 
 class Project(SQLModel, table=True):
@@ -161,3 +179,73 @@ class Event(SQLModel, table=True):
     entity: str = ""  # e.g. "host:www.acme.test" or "service:127.0.0.1:22"
     created_at: datetime = Field(default_factory=utcnow)
     acknowledged: bool = False
+
+
+# -- monitoring ------------------------------------------------------------------
+
+
+class Snapshot(SQLModel, table=True):
+    """The inventory as known after one done scan. Written once, in the same
+    transaction as the scan's events: its presence means "events computed"."""
+
+    scan_id: int = Field(primary_key=True, foreign_key="scan.id", ondelete="CASCADE")
+    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    prev_scan_id: int | None = None  # the snapshot compared with
+    partial: bool = False  # a scan of some seeds only: nothing could be "gone"
+    known: str = ""  # comma separated kinds observed up to this scan (later ones get a silent baseline)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SnapshotItem(SQLModel, table=True):
+    """One asset present in a snapshot, with the values watched for changes."""
+
+    __table_args__ = (
+        UniqueConstraint("scan_id", "kind", "asset_id"),
+        Index("ix_snapshotitem_asset", "kind", "asset_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: int = Field(foreign_key="snapshot.scan_id", ondelete="CASCADE")
+    kind: str  # host | ip | dns | service | http | js | finding:<kind>
+    asset_id: int  # id in the asset's own table
+    host: str = ""  # owning host name, to fold a gone host's children into one event
+    entity: str = ""  # display key, e.g. "service:10.0.0.5:22" (never a secret value)
+    state: str = Field(default="{}", sa_column=Column(Text))  # JSON: watched values
+
+
+class Schedule(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", unique=True, ondelete="CASCADE")
+    kind: str = "interval"  # interval | cron
+    interval_seconds: int | None = None
+    cron: str = ""  # 5 fields, server local time
+    modules: str = "dns,ports,http"
+    options: str = Field(default="{}", sa_column=Column(Text))  # JSON, as Scan.options
+    enabled: bool = True
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = Field(default=None, index=True)
+    last_error: str = ""  # why the last due run could not start
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Notifier(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    url: str = Field(sa_column=Column(Text, nullable=False))  # apprise URL (may hold a token)
+    min_severity: str = "medium"
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One batched message of one scan's events to one notifier."""
+
+    __table_args__ = (UniqueConstraint("notifier_id", "scan_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    notifier_id: int = Field(foreign_key="notifier.id", index=True, ondelete="CASCADE")
+    scan_id: int = Field(foreign_key="scan.id", index=True, ondelete="CASCADE")
+    status: str = "pending"  # pending | sent | failed
+    attempts: int = 0
+    events: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

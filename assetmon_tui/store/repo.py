@@ -1,14 +1,17 @@
-"""The only code that writes SQL: projects, targets, scans, assets, queries."""
+"""Projects, targets, scans and assets (the monitoring rows have their own
+modules: snapshots, event_log, schedules, notifiers)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from ..core.targets import Target as ParsedTarget
 from ..core.targets import parse_target
@@ -28,6 +31,10 @@ from .models import (
 )
 
 ACTIVE = ("queued", "running", "cancelling")
+
+Child = DnsRecord | Service | HttpEndpoint | JsFile  # assets hanging off a host
+Asset = Host | Child | Finding  # rows with first/last seen, written by upsert()
+C = TypeVar("C", DnsRecord, Service, HttpEndpoint, JsFile)
 
 
 class NotFound(LookupError):
@@ -73,15 +80,24 @@ def get_or_create_project(name: str) -> Project:
         return create_project(name)
 
 
+def project_name(project_id: int) -> str:
+    """The project's name, or its id once it is gone."""
+    with session() as s:
+        project = s.get(Project, project_id)
+        return project.name if project else str(project_id)
+
+
 def delete_project(project_id: int) -> None:
     with session() as s:
         host_ids = select(Host.id).where(Host.project_id == project_id)
-        for model in (DnsRecord, Service, HttpEndpoint, JsFile):
-            s.exec(model.__table__.delete().where(model.host_id.in_(host_ids)))
-        for model in (Finding, Event, Host, Target):
-            s.exec(model.__table__.delete().where(model.project_id == project_id))
-        s.exec(Scan.__table__.delete().where(Scan.project_id == project_id))
-        s.exec(Project.__table__.delete().where(Project.id == project_id))
+        child: type[Child]
+        for child in (DnsRecord, Service, HttpEndpoint, JsFile):
+            s.exec(delete(child).where(col(child.host_id).in_(host_ids)))
+        owned: type[Finding | Event | Host | Target]
+        for owned in (Finding, Event, Host, Target):
+            s.exec(delete(owned).where(col(owned.project_id) == project_id))
+        s.exec(delete(Scan).where(col(Scan.project_id) == project_id))
+        s.exec(delete(Project).where(col(Project.id) == project_id))
         s.commit()
 
 
@@ -104,12 +120,12 @@ def add_targets(project_id: int, lines: list[str]) -> list[Target]:
 
 def list_targets(project_id: int) -> list[Target]:
     with session() as s:
-        return list(s.exec(select(Target).where(Target.project_id == project_id).order_by(Target.id)))
+        return list(s.exec(select(Target).where(Target.project_id == project_id).order_by(col(Target.id))))
 
 
 def delete_target(target_id: int) -> None:
     with session() as s:
-        s.exec(Target.__table__.delete().where(Target.id == target_id))
+        s.exec(delete(Target).where(col(Target.id) == target_id))
         s.commit()
 
 
@@ -124,7 +140,7 @@ class ProjectBusy(ValueError):
     """The project has an active scan already."""
 
 
-def create_scan(project_id: int, modules: list[str], options: dict) -> Scan:
+def create_scan(project_id: int, modules: list[str], options: dict[str, Any]) -> Scan:
     with session() as s:
         scan = Scan(project_id=project_id, modules=",".join(modules), options=json.dumps(options))
         s.add(scan)
@@ -132,7 +148,7 @@ def create_scan(project_id: int, modules: list[str], options: dict) -> Scan:
             s.commit()
         except IntegrityError:
             s.rollback()
-            active = s.exec(select(Scan.id).where(Scan.project_id == project_id, Scan.status.in_(ACTIVE))).first()
+            active = s.exec(select(Scan.id).where(Scan.project_id == project_id, col(Scan.status).in_(ACTIVE))).first()
             raise ProjectBusy(f"scan #{active} of this project is still active: cancel it or wait") from None
         return scan
 
@@ -155,7 +171,7 @@ def claim_scan(scan_id: int, backend: str, owner: str) -> bool:
     with session() as s:
         result = s.exec(
             update(Scan)
-            .where(Scan.id == scan_id, Scan.status == "queued", Scan.cancel_requested.is_(False))
+            .where(col(Scan.id) == scan_id, col(Scan.status) == "queued", col(Scan.cancel_requested).is_(False))
             .values(status="running", backend=backend, owner=owner, started_at=now, heartbeat=now)
         )
         s.commit()
@@ -171,13 +187,13 @@ def cancel_requested(scan_id: int) -> bool:
         return bool(s.exec(select(Scan.cancel_requested).where(Scan.id == scan_id)).first())
 
 
-def finish_scan(scan_id: int, status: str, error: str = "", summary: dict | None = None) -> bool:
+def finish_scan(scan_id: int, status: str, error: str = "", summary: dict[str, Any] | None = None) -> bool:
     """Move an active scan to a final state (a final state is never overwritten)."""
-    values = dict(status=status, error=error[:2000], finished_at=utcnow())
+    values: dict[str, Any] = dict(status=status, error=error[:2000], finished_at=utcnow())
     if summary is not None:
         values["summary"] = json.dumps(summary)
     with session() as s:
-        result = s.exec(update(Scan).where(Scan.id == scan_id, Scan.status.in_(ACTIVE)).values(**values))
+        result = s.exec(update(Scan).where(col(Scan.id) == scan_id, col(Scan.status).in_(ACTIVE)).values(**values))
         s.commit()
         return result.rowcount == 1
 
@@ -189,13 +205,13 @@ def request_cancel(scan_id: int) -> str:
     with session() as s:
         dropped = s.exec(
             update(Scan)
-            .where(Scan.id == scan_id, Scan.status == "queued")
+            .where(col(Scan.id) == scan_id, col(Scan.status) == "queued")
             .values(status="cancelled", cancel_requested=True, finished_at=utcnow(), error="cancelled before start")
         )
         if dropped.rowcount == 0:
             s.exec(
                 update(Scan)
-                .where(Scan.id == scan_id, Scan.status.in_(("running", "cancelling")))
+                .where(col(Scan.id) == scan_id, col(Scan.status).in_(("running", "cancelling")))
                 .values(status="cancelling", cancel_requested=True)
             )
         s.commit()
@@ -204,12 +220,12 @@ def request_cancel(scan_id: int) -> str:
 
 def active_scans() -> list[Scan]:
     with session() as s:
-        return list(s.exec(select(Scan).where(Scan.status.in_(ACTIVE)).order_by(Scan.id)))
+        return list(s.exec(select(Scan).where(col(Scan.status).in_(ACTIVE)).order_by(col(Scan.id))))
 
 
 def list_scans(project_id: int | None = None, limit: int = 200) -> list[Scan]:
     with session() as s:
-        query = select(Scan).order_by(Scan.id.desc()).limit(limit)
+        query = select(Scan).order_by(col(Scan.id).desc()).limit(limit)
         if project_id is not None:
             query = query.where(Scan.project_id == project_id)
         return list(s.exec(query))
@@ -222,8 +238,8 @@ def stale_scans(stale_after: float) -> list[Scan]:
         return list(
             s.exec(
                 select(Scan).where(
-                    Scan.status.in_(("running", "cancelling")),
-                    or_(Scan.heartbeat.is_(None), Scan.heartbeat < cutoff),
+                    col(Scan.status).in_(("running", "cancelling")),
+                    or_(col(Scan.heartbeat).is_(None), col(Scan.heartbeat) < cutoff),
                 )
             )
         )
@@ -233,45 +249,72 @@ def previous_scan(project_id: int, before_scan_id: int) -> Scan | None:
     with session() as s:
         return s.exec(
             select(Scan)
-            .where(Scan.project_id == project_id, Scan.id < before_scan_id, Scan.status == "done")
-            .order_by(Scan.id.desc())
+            .where(Scan.project_id == project_id, col(Scan.id) < before_scan_id, Scan.status == "done")
+            .order_by(col(Scan.id).desc())
         ).first()
 
 
-def _update(scan_id: int, **values) -> None:
+def project_busy(project_id: int, stale_after: float, queued_for: float) -> bool:
+    """An active scan of the project whose runner showed life within
+    `stale_after` seconds, or a scan queued within `queued_for` seconds (it
+    may be waiting behind a busy worker). A crashed runner's scan goes stale
+    and stops counting."""
+    now = utcnow()
     with session() as s:
-        s.exec(update(Scan).where(Scan.id == scan_id).values(**values))
+        return (
+            s.exec(
+                select(Scan.id).where(
+                    Scan.project_id == project_id,
+                    col(Scan.status).in_(ACTIVE),
+                    or_(
+                        col(Scan.heartbeat) >= now - timedelta(seconds=stale_after),
+                        and_(
+                            col(Scan.heartbeat).is_(None),
+                            col(Scan.created_at) >= now - timedelta(seconds=queued_for),
+                        ),
+                    ),
+                )
+            ).first()
+            is not None
+        )
+
+
+def _update(scan_id: int, **values: Any) -> None:
+    with session() as s:
+        s.exec(update(Scan).where(col(Scan.id) == scan_id).values(**values))
         s.commit()
 
 
 # -- assets -------------------------------------------------------------------
 
 
-def _insert(s: Session, model):
-    dialect = s.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(model)
+def _insert(s: Session, model: type[Asset]) -> postgresql.Insert | sqlite.Insert:
+    if s.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
-def upsert(s: Session, model, keys: dict, values: dict, scan_id: int) -> int:
+def upsert(s: Session, model: type[Asset], keys: dict[str, Any], values: dict[str, Any], scan_id: int) -> int:
     """Insert or refresh one asset, keeping first_seen; return its id."""
     now = utcnow()
     fresh = {"last_seen": now, "last_scan_id": scan_id, **values}
     stmt = _insert(s, model).values(**keys, **fresh, first_seen=now, first_scan_id=scan_id)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=fresh).returning(model.id)
-    return s.exec(stmt).scalar_one()
+    upserted = stmt.on_conflict_do_update(index_elements=list(keys), set_=fresh).returning(col(model.id))
+    asset_id: int = s.exec(upserted).scalar_one()
+    return asset_id
 
 
-def upsert_host(s: Session, project_id: int, name: str, scan_id: int, **values) -> int:
+def upsert_host(s: Session, project_id: int, name: str, scan_id: int, **values: Any) -> int:
     return upsert(s, Host, {"project_id": project_id, "name": name}, values, scan_id)
 
 
 def hosts(project_id: int) -> list[Host]:
     with session() as s:
-        return list(s.exec(select(Host).where(Host.project_id == project_id).order_by(Host.name)))
+        return list(s.exec(select(Host).where(Host.project_id == project_id).order_by(col(Host.name))))
 
 
-def _children(model, project_id: int, scan_id: int | None):
-    query = select(model, Host.name).join(Host, Host.id == model.host_id).where(Host.project_id == project_id)
+def _children(model: type[C], project_id: int, scan_id: int | None) -> Select[C, str]:
+    query = select(model, Host.name).join(Host, col(Host.id) == model.host_id).where(Host.project_id == project_id)
     if scan_id is not None:
         query = query.where(model.last_scan_id == scan_id)
     return query
@@ -279,20 +322,20 @@ def _children(model, project_id: int, scan_id: int | None):
 
 def dns_records(project_id: int, scan_id: int | None = None) -> list[tuple[DnsRecord, str]]:
     with session() as s:
-        return list(s.exec(_children(DnsRecord, project_id, scan_id).order_by(Host.name, DnsRecord.rtype)))
+        return list(s.exec(_children(DnsRecord, project_id, scan_id).order_by(col(Host.name), col(DnsRecord.rtype))))
 
 
 def services(project_id: int, scan_id: int | None = None) -> list[tuple[Service, str]]:
     with session() as s:
-        return list(s.exec(_children(Service, project_id, scan_id).order_by(Host.name, Service.port)))
+        return list(s.exec(_children(Service, project_id, scan_id).order_by(col(Host.name), col(Service.port))))
 
 
 def endpoints(project_id: int, scan_id: int | None = None) -> list[tuple[HttpEndpoint, str]]:
     with session() as s:
-        return list(s.exec(_children(HttpEndpoint, project_id, scan_id).order_by(HttpEndpoint.url)))
+        return list(s.exec(_children(HttpEndpoint, project_id, scan_id).order_by(col(HttpEndpoint.url))))
 
 
-def host_detail(host_id: int) -> dict:
+def host_detail(host_id: int) -> dict[str, Any]:
     with session() as s:
         host = s.get(Host, host_id)
         if host is None:
@@ -305,10 +348,10 @@ def host_detail(host_id: int) -> dict:
         }
 
 
-def scan_results(scan_id: int) -> list[dict]:
+def scan_results(scan_id: int) -> list[dict[str, Any]]:
     """Everything a scan saw, as plain dicts (the CLI's JSON lines)."""
     scan = get_scan(scan_id)
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     with session() as s:
         for host in s.exec(select(Host).where(Host.project_id == scan.project_id, Host.last_scan_id == scan_id)):
             rows.append(
@@ -345,8 +388,22 @@ def counts(project_id: int) -> dict[str, int]:
         host_ids = select(Host.id).where(Host.project_id == project_id)
         return {
             "hosts": s.exec(select(func.count()).select_from(Host).where(Host.project_id == project_id)).one(),
-            "services": s.exec(select(func.count()).select_from(Service).where(Service.host_id.in_(host_ids))).one(),
+            "services": s.exec(
+                select(func.count()).select_from(Service).where(col(Service.host_id).in_(host_ids))
+            ).one(),
             "endpoints": s.exec(
-                select(func.count()).select_from(HttpEndpoint).where(HttpEndpoint.host_id.in_(host_ids))
+                select(func.count()).select_from(HttpEndpoint).where(col(HttpEndpoint.host_id).in_(host_ids))
             ).one(),
         }
+
+
+def findings(project_id: int) -> list[tuple[Finding, str]]:
+    """The project's findings, each with its host's name ("" for none)."""
+    with session() as s:
+        rows = s.exec(
+            select(Finding, Host.name)
+            .join(Host, col(Host.id) == Finding.host_id, isouter=True)
+            .where(Finding.project_id == project_id)
+            .order_by(col(Finding.kind), col(Finding.id))
+        )
+        return [(f, name or "") for f, name in rows]
