@@ -155,7 +155,7 @@ async def _speaks_tls(address: str, port: int, timeout: float) -> bool:
     return False
 
 
-async def _exchange(reader, writer, port: int, timeout: float) -> bytes:
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, timeout: float) -> bytes:
     if port in GREETING_PORTS:
         return await reader.read(_READ)
     probe = PROBES.get(port) or (HTTP_PROBE if port in WEB_PORTS else None)

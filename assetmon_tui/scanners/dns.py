@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import dns.asyncresolver
 import dns.exception
@@ -23,6 +24,14 @@ import dns.resolver
 from assetmon_tui.core.sanitize import clean_text
 
 from .pool import bounded
+
+if TYPE_CHECKING:
+    import dns.rdata
+    from dns.rdtypes.IN.A import A
+    from dns.rdtypes.IN.AAAA import AAAA
+    from dns.rdtypes.mxbase import MXBase
+    from dns.rdtypes.nsbase import NSBase
+    from dns.rdtypes.txtbase import TXTBase
 
 VALUE_LIMIT = 1024  # TXT records can be long; keep them, within reason
 _CHAIN_LIMIT = 16  # CNAME hops followed inside one response
@@ -91,16 +100,19 @@ def make_resolver(options: DnsOptions) -> dns.asyncresolver.Resolver:
     return resolver
 
 
-def _value(rdata) -> str:
+def _value(rdata: dns.rdata.Rdata) -> str:
+    # Dispatch on the record type; the casts name the class dnspython uses for it.
     kind = rdata.rdtype
+    text: str
     if kind in (dns.rdatatype.A, dns.rdatatype.AAAA):
-        text = rdata.address
+        text = cast("A | AAAA", rdata).address
     elif kind in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR):
-        text = normalise(rdata.target.to_text())
+        text = normalise(cast("NSBase", rdata).target.to_text())
     elif kind == dns.rdatatype.MX:
-        text = f"{rdata.preference} {normalise(rdata.exchange.to_text())}"
+        mx = cast("MXBase", rdata)
+        text = f"{mx.preference} {normalise(mx.exchange.to_text())}"
     elif kind in (dns.rdatatype.TXT, dns.rdatatype.SPF):
-        text = b"".join(rdata.strings).decode("utf-8", "replace")
+        text = b"".join(cast("TXTBase", rdata).strings).decode("utf-8", "replace")
     else:
         text = rdata.to_text()
     return clean_text(text, VALUE_LIMIT)  # zone content is attacker-controlled
@@ -128,12 +140,13 @@ def _text(name: dns.name.Name) -> str:
     return clean_text(normalise(name.to_text()), VALUE_LIMIT)
 
 
-async def _query(resolver, qname: dns.name.Name, rtype: str) -> tuple[str, list[DnsRecord]]:
+async def _query(resolver: dns.asyncresolver.Resolver, qname: dns.name.Name, rtype: str) -> tuple[str, list[DnsRecord]]:
     try:
         answer = await resolver.resolve(qname, rtype, raise_on_no_answer=False, search=False)
     except dns.resolver.NXDOMAIN as exc:
         # A dangling CNAME (target does not exist) still tells us the chain.
-        response = exc.responses().get(qname)
+        responses: dict[dns.name.Name, dns.message.Message] = exc.responses()  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+        response = responses.get(qname)
         return "nxdomain", _records(qname, rtype, response) if response else []
     except dns.resolver.NoNameservers as exc:
         rcodes = {str(error[3]) for error in exc.kwargs.get("errors", [])}
@@ -150,7 +163,7 @@ async def _query(resolver, qname: dns.name.Name, rtype: str) -> tuple[str, list[
 _PRIORITY = ("ok", "nxdomain", "servfail", "timeout", "error", "nodata")
 
 
-async def resolve_one(resolver, name: str, rtypes: tuple[str, ...]) -> DnsResult:
+async def resolve_one(resolver: dns.asyncresolver.Resolver, name: str, rtypes: tuple[str, ...]) -> DnsResult:
     try:
         qname = dns.name.from_text(name)
     except (dns.exception.DNSException, ValueError):  # empty label, too long...

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import re2
 from selectolax.lexbor import LexborHTMLParser
@@ -35,10 +35,34 @@ _OPTS.max_mem = 64 << 20
 _OPTS.log_errors = False
 
 
+class _Regex(Protocol):
+    """The part of a compiled re2 pattern used here (re2 has no type information)."""
+
+    @property
+    def pattern(self) -> str: ...
+    @property
+    def groups(self) -> int: ...
+    def search(self, text: str, /) -> _Match | None: ...
+
+
+class _Match(Protocol):
+    @property
+    def re(self) -> _Regex: ...
+    def group(self, group: int, /) -> str | None: ...
+
+
+class _Set(Protocol):
+    """An re2.Set: Add returns the pattern's index, Match the indexes found (or None)."""
+
+    def Add(self, pattern: str, /) -> int: ...
+    def Compile(self) -> None: ...
+    def Match(self, text: str, /) -> list[int] | None: ...
+
+
 @dataclass(frozen=True)
 class _Pattern:
     tech: str
-    regex: Any  # compiled re2
+    regex: _Regex
     version: str
     confidence: int
 
@@ -68,7 +92,8 @@ def _parse(spec: str, tech: str) -> _Pattern | None:
     return _Pattern(tech, regex, version, confidence)
 
 
-def _list(value) -> list:
+def _list(value: object) -> list[Any]:
+    """A technologies.json value that is one item or a list of them, as a list."""
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
@@ -77,10 +102,10 @@ def _list(value) -> list:
 class _Field:
     """All the body-wide patterns of one field, screened by one RE2 set."""
 
-    def __init__(self, patterns: list[_Pattern]):
+    def __init__(self, patterns: list[_Pattern]) -> None:
         self.patterns = patterns
-        self.set = re2.Set.SearchSet(_OPTS)
-        kept = []
+        self.set: _Set = re2.Set.SearchSet(_OPTS)
+        kept: list[_Pattern] = []
         for p in patterns:
             try:
                 self.set.Add(p.regex.pattern)
@@ -97,9 +122,10 @@ class _Field:
 
 
 class Rules:
-    def __init__(self, data: dict):
-        cats = {k: v["name"] for k, v in data.get("categories", {}).items()}
-        self.techs: dict[str, dict] = data["technologies"]
+    def __init__(self, data: dict[str, Any]) -> None:
+        """`data`: technologies.json as parsed (Wappalyzer's format)."""
+        cats: dict[str, str] = {k: v["name"] for k, v in data.get("categories", {}).items()}
+        self.techs: dict[str, dict[str, Any]] = data["technologies"]
         self.categories = {
             name: tuple(cats.get(str(c), str(c)) for c in spec.get("cats", [])) for name, spec in self.techs.items()
         }
@@ -140,7 +166,7 @@ class Rules:
         self.meta_sets = {k: _Field(v) for k, v in self.meta.items()}
         self.url_set = _Field(self.url)
 
-    def _compile(self, spec, name: str) -> _Pattern | None:
+    def _compile(self, spec: str, name: str) -> _Pattern | None:
         p = _parse(spec, name)
         if p is None:
             self.skipped += 1
@@ -157,7 +183,7 @@ def rules() -> Rules:
     return Rules(json.loads(text))
 
 
-def _version(p: _Pattern, m) -> str:
+def _version(p: _Pattern, m: _Match | None) -> str:
     """Wappalyzer version templates: `\\1`, and `\\1?yes:no` ternaries."""
     template = p.version
     if not template or m is None:
@@ -180,7 +206,7 @@ def _version(p: _Pattern, m) -> str:
 
 
 class _Collector:
-    def __init__(self):
+    def __init__(self) -> None:
         self.found: dict[str, Tech] = {}
 
     def add(self, p: _Pattern, text: str) -> None:
@@ -199,7 +225,7 @@ class _Collector:
 
 def _cookie_names(set_cookie: str) -> dict[str, str]:
     """Cookie name -> value from a (possibly comma-joined) Set-Cookie header."""
-    out = {}
+    out: dict[str, str] = {}
     for part in set_cookie.split(","):
         first = part.split(";", 1)[0]
         if "=" in first:

@@ -27,18 +27,35 @@ import ssl
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import mmh3
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 from selectolax.lexbor import LexborHTMLParser
 
 from assetmon_tui.core.sanitize import clean_text
 
 from . import fingerprint
 from .pool import bounded
+
+
+class CertInfo(TypedDict, total=False):
+    """The fields kept of a TLS peer certificate; empty when there is none (or it does not parse)."""
+
+    subject_cn: str
+    subject: str  # RFC 4514
+    issuer: str  # RFC 4514
+    issuer_cn: str
+    sans: list[str]  # DNS names, then IP addresses
+    not_before: str  # ISO, UTC
+    not_after: str
+    self_signed: bool
+    sha256: str  # hex of the DER
+    serial: str  # hex
+
 
 HTTPS_PORTS = frozenset({443, 2083, 2087, 2096, 4443, 5443, 6443, 7443, 8443, 8834, 9443, 10443})
 HTTP_PORTS = frozenset(
@@ -119,7 +136,7 @@ class HttpResult:
     truncated: bool = False  # body cut by max_body or by the deadline
     # subject_cn, issuer, issuer_cn, sans, not_before, not_after (ISO, UTC),
     # self_signed, sha256 (hex of the DER), serial: for answers over TLS
-    tls: dict = field(default_factory=dict)
+    tls: CertInfo = field(default_factory=CertInfo)
     favicon_hash: int | None = None  # Shodan's: mmh3 of base64.encodebytes(icon)
     favicon_url: str = ""
     tech: list[str] = field(default_factory=list)  # technology names, sorted
@@ -158,7 +175,8 @@ def _reason(exc: BaseException) -> str:
     """Short, stable error text for the UI (refused, timeout, tls, dns...)."""
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return "timeout"
-    seen, cause = [], exc
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
     while cause is not None and len(seen) < 8:
         seen.append(cause)
         cause = cause.__cause__ or cause.__context__
@@ -428,7 +446,7 @@ async def _fetch_small(
 # ---- TLS -----------------------------------------------------------------------
 
 
-def _peer_tls(response: httpx.Response) -> dict:
+def _peer_tls(response: httpx.Response) -> CertInfo:
     stream = response.extensions.get("network_stream")
     if stream is None:
         return {}
@@ -440,7 +458,7 @@ def _peer_tls(response: httpx.Response) -> dict:
     return cert_info(der) if der else {}
 
 
-def cert_info(der: bytes) -> dict:
+def cert_info(der: bytes) -> CertInfo:
     """The fields we keep of one DER certificate ({} when it does not parse)."""
     info = _cert_info(der)
     return {**info, "sans": list(info["sans"])} if info else {}
@@ -456,7 +474,7 @@ def _cn(name: x509.Name) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _cert_info(der: bytes) -> dict:
+def _cert_info(der: bytes) -> CertInfo:
     """Cached: virtual hosts on one listener usually share a certificate."""
     try:
         cert = x509.load_der_x509_certificate(der)
@@ -464,7 +482,7 @@ def _cert_info(der: bytes) -> dict:
         return {}
     sans: list[str] = []
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         sans = [clean_text(n, 256) for n in ext.get_values_for_type(x509.DNSName)][:1000]
         sans += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)][:100]
     except (x509.ExtensionNotFound, ValueError):
@@ -495,7 +513,7 @@ def _cert_info(der: bytes) -> dict:
     }
 
 
-async def fetch_certificate(address: str, port: int, server_name: str | None, timeout: float = 5.0) -> dict:
+async def fetch_certificate(address: str, port: int, server_name: str | None, timeout: float = 5.0) -> CertInfo:
     """TLS handshake only (no HTTP): the peer certificate's `cert_info`, or {}.
     Used by subdomain discovery to read SANs of endpoints it has not probed."""
     context = _tls_context(False)

@@ -13,12 +13,16 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..secrets.endpoints import Endpoint, extract_endpoints
 from ..secrets.engine import SecretFinding, scan_bytes
 from ..secrets.jsdiscovery import chunk_urls, inline_scripts, script_urls, sourcemap_sources, sourcemap_url
 from .http import HttpOptions, HttpTarget, make_client, probe_one
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -124,9 +128,11 @@ async def discover(
     for url, host, data in inline:
         await results.put(await analysed(url, host, data))
 
-    async def fetch(client, url: str, kind: str) -> None:
+    async def fetch(client: httpx.AsyncClient, url: str, kind: str) -> None:
         nonlocal done
-        host, port, scheme, address = locate(url)
+        located = locate(url)
+        assert located is not None  # enqueue() queues in-scope URLs only
+        host, port, scheme, address = located
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         response = await probe_one(client, HttpTarget(host, port, scheme, address, path or "/"), http)
@@ -148,7 +154,7 @@ async def discover(
         if progress:
             progress(done, total)
 
-    async def worker(client) -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         while True:
             url, kind = await queue.get()
             try:

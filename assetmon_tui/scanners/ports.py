@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from assetmon_tui.scanners.banners import PORT_NAMES, TOP_PORTS, grab
 
@@ -56,6 +57,15 @@ class PortResult:
     port: int
     banner: str = ""
     service: str = ""
+
+
+# What the connect thread (and the banner grabs) post to the event loop.
+_Message = (
+    tuple[Literal["open"], str, int]  # address, port
+    | tuple[Literal["progress"], int]  # connect attempts done
+    | tuple[Literal["done"], BaseException | None]  # the thread's last message
+    | tuple[Literal["result"], PortResult]  # a banner grab finished
+)
 
 
 def _port(text: str, spec: str) -> int:
@@ -109,14 +119,15 @@ def _connect_scan(
     timeout: float,
     rate: float,
     stop: threading.Event,
-    post: Callable[[tuple], None],
+    post: Callable[[_Message], None],
 ) -> None:
     """Worker thread: connect to every (address, port, family), post
     ("open", address, port) and ("progress", done); always ends with
     ("done", exception-or-None). Closes every socket it made."""
     ep = select.epoll()
     inflight: dict[int, tuple[socket.socket, str, int]] = {}
-    deadlines: collections.deque = collections.deque()  # launch order == deadline order
+    # (deadline, fd, socket): launch order == deadline order
+    deadlines: collections.deque[tuple[float, int, socket.socket]] = collections.deque()
     # Locals: this loop runs once per port, attribute lookups add up.
     new_socket, in_progress = socket.socket, errno.EINPROGRESS
     sol, so_error = socket.SOL_SOCKET, socket.SO_ERROR
@@ -244,9 +255,9 @@ async def scan(
     targets = ((a, p, f) for p in ports for a, f in families.items())
 
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple] = asyncio.Queue()
+    queue: asyncio.Queue[_Message] = asyncio.Queue()
 
-    def post(message: tuple) -> None:
+    def post(message: _Message) -> None:
         with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
             loop.call_soon_threadsafe(queue.put_nowait, message)
 
@@ -260,7 +271,7 @@ async def scan(
     # Banner grabs: at most BANNER_CONCURRENCY tasks; the rest wait as plain
     # tuples (a host that "opens" every port must not cost 65k tasks).
     backlog: collections.deque[tuple[str, int]] = collections.deque()
-    grabs: set[asyncio.Task] = set()
+    grabs: set[asyncio.Task[None]] = set()
     running = 0
 
     async def grab_one(address: str, port: int) -> None:
@@ -279,24 +290,24 @@ async def scan(
     scanning = True
     try:
         while scanning or running:
-            kind, *rest = await queue.get()
-            if kind == "open":
-                address, port = rest
+            message = await queue.get()
+            if message[0] == "open":
+                _, address, port = message
                 if not options.banners:
                     yield PortResult(address, port, service=PORT_NAMES.get(port, ""))
                     continue
                 backlog.append((address, port))
                 start_grabs()
-            elif kind == "result":
+            elif message[0] == "result":
                 running -= 1
                 start_grabs()
-                yield rest[0]
-            elif kind == "progress" and progress:
-                progress(rest[0], total)
-            elif kind == "done":
+                yield message[1]
+            elif message[0] == "progress" and progress:
+                progress(message[1], total)
+            elif message[0] == "done":
                 scanning = False
-                if rest[0] is not None:
-                    raise rest[0]
+                if message[1] is not None:
+                    raise message[1]
                 if progress:
                     progress(total, total)
     finally:

@@ -32,7 +32,7 @@ import re
 import shutil
 import signal
 import string
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from urllib.parse import quote
@@ -43,7 +43,7 @@ import re2
 from assetmon_tui.core.sanitize import clean_text
 
 from .dns import DnsOptions, DnsResult, make_resolver, normalise, resolve_one
-from .http import fetch_certificate
+from .http import CertInfo, HttpResult, fetch_certificate
 
 SOURCES = ("ct", "wordlist", "san", "subfinder", "amass", "html", "js", "redirect", "header", "wildcard")
 TOOLS = ("subfinder", "amass")
@@ -217,7 +217,7 @@ def harvest_names(text: str, domains: list[str]) -> set[str]:
     return out
 
 
-def cert_names(cert_info: dict | None, domains: list[str] | None = None) -> set[str]:
+def cert_names(cert_info: CertInfo | None, domains: list[str] | None = None) -> set[str]:
     """DNS names a certificate covers (SANs and subject CN), lower-case,
     without `*.`; only those under `domains` when given. `cert_info` is
     `HttpResult.tls` / `scanners.http.cert_info()`."""
@@ -243,7 +243,7 @@ def _wildcard_bases(raw_names: Iterable[str]) -> set[str]:
     return out
 
 
-def harvest_http(result, domains: list[str]) -> list[Found]:
+def harvest_http(result: HttpResult, domains: list[str]) -> list[Found]:
     """Names one HTTP probe reveals (a `scanners.http.HttpResult`): its
     certificate ("san"), redirect Locations ("redirect"), headers such as CSP
     ("header"), and its body ("html" or "js")."""
@@ -365,8 +365,10 @@ async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
     size = 0
     try:
         async with asyncio.timeout(timeout):
+            stdout = proc.stdout
+            assert stdout is not None  # stdout=PIPE
             while size < _TOOL_OUTPUT_LIMIT:
-                chunk = await proc.stdout.read(65536)
+                chunk = await stdout.read(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -427,12 +429,13 @@ class _Run:
         self.rtypes = tuple(options.dns.rtypes) or ("A", "AAAA")
         self.dns_slots = asyncio.Semaphore(max(1, options.dns.concurrency))
         self.tls_slots = asyncio.Semaphore(max(1, options.tls_concurrency))
-        self.out: asyncio.Queue = asyncio.Queue()
-        self.tasks: set[asyncio.Task] = set()
+        # names found; a task's exception; None when the last task may have ended
+        self.out: asyncio.Queue[Found | BaseException | None] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.names: dict[str, set[str]] = {}  # name -> sources yielded
         self.known: set[str] = set()  # seeds: not yielded, still followed up
         self.zones: set[str] = set()
-        self.wildcard_checks: dict[str, asyncio.Future] = {}
+        self.wildcard_checks: dict[str, asyncio.Future[_Wildcard]] = {}
         self.resolved: set[str] = set()
         self.tls_done: set[tuple[str, int, str]] = set()
         self.tls_hosts = 0
@@ -442,12 +445,12 @@ class _Run:
         self.full = False
 
     # -- bookkeeping
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.out.put_nowait(task.exception())
@@ -504,6 +507,7 @@ class _Run:
     def follow(self, name: str, result: DnsResult | None) -> None:
         """A new name: look for zones around it, resolve it, read its certificate."""
         root = self.root_of(name)
+        assert root is not None  # emit() and seed() follow in-scope names only
         labels = name.split(".")
         for i in range(1, len(labels) - root.count(".") - 1):  # intermediate parents
             self.zone(".".join(labels[i:]), "parent")
@@ -549,7 +553,7 @@ class _Run:
         self.resolved.add(name)
         self.after_resolve(name, await self.lookup(name))
 
-    def wildcard(self, zone: str) -> asyncio.Future:
+    def wildcard(self, zone: str) -> asyncio.Future[_Wildcard]:
         """The zone's wildcard, detected once per run (shared by every brute
         force that lands in the zone, dotted wordlist entries included)."""
         future = self.wildcard_checks.get(zone)
@@ -619,7 +623,7 @@ class _Run:
                     self.names_from_cert(info)
                     break  # one certificate per port is enough
 
-    def names_from_cert(self, info: dict) -> None:
+    def names_from_cert(self, info: CertInfo) -> None:
         for base in _wildcard_bases(info.get("sans", ())):
             self.emit(base, "san")
             self.zone(base, "wildcard certificate")
@@ -686,7 +690,7 @@ async def discover(
                 raise item
             yield item
     finally:
-        tasks = [*run.tasks, *run.wildcard_checks.values()]
+        tasks: list[asyncio.Future[None] | asyncio.Future[_Wildcard]] = [*run.tasks, *run.wildcard_checks.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import NotRequired, TypedDict
 
 from assetmon_tui.core.sanitize import clean_text
 
@@ -79,7 +80,25 @@ class Tables:
         return next((p for p in self.cdns if p.matches(host)), None)
 
 
-def load_tables(data: dict) -> Tables:
+class ProviderSpec(TypedDict):
+    """One entry of `providers` or `cdns` in takeover.json."""
+
+    provider: str
+    cname: list[str]
+    fingerprints: NotRequired[list[str]]
+    nxdomain: NotRequired[bool]
+    status: NotRequired[str]
+
+
+class TablesSpec(TypedDict):
+    """takeover.json."""
+
+    about: NotRequired[str]
+    providers: list[ProviderSpec]
+    cdns: NotRequired[list[ProviderSpec]]
+
+
+def load_tables(data: TablesSpec) -> Tables:
     providers = tuple(
         Provider(
             p["provider"],
@@ -241,10 +260,10 @@ async def check_many(
         for name, r in to_fetch.items()
         for scheme, port in web
     ]
-    options = http_options or HttpOptions(timeout=5.0, max_body=BODY_LIMIT)
-    options = HttpOptions(**{**options.__dict__, "favicon": False, "fingerprint": False, "tls_info": False})
+    base_http = http_options or HttpOptions(timeout=5.0, max_body=BODY_LIMIT)
+    probe_options = HttpOptions(**{**base_http.__dict__, "favicon": False, "fingerprint": False, "tls_info": False})
     bodies: dict[str, dict[str, bytes]] = {name: {} for name in to_fetch}
-    async for response in probe(targets, options):
+    async for response in probe(targets, probe_options):
         if response.status is not None:
             bodies[response.host][response.final_url or response.url] = response.body
     for name, result in to_fetch.items():
