@@ -82,6 +82,12 @@ async def until(pilot, condition, timeout: float = 10.0, what: str = "condition"
     raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
 
 
+def on_dashboard(a) -> bool:
+    from assetmon_tui.ui.screens.dashboard import DashboardScreen
+
+    return isinstance(a.screen, DashboardScreen)
+
+
 async def started(pilot):
     a = pilot.app
     await until(
@@ -157,7 +163,7 @@ async def test_events_feed_acknowledge_and_header_count(data):
         await until(pilot, lambda: monitor.unacknowledged_count() == 0, what="all acknowledged")
         await until(pilot, lambda: "new event" not in a.sub_title, what="the header without a count")
         await pilot.press("escape")
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the dashboard")
+        await until(pilot, lambda: on_dashboard(a), what="the dashboard")
 
 
 # -- findings -----------------------------------------------------------------------------------
@@ -251,17 +257,17 @@ async def test_diff_of_two_scans_and_trends(data):
         await pilot.press("escape")
 
         # mark the older scan, highlight the newer, diff
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the dashboard")
+        await until(pilot, lambda: on_dashboard(a), what="the dashboard")
         scans.focus()
         scans.move_cursor(row=1)
         await pilot.press("m")
-        assert a.diff_base == first
+        assert a.dashboard.diff_base == first
         scans.move_cursor(row=0)
         await pilot.press("d")
         await until(pilot, lambda: "+ dev.acme.test" in screen_text(a), what="the diff from the mark")
         await pilot.press("escape")
 
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the dashboard")
+        await until(pilot, lambda: on_dashboard(a), what="the dashboard")
         await pilot.press("t")
         await until(pilot, lambda: a.screen.query_one("#history").row_count == 2, what="the trends")
         assert a.screen.query_one("#spark-hosts").data == [6.0, 7.0]  # 3 names + 3 addresses, then dev
@@ -292,7 +298,7 @@ async def test_schedule_form_rejects_bad_cron_and_saves_an_interval(data):
         schedule = monitor.get_schedule(project.id)
         assert schedule.kind == "interval" and schedule.interval_seconds == 6 * 3600 and schedule.enabled
         assert schedule.modules == ",".join(MODULES)  # every module is ticked by default
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the form to close")
+        await until(pilot, lambda: on_dashboard(a), what="the form to close")
 
         # reopened, the form shows the saved schedule; a valid cron line replaces it
         await pilot.press("S")
@@ -353,7 +359,7 @@ async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):  # noq
         await pilot.press("x")
         await until(pilot, lambda: monitor.list_notifiers(project.id) == [], what="the notifier deleted")
         await pilot.press("escape")
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the form to close")
+        await until(pilot, lambda: on_dashboard(a), what="the form to close")
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -375,7 +381,7 @@ async def test_export_writes_a_json_file(data, tmp_path, monkeypatch):
         assert name.startswith("acme-") and len(name) == len("acme-20261128.json")
         await pilot.press("tab", "enter")
         path = tmp_path / name
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the form to close")
+        await until(pilot, lambda: on_dashboard(a), what="the form to close")
         doc = json.loads(path.read_text())
         assert doc["project"] == "acme" and any(e["type"] == "host_new" for e in doc["events"])
         assert {h["name"] for h in doc["inventory"]["hosts"]} >= {"dev.acme.test", "www.acme.test"}
@@ -387,13 +393,13 @@ async def test_export_writes_a_json_file(data, tmp_path, monkeypatch):
         await pilot.press("enter", "down", "enter", "tab", "tab", *f"{first}x", "enter")  # x: refused
         await until(pilot, lambda: "file exists" in screen_text(a), what="the overwrite question")
         await pilot.press("enter")
-        await until(pilot, lambda: a.screen is a.screen_stack[0], what="the form to close")
+        await until(pilot, lambda: on_dashboard(a), what="the form to close")
         events = json.loads(path.read_text())["events"]
         assert events and {e["scan"] for e in events} == {second}
 
 
 async def test_dashboard_footer_and_palette_at_80_columns(data):
-    from assetmon_tui.ui.app import ACTIONS
+    from assetmon_tui.ui.actions import actions_of
 
     async with app().run_test(size=SIZE) as pilot:
         a = pilot.app
@@ -403,6 +409,26 @@ async def test_dashboard_footer_and_palette_at_80_columns(data):
         for label in ("Scan", "Results", "Findings", "Events", "Quit"):
             assert label in footer, footer
         shot(a, "dashboard")
+        # the palette offers every action of the dashboard and the global ones, with its keys
+        commands = {c.title: c.help for c in a.get_system_commands(a.screen)}
+        assert commands["Launch scan"] == "Choose modules and scan the project (s)"
+        assert commands["Delete target"].endswith("(del/x)") and commands["Check backend"] == (
+            "Ask Redis and the workers again now"
+        )
+        for node in (a.screen, a):
+            for action in actions_of(node):
+                assert not action.palette or (action.title or action.label) in commands
+                name = action.name.split("(")[0].removeprefix("app.")
+                assert hasattr(node, f"action_{name}") or hasattr(a, f"action_{name}"), action
+        assert {"Launch scan", "Diff scans", "Change events", "Theme"} <= set(commands)
+
+        # on another screen: that screen's actions and the global ones, not the dashboard's
+        await pilot.press("f")
+        await until(pilot, lambda: type(a.screen).__name__ == "FindingsScreen", what="the findings")
         titles = {c.title for c in a.get_system_commands(a.screen)}
-        for action, title, _ in ACTIONS:
-            assert title in titles and hasattr(a, f"action_{action}")
+        assert {"Reveal secret", "JS file view", "Filter", "Change events", "Check backend"} <= titles
+        assert "Launch scan" not in titles
+        # a palette command runs on the screen it was offered for
+        (severity,) = [c for c in a.get_system_commands(a.screen) if c.title == "Minimum severity"]
+        await severity.callback()
+        await until(pilot, lambda: a.screen.min_severity == "low", what="the severity from the palette")

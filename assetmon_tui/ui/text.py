@@ -1,10 +1,10 @@
 """Turn values into Rich `Text` for widgets. Host-derived strings never go
 through markup parsing: `Text(...)` shows `[bold]` literally, and
-`clean_text` has already dropped escape sequences and control characters."""
+`clean_text` has already dropped escape sequences and control characters.
+Every time shown goes through `when` (database times are UTC: shown local)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from rich.table import Table
@@ -22,19 +22,49 @@ STATE_STYLES = {
 }
 
 
+SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
+SEVERITY_STYLES = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+FILTER_CYCLE = (None, "low", "medium", "high", "critical")  # a minimum; None shows everything
+
+
 def safe(value: object, limit: int = 200, style: str = "") -> Text:
     if value is None:
         return Text("")
     return Text(clean_text(value, limit), style=style, no_wrap=True, end="")
 
 
+def multiline(value: object, limit: int = 20_000) -> Text:
+    """Host-derived text over several lines: escapes and controls dropped, no markup."""
+    return Text(clean_text(value, limit, single_line=False))  # end="" would lose the last line in a Group
+
+
 def state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
-def when(value: datetime | None, short: bool = False) -> str:
+def severity(value: str | None, pad: int = 0) -> Text:
+    value = value or ""
+    return Text(value.ljust(pad), style=SEVERITY_STYLES.get(value, ""), no_wrap=True, end="")
+
+
+def rank(value: str | None) -> int:
+    return SEVERITIES.index(value) if value in SEVERITIES else 0
+
+
+def next_filter(current: str | None) -> str | None:
+    return FILTER_CYCLE[(FILTER_CYCLE.index(current) + 1) % len(FILTER_CYCLE)] if current in FILTER_CYCLE else None
+
+
+def when(value: datetime | None, short: bool = False, empty: str = "") -> str:
+    """ "11-28 14:05" (short) or "2026-11-28 14:05", in local time."""
     if value is None:
-        return ""
+        return empty
     if value.tzinfo is None:  # SQLite hands back naive UTC
         value = value.replace(tzinfo=UTC)
     return value.astimezone().strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M")
@@ -49,10 +79,6 @@ def duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def ago(timestamp: float) -> str:
-    return duration(time.time() - timestamp) + " ago"
 
 
 def grid(pairs: list[tuple[str, object]], limit: int = 500) -> Table:

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, SelectionList, Static
 
-from ..core.modules import describe
-from ..core.sanitize import clean_text
-from .findings import SEVERITIES, severity
+from ...core.modules import describe
+from ...core.sanitize import clean_text
+from ..actions import Action, bindings
+from ..text import SEVERITIES, safe, severity, when
 from .forms import Form
-from .text import safe
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 EXPORT_FORMATS = ("html", "json", "jsonl", "csv", "md")
@@ -56,14 +55,6 @@ def format_every(seconds: int | None) -> str:
     return str(seconds)
 
 
-def _local(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 # -- schedule -----------------------------------------------------------------------------
 
 
@@ -97,7 +88,7 @@ class ScheduleForm(Form):
 
     @work(thread=True, exit_on_error=False)
     def _load(self) -> None:
-        from ..schedule import get_schedule
+        from ...schedule import get_schedule
 
         self.app.call_from_thread(self._prefill, get_schedule(self.project_id))
 
@@ -117,8 +108,8 @@ class ScheduleForm(Form):
         self.query_one("#enabled", Checkbox).value = schedule.enabled
         status = Text.assemble(
             ("on" if schedule.enabled else "off", "green" if schedule.enabled else "dim"),
-            f" · next run {_local(schedule.next_run_at) if schedule.enabled else '—'}"
-            f" · last run {_local(schedule.last_run_at)}",
+            f" · next run {when(schedule.next_run_at, empty='—') if schedule.enabled else '—'}"
+            f" · last run {when(schedule.last_run_at, empty='—')}",
         )
         if schedule.last_error:
             status.append("\nlast error: ", style="red")
@@ -142,7 +133,7 @@ class ScheduleForm(Form):
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def _save(self, seconds: int | None, cron: str | None, modules: list[str], enabled: bool) -> None:
-        from ..schedule import set_schedule
+        from ...schedule import set_schedule
 
         try:
             schedule = set_schedule(
@@ -159,7 +150,7 @@ class ScheduleForm(Form):
         every = (
             f"cron {schedule.cron}" if schedule.kind == "cron" else f"every {format_every(schedule.interval_seconds)}"
         )
-        state = f"next run {_local(schedule.next_run_at)}" if schedule.enabled else "disabled"
+        state = f"next run {when(schedule.next_run_at, empty='—')}" if schedule.enabled else "disabled"
         self.app.call_from_thread(self.dismiss, f"Schedule saved: {every} ({state})")
 
     @on(Button.Pressed, "#delete")
@@ -168,7 +159,7 @@ class ScheduleForm(Form):
 
     @work(thread=True, exit_on_error=False)
     def _delete(self) -> None:
-        from ..schedule import delete_schedule, get_schedule
+        from ...schedule import delete_schedule, get_schedule
 
         if get_schedule(self.project_id) is None:
             self.app.call_from_thread(self.show_error, "This project has no schedule.")
@@ -181,18 +172,20 @@ class ScheduleForm(Form):
 
 
 class NotifierTable(DataTable):
-    BINDINGS = [
-        Binding("t", "screen.test", "Test"),
-        Binding("space", "screen.toggle", "On/off"),
-        Binding("delete,x", "screen.delete", "Delete"),
+    ACTIONS = [  # the table's keys only: typing in the URL box must not trigger them
+        Action("screen.test", "t", "Test", palette=False),
+        Action("screen.toggle", "space", "On/off", palette=False),
+        Action("screen.delete", "delete,x", "Delete", palette=False),
     ]
+    BINDINGS = bindings(ACTIONS)
 
 
 class NotifiersForm(Form):
     """Notifiers of one project: add (apprise URL + minimum severity), test,
     switch on/off, delete. URLs are shown redacted."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+    ACTIONS = [Action("dismiss(None)", "escape", "Close", palette=False)]
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self, project_id: int, project_name: str):
         super().__init__()
@@ -224,7 +217,7 @@ class NotifiersForm(Form):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, select: int | None = None) -> None:
-        from ..notify import list_deliveries, list_notifiers, redacted_url
+        from ...notify import list_deliveries, list_notifiers, redacted_url
 
         notifiers = list_notifiers(self.project_id)
         last: dict[int, str] = {}
@@ -270,7 +263,7 @@ class NotifiersForm(Form):
 
     @work(thread=True, group="add", exit_on_error=False)
     def _add(self, url: str, min_severity: str) -> None:
-        from ..notify import add_notifier
+        from ...notify import add_notifier
 
         try:
             notifier = add_notifier(self.project_id, url, min_severity)
@@ -295,7 +288,7 @@ class NotifiersForm(Form):
 
     @work(thread=True, group="test", exit_on_error=False)
     def _test(self, notifier_id: int) -> None:
-        from ..notify import send_test
+        from ...notify import send_test
 
         ok, error = send_test(notifier_id)
         result = (
@@ -314,7 +307,7 @@ class NotifiersForm(Form):
 
     @work(thread=True, exit_on_error=False)
     def _set(self, notifier_id: int, enabled: bool) -> None:
-        from ..notify import set_notifier
+        from ...notify import set_notifier
 
         set_notifier(notifier_id, enabled=enabled)
         self.app.call_from_thread(self._load, notifier_id)
@@ -327,7 +320,7 @@ class NotifiersForm(Form):
 
     @work(thread=True, exit_on_error=False)
     def _delete(self, notifier_id: int) -> None:
-        from ..notify import delete_notifier
+        from ...notify import delete_notifier
 
         delete_notifier(notifier_id)
         self.app.call_from_thread(
@@ -407,7 +400,7 @@ class ExportForm(Form):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _write(self, fmt: str, path: Path, since: int | None) -> None:
-        from ..export import export
+        from ...export import export
 
         try:
             text = export(self.project_id, fmt, since_scan=since)

@@ -6,26 +6,29 @@ from __future__ import annotations
 import json
 
 from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from .common import FilterInput, ProjectScreen
-from .text import grid, safe, when
+from ..actions import Action, bindings
+from ..text import grid, safe, when
+from ..widgets import FilterInput
+from .base import ProjectScreen
 
 TABS = ("hosts", "dns", "services", "http")
 
 
 class ResultsScreen(ProjectScreen):
-    BINDINGS = [
-        Binding("1", "tab('hosts')", "Hosts"),
-        Binding("2", "tab('dns')", "DNS"),
-        Binding("3", "tab('services')", "Services"),
-        Binding("4", "tab('http')", "HTTP"),
+    ACTIONS = [
+        Action("tab('hosts')", "1", "Hosts", "Hosts tab", "Names and addresses found"),
+        Action("tab('dns')", "2", "DNS", "DNS tab", "DNS records of the hosts"),
+        Action("tab('services')", "3", "Services", "Services tab", "Open ports and their banners"),
+        Action("tab('http')", "4", "HTTP", "HTTP tab", "Web endpoints: status, title, server"),
     ]
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self, project_id: int, project_name: str):
         super().__init__(project_id, project_name)
@@ -62,7 +65,7 @@ class ResultsScreen(ProjectScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def action_reload(self) -> None:
-        from ..store import repo
+        from ...store import repo
 
         pid = self.project_id
         rows = {
@@ -150,13 +153,13 @@ class ResultsScreen(ProjectScreen):
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def _host_detail(self, host_id: int) -> None:
-        from ..store import repo
+        from ...store import repo
 
         detail = repo.host_detail(host_id)
         self.app.call_from_thread(self.query_one("#detail", Static).update, _host_renderable(detail))
 
 
-def _detail(data: dict):
+def _detail(data: dict) -> Table:
     row = data["row"]
     if data["kind"] == "dns":
         pairs = [("name", data["host"]), ("type", row.rtype), ("value", row.value), ("ttl", row.ttl)]
@@ -197,7 +200,7 @@ def _detail(data: dict):
     return grid(pairs)
 
 
-def _host_renderable(detail: dict):
+def _host_renderable(detail: dict) -> Group:
     host = detail["host"]
     parts = [
         grid(

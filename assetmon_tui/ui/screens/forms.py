@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList, Static
 
-from ..core.modules import describe
-from ..core.targets import TargetError, parse_target
+from ...core.modules import describe
+from ...core.targets import TargetError, parse_target
+from ..actions import Action, bindings
 
 
 class Form(ModalScreen):
     """Escape closes without an answer; errors show in the #error line."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    ACTIONS = [Action("dismiss(None)", "escape", "Cancel", palette=False)]
+    BINDINGS = bindings(ACTIONS)
     DEFAULT_CSS = """
     Form { align: center middle; }
     Form > Vertical {
@@ -107,7 +108,7 @@ class ScanForm(Form):
         options: dict = {}
         ports = self.query_one("#ports", Input).value.strip()
         if ports:
-            from ..scanners.ports import parse_ports
+            from ...scanners.ports import parse_ports
 
             try:
                 parse_ports(ports)
@@ -122,7 +123,11 @@ class ScanForm(Form):
 
 
 class ConfirmForm(Form):
-    BINDINGS = [Binding("y", "dismiss(True)", "Yes"), Binding("n,escape", "dismiss(False)", "No")]
+    ACTIONS = [
+        Action("dismiss(True)", "y", "Yes", palette=False),
+        Action("dismiss(False)", "n,escape", "No", palette=False),
+    ]
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self, question: str):
         super().__init__()

@@ -5,78 +5,34 @@ JavaScript file a finding was found in."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, LoadingIndicator, Static, TextArea
 
-from ..core.sanitize import clean_text
-from .common import FilterInput, ProjectScreen
-from .text import grid, safe, when
+from ...core.sanitize import clean_text
+from ..actions import Action, bindings
+from ..text import grid, multiline, next_filter, rank, safe, severity, when
+from ..widgets import FilterInput, fill_table
+from .base import BACK, ProjectScreen
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
-SEVERITY_STYLES = {
-    "critical": "bold white on red",
-    "high": "bold red",
-    "medium": "yellow",
-    "low": "cyan",
-    "info": "dim",
-}
 COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
-FILTER_CYCLE = (None, "low", "medium", "high", "critical")  # a minimum; None shows everything
 BEAUTIFY_TIMEOUT = 30.0
 MAX_VIEW_BYTES = 20_000_000  # bigger bodies are shown truncated
 
 
-def severity(value: str | None, pad: int = 0) -> Text:
-    value = value or ""
-    return Text(value.ljust(pad), style=SEVERITY_STYLES.get(value, ""), no_wrap=True, end="")
-
-
-def rank(value: str | None) -> int:
-    return SEVERITIES.index(value) if value in SEVERITIES else 0
-
-
-def next_filter(current: str | None) -> str | None:
-    return FILTER_CYCLE[(FILTER_CYCLE.index(current) + 1) % len(FILTER_CYCLE)] if current in FILTER_CYCLE else None
-
-
-def multiline(value: object, limit: int = 20_000) -> Text:
-    """Host-derived text over several lines: escapes and controls dropped, no markup."""
-    return Text(clean_text(value, limit, single_line=False))  # end="" would lose the last line in a Group
-
-
-def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list, str]], caps: tuple[int, ...]) -> None:
-    """Replace columns and rows. Every column is as wide as its content (at most
-    its cap); the last one takes the rest of the table's width, so the table
-    never needs a horizontal scrollbar (long values are cut: a detail pane shows them)."""
-    from rich.cells import cell_len
-
-    widths = [len(label) for label in labels]
-    for cells, _ in rows:
-        for i, cell in enumerate(cells[:-1]):
-            widths[i] = max(widths[i], cell.cell_len if isinstance(cell, Text) else cell_len(str(cell)))
-    widths = [min(w, cap) for w, cap in zip(widths, caps, strict=False)]
-    room = table.size.width - 2 - 2 * table.cell_padding * len(labels)  # 2: the vertical scrollbar
-    last = room - sum(widths[:-1])
-    table.clear(columns=True)
-    for label, width in zip(labels[:-1], widths[:-1], strict=False):
-        table.add_column(label, width=width)
-    table.add_column(labels[-1], width=max(last, 10) if table.size.width else None)
-    for cells, key in rows:
-        table.add_row(*cells, key=key)
-
-
 class FindingsScreen(ProjectScreen):
-    BINDINGS = [
-        Binding("s", "severity", "Severity"),
-        Binding("v", "reveal", "Reveal"),
-        Binding("b", "beautify", "JS file"),
+    ACTIONS = [
+        Action("severity", "s", "Severity", "Minimum severity", "Cycle the minimum severity shown"),
+        Action("reveal", "v", "Reveal", "Reveal secret", "Show or hide the highlighted finding's secret value"),
+        Action("beautify", "b", "JS file", "JS file view", "The beautified JavaScript file of the finding"),
     ]
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self, project_id: int, project_name: str):
         super().__init__(project_id, project_name)
@@ -107,7 +63,7 @@ class FindingsScreen(ProjectScreen):
 
     @work(thread=True, exclusive=True, group="findings", exit_on_error=False)
     def action_reload(self) -> None:
-        from ..store import monitor
+        from ...store import monitor
 
         rows = monitor.findings(self.project_id)
         # worst first, then by kind and rule
@@ -251,12 +207,12 @@ class FindingsScreen(ProjectScreen):
         self.app.push_screen(JsViewScreen(self.project_id, finding, self.revealed))
 
 
-def find_js_file(project_id: int, url: str):
+def find_js_file(project_id: int, url: str) -> Any:
     """The project's stored JS file at `url` (None when it was not stored)."""
     from sqlmodel import select
 
-    from ..store.db import session
-    from ..store.models import Host, JsFile
+    from ...store.db import session
+    from ...store.models import Host, JsFile
 
     with session() as s:
         return s.exec(
@@ -271,9 +227,10 @@ class JsViewScreen(Screen):
     """The beautified file, read-only. The finding's secret stays redacted in it
     unless it was revealed when the view was opened."""
 
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+    ACTIONS = [BACK]
+    BINDINGS = bindings(ACTIONS)
 
-    def __init__(self, project_id: int, finding, reveal: bool = False):
+    def __init__(self, project_id: int, finding: Any, reveal: bool = False):
         super().__init__()
         self.project_id = project_id
         self.finding = finding
@@ -294,7 +251,7 @@ class JsViewScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        from ..store.blobs import load_blob
+        from ...store.blobs import load_blob
 
         row = find_js_file(self.project_id, self.finding.location)
         body = load_blob(row.sha256) if row is not None and row.sha256 else None
@@ -305,8 +262,8 @@ class JsViewScreen(Screen):
         text = body[:MAX_VIEW_BYTES].decode("utf-8", "replace")
         note = f"{len(body):,} bytes · beautified"
         try:
-            from ..core.config import get_settings
-            from ..secrets.beautify import beautify_file
+            from ...core.config import get_settings
+            from ...secrets.beautify import beautify_file
 
             text = beautify_file(text, timeout=BEAUTIFY_TIMEOUT, cache_dir=get_settings().data_dir / "beautified")
         except TimeoutError:

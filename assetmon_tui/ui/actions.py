@@ -1,0 +1,65 @@
+"""One declaration per user action: its key(s), its footer label, its palette
+title and help. A screen lists its `Action`s once in `ACTIONS`; `bindings()`
+turns them into the screen's `BINDINGS`, and the app's command palette offers
+the current screen's actions and the global ones (with their keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.dom import DOMNode
+from textual.keys import format_key
+
+
+@dataclass(frozen=True)
+class Action:
+    """`name` is a Textual action string ("scan", "tab('hosts')"), run on the
+    screen (or app) that declares it. `keys` as in `Binding` ("delete,x"); empty:
+    palette only. `palette=False`: a key only (Back, cursor keys...)."""
+
+    name: str
+    keys: str = ""
+    label: str = ""  # short: the 80-column footer holds about 8 keys
+    title: str = ""  # the palette's name for it; the label when empty
+    help: str = ""
+    footer: bool = True
+    palette: bool = True
+
+    @property
+    def key_display(self) -> str:
+        """The keys as shown to the user: "x", "Del/x", "/"."""
+        return "/".join(format_key(k.strip()) for k in self.keys.split(",") if k.strip())
+
+    @property
+    def palette_help(self) -> str:
+        keys = self.key_display
+        return f"{self.help} ({keys})" if keys else self.help
+
+    def binding(self) -> Binding:
+        return Binding(self.keys, self.name, self.label, show=self.footer)
+
+
+def bindings(actions: Iterable[Action]) -> list[Binding]:
+    """The `BINDINGS` of a screen (or the app): one per action with keys."""
+    return [action.binding() for action in actions if action.keys]
+
+
+def actions_of(node: DOMNode | App) -> list[Action]:
+    """The `ACTIONS` of the node's class and its bases (as Textual merges `BINDINGS`), base first."""
+    found: list[Action] = []
+    for cls in reversed(type(node).__mro__):
+        declared: Sequence[Action] = cls.__dict__.get("ACTIONS", ())
+        found += [a for a in declared if a not in found]
+    return found
+
+
+def palette_commands(app: App, actions: Iterable[Action], namespace: DOMNode | App) -> Iterator[SystemCommand]:
+    """Palette entries running each action in `namespace` (the declaring screen or app)."""
+    for action in actions:
+        if action.palette:
+            callback = partial(app.run_action, action.name, namespace)
+            yield SystemCommand(action.title or action.label, action.palette_help, callback)

@@ -1,0 +1,520 @@
+"""The dashboard: projects and their targets on the left, live scan panels and
+scan history on the right, and the keys that act on them. The app hands it
+the dispatcher (`backend_ready`); database work runs in thread workers."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, OptionList
+from textual.widgets.option_list import Option
+
+from ..actions import Action, bindings
+from ..panels import ScanPanel
+from ..text import duration, safe, state, when
+
+if TYPE_CHECKING:
+    from ..app import AssetMonApp
+
+POLL_INTERVAL = 0.25  # active scans only: the cost grows with active scans, not history
+REAP_INTERVAL = 5.0
+
+
+class DashboardScreen(Screen):
+    ACTIONS = [
+        Action("new_project", "n", "New", "New project", "Create a project"),
+        Action(
+            "add_targets", "a", "Targets", "Add targets", "Add domains, IPs, CIDRs, URLs or !exclusions to the project"
+        ),
+        Action("scan", "s", "Scan", "Launch scan", "Choose modules and scan the project"),
+        Action("cancel_scan", "c", "Cancel", "Cancel scan", "Stop the highlighted (or latest) active scan"),
+        Action("results", "r", "Results", "Browse results", "Hosts, DNS, services and HTTP endpoints of the project"),
+        Action(
+            "delete_target", "delete,x", "Del target", "Delete target", "Remove the highlighted target", footer=False
+        ),
+        Action(
+            "delete_project", "D", "Del project", "Delete project", "Delete the project and all it found", footer=False
+        ),
+        Action(
+            "findings",
+            "f",
+            "Findings",
+            "Findings",
+            "Secrets, takeovers and exposures of the project, with the JS file view",
+        ),
+        Action(
+            "diff",
+            "d",
+            "Diff",
+            "Diff scans",
+            "Compare the highlighted scan with the marked one (m) or the previous done scan",
+            footer=False,
+        ),
+        Action(
+            "mark_scan",
+            "m",
+            "Mark for diff",
+            "Mark scan for diff",
+            "Mark the highlighted scan as the base of the next diff",
+            footer=False,
+        ),
+        Action(
+            "trends",
+            "t",
+            "Trends",
+            "Trends",
+            "Hosts, services and findings of the project over its scans",
+            footer=False,
+        ),
+        Action(
+            "schedule", "S", "Schedule", "Schedule", "Scan the project every few hours or on a cron line", footer=False
+        ),
+        Action(
+            "notifiers",
+            "N",
+            "Notifications",
+            "Notifications",
+            "Apprise URLs told about the project's changes; send a test",
+            footer=False,
+        ),
+        Action(
+            "export",
+            "E",
+            "Export",
+            "Export",
+            "Write the project's inventory and events to json, jsonl, csv, md or html",
+            footer=False,
+        ),
+    ]
+    BINDINGS = bindings(ACTIONS)
+
+    def __init__(self) -> None:
+        super().__init__(id="dashboard")
+        self.active_ids: set[int] = set()
+        self._states: dict[int, str] = {}  # active scan id -> status last shown
+        self._polling = False
+        self._last_reap = 0.0
+        self.diff_base: int | None = None  # a scan marked with m
+
+    @property
+    def assetmon(self) -> AssetMonApp:
+        """The app, typed: it holds the dispatcher and the current project."""
+        return cast("AssetMonApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield OptionList(id="projects")
+                yield DataTable(id="targets", cursor_type="row")
+            with Vertical(id="right"):
+                yield VerticalScroll(id="active")
+                yield DataTable(id="scans", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)  # 8 shown keys fit in 80 columns
+
+    def on_mount(self) -> None:
+        self.query_one("#projects").border_title = "Projects"
+        targets = self.query_one("#targets", DataTable)
+        targets.border_title = "Targets"
+        targets.add_column("rule", width=7)
+        targets.add_column("target", width=48)
+        scans = self.query_one("#scans", DataTable)
+        scans.border_title = "Scans"
+        # Fixed widths, most useful first: the pane is ~50 columns at 80x24.
+        for label, width in (
+            ("#", 4),
+            ("status", 10),
+            ("started", 11),
+            ("took", 6),
+            ("found", 16),
+            ("modules", 24),
+            ("backend", 7),
+        ):
+            scans.add_column(label, width=width)
+        self.query_one("#active").border_title = "Active scans"
+        self.query_one("#projects").focus()
+
+    def backend_ready(self) -> None:
+        """The app has its dispatcher: fill the tables and watch active scans."""
+        self.load_projects()
+        self.set_interval(POLL_INTERVAL, self._poll)
+
+    # -- active scans ------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        if not self._polling:
+            self._polling = True
+            self._poll_active()
+
+    @work(thread=True, group="poll", exit_on_error=False)
+    def _poll_active(self) -> None:
+        dispatcher = self.assetmon.dispatcher
+        try:
+            if dispatcher is None:
+                return
+            if time.time() - self._last_reap > REAP_INTERVAL:
+                self._last_reap = time.time()
+                dispatcher.reap()
+            active = dispatcher.active()
+            finished = [dispatcher.poll(i) for i in self.active_ids - {s.id for s, _ in active}]
+            self.app.call_from_thread(self._show_active, active, finished)
+        finally:
+            self._polling = False
+
+    def _show_active(self, active: list, finished: list) -> None:
+        container = self.query_one("#active", VerticalScroll)
+        seen = set()
+        for scan, progress in active:
+            seen.add(scan.id)
+            panels = container.query(f"#scan-panel-{scan.id}")
+            if panels:
+                panel = panels.first(ScanPanel)
+            else:
+                name = self.assetmon.project_names.get(scan.project_id, f"project {scan.project_id}")
+                panel = ScanPanel(scan.id, f"Scan #{scan.id} · {name}")
+                container.mount(panel)
+            panel.show(progress, scan.backend or "waiting")
+        for panel in container.query(ScanPanel):
+            if panel.scan_id not in seen:
+                panel.remove()
+        container.display = bool(seen)
+        for scan, progress in finished:
+            severity = "information" if progress.state == "done" else "warning"
+            message = f"Scan #{scan.id} {progress.state}"
+            if scan.error:
+                message += f": {scan.error}"
+            self.notify(message, severity=severity, markup=False)
+        states = {scan.id: scan.status for scan, _ in active}
+        if finished or states != self._states:  # the scans table shows status: keep it current
+            self.load_scans()
+        self._states = states
+        if finished:
+            self.assetmon.refresh_event_count()  # a done scan has just computed its change events
+        self.active_ids = seen
+
+    # -- projects, targets, scans tables ---------------------------------------------
+
+    @property
+    def project_id(self) -> int | None:
+        return self.assetmon.project_id
+
+    def _project_name(self) -> str:
+        return self.assetmon.project_names.get(self.project_id, "") if self.project_id is not None else ""
+
+    @work(thread=True, exclusive=True, group="projects", exit_on_error=False)
+    def load_projects(self, select: int | None = None) -> None:
+        from ...store import repo
+
+        projects = repo.list_projects()
+        self.app.call_from_thread(self._fill_projects, projects, select)
+
+    def _fill_projects(self, projects: list, select: int | None) -> None:
+        app = self.assetmon
+        app.project_names = {p.id: p.name for p in projects}
+        options = self.query_one("#projects", OptionList)
+        options.clear_options()
+        options.add_options([Option(safe(p.name, 40), id=str(p.id)) for p in projects])
+        if not projects:
+            app.project_id = None
+            self.query_one("#targets", DataTable).clear()
+            self.query_one("#scans", DataTable).clear()
+            self.notify("No projects yet: press n to create one.", markup=False)
+            return
+        ids = [p.id for p in projects]
+        wanted = select if select in ids else (app.project_id if app.project_id in ids else ids[0])
+        options.highlighted = ids.index(wanted)
+
+    @on(OptionList.OptionHighlighted, "#projects")
+    def project_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        chosen = int(event.option.id or 0)
+        if self.project_id != chosen:
+            self.diff_base = None
+            self.query_one("#scans", DataTable).border_subtitle = ""
+        self.assetmon.project_id = chosen
+        self.load_targets()
+        self.load_scans()
+
+    @work(thread=True, exclusive=True, group="targets", exit_on_error=False)
+    def load_targets(self) -> None:
+        from ...store import repo
+
+        if self.project_id is None:
+            return
+        targets = repo.list_targets(self.project_id)
+        self.app.call_from_thread(self._fill_targets, targets)
+
+    def _fill_targets(self, targets: list) -> None:
+        table = self.query_one("#targets", DataTable)
+        table.clear()
+        for t in targets:
+            rule = Text("exclude", style="red") if t.exclude else Text("include", style="green")
+            table.add_row(rule, safe(t.value, 60), key=str(t.id))
+        table.border_subtitle = f"{len(targets)} rules"
+
+    @work(thread=True, exclusive=True, group="scans", exit_on_error=False)
+    def load_scans(self) -> None:
+        from ...store import repo
+
+        if self.project_id is None:
+            return
+        scans = repo.list_scans(self.project_id, limit=100)
+        self.app.call_from_thread(self._fill_scans, scans)
+
+    def _fill_scans(self, scans: list) -> None:
+        table = self.query_one("#scans", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for scan in scans:
+            took = (
+                (scan.finished_at - scan.started_at).total_seconds() if scan.finished_at and scan.started_at else None
+            )
+            summary = json.loads(scan.summary or "{}")
+            found = " ".join(f"{summary[k]}{k[0]}" for k in ("hosts", "services", "endpoints") if summary.get(k))
+            table.add_row(
+                str(scan.id),
+                state(scan.status),
+                when(scan.started_at, short=True),
+                duration(took),
+                found,
+                scan.modules,
+                scan.backend,
+                key=str(scan.id),
+            )
+        if scans:
+            table.move_cursor(row=min(cursor, len(scans) - 1))
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _need_project(self) -> bool:
+        if self.project_id is None:
+            self.notify("Create a project first (n).", severity="warning", markup=False)
+            return False
+        return True
+
+    def _backend_ready(self) -> bool:
+        if self.assetmon.dispatcher is None:
+            self.notify("Still starting, one moment…", markup=False)
+            return False
+        return True
+
+    def action_new_project(self) -> None:
+        from .forms import NewProjectForm
+
+        self.app.push_screen(NewProjectForm(), self._create_project)
+
+    @work(thread=True, exit_on_error=False)
+    def _create_project(self, name: str | None) -> None:
+        from ...store import repo
+
+        if not name:
+            return
+        try:
+            project = repo.create_project(name)
+        except ValueError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False)
+            return
+        self.assetmon.project_id = project.id
+        self.app.call_from_thread(self.load_projects, project.id)
+        self.app.call_from_thread(self.action_add_targets)
+
+    def action_add_targets(self) -> None:
+        from .forms import TargetsForm
+
+        if self._need_project():
+            self.app.push_screen(TargetsForm(self._project_name()), self._add_targets)
+
+    @work(thread=True, exit_on_error=False)
+    def _add_targets(self, lines: list[str] | None) -> None:
+        from ...store import repo
+
+        if not lines or self.project_id is None:
+            return
+        added = repo.add_targets(self.project_id, lines)
+        self.app.call_from_thread(self.notify, f"{len(added)} target(s) added", markup=False)
+        self.app.call_from_thread(self.load_targets)
+
+    def action_delete_target(self) -> None:
+        table = self.query_one("#targets", DataTable)
+        if not table.has_focus or table.row_count == 0:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self._delete_target(int(key or 0))
+
+    @work(thread=True, exit_on_error=False)
+    def _delete_target(self, target_id: int) -> None:
+        from ...store import repo
+
+        repo.delete_target(target_id)
+        self.app.call_from_thread(self.load_targets)
+
+    def action_delete_project(self) -> None:
+        from .forms import ConfirmForm
+
+        if self._need_project():
+            question = f"Delete project {self._project_name()} and all it found?"
+            self.app.push_screen(ConfirmForm(question), self._delete_project)
+
+    @work(thread=True, exit_on_error=False)
+    def _delete_project(self, yes: bool | None) -> None:
+        from ...store import repo
+
+        if yes and self.project_id is not None:
+            repo.delete_project(self.project_id)
+            self.assetmon.project_id = None
+            self.app.call_from_thread(self.load_projects)
+
+    def action_scan(self) -> None:
+        from ...core.modules import NAMES as MODULES
+        from .forms import ScanForm
+
+        if self._need_project() and self._backend_ready():
+            self.app.push_screen(ScanForm(self._project_name(), MODULES), self._submit)
+
+    @work(thread=True, exit_on_error=False)
+    def _submit(self, answer: tuple[list[str], dict] | None) -> None:
+        dispatcher = self.assetmon.dispatcher
+        if not answer or dispatcher is None or self.project_id is None:
+            return
+        modules, options = answer
+        try:
+            scan = dispatcher.submit(self.project_id, modules, options)
+        except ValueError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False)
+            return
+        where = "a Celery worker" if scan.backend == "celery" else "a local thread"
+        self.app.call_from_thread(self.notify, f"Scan #{scan.id} started on {where}", markup=False)
+        self.app.call_from_thread(self.load_scans)
+
+    def action_cancel_scan(self) -> None:
+        if not self._backend_ready():
+            return
+        chosen = self._highlighted_scan()
+        if chosen not in self.active_ids:
+            chosen = max(self.active_ids) if self.active_ids else None
+        if chosen is None:
+            self.notify("No active scan to cancel.", markup=False)
+            return
+        self._cancel(chosen)
+
+    @work(thread=True, exit_on_error=False)
+    def _cancel(self, scan_id: int) -> None:
+        dispatcher = self.assetmon.dispatcher
+        if dispatcher is not None:
+            status = dispatcher.cancel(scan_id)
+            self.app.call_from_thread(self.notify, f"Scan #{scan_id}: {status}", markup=False)
+
+    def action_results(self) -> None:
+        from .results import ResultsScreen
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(ResultsScreen(self.project_id, self._project_name()))
+
+    @on(DataTable.RowSelected, "#scans")
+    def scan_selected(self) -> None:
+        self.action_results()
+
+    # -- monitoring: findings, diff, trends, schedule, notifications, export --------------
+
+    def action_findings(self) -> None:
+        from .findings import FindingsScreen
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(FindingsScreen(self.project_id, self._project_name()))
+
+    def action_trends(self) -> None:
+        from .trends import TrendsScreen
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(TrendsScreen(self.project_id, self._project_name()))
+
+    def _highlighted_scan(self) -> int | None:
+        table = self.query_one("#scans", DataTable)
+        if not table.row_count:
+            return None
+        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or 0)
+
+    def action_mark_scan(self) -> None:
+        scan_id = self._highlighted_scan()
+        table = self.query_one("#scans", DataTable)
+        if scan_id is None:
+            self.notify("No scan to mark.", markup=False)
+        elif self.diff_base == scan_id:
+            self.diff_base = None
+            table.border_subtitle = ""
+            self.notify(f"Scan #{scan_id} unmarked.", markup=False)
+        else:
+            self.diff_base = scan_id
+            table.border_subtitle = f"diff base #{scan_id} · d compares"
+            self.notify(f"Scan #{scan_id} marked: highlight another scan and press d.", markup=False)
+
+    def action_diff(self) -> None:
+        if not self._need_project() or self.project_id is None:
+            return
+        scan_id = self._highlighted_scan()
+        if scan_id is None:
+            self.notify("No scans yet.", markup=False)
+            return
+        self._open_diff(self.project_id, scan_id, self.diff_base)
+
+    @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
+    def _open_diff(self, project_id: int, scan_id: int, base: int | None) -> None:
+        from ...events import history
+        from .diff import DiffScreen
+
+        if base is not None and base != scan_id:
+            older, newer = sorted((base, scan_id))
+        else:
+            done = [row["id"] for row in history(project_id)]
+            earlier = [i for i in done if i < scan_id]
+            if scan_id not in done:
+                self.app.call_from_thread(
+                    self.notify,
+                    f"Scan #{scan_id} cannot be compared: only done scans are.",
+                    severity="warning",
+                    markup=False,
+                )
+                return
+            if not earlier:
+                self.app.call_from_thread(
+                    self.notify,
+                    f"Scan #{scan_id} is the first done scan: nothing to compare with (mark another scan with m).",
+                    markup=False,
+                )
+                return
+            older, newer = earlier[-1], scan_id
+        name = self.assetmon.project_names.get(project_id, "")
+        self.app.call_from_thread(self.app.push_screen, DiffScreen(older, newer, name))
+
+    def action_schedule(self) -> None:
+        from ...core.modules import NAMES as MODULES
+        from .monitor_forms import ScheduleForm
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(ScheduleForm(self.project_id, self._project_name(), MODULES), self._form_done)
+
+    def action_notifiers(self) -> None:
+        from .monitor_forms import NotifiersForm
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(NotifiersForm(self.project_id, self._project_name()))
+
+    def action_export(self) -> None:
+        from .monitor_forms import ExportForm
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(ExportForm(self.project_id, self._project_name()), self._exported)
+
+    def _form_done(self, message: Any) -> None:
+        if message:
+            self.notify(str(message), markup=False)
+
+    def _exported(self, path: Any) -> None:
+        if path:
+            self.notify(f"Exported to {path}", markup=False)

@@ -1,0 +1,235 @@
+"""The change-events feed across projects: filter, acknowledge, and Enter for
+the diff of an event's scan with the one before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ...core.sanitize import clean_text
+from ..actions import Action, bindings
+from ..text import next_filter, safe, severity, when
+from ..widgets import FilterInput, fill_table
+from .base import BACK
+from .diff import DiffScreen
+
+
+def _cycle(options: list, current: Any) -> Any:
+    return options[(options.index(current) + 1) % len(options)] if current in options else options[0]
+
+
+EVENT_COLUMNS = (" ", "time", "project", "severity", "type", "summary")
+
+
+class EventsScreen(Screen):
+    ACTIONS = [
+        BACK,
+        Action("ack", "a", "Ack", "Acknowledge event", "Acknowledge the highlighted event"),
+        Action("ack_all", "A", "Ack shown", "Acknowledge shown", "Acknowledge every event in the list"),
+        Action("severity", "s", "Severity", "Minimum severity", "Cycle the minimum severity shown"),
+        Action("type", "t", "Type", "Event type", "Cycle the event type shown"),
+        Action("project", "p", "Project", "Project filter", "Cycle the project shown (or all)"),
+        Action("unacked", "u", "New only", "New events only", "Show new events only, or acknowledged too"),
+        Action("filter", "slash", "Filter", "Filter", "Filter the summaries by text", footer=False),
+        Action("reload", "f5", "Reload", "Reload", "Read the events again", footer=False),
+    ]
+    BINDINGS = bindings(ACTIONS)
+
+    def __init__(self, project_id: int | None = None):
+        super().__init__()
+        self.min_severity: str | None = None
+        self.type: str | None = None
+        self.project_id: int | None = project_id  # None: every project
+        self.unacked_only = False
+        self.filter_text = ""
+        self.projects: dict[int, str] = {}
+        self.types: list[str] = []
+        self.events: list = []
+        self._times: dict = {}
+        self.shown: list = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="events-filters")
+        yield FilterInput(placeholder="filter summaries (Enter applies, Escape clears)", id="filter", classes="hidden")
+        yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="event-detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = "Events"  # the sub-title stays the app's: N new events · backend
+        self.query_one("#events", DataTable).focus()
+        self.action_reload()
+
+    @work(thread=True, exclusive=True, group="events", exit_on_error=False)
+    def action_reload(self) -> None:
+        from ...store import monitor, repo
+
+        projects = {p.id: p.name for p in repo.list_projects()}
+        events = monitor.list_events(
+            project_id=self.project_id,
+            severity=self.min_severity,
+            type=self.type,
+            unacknowledged_only=self.unacked_only,
+            limit=500,
+        )
+        times = {e.id: when(e.created_at, short=True) for e in events}
+        self.app.call_from_thread(self._fill, projects, events, times)
+
+    def _fill(self, projects: dict, events: list, times: dict) -> None:
+        self.projects = projects
+        self.events = events
+        self._times = times
+        self.types = sorted(set(self.types) | {e.type for e in events})
+        table = self.query_one("#events", DataTable)
+        cursor = table.cursor_row
+        needle = self.filter_text.lower()
+        self.shown = []
+        rows = []
+        for e in events:
+            project = projects.get(e.project_id, str(e.project_id))
+            if needle and not any(needle in str(v).lower() for v in (e.summary, e.type, e.entity, project)):
+                continue
+            self.shown.append(e)
+            dim = "dim" if e.acknowledged else ""
+            mark = Text("·", style="dim") if e.acknowledged else Text("●", style="bold cyan")
+            rows.append(
+                (
+                    [
+                        mark,
+                        Text(times.get(e.id, ""), style=dim),
+                        safe(project, 16, style=dim),
+                        severity(e.severity),
+                        safe(e.type, 22, style=dim),
+                        safe(e.summary, 300, style=dim),
+                    ],
+                    str(e.id),
+                )
+            )
+        fill_table(table, EVENT_COLUMNS, rows, (1, 11, 12, 8, 20, 0))
+        if self.shown:
+            table.move_cursor(row=min(cursor, len(self.shown) - 1))
+        else:
+            self.query_one("#event-detail", Static).update(Text("No events match.", style="dim"))
+        new = sum(1 for e in self.shown if not e.acknowledged)
+        table.border_title = f"Events ({len(self.shown)} shown, {new} new)"
+        self._show_filters()
+
+    def _show_filters(self) -> None:
+        project = "all" if self.project_id is None else self.projects.get(self.project_id, str(self.project_id))
+        parts = [
+            ("s", f"severity {'≥ ' + self.min_severity if self.min_severity else 'all'}"),
+            ("t", f"type {self.type or 'all'}"),
+            ("p", f"project {clean_text(project, 20)}"),
+            ("u", "new only" if self.unacked_only else "new + acknowledged"),
+        ]
+        if self.filter_text:
+            parts.append(("/", f"text {clean_text(self.filter_text, 20)!r}"))
+        text = Text()
+        for key, label in parts:
+            text.append(f" {key} ", style="reverse")
+            text.append(f" {label}  ")
+        self.query_one("#events-filters", Static).update(text)
+
+    def on_resize(self) -> None:
+        if self.events:
+            self.call_after_refresh(self._fill, self.projects, self.events, self._times)
+
+    # -- filters ----------------------------------------------------------------------
+
+    def action_severity(self) -> None:
+        self.min_severity = next_filter(self.min_severity)
+        self.action_reload()
+
+    def action_type(self) -> None:
+        self.type = _cycle([None, *self.types], self.type)
+        self.action_reload()
+
+    def action_project(self) -> None:
+        self.project_id = _cycle([None, *sorted(self.projects)], self.project_id)
+        self.action_reload()
+
+    def action_unacked(self) -> None:
+        self.unacked_only = not self.unacked_only
+        self.action_reload()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterInput).open()
+
+    @on(FilterInput.Applied)
+    def apply_filter(self, event: FilterInput.Applied) -> None:
+        self.filter_text = event.text
+        self.action_reload()
+        self.query_one("#events", DataTable).focus()
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def _highlighted(self) -> Any:
+        table = self.query_one("#events", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((e for e in self.shown if str(e.id) == key), None)
+
+    @on(DataTable.RowHighlighted, "#events")
+    def show_detail(self) -> None:
+        event = self._highlighted()
+        if event is None:
+            return
+        project = self.projects.get(event.project_id, str(event.project_id))
+        since = f" (since #{event.prev_scan_id})" if event.prev_scan_id else ""
+        text = Text.assemble(
+            severity(event.severity),
+            " ",
+            safe(event.type, 40, style="bold"),
+            "  ",
+            safe(project, 40),
+            f"  scan #{event.scan_id}{since}",
+            ("  acknowledged" if event.acknowledged else "  new", "dim"),
+            "\n",
+            safe(event.summary, 400),
+            "\n",
+            safe(event.entity, 300, style="dim"),
+        )
+        text.no_wrap = False
+        self.query_one("#event-detail", Static).update(text)
+
+    @on(DataTable.RowSelected, "#events")
+    def open_diff(self) -> None:
+        event = self._highlighted()
+        if event is None or not event.prev_scan_id:
+            self.notify("This event has no earlier scan to compare with.", markup=False)
+            return
+        self.app.push_screen(DiffScreen(event.prev_scan_id, event.scan_id, self.projects.get(event.project_id, "")))
+
+    def action_ack(self) -> None:
+        event = self._highlighted()
+        if event is None:
+            return
+        if event.acknowledged:
+            self.notify("Already acknowledged.", markup=False)
+            return
+        self._acknowledge([event.id])
+
+    def action_ack_all(self) -> None:
+        ids = [e.id for e in self.shown if not e.acknowledged]
+        if not ids:
+            self.notify("Nothing new in this list.", markup=False)
+            return
+        self._acknowledge(ids)
+
+    @work(thread=True, group="ack", exit_on_error=False)
+    def _acknowledge(self, ids: list[int]) -> None:
+        from ...store import monitor
+
+        n = monitor.acknowledge(ids)
+        self.app.call_from_thread(self.notify, f"{n} event{'s' if n != 1 else ''} acknowledged", markup=False)
+        self.app.call_from_thread(self.action_reload)
+        refresh = getattr(self.app, "refresh_event_count", None)
+        if refresh is not None:
+            self.app.call_from_thread(refresh)
