@@ -1,0 +1,18 @@
+"""The scan pipeline: `run_scan` runs a queued scan's steps (one per module of
+`core.modules`, in its order) over shared state, reporting progress and saving
+results as they are found.
+
+    run.py      lifecycle: claim, progress reports, heartbeat, cancel, finish
+    context.py  the scan's shared state (`ScanContext`, `Found`) and its seeding
+    persist.py  scanner results -> rows, and the one batched writer
+    steps/      one module per step, `STEPS` maps names to them
+"""
+
+from __future__ import annotations
+
+from .context import Found, ScanContext
+from .run import REPORT_EVERY, Reporter, owner_id, run_scan
+from .steps import STEPS, Step
+from .steps.js import cpu_pool
+
+__all__ = ["REPORT_EVERY", "STEPS", "Found", "Reporter", "ScanContext", "Step", "cpu_pool", "owner_id", "run_scan"]

@@ -1,0 +1,98 @@
+"""The state of one scan that steps share: what the scan is (ids, scope,
+settings, options), what earlier steps found, and where progress goes."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core.config import Settings
+from ..core.progress import Progress
+from ..core.targets import Scope, is_ip, parse_target
+
+if TYPE_CHECKING:
+    from ..scanners.dns import DnsResult
+    from ..scanners.js import Page
+
+MAX_CIDR_ADDRESSES = 4096
+
+Tick = Callable[[int, int], None]  # progress(done, total) of one step
+
+
+@dataclass
+class Found:
+    """What earlier steps learned, for later ones. Steps name these fields in
+    their `inputs` and `outputs`."""
+
+    addresses: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # name -> IPs
+    open_ports: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))  # IP -> port -> service
+    port_scanned: set[str] = field(default_factory=set)  # addresses the ports step covered
+    direct: set[str] = field(default_factory=set)  # IP targets
+    urls: list[str] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)  # HTML pages for the js step
+    roots: list[str] = field(default_factory=list)  # domains to enumerate under
+    wildcards: set[str] = field(default_factory=set)  # zones answering any label
+    cnamed: list[DnsResult] = field(default_factory=list)  # DnsResults with CNAMEs, for takeover
+
+
+SEEDED = ("addresses", "direct", "urls", "roots")  # the Found fields `seed` fills
+
+
+@dataclass
+class ScanContext:
+    scan_id: int
+    project_id: int
+    backend: str  # "thread" | "celery"
+    modules: list[str]  # the steps this scan runs, in run order
+    options: dict[str, Any]  # the scan row's options (seeds, ports, nameservers)
+    settings: Settings
+    scope: Scope
+    progress: Progress
+    ticker: Callable[[str], Tick]  # step name -> its progress callback (throttled reports)
+    found: Found = field(default_factory=Found)
+    saved_hosts: set[str] = field(default_factory=set)  # host names written this scan, to count new ones
+
+    @property
+    def nameservers(self) -> list[str]:
+        nameservers: list[str] = self.options.get("nameservers") or self.settings.nameserver_list
+        return nameservers
+
+    def address_of(self, host: str) -> str | None:
+        """The address to reach `host` at: itself if an IP, else its first resolved address."""
+        return host if is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
+
+
+def seed(ctx: ScanContext) -> None:
+    """Names and addresses to start from: the include rules, or the
+    `seeds` option (a CLI scan of some targets; the project's exclusions still apply)."""
+    found = ctx.found
+    seeds = [parse_target(t) for t in ctx.options.get("seeds", [])] or ctx.scope.includes
+    for target in seeds:
+        if target.kind == "domain":
+            found.addresses.setdefault(target.host, set())
+            found.roots.append(target.host)
+        elif target.kind == "url":
+            found.urls.append(target.value)
+            host = target.host
+            if is_ip(host):
+                found.direct.add(host)
+            else:
+                found.addresses.setdefault(host, set())
+        elif target.kind == "ip":
+            found.direct.add(target.value)
+        elif target.kind == "cidr":
+            network = ipaddress.ip_network(target.value)
+            if network.num_addresses > MAX_CIDR_ADDRESSES:
+                raise ValueError(
+                    f"{target.value} has {network.num_addresses} addresses; "
+                    f"split it into ranges of at most {MAX_CIDR_ADDRESSES}"
+                )
+            hosts = list(network.hosts()) or [network.network_address]
+            found.direct.update(str(a) for a in hosts)
+    found.direct = {a for a in found.direct if a in ctx.scope}
+    # Enumerate under each zone once: a root below another root adds nothing but queries.
+    roots = set(found.roots)
+    found.roots = sorted(r for r in roots if not any(r.endswith("." + o) for o in roots))

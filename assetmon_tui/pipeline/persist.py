@@ -1,0 +1,229 @@
+"""Scanner results -> store rows, and the one batched writer every step uses.
+
+The `save_*` functions run in a worker thread (one session per batch); the
+`BatchSaver` decides when: every `size` results, and at least every
+`FLUSH_EVERY` seconds, so rows show up while a long step is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from ..core.targets import is_ip
+from ..store import repo
+from ..store.blobs import has_blob, save_blob
+from ..store.db import session
+from ..store.models import DnsRecord, Finding, HttpEndpoint, Service
+from ..store.models import JsFile as JsFileRow
+from .context import ScanContext
+
+if TYPE_CHECKING:
+    from ..scanners.dns import DnsResult
+    from ..scanners.http import HttpResult
+    from ..scanners.js import JsFile
+    from ..scanners.ports import PortResult
+    from ..scanners.takeover import TakeoverFinding
+
+FLUSH_EVERY = 2.0  # seconds a found result waits for its batch at most
+
+T = TypeVar("T")
+
+
+class BatchSaver(Generic[T]):
+    """Collects results and hands them to `save` in a worker thread, `size` at a
+    time or every `every` seconds, whichever comes first; one batch at a time.
+
+    Use as `async with`: a normal exit writes what is left. An error or a
+    cancellation drops it, as the scan is failing or being cancelled anyway."""
+
+    def __init__(self, save: Callable[[list[T]], None], size: int, every: float = FLUSH_EVERY) -> None:
+        self._save = save
+        self._size = size
+        self._every = every
+        self._rows: list[T] = []
+        self._lock = asyncio.Lock()  # batches never overlap: upserts of one host stay ordered
+        self._stop = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BatchSaver[T]:
+        self._timer = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._timer is not None, "BatchSaver used outside `async with`"
+        if exc_type is not None:
+            self._timer.cancel()
+            return
+        self._stop.set()
+        await self._timer  # lets a batch in flight finish, and raises if one failed
+        await self.flush()
+
+    async def add(self, row: T) -> None:
+        if self._timer is not None and self._timer.done():
+            self._timer.result()  # a timed batch failed: fail the step now, not at its end
+        self._rows.append(row)
+        if len(self._rows) >= self._size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            rows, self._rows = self._rows, []
+            if rows:
+                await asyncio.to_thread(self._save, rows)
+
+    async def _tick(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._stop.wait(), self._every)
+                return  # stopping: the final flush is __aexit__'s
+            except TimeoutError:
+                await self.flush()
+
+
+def save_dns(ctx: ScanContext, results: list[DnsResult]) -> None:
+    with session() as s:
+        for result in results:
+            fresh = result.name not in ctx.saved_hosts
+            ctx.saved_hosts.add(result.name)
+            host_id = repo.upsert_host(s, ctx.project_id, result.name, ctx.scan_id, dns_status=result.status)
+            for rec in result.records:
+                repo.upsert(
+                    s,
+                    DnsRecord,
+                    {"host_id": host_id, "rtype": rec.rtype, "value": rec.value},
+                    {"ttl": rec.ttl},
+                    ctx.scan_id,
+                )
+            ctx.progress.count("hosts", int(fresh))
+            ctx.progress.count("records", len(result.records))
+        s.commit()
+
+
+def save_services(ctx: ScanContext, results: list[PortResult]) -> None:
+    with session() as s:
+        for result in results:
+            host_id = repo.upsert_host(s, ctx.project_id, result.address, ctx.scan_id, is_address=True)
+            repo.upsert(
+                s,
+                Service,
+                {"host_id": host_id, "port": result.port},
+                {"service": result.service, "banner": result.banner},
+                ctx.scan_id,
+            )
+        s.commit()
+
+
+def save_http(ctx: ScanContext, results: list[HttpResult]) -> None:
+    with session() as s:
+        for r in results:
+            if r.status is None:
+                continue  # nothing answered: not an endpoint
+            host_id = repo.upsert_host(s, ctx.project_id, r.host, ctx.scan_id, is_address=is_ip(r.host))
+            repo.upsert(
+                s,
+                HttpEndpoint,
+                {"host_id": host_id, "url": r.url},
+                {
+                    "status": r.status,
+                    "title": r.title,
+                    "server": r.server,
+                    "content_type": r.content_type,
+                    "content_length": r.content_length,
+                    "redirects": json.dumps(r.redirects),
+                    "final_url": r.final_url,
+                    "response_ms": r.response_ms,
+                    "error": r.error,
+                    "tls": json.dumps(r.tls or {}),
+                    "favicon_hash": r.favicon_hash,
+                    "tech": ",".join(r.tech),
+                    "cdn": r.cdn,
+                },
+                ctx.scan_id,
+            )
+        s.commit()
+
+
+def save_takeovers(ctx: ScanContext, findings: list[TakeoverFinding]) -> None:
+    with session() as s:
+        for f in findings:
+            host_id = repo.upsert_host(s, ctx.project_id, f.name, ctx.scan_id)
+            key = hashlib.sha256(f"takeover\x00{f.name}\x00{f.cname}".encode()).hexdigest()
+            repo.upsert(
+                s,
+                Finding,
+                {"project_id": ctx.project_id, "fingerprint": key},
+                {
+                    "host_id": host_id,
+                    "kind": "takeover",
+                    "rule": f"takeover-{f.provider}",
+                    "severity": f.severity,
+                    "confidence": f.confidence,
+                    "location": f.name,
+                    "value": f.cname,
+                    "redacted": f.cname,
+                    "context": f"{f.evidence}: {f.detail}",
+                },
+                ctx.scan_id,
+            )
+        s.commit()
+
+
+def save_js(ctx: ScanContext, files: list[JsFile]) -> None:
+    """Scripts (bodies as blobs), their secrets and the API endpoints they mention."""
+    with session() as s:
+        for f in files:
+            if not has_blob(f.sha256):
+                save_blob(f.body)
+            host_id = repo.upsert_host(s, ctx.project_id, f.host, ctx.scan_id)
+            repo.upsert(
+                s, JsFileRow, {"host_id": host_id, "url": f.url}, {"sha256": f.sha256, "size": f.size}, ctx.scan_id
+            )
+            for secret in f.analysis.secrets:
+                repo.upsert(
+                    s,
+                    Finding,
+                    {"project_id": ctx.project_id, "fingerprint": secret.fingerprint},
+                    {
+                        "host_id": host_id,
+                        "kind": "secret",
+                        "rule": secret.rule_id,
+                        "severity": secret.severity,
+                        "confidence": secret.confidence,
+                        "location": f.url,
+                        "line": secret.line,
+                        "column": secret.column,
+                        "value": secret.secret,
+                        "redacted": secret.redacted,
+                        "context": "\n".join(secret.context),
+                    },
+                    ctx.scan_id,
+                )
+            for ep in f.analysis.endpoints:
+                value = ep.url or ep.value
+                key = hashlib.sha256(f"endpoint\x00{f.host}\x00{ep.value}".encode()).hexdigest()
+                repo.upsert(
+                    s,
+                    Finding,
+                    {"project_id": ctx.project_id, "fingerprint": key},
+                    {
+                        "host_id": host_id,
+                        "kind": "endpoint",
+                        "rule": f"js-{ep.kind}",
+                        "severity": "info",
+                        "confidence": "medium",
+                        "location": f.url,
+                        "line": ep.line,
+                        "column": ep.column,
+                        "value": value,
+                        "redacted": ep.value,
+                    },
+                    ctx.scan_id,
+                )
+        s.commit()

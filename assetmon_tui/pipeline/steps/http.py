@@ -1,0 +1,81 @@
+"""Probe every web target; names that pages, redirects and certificates
+reveal are resolved and probed too (one round)."""
+
+from __future__ import annotations
+
+from functools import partial
+from urllib.parse import urlsplit
+
+from ...scanners.http import HttpOptions, HttpResult, HttpTarget, probe, web_targets
+from ...scanners.js import Page
+from ...scanners.subdomains import harvest_http
+from ..context import Tick
+from ..persist import BatchSaver, save_http
+from .base import Step
+from .dns import dns_options, resolve_names
+
+
+class Http(Step):
+    name = "http"
+    inputs = ("addresses", "direct", "urls", "roots", "open_ports", "port_scanned")
+    outputs = ("addresses", "cnamed", "pages")  # revealed names (resolved); pages only when js runs
+    saves = ("host", "dnsrecord", "httpendpoint")
+
+    async def run(self) -> None:
+        known = set(self.found.addresses)
+        revealed = await self.probe(self.targets(), self.tick())
+        fresh = sorted(n for n in revealed - known if n in self.ctx.scope)
+        if fresh:
+            self.ctx.progress.count("subdomains", len(fresh))
+            for name in fresh:
+                self.found.addresses[name] = set()
+            await resolve_names(self.ctx, fresh, dns_options(self.ctx))
+            await self.probe(self.targets(fresh, direct=False))
+
+    def targets(self, names: list[str] | None = None, direct: bool = True) -> list[HttpTarget]:
+        found, scope = self.found, self.ctx.scope
+
+        def ports_of(address: str) -> dict[int, str] | None:  # None: unknown, so the usual web ports are tried
+            return found.open_ports.get(address, {}) if address in found.port_scanned else None
+
+        targets = []
+        for name in sorted(found.addresses if names is None else names):
+            addresses = found.addresses.get(name, ())
+            if name not in scope:
+                continue
+            for address in sorted(addresses)[:1]:  # one address per name is enough to probe
+                targets += web_targets(name, address, ports_of(address))
+        if not direct:
+            return targets
+        for address in sorted(found.direct):
+            targets += web_targets(address, address, ports_of(address))
+        for url in found.urls:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            targets.append(HttpTarget(host, port, parts.scheme, self.ctx.address_of(host), parts.path or "/"))
+        unique = {(t.host, t.port, t.scheme, t.path): t for t in targets}
+        return list(unique.values())
+
+    async def probe(self, targets: list[HttpTarget], progress: Tick | None = None) -> set[str]:
+        """Probe and save; return the in-zone names the answers mention."""
+        settings = self.ctx.settings
+        options = HttpOptions(
+            concurrency=settings.http_concurrency,
+            timeout=settings.http_timeout,
+            max_body=settings.http_max_body,
+            favicon=True,
+        )
+        revealed: set[str] = set()
+        keep_pages = "js" in self.ctx.modules
+        async with BatchSaver[HttpResult](partial(save_http, self.ctx), size=100) as saver:
+            async for result in probe(targets, options, progress):
+                await saver.add(result)
+                if result.status is None:
+                    continue
+                self.ctx.progress.count("endpoints")
+                revealed.update(f.name for f in harvest_http(result, self.found.roots))
+                if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
+                    page = Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
+                    self.found.pages.append(page)
+        return revealed

@@ -1,0 +1,71 @@
+"""Scripts of the pages the http step kept: fetched, analysed for secrets and
+API endpoints, saved with their findings."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+from collections import OrderedDict
+from functools import partial
+from urllib.parse import urlsplit
+
+from ...core.procpool import spawn_pool
+from ...scanners.js import Analysis, JsFile, JsOptions, analyse, discover
+from ..persist import BatchSaver, save_js
+from .base import Step
+
+# sha256 -> Analysis, per process: a bundle served by many hosts is analysed once (bounded LRU).
+ANALYSIS_CACHE_SIZE = 1024
+_analysis_cache: OrderedDict[str, Analysis] = OrderedDict()
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+def cpu_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """One spawned process for CPU-heavy analysis of thread-backend scans, so the
+    TUI's own process (and GIL) stays free for the interface."""
+    global _pool
+    if _pool is None:
+        _pool = spawn_pool(1)
+    return _pool
+
+
+class Js(Step):
+    name = "js"
+    inputs = ("pages", "addresses")
+    saves = ("host", "jsfile", "finding")
+
+    def locate(self, url: str) -> tuple[str, int, str, str | None] | None:
+        """(host, port, scheme, address) for an in-scope http(s) URL we can reach."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host or host not in self.ctx.scope:
+            return None
+        address = self.ctx.address_of(host)
+        if address is None:
+            return None
+        return host, parts.port or (443 if parts.scheme == "https" else 80), parts.scheme, address
+
+    async def run(self) -> None:
+        options = JsOptions(max_size=self.ctx.settings.js_max_size, timeout=self.ctx.settings.http_timeout)
+        loop = asyncio.get_running_loop()
+        pool = cpu_pool() if self.ctx.backend == "thread" else None  # keep CPU work off the TUI's process
+
+        async def run(data: bytes, url: str) -> Analysis:
+            key = hashlib.sha256(data).hexdigest()
+            if key in _analysis_cache:
+                _analysis_cache.move_to_end(key)
+                return _analysis_cache[key]
+            result = await loop.run_in_executor(pool, analyse, data, url, options.max_size)
+            _analysis_cache[key] = result
+            if len(_analysis_cache) > ANALYSIS_CACHE_SIZE:
+                _analysis_cache.popitem(last=False)
+            return result
+
+        async with BatchSaver[JsFile](partial(save_js, self.ctx), size=50) as saver:
+            async for file in discover(self.found.pages, self.locate, options, run, self.tick()):
+                if file.error:
+                    continue
+                self.ctx.progress.count("js_files")
+                self.ctx.progress.count("findings", len(file.analysis.secrets))
+                await saver.add(file)
