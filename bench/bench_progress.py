@@ -20,9 +20,8 @@ import argparse
 import asyncio
 import time
 
+from assetmon_tui.testing import RedisServer, Worker
 from bench.common import (
-    RedisServer,
-    Worker,
     isolated_home,
     lab_env,
     lab_project,
