@@ -6,6 +6,11 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported lazily at run time: `assetmon --help` stays fast
+    from .core.progress import Progress
+    from .dispatch import Dispatcher
 
 DEFAULT_PROJECT = "default"
 
@@ -128,8 +133,9 @@ def _scan(args: argparse.Namespace) -> int:
     from .store import repo
 
     project = repo.get_or_create_project(args.project)
+    assert project.id is not None  # a stored row
     repo.add_targets(project.id, args.targets)
-    options = {"seeds": [str(t) for t in targets if not t.exclude]}
+    options: dict[str, object] = {"seeds": [str(t) for t in targets if not t.exclude]}
     if args.ports:
         options["ports"] = args.ports
     if args.nameserver:
@@ -139,6 +145,7 @@ def _scan(args: argparse.Namespace) -> int:
         scan = dispatcher.submit(project.id, modules, options)
     except ValueError as exc:
         return _fail(str(exc))
+    assert scan.id is not None  # a stored row
     print(f"scan {scan.id} of project {project.name!r} on {dispatcher.health().detail}", file=sys.stderr)
     progress = _follow(dispatcher, scan.id)
     if args.json:
@@ -150,7 +157,7 @@ def _scan(args: argparse.Namespace) -> int:
     return {"done": 0, "cancelled": 130}.get(progress.state, 1)
 
 
-def _follow(dispatcher, scan_id: int):
+def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:
     """Poll until the scan ends; Ctrl+C asks it to stop and waits for it."""
     tty = sys.stderr.isatty()
     last_line = ""
@@ -174,7 +181,7 @@ def _follow(dispatcher, scan_id: int):
             dispatcher.cancel(scan_id)
 
 
-def _progress_line(progress) -> str:
+def _progress_line(progress: Progress) -> str:
     mods = " ".join(
         f"{name}:{m.status}" + (f" {m.done}/{m.total}" if m.status == "running" and m.total else "")
         for name, m in progress.modules.items()
@@ -183,7 +190,7 @@ def _progress_line(progress) -> str:
     return f"[{progress.state} {progress.elapsed:5.1f}s] {mods} {counters} {progress.message}".strip()
 
 
-def _print_summary(rows: list[dict]) -> None:
+def _print_summary(rows: list[dict[str, Any]]) -> None:
     from .core.sanitize import clean_text
 
     for row in rows:

@@ -33,6 +33,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -83,7 +84,7 @@ class Item:
     asset_id: int
     host: str
     entity: str
-    state: dict = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -94,10 +95,10 @@ class Item:
         return self.entity.split(":", 1)[1] if ":" in self.entity else self.entity
 
     @classmethod
-    def from_row(cls, row) -> Item:
+    def from_row(cls, row: Any) -> Item:
         return cls(row.kind, row.asset_id, row.host, row.entity, json.loads(row.state or "{}"))
 
-    def to_row(self, scan_id: int) -> dict:
+    def to_row(self, scan_id: int) -> dict[str, Any]:
         return {
             "scan_id": scan_id,
             "kind": self.kind,
@@ -106,6 +107,10 @@ class Item:
             "entity": self.entity,
             "state": json.dumps(self.state, sort_keys=True),
         }
+
+
+Key = tuple[str, int]  # (kind, asset id)
+Items = dict[Key, Item]
 
 
 # -- public API ---------------------------------------------------------------------
@@ -132,7 +137,7 @@ def compute_events(scan_id: int, thresholds: Thresholds | None = None) -> list[E
         if prev is None:
             events = [_baseline(scan, cur_items)]
         else:
-            prev_scan = s.get(Scan, prev.scan_id)
+            prev_scan = s.get_one(Scan, prev.scan_id)  # a done scan: previous_snapshot() joins it
             diff = _Diff(s, scan, prev_scan, prev_items, cur_items, known_before, thresholds or Thresholds())
             events = diff.events()
         snapshot = Snapshot(
@@ -167,16 +172,16 @@ def after_scan(scan_id: int) -> list[Event]:
     return events
 
 
-def scan_diff(scan_a: int, scan_b: int) -> dict:
+def scan_diff(scan_a: int, scan_b: int) -> dict[str, Any]:
     """What differs between two snapshotted (done) scans of one project."""
     a, b = repo.get_scan(scan_a), repo.get_scan(scan_b)
     if a.project_id != b.project_id:
         raise ValueError(f"scans {scan_a} and {scan_b} belong to different projects")
-    sets = {}
-    for scan in (a, b):
-        if scan.status != "done" or snapshots.get_snapshot(scan.id) is None:
-            raise ValueError(f"scan {scan.id} has no inventory snapshot (only done scans that were compared have one)")
-        sets[scan.id] = snapshots.snapshot_entities(scan.id)
+    sets: dict[int, dict[str, set[str]]] = {}
+    for scan_id, scan in ((scan_a, a), (scan_b, b)):
+        if scan.status != "done" or snapshots.get_snapshot(scan_id) is None:
+            raise ValueError(f"scan {scan_id} has no inventory snapshot (only done scans that were compared have one)")
+        sets[scan_id] = snapshots.snapshot_entities(scan_id)
     groups = {
         "hosts": ("host", "ip"),
         "dns": ("dns",),
@@ -185,7 +190,7 @@ def scan_diff(scan_a: int, scan_b: int) -> dict:
         "js": ("js",),
         "findings": ("finding:",),
     }
-    out: dict = {"from": scan_a, "to": scan_b}
+    out: dict[str, Any] = {"from": scan_a, "to": scan_b}
     for name, kinds in groups.items():
         old, new = (_entities(sets[scan], kinds, strip=name != "findings") for scan in (scan_a, scan_b))
         out[name] = {"added": sorted(new - old), "removed": sorted(old - new)}
@@ -200,7 +205,7 @@ def _entities(by_kind: dict[str, set[str]], kinds: tuple[str, ...], strip: bool)
     return {e.split(":", 1)[1] for e in picked} if strip else picked
 
 
-def history(project_id: int) -> list[dict]:
+def history(project_id: int) -> list[dict[str, Any]]:
     """Per snapshotted done scan, oldest first: inventory counts and events (for a chart)."""
     rows = []
     for scan, counts, events in snapshots.snapshot_counts(project_id):
@@ -239,10 +244,11 @@ def _port_set(scan: Scan) -> set[int] | None:
         return None  # unknown list: treat every port as scanned
 
 
-def _freeze(s: Session, scan: Scan, prev: dict, partial: bool) -> tuple[dict, set[str]]:
+def _freeze(s: Session, scan: Scan, prev: Items, partial: bool) -> tuple[Items, set[str]]:
     """Items of the inventory after `scan`, and the kinds it saw exhaustively."""
+    assert scan.id is not None  # a stored scan
     modules = set(filter(None, scan.modules.split(",")))
-    live: dict[tuple[str, int], Item] = {}
+    live: Items = {}
     uncertain: set[str] = set()
     for kind, rows in snapshots.seen_in(s, scan.project_id, scan.id).items():
         for row, host in rows:
@@ -273,7 +279,7 @@ def _freeze(s: Session, scan: Scan, prev: dict, partial: bool) -> tuple[dict, se
     return cur, exhaustive
 
 
-def _item(kind: str, row, host: str) -> Item:
+def _item(kind: str, row: Any, host: str) -> Item:
     if kind == "host":
         if row.is_address:
             return Item("ip", row.id, row.name, f"host:{row.name}")
@@ -319,7 +325,7 @@ def _item(kind: str, row, host: str) -> Item:
     )
 
 
-def _json(text: str) -> dict:
+def _json(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
     except ValueError:
@@ -327,7 +333,7 @@ def _json(text: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _cert_fingerprint(tls: dict) -> str:
+def _cert_fingerprint(tls: dict[str, Any]) -> str:
     for key in ("sha256", "fingerprint", "fingerprint_sha256"):
         if tls.get(key):
             return str(tls[key])
@@ -337,7 +343,7 @@ def _cert_fingerprint(tls: dict) -> str:
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _parse_time(value) -> datetime | None:
+def _parse_time(value: Any) -> datetime | None:
     """not_after as ISO 8601, epoch seconds, or OpenSSL's "Jun  1 12:00:00 2030 GMT"."""
     if value in (None, ""):
         return None
@@ -363,8 +369,9 @@ def _iso(value: datetime | None) -> str:
 # -- comparison --------------------------------------------------------------------------
 
 
-def _baseline(scan: Scan, items: dict) -> Event:
-    n = defaultdict(int)
+def _baseline(scan: Scan, items: Items) -> Event:
+    assert scan.id is not None  # a stored scan
+    n: defaultdict[str, int] = defaultdict(int)
     for kind, _ in items:
         n["findings" if kind.startswith("finding:") else kind] += 1
     summary = (
@@ -385,23 +392,26 @@ def _status_class(status: int | None) -> str:
     return f"{status // 100}xx" if status else "down"
 
 
-def _title_key(title: str, t: Thresholds) -> str:
+def _title_key(title: str | None, t: Thresholds) -> str:
     text = " ".join((title or "").split())
     return re.sub(r"\d+", "#", text) if t.ignore_title_digits else text
 
 
-def _q(text: str, limit: int = 80) -> str:
+def _q(text: str | None, limit: int = 80) -> str:
     return '"' + clean_text(text, limit) + '"'
 
 
-def _named(items: dict) -> set[str]:
+def _named(items: Items) -> set[str | None]:
     """Addresses that A/AAAA records point at."""
     return {i.state.get("value") for i in items.values() if i.kind == "dns" and i.state.get("rtype") in ("A", "AAAA")}
 
 
 class _Diff:
-    def __init__(self, s: Session, scan: Scan, prev_scan: Scan, prev: dict, cur: dict, known: set[str], t: Thresholds):
-        self.s, self.scan, self.prev_scan, self.t = s, scan, prev_scan, t
+    def __init__(
+        self, s: Session, scan: Scan, prev_scan: Scan, prev: Items, cur: Items, known: set[str], t: Thresholds
+    ) -> None:
+        assert scan.id is not None  # a stored scan
+        self.s, self.scan, self.scan_id, self.prev_scan, self.t = s, scan, scan.id, prev_scan, t
         self.prev, self.cur = prev, cur
         self.known = known | {i.kind for i in cur.values() if i.kind.startswith("finding:")}  # findings always alert
         self.out: list[Event] = []
@@ -421,7 +431,7 @@ class _Diff:
         self.out.append(
             Event(
                 project_id=self.scan.project_id,
-                scan_id=self.scan.id,
+                scan_id=self.scan_id,
                 prev_scan_id=self.prev_scan.id,
                 type=type_,
                 severity=severity if severity in SEVERITIES else "medium",
@@ -430,11 +440,11 @@ class _Diff:
             )
         )
 
-    def seen_before(self, items: list[Item]) -> set[tuple[str, int]]:
-        by_kind = defaultdict(list)
+    def seen_before(self, items: list[Item]) -> set[Key]:
+        by_kind: defaultdict[str, list[int]] = defaultdict(list)
         for i in items:
             by_kind[i.kind].append(i.asset_id)
-        return {(k, a) for k, ids in by_kind.items() for a in snapshots.seen_before(self.s, k, ids, self.scan.id)}
+        return {(k, a) for k, ids in by_kind.items() for a in snapshots.seen_before(self.s, k, ids, self.scan_id)}
 
     def events(self) -> list[Event]:
         again = self.seen_before(self.added)
@@ -446,7 +456,7 @@ class _Diff:
         self.findings(again)
         return self.out
 
-    def hosts(self, again) -> None:
+    def hosts(self, again: set[Key]) -> None:
         for i in self.added:
             if i.kind in ("host", "ip") and i.host in self.new_hosts:
                 addresses = sorted(
@@ -461,7 +471,7 @@ class _Diff:
                     self.emit("host_new", "medium", f"new host: {i.host}{extra}", i.entity)
         for i in self.removed:
             if i.kind in ("host", "ip") and i.host in self.gone_hosts:
-                folded = defaultdict(int)
+                folded: defaultdict[str, int] = defaultdict(int)
                 for c in self.removed:
                     if c.host == i.host and c.kind in ("service", "http"):
                         folded[c.kind] += 1
@@ -484,7 +494,7 @@ class _Diff:
         for host, parts in sorted(changes.items()):
             self.emit("dns_changed", "low", f"dns changed: {host} {', '.join(sorted(parts))}", f"dns:{host}")
 
-    def services(self, again) -> None:
+    def services(self, again: set[Key]) -> None:
         for i in self.added:
             if i.kind == "service":
                 port, name = i.state.get("port"), i.state.get("service") or "unknown"
@@ -498,7 +508,7 @@ class _Diff:
                     "port_closed", "info", f"port closed: {i.label} ({i.state.get('service') or 'unknown'})", i.entity
                 )
 
-    def http(self, again) -> None:
+    def http(self, again: set[Key]) -> None:
         t = self.t
         for i in self.added:
             if i.kind != "http":
@@ -563,21 +573,21 @@ class _Diff:
     def certs(self) -> None:
         """One event per certificate when it enters the expiry window (or is new and already in it)."""
         window = timedelta(days=self.t.cert_expiry_days)
-        expiring: dict[str, list[Item]] = defaultdict(list)
+        expiring: dict[str, list[tuple[Item, datetime]]] = defaultdict(list)
         for key, i in self.cur.items():
             if i.kind != "http" or "http" not in self.known or not i.state.get("not_after"):
                 continue
             not_after = _parse_time(i.state["not_after"])
-            if not_after - self.cur_time > window:
+            if not_after is None or not_after - self.cur_time > window:  # None: never, stored by _iso()
                 continue
             old = self.prev.get(key)
-            same_cert = old and old.state.get("cert") == i.state.get("cert") and old.state.get("not_after")
-            if same_cert and _parse_time(old.state["not_after"]) - self.prev_time <= window:
-                continue  # already reported
-            expiring[i.state.get("cert") or i.entity].append(i)
+            if old is not None and old.state.get("cert") == i.state.get("cert") and old.state.get("not_after"):
+                old_after = _parse_time(old.state["not_after"])
+                if old_after is not None and old_after - self.prev_time <= window:
+                    continue  # already reported
+            expiring[i.state.get("cert") or i.entity].append((i, not_after))
         for cert, items in expiring.items():
-            first = items[0]
-            not_after = _parse_time(first.state["not_after"])
+            first, not_after = items[0]
             days = (not_after - self.cur_time).days
             when = f"expired {-days} days ago" if not_after < self.cur_time else f"expires in {days} days"
             more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
@@ -588,7 +598,7 @@ class _Diff:
                 f"cert:{cert[:32]}",
             )
 
-    def findings(self, again) -> None:
+    def findings(self, again: set[Key]) -> None:
         for i in self.added:
             if not i.kind.startswith("finding:"):
                 continue

@@ -15,11 +15,15 @@ import io
 import json
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from .core.sanitize import clean_text
 from .store import repo
 from .store.event_log import SEVERITIES, list_events
-from .store.models import as_utc, utcnow
+from .store.models import Finding, as_utc, utcnow
+
+Doc = dict[str, Any]  # what collect() returns
+Row = dict[str, Any]  # one exported record
 
 FORMATS = ("json", "jsonl", "csv", "md", "html")
 SECTIONS = (("hosts", "host"), ("dns", "dns"), ("services", "service"), ("http", "http"), ("findings", "finding"))
@@ -42,10 +46,11 @@ def export(project: str | int, fmt: str, since_scan: int | None = None) -> str:
     return {"json": _json, "jsonl": _jsonl, "csv": _csv, "md": _markdown, "html": _html}[fmt](doc)
 
 
-def collect(project: str | int, since_scan: int | None = None) -> dict:
+def collect(project: str | int, since_scan: int | None = None) -> Doc:
     p = repo.get_project(project)
+    assert p.id is not None  # a stored row
 
-    def seen(row) -> dict:
+    def seen(row: Any) -> Row:
         return {
             "first_seen": _time(row.first_seen),
             "last_seen": _time(row.last_seen),
@@ -107,7 +112,7 @@ def collect(project: str | int, since_scan: int | None = None) -> dict:
     }
 
 
-def _finding(f, host: str, seen: dict) -> dict:
+def _finding(f: Finding, host: str, seen: Row) -> Row:
     shown = f.value if f.kind == "endpoint" else f.redacted
     context = f.context or ""
     if f.value and f.kind != "endpoint":
@@ -133,14 +138,14 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _loads(text: str):
+def _loads(text: str) -> Any:
     try:
         return json.loads(text or "{}")
     except ValueError:
         return {}
 
 
-def _rows(doc: dict) -> list[tuple[str, dict]]:
+def _rows(doc: Doc) -> list[tuple[str, Row]]:
     rows = [(section, row) for key, section in SECTIONS for row in doc["inventory"][key]]
     return rows + [("event", e) for e in doc["events"]]
 
@@ -148,17 +153,17 @@ def _rows(doc: dict) -> list[tuple[str, dict]]:
 # -- machine formats ---------------------------------------------------------------------
 
 
-def _json(doc: dict) -> str:
+def _json(doc: Doc) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def _jsonl(doc: dict) -> str:
-    lines = [{"section": "meta", "project": doc["project"], "generated_at": doc["generated_at"]}]
+def _jsonl(doc: Doc) -> str:
+    lines: list[Row] = [{"section": "meta", "project": doc["project"], "generated_at": doc["generated_at"]}]
     lines += [{"section": section, **row} for section, row in _rows(doc)]
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-def _csv(doc: dict) -> str:
+def _csv(doc: Doc) -> str:
     """One table: a `section` column, then the union of every section's fields."""
     rows = _rows(doc)
     fields = ["section"]
@@ -172,7 +177,7 @@ def _csv(doc: dict) -> str:
     return out.getvalue()
 
 
-def _cell(value) -> str:
+def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -196,7 +201,7 @@ def _is_number(text: str) -> bool:
 # -- human formats -----------------------------------------------------------------------
 
 
-def _summary(doc: dict) -> tuple[list[tuple[str, int]], Counter]:
+def _summary(doc: Doc) -> tuple[list[tuple[str, int]], Counter[str]]:
     inv = doc["inventory"]
     counts = [
         ("hosts", len(inv["hosts"])),
@@ -209,7 +214,7 @@ def _summary(doc: dict) -> tuple[list[tuple[str, int]], Counter]:
     return counts, Counter(e["severity"] for e in doc["events"])
 
 
-def _text(value) -> str:
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -217,7 +222,7 @@ def _text(value) -> str:
     return clean_text(value, 300)
 
 
-def _tables(doc: dict) -> list[tuple[str, str, list[dict]]]:
+def _tables(doc: Doc) -> list[tuple[str, str, list[Row]]]:
     titles = {
         "host": "Hosts",
         "dns": "DNS records",
@@ -229,14 +234,14 @@ def _tables(doc: dict) -> list[tuple[str, str, list[dict]]]:
     return tables + [(titles[section], section, doc["inventory"][key]) for key, section in SECTIONS]
 
 
-def _md_cell(value) -> str:
+def _md_cell(value: Any) -> str:
     text = html.escape(_text(value), quote=False).replace("\\", "\\\\")
     for ch in "|[]`*_":
         text = text.replace(ch, "\\" + ch)
     return text
 
 
-def _markdown(doc: dict) -> str:
+def _markdown(doc: Doc) -> str:
     counts, severities = _summary(doc)
     out = [
         f"# AssetMon report: {_md_cell(doc['project'])}",
@@ -276,8 +281,10 @@ th{background:#f0f0f0}.cards{display:flex;flex-wrap:wrap;gap:.5em}
 """
 
 
-def _html(doc: dict) -> str:
-    e = lambda value: html.escape(_text(value), quote=True)  # noqa: E731
+def _html(doc: Doc) -> str:
+    def e(value: Any) -> str:
+        return html.escape(_text(value), quote=True)
+
     counts, severities = _summary(doc)
     out = [
         "<!doctype html>",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from .core.sanitize import clean_text
 from .store import notifiers as rows
@@ -35,6 +36,9 @@ __all__ = [
     "set_notifier",
 ]
 
+if TYPE_CHECKING:
+    import apprise
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
@@ -43,7 +47,7 @@ MAX_LINES = 50  # events listed in one message; the rest are counted
 NOT_NOTIFIED = ("baseline",)  # a first scan is not a change
 
 
-def _apprise(url: str):
+def _apprise(url: str) -> apprise.Apprise:
     """An Apprise object holding exactly this URL; ValueError if apprise cannot parse it."""
     import apprise  # ~0.3 s: only when a notifier is used
 
@@ -60,7 +64,9 @@ def redacted_url(url: str) -> str:
 
         plugin = apprise.Apprise.instantiate(url)
         if plugin:
-            return plugin.url(privacy=True).split("?", 1)[0]  # the query holds only apprise's options
+            # apprise ships type hints but leaves URLBase.url() unannotated
+            shown: str = plugin.url(privacy=True)  # type: ignore[no-untyped-call]
+            return shown.split("?", 1)[0]  # the query holds only apprise's options
     except Exception:
         pass
     return url.split("://", 1)[0] + "://…" if "://" in url else "…"
@@ -75,7 +81,7 @@ def add_notifier(project_id: int, url: str, min_severity: str = "medium", enable
 
 
 def set_notifier(notifier_id: int, *, enabled: bool | None = None, min_severity: str | None = None) -> None:
-    values = {}
+    values: dict[str, bool | str] = {}
     if enabled is not None:
         values["enabled"] = enabled
     if min_severity is not None:
@@ -124,8 +130,12 @@ def send(
     error = ""
     for attempt in range(1, attempts + 1):
         try:
-            with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
-                ok = obj.notify(title=title, body=body, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT)
+            # apprise ships type hints but leaves LogCapture unannotated
+            capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+            with capture as captured:
+                ok = bool(
+                    obj.notify(title=title, body=body, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT)
+                )
             error = "" if ok else clean_text(captured.getvalue(), 500) or "delivery failed"
         except Exception as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
@@ -176,6 +186,7 @@ def _deliver(
     selected = [e for e in events if e.severity in wanted]
     if not selected:
         return None
+    assert notifier.id is not None  # a stored row
     delivery = rows.get_delivery(notifier.id, scan_id) or Delivery(notifier_id=notifier.id, scan_id=scan_id)
     if delivery.status == "sent":
         return delivery

@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .core.config import get_settings
 from .core.modules import check_modules
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 60  # seconds: a monitor, not a load test
 
-Submit = Callable[[int, list[str], dict], object]
+Submit = Callable[[int, list[str], dict[str, Any]], object]
 
 
 def set_schedule(
@@ -52,7 +53,7 @@ def set_schedule(
     cron: str | None = None,
     modules: list[str] | tuple[str, ...] = ("dns", "ports", "http"),
     enabled: bool = True,
-    options: dict | None = None,
+    options: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Schedule:
     """Create or replace a project's schedule; the next run is computed from now.
@@ -62,11 +63,13 @@ def set_schedule(
     modules = check_modules(list(modules))
     if not modules:
         raise ValueError("a schedule needs at least one module")
+    values: dict[str, Any]
     if cron:
         cron = " ".join(cron.split())
         _check_cron(cron)
         values = dict(kind="cron", cron=cron, interval_seconds=None)
     else:
+        assert interval_seconds is not None  # checked above: an interval or a cron line
         if int(interval_seconds) < MIN_INTERVAL:
             raise ValueError(f"the interval must be at least {MIN_INTERVAL} seconds")
         values = dict(kind="interval", interval_seconds=int(interval_seconds), cron="")
@@ -88,7 +91,7 @@ def enable_schedule(project_id: int, enabled: bool, now: datetime | None = None)
     schedule = get_schedule(project_id)
     if schedule is None:
         raise ValueError("this project has no schedule")
-    values: dict = {"enabled": enabled}
+    values: dict[str, Any] = {"enabled": enabled}
     if enabled:
         values["next_run_at"] = next_run(schedule, as_utc(now) if now else utcnow())
     return schedules.save_schedule(project_id, **values)
@@ -116,7 +119,9 @@ def next_run(schedule: Schedule, after: datetime) -> datetime:
         from croniter import croniter
 
         local = after.astimezone()  # cron fields mean the server's wall clock
-        return croniter(schedule.cron, local).get_next(datetime).astimezone(UTC)
+        local_next: datetime = croniter(schedule.cron, local).get_next(datetime)
+        return local_next.astimezone(UTC)
+    assert schedule.interval_seconds is not None  # an interval schedule has one
     step = timedelta(seconds=schedule.interval_seconds)
     anchor = as_utc(schedule.next_run_at)
     if anchor is None:
@@ -154,6 +159,7 @@ def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
     now = as_utc(now) if now else utcnow()
     started = []
     for schedule in due_schedules(now):
+        assert schedule.id is not None  # a stored row
         if not try_lock_project(schedule.project_id):
             log.info("schedule of project %s is due but a scan of it is active: waiting", schedule.project_id)
             continue

@@ -15,6 +15,7 @@ import json
 import random
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import fakes
@@ -293,7 +294,7 @@ def build_vhost(
     title: str,
     domain: str,
     *,
-    links: list[str] = (),
+    links: Sequence[str] = (),
     https_only: bool = False,
     plants: list[Plant] | None = None,
     header_overrides: dict[str, str] | None = None,

@@ -16,9 +16,12 @@ import json
 import random
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
-from .web_server import Request, Response
+from .web_server import Handler, Request, Response
+
+Entry = dict[str, Any]  # one crt.sh JSON row
 
 ISSUERS = (
     (183267, "C=US, O=Let's Encrypt, CN=R3"),
@@ -41,9 +44,9 @@ def _fmt(t: dt.datetime, millis: bool = False) -> str:
     return t.isoformat(timespec="milliseconds" if millis else "seconds")
 
 
-def build_entries(seed: int, groups: list[tuple[int, tuple[str, ...]]]) -> list[dict]:
+def build_entries(seed: int, groups: list[tuple[int, tuple[str, ...]]]) -> list[Entry]:
     """`groups`: (mutation level that logged it, names on one certificate)."""
-    rows: list[dict] = []
+    rows: list[Entry] = []
     for level, names in groups:
         rng = random.Random(f"ct:{seed}:{','.join(names)}")
         ca_id, issuer = ISSUERS[rng.randrange(len(ISSUERS))]
@@ -81,15 +84,20 @@ def matches(q: str, name: str) -> bool:
     return name == q or name.endswith("." + q)
 
 
-def search(entries: list[dict], q: str, deduplicate: bool = False) -> list[dict]:
+def search(entries: list[Entry], q: str, deduplicate: bool = False) -> list[Entry]:
     out = [e for e in entries if any(matches(q, n) for n in e["name_value"].split("\n"))]
     if deduplicate:  # crt.sh's deduplicate=Y hides the precertificate twin
         seen: set[str] = set()
-        out = [e for e in out if not (e["serial_number"] in seen or seen.add(e["serial_number"]))]
+        unique = []
+        for e in out:
+            if e["serial_number"] not in seen:
+                seen.add(e["serial_number"])
+                unique.append(e)
+        out = unique
     return out
 
 
-def handler(get_entries: Callable[[], list[dict]]):
+def handler(get_entries: Callable[[], list[Entry]]) -> Handler:
     """HTTP handler for the CT listener: GET /?q=...&output=json."""
 
     def handle(req: Request) -> Response:

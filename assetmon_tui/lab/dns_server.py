@@ -13,15 +13,19 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from dnslib import AAAA, CNAME, EDNS0, MX, NS, QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord
+
+if TYPE_CHECKING:
+    from .estate import Estate, Record
 
 _RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "NS": NS, "TXT": TXT}
 _MAX_CHAIN = 8
 _EDNS_SIZE = 1232
 
 
-def _rr(owner: str, rec) -> RR:
+def _rr(owner: str, rec: Record) -> RR:
     if rec.rtype == "MX":
         rdata = MX(rec.value[1], rec.value[0])
     elif rec.rtype == "SOA":
@@ -31,7 +35,7 @@ def _rr(owner: str, rec) -> RR:
     return RR(owner, getattr(QTYPE, rec.rtype), rdata=rdata, ttl=rec.ttl)
 
 
-def resolve(estate, request: DNSRecord) -> DNSRecord:
+def resolve(estate: Estate, request: DNSRecord) -> DNSRecord:
     reply = request.reply()
     qtype = QTYPE.get(request.q.qtype)
     if qtype in ("AXFR", "IXFR"):
@@ -47,7 +51,7 @@ def resolve(estate, request: DNSRecord) -> DNSRecord:
             cname = next((r for r in records if r.rtype == "CNAME"), None)
             if cname is not None and qtype != "CNAME":
                 reply.add_answer(_rr(name, cname))
-                name = cname.value.lower()
+                name = cname.text.lower()
                 continue
             for rec in records:
                 if qtype == "ANY" or rec.rtype == qtype:
@@ -58,7 +62,7 @@ def resolve(estate, request: DNSRecord) -> DNSRecord:
     return reply
 
 
-def answer(get_estate: Callable[[], object], data: bytes, udp: bool) -> bytes | None:
+def answer(get_estate: Callable[[], Estate], data: bytes, udp: bool) -> bytes | None:
     """Wire in, wire out; None for packets we cannot parse."""
     try:
         request = DNSRecord.parse(data)
@@ -70,7 +74,7 @@ def answer(get_estate: Callable[[], object], data: bytes, udp: bool) -> bytes | 
     edns = next((r for r in request.ar if r.rtype == QTYPE.OPT), None)
     if edns is not None:
         reply.add_ar(EDNS0(udp_len=_EDNS_SIZE))
-    wire = reply.pack()
+    wire: bytes = reply.pack()
     limit = max(512, min(edns.rclass, _EDNS_SIZE)) if edns is not None else 512
     if udp and len(wire) > limit:  # tell the client to retry over TCP
         reply.rr, reply.auth, reply.header.tc = [], [], 1
@@ -79,20 +83,22 @@ def answer(get_estate: Callable[[], object], data: bytes, udp: bool) -> bytes | 
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, get_estate: Callable[[], object]):
+    def __init__(self, get_estate: Callable[[], Estate]) -> None:
         self.get_estate = get_estate
         self.transport: asyncio.DatagramTransport | None = None
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         wire = answer(self.get_estate, data, udp=True)
-        if wire is not None:
+        if wire is not None and self.transport is not None:  # connection_made came first
             self.transport.sendto(wire, addr)
 
 
-async def _tcp_connection(get_estate, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _tcp_connection(
+    get_estate: Callable[[], Estate], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     try:
         while True:
             (length,) = struct.unpack(">H", await asyncio.wait_for(reader.readexactly(2), 30))
@@ -107,7 +113,9 @@ async def _tcp_connection(get_estate, reader: asyncio.StreamReader, writer: asyn
         writer.close()
 
 
-async def serve(get_estate: Callable[[], object], udp_sock: socket.socket, tcp_sock: socket.socket):
+async def serve(
+    get_estate: Callable[[], Estate], udp_sock: socket.socket, tcp_sock: socket.socket
+) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
     """Start UDP and TCP on pre-bound sockets; returns (udp transport, tcp server)."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(get_estate), sock=udp_sock)

@@ -15,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 from . import content, ct, fakes
 from .content import Plant, VHost
+
+T = TypeVar("T")
 
 COMMON_WORDS = (
     "www",
@@ -255,8 +259,15 @@ LINKS = {
 @dataclass(frozen=True)
 class Record:
     rtype: str  # "A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA"
-    value: str | tuple  # MX: (preference, host); SOA: (mname, rname, (serial, refresh, retry, expire, minimum))
+    # MX: (preference, host); SOA: (mname, rname, (serial, refresh, retry, expire, minimum))
+    value: str | tuple[Any, ...]
     ttl: int = 300
+
+    @property
+    def text(self) -> str:
+        """The value of a one-string record (A, AAAA, CNAME, NS, TXT)."""
+        assert isinstance(self.value, str), self
+        return self.value
 
 
 @dataclass
@@ -399,7 +410,8 @@ class Estate:
     def _plant_bundles(self) -> None:
         d = self.domain
 
-        def secret(kind, make):  # one RNG per secret: adding one never changes the others
+        def secret(kind: str, make: Callable[[random.Random], T]) -> T:
+            """One RNG per secret: adding one never changes the others."""
             return make(self._rng("secret", kind))
 
         akid, skey = secret("aws", fakes.aws_key_pair)
@@ -593,7 +605,7 @@ class Estate:
             found[n].add("san")
         for rec in self.records[d]:
             if rec.rtype in ("MX", "NS"):
-                found[rec.value[1] if rec.rtype == "MX" else rec.value].add("dns")
+                found[rec.value[1] if rec.rtype == "MX" else rec.text].add("dns")
         found[d].add("apex")
         self.hosts: dict[str, Host] = {}
         for n in sorted(names):
@@ -603,9 +615,9 @@ class Estate:
                 found[n].add("wordlist")
             self.hosts[n] = Host(
                 n,
-                tuple(r.value for r in recs if r.rtype == "A"),
-                tuple(r.value for r in recs if r.rtype == "AAAA"),
-                next((r.value for r in recs if r.rtype == "CNAME"), None),
+                tuple(r.text for r in recs if r.rtype == "A"),
+                tuple(r.text for r in recs if r.rtype == "AAAA"),
+                next((r.text for r in recs if r.rtype == "CNAME"), None),
                 n in self.vhosts,
                 frozenset(found[n]),
             )
@@ -632,11 +644,11 @@ class Estate:
         for name in self.hosts:
             records = self.lookup(name) or []
             for _ in range(8):
-                cname = next((r.value for r in records if r.rtype == "CNAME"), None)
+                cname = next((r.text for r in records if r.rtype == "CNAME"), None)
                 if cname is None:
                     break
                 records = self.lookup(cname) or []
-            address = next((r.value for r in records if r.rtype == "A"), None)
+            address = next((r.text for r in records if r.rtype == "A"), None)
             if address:
                 out[name] = address
         return out
@@ -664,7 +676,7 @@ class Estate:
             self._siblings[level] = other
         return self._siblings[level]
 
-    def diff(self, a: int, b: int) -> dict[str, list]:
+    def diff(self, a: int, b: int) -> dict[str, list[Any]]:
         return diff(self.at(a), self.at(b))
 
 
@@ -683,9 +695,9 @@ DIFF_KEYS = (
 )
 
 
-def diff(old: Estate, new: Estate) -> dict[str, list]:
+def diff(old: Estate, new: Estate) -> dict[str, list[Any]]:
     """What a scanner should report between two estates. Always every key of DIFF_KEYS."""
-    out: dict[str, list] = {k: [] for k in DIFF_KEYS}
+    out: dict[str, list[Any]] = {k: [] for k in DIFF_KEYS}
     out["hosts_added"] = sorted(new.hosts.keys() - old.hosts.keys())
     out["hosts_removed"] = sorted(old.hosts.keys() - new.hosts.keys())
     for name in sorted((old.hosts.keys() & new.hosts.keys()) & (old.vhosts.keys() & new.vhosts.keys())):
@@ -698,7 +710,7 @@ def diff(old: Estate, new: Estate) -> dict[str, list]:
                     {"host": name, "header": h, "old": o.headers.get(h), "new": n.headers.get(h)}
                 )
 
-    def keyed(items, key):
+    def keyed(items: Iterable[Any], key: Callable[[Any], tuple[Any, ...]]) -> dict[tuple[Any, ...], Any]:
         return {key(i): i for i in items}
 
     for kind, attr, key in (

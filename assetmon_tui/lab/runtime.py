@@ -19,6 +19,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Coroutine
 from typing import Any
 
 from . import certs, ct, dns_server, services, web_server
@@ -90,7 +91,7 @@ def _hostport(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _quiet_exceptions(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+def _quiet_exceptions(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     # Scanners abort TLS handshakes and reset connections all the time.
     if isinstance(context.get("exception"), (ssl.SSLError, ConnectionError, asyncio.TimeoutError)):
         return
@@ -130,8 +131,14 @@ class Lab:
         self._ports: dict[tuple[str, int], int] = {}  # (address, nominal port) -> bound port, ever
         self.ports: dict[str, int] = {}  # "dns", "ct", "http", "https"
 
+    @property
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop thread's event loop (set while the lab runs)."""
+        assert self._loop is not None, "the lab is not running"
+        return self._loop
+
     # ---- lifecycle ---------------------------------------------------------
-    def start(self) -> dict:
+    def start(self) -> dict[str, Any]:
         if self._thread is not None:
             return self.info
         socks: list[socket.socket] = []
@@ -172,7 +179,8 @@ class Lab:
         if self._thread is None:
             return
         self._call(self._close_servers())
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        loop = self._running_loop
+        loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
         self._thread = self._loop = None
 
@@ -180,17 +188,17 @@ class Lab:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     async def __aenter__(self) -> Lab:
         await asyncio.to_thread(self.start)
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
 
-    def set_mutation(self, level: int) -> dict:
+    def set_mutation(self, level: int) -> dict[str, Any]:
         """Switch the running lab to another mutation level; returns the new info.
         DNS, web and CT answer from the new estate at once; TCP services are
         opened and closed to match it before this returns."""
@@ -200,7 +208,7 @@ class Lab:
             self.info = self._make_info()
         return self.info
 
-    def diff(self, a: int, b: int) -> dict[str, list]:
+    def diff(self, a: int, b: int) -> dict[str, list[Any]]:
         """`estate.diff(a, b)`, with `bound_port` on port events when the lab bound that service."""
         out = self.estate.diff(a, b)
         for item in out["ports_opened"] + out["ports_closed"]:
@@ -209,7 +217,7 @@ class Lab:
 
     # ---- inside the loop thread ---------------------------------------------
     def _run(self) -> None:
-        loop = self._loop
+        loop = self._running_loop
         asyncio.set_event_loop(loop)
         loop.run_forever()
         tasks = asyncio.all_tasks(loop)  # open keep-alive connections
@@ -218,13 +226,21 @@ class Lab:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.close()
 
-    def _call(self, coro) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_START_TIMEOUT)
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._running_loop).result(_START_TIMEOUT)
 
     def _current(self) -> Estate:
         return self.estate  # read on every request, so set_mutation takes effect at once
 
-    async def _start_servers(self, udp, tcp, ct_sock, http_socks, https_socks, contexts) -> None:
+    async def _start_servers(
+        self,
+        udp: socket.socket,
+        tcp: socket.socket,
+        ct_sock: socket.socket,
+        http_socks: list[socket.socket],
+        https_socks: list[socket.socket],
+        contexts: dict[str, ssl.SSLContext],
+    ) -> None:
         transport, dns_tcp = await dns_server.serve(self._current, udp, tcp)
         self._servers += [transport, dns_tcp]
         ct_handler = ct.handler(lambda: self.estate.ct_entries)
@@ -270,7 +286,7 @@ class Lab:
             for item in est.cdn
         }
 
-        def pick(sslobj, server_name, _ctx):
+        def pick(sslobj: ssl.SSLSocket | ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
             if server_name in provider:
                 sslobj.context = provider[server_name]
 

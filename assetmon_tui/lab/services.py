@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from functools import partial
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .estate import Service
 
 TIMEOUT = 15.0
 
@@ -21,13 +25,13 @@ async def _line(reader: asyncio.StreamReader) -> bytes:
     return data.rstrip(b"\r\n")
 
 
-async def _ssh(svc, reader, writer) -> None:
+async def _ssh(svc: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(svc.banner.encode() + b"\r\n")
     await writer.drain()
     await _line(reader)
 
 
-async def _smtp(svc, reader, writer) -> None:
+async def _smtp(svc: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     host = svc.name
     writer.write(svc.banner.encode() + b"\r\n")
     while True:
@@ -49,18 +53,18 @@ async def _smtp(svc, reader, writer) -> None:
             writer.write(b"502 5.5.2 Error: command not recognized\r\n")
 
 
-async def _redis_command(reader) -> list[bytes]:
+async def _redis_command(reader: asyncio.StreamReader) -> list[bytes]:
     first = await _line(reader)
     if not first.startswith(b"*"):  # inline command, e.g. `PING` typed into netcat
         return first.split()
-    args = []
+    args: list[bytes] = []
     for _ in range(int(first[1:])):
         size = int((await _line(reader))[1:])
         args.append((await asyncio.wait_for(reader.readexactly(size + 2), TIMEOUT))[:-2])
     return args
 
 
-async def _redis(svc, reader, writer) -> None:
+async def _redis(svc: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         args = await _redis_command(reader)
         cmd = args[0].upper() if args else b""
@@ -81,7 +85,7 @@ async def _redis(svc, reader, writer) -> None:
 _PROTOCOLS = {"ssh": _ssh, "smtp": _smtp, "redis": _redis}
 
 
-async def _connection(svc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _connection(svc: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         await _PROTOCOLS[svc.kind](svc, reader, writer)
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError):
@@ -90,6 +94,6 @@ async def _connection(svc, reader: asyncio.StreamReader, writer: asyncio.StreamW
         writer.close()
 
 
-async def serve(svc, sock: socket.socket):
+async def serve(svc: Service, sock: socket.socket) -> asyncio.Server:
     """Serve estate.Service `svc` on a pre-bound socket."""
     return await asyncio.start_server(partial(_connection, svc), sock=sock)

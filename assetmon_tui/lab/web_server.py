@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import partial
 from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # estate imports this module (through ct)
+    from .estate import Estate
 
 IDLE_TIMEOUT = 30.0
 MAX_BODY = 1 << 20
@@ -123,7 +127,9 @@ async def _connection(
         writer.close()
 
 
-async def serve(handler: Handler, sock: socket.socket, scheme: str, ssl_context: ssl.SSLContext | None = None):
+async def serve(
+    handler: Handler, sock: socket.socket, scheme: str, ssl_context: ssl.SSLContext | None = None
+) -> asyncio.Server:
     return await asyncio.start_server(
         partial(_connection, handler, scheme),
         sock=sock,
@@ -148,7 +154,7 @@ def _cookie(host: str, name: str) -> str:
     return f"{name}={value}; Path=/; HttpOnly"
 
 
-def vhost_handler(get_estate: Callable[[], object], ports: dict[str, int]) -> Handler:
+def vhost_handler(get_estate: Callable[[], Estate], ports: dict[str, int]) -> Handler:
     """Answer by Host header from the current estate. `ports` maps scheme to
     the port really bound, for absolute redirects; read at request time."""
 

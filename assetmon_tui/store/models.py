@@ -9,6 +9,7 @@ deletes scans and the project) also removes their rows without knowing them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.engine import Engine
@@ -19,6 +20,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Databases hand back naive datetimes; ours are always UTC."""
     if value is None:
