@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .core.config import Settings, get_settings
-from .core.modules import check_modules
 from .core.progress import FINAL_STATES, Progress
 from .store import repo
 from .store.models import Scan
@@ -193,11 +192,8 @@ class Dispatcher:
     # -- scans ---------------------------------------------------------------------------
 
     def submit(self, project_id: int, modules: list[str], options: dict[str, object] | None = None) -> Scan:
-        modules = check_modules(modules)
-        if not repo.list_targets(project_id):
-            raise ValueError("the project has no targets: add some first")
         self.reap()  # a dead scan must not hold the project's lock
-        scan = repo.create_scan(project_id, modules, options or {})  # ProjectBusy if one is active
+        scan = repo.new_scan(project_id, modules, options or {})  # ProjectBusy if one is active
         if self.health().backend == "celery":
             try:
                 self.celery.start(_id(scan))

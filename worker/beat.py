@@ -28,14 +28,9 @@ POLL = 5.0  # seconds between looks at the schedule table
 
 def submit(project_id: int, modules: list[str], options: dict[str, object]) -> int:
     """Create the scan row and queue it on Celery; the task id is recorded first."""
-    from assetmon_tui.core.modules import check_modules
-
     from .celery_app import app, enqueue_scan
 
-    modules = check_modules(modules)
-    if not repo.list_targets(project_id):
-        raise ValueError("the project has no targets")
-    scan = repo.create_scan(project_id, modules, options)
+    scan = repo.new_scan(project_id, modules, options)
     assert scan.id is not None
     try:
         enqueue_scan(app, scan.id)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
+from ..core.modules import check_modules
 from ..core.targets import Target as ParsedTarget
 from ..core.targets import parse_target
 from .db import session
@@ -151,6 +152,17 @@ def create_scan(project_id: int, modules: list[str], options: dict[str, Any]) ->
             active = s.exec(select(Scan.id).where(Scan.project_id == project_id, col(Scan.status).in_(ACTIVE))).first()
             raise ProjectBusy(f"scan #{active} of this project is still active: cancel it or wait") from None
         return scan
+
+
+def new_scan(project_id: int, modules: list[str], options: dict[str, Any]) -> Scan:
+    """A scan row for someone to run: the modules checked and put in run order,
+    the project's targets present. What every submitter (TUI, CLI, beat) calls."""
+    modules = check_modules(modules)
+    if not modules:
+        raise ValueError("choose at least one module")
+    if not list_targets(project_id):
+        raise ValueError("the project has no targets: add some first")
+    return create_scan(project_id, modules, options)
 
 
 def get_scan(scan_id: int) -> Scan:
