@@ -14,6 +14,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from sqlmodel import Session
+
 from ..core.targets import is_ip
 from ..store import repo
 from ..store.blobs import has_blob, save_blob
@@ -150,27 +152,33 @@ def save_http(ctx: ScanContext, results: list[HttpResult]) -> None:
         s.commit()
 
 
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _finding(s: Session, ctx: ScanContext, fingerprint: str, host_id: int, **values: object) -> None:
+    """One finding per fingerprint and project, however often it is seen."""
+    key = {"project_id": ctx.project_id, "fingerprint": fingerprint}
+    repo.upsert(s, Finding, key, {"host_id": host_id, **values}, ctx.scan_id)
+
+
 def save_takeovers(ctx: ScanContext, findings: list[TakeoverFinding]) -> None:
     with session() as s:
         for f in findings:
             host_id = repo.upsert_host(s, ctx.project_id, f.name, ctx.scan_id)
-            key = hashlib.sha256(f"takeover\x00{f.name}\x00{f.cname}".encode()).hexdigest()
-            repo.upsert(
+            _finding(
                 s,
-                Finding,
-                {"project_id": ctx.project_id, "fingerprint": key},
-                {
-                    "host_id": host_id,
-                    "kind": "takeover",
-                    "rule": f"takeover-{f.provider}",
-                    "severity": f.severity,
-                    "confidence": f.confidence,
-                    "location": f.name,
-                    "value": f.cname,
-                    "redacted": f.cname,
-                    "context": f"{f.evidence}: {f.detail}",
-                },
-                ctx.scan_id,
+                ctx,
+                _fingerprint("takeover", f.name, f.cname),
+                host_id,
+                kind="takeover",
+                rule=f"takeover-{f.provider}",
+                severity=f.severity,
+                confidence=f.confidence,
+                location=f.name,
+                value=f.cname,
+                redacted=f.cname,
+                context=f"{f.evidence}: {f.detail}",
             )
         s.commit()
 
@@ -186,44 +194,36 @@ def save_js(ctx: ScanContext, files: list[JsFile]) -> None:
                 s, JsFileRow, {"host_id": host_id, "url": f.url}, {"sha256": f.sha256, "size": f.size}, ctx.scan_id
             )
             for secret in f.analysis.secrets:
-                repo.upsert(
+                _finding(
                     s,
-                    Finding,
-                    {"project_id": ctx.project_id, "fingerprint": secret.fingerprint},
-                    {
-                        "host_id": host_id,
-                        "kind": "secret",
-                        "rule": secret.rule_id,
-                        "severity": secret.severity,
-                        "confidence": secret.confidence,
-                        "location": f.url,
-                        "line": secret.line,
-                        "column": secret.column,
-                        "value": secret.secret,
-                        "redacted": secret.redacted,
-                        "context": "\n".join(secret.context),
-                    },
-                    ctx.scan_id,
+                    ctx,
+                    secret.fingerprint,
+                    host_id,
+                    kind="secret",
+                    rule=secret.rule_id,
+                    severity=secret.severity,
+                    confidence=secret.confidence,
+                    location=f.url,
+                    line=secret.line,
+                    column=secret.column,
+                    value=secret.secret,
+                    redacted=secret.redacted,
+                    context="\n".join(secret.context),
                 )
             for ep in f.analysis.endpoints:
-                value = ep.url or ep.value
-                key = hashlib.sha256(f"endpoint\x00{f.host}\x00{ep.value}".encode()).hexdigest()
-                repo.upsert(
+                _finding(
                     s,
-                    Finding,
-                    {"project_id": ctx.project_id, "fingerprint": key},
-                    {
-                        "host_id": host_id,
-                        "kind": "endpoint",
-                        "rule": f"js-{ep.kind}",
-                        "severity": "info",
-                        "confidence": "medium",
-                        "location": f.url,
-                        "line": ep.line,
-                        "column": ep.column,
-                        "value": value,
-                        "redacted": ep.value,
-                    },
-                    ctx.scan_id,
+                    ctx,
+                    _fingerprint("endpoint", f.host, ep.value),
+                    host_id,
+                    kind="endpoint",
+                    rule=f"js-{ep.kind}",
+                    severity="info",
+                    confidence="medium",
+                    location=f.url,
+                    line=ep.line,
+                    column=ep.column,
+                    value=ep.url or ep.value,
+                    redacted=ep.value,
                 )
         s.commit()

@@ -160,6 +160,16 @@ def web_targets(host: str, address: str | None, open_ports: Iterable[int] | dict
     return targets
 
 
+def _request_headers(host: str, port: int, scheme: str, options: HttpOptions) -> dict[str, str]:
+    """What every request sends: identity encoding, so sizes and bodies are the host's own."""
+    return {
+        "Host": _authority(host, port, scheme),
+        "User-Agent": options.user_agent,
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+    }
+
+
 def _authority(host: str, port: int, scheme: str) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -294,12 +304,7 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
     deadline = started + options.timeout
     for hop in range(options.max_redirects + 1):
         connect_host = target.address or host
-        headers = {
-            "Host": _authority(host, port, scheme),
-            "User-Agent": options.user_agent,
-            "Accept": "*/*",
-            "Accept-Encoding": "identity",
-        }
+        headers = _request_headers(host, port, scheme, options)
         sni = scheme == "https" and target.address and not _is_ip(host)
         extensions = {"sni_hostname": host} if sni else {}
         try:
@@ -412,12 +417,7 @@ async def _fetch_small(
         return b""
     scheme, port, path = parts
     connect_host = target.address or host
-    headers = {
-        "Host": _authority(host, port, scheme),
-        "User-Agent": options.user_agent,
-        "Accept": "*/*",
-        "Accept-Encoding": "identity",
-    }
+    headers = _request_headers(host, port, scheme, options)
     sni = scheme == "https" and target.address and not _is_ip(host)
     try:
         request = client.build_request(
