@@ -42,4 +42,6 @@ class ScanPanel(Static):
             bar = ProgressBar(total=1.0, completed=mod.fraction, complete_style=MODULE_STYLES.get(mod.status, "cyan"))
             bars.add_row(Text(name, style=MODULE_STYLES.get(mod.status, "")), bar, Text(count, style="dim"))
         counters = "  ".join(f"{k} {v}" for k, v in sorted(progress.counters.items())) or "no results yet"
-        self.update(Group(header, bars, Text(counters), safe(progress.message, 120, style="italic")))
+        message = safe(progress.message, 120, style="italic")
+        message.end = "\n"  # a Group's last Text without a newline is not shown at all
+        self.update(Group(header, bars, Text(counters), message))

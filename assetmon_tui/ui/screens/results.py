@@ -120,9 +120,11 @@ class ResultsScreen(ProjectScreen):
             self.query_one("#tabs", TabbedContent).get_tab(f"tab-{tab}").label = f"{label} ({table.row_count})"
         self._focus_table()
 
+    def _active_tab(self) -> str:
+        return (self.query_one("#tabs", TabbedContent).active or "tab-hosts").removeprefix("tab-")
+
     def _focus_table(self) -> None:
-        active = self.query_one("#tabs", TabbedContent).active.removeprefix("tab-")
-        self.query_one(f"#table-{active}", DataTable).focus()
+        self.query_one(f"#table-{self._active_tab()}", DataTable).focus()
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
@@ -139,13 +141,24 @@ class ResultsScreen(ProjectScreen):
     @on(TabbedContent.TabActivated)
     def tab_changed(self) -> None:
         self._focus_table()
+        self._show_highlighted()
 
     @on(DataTable.RowHighlighted)
     def show_detail(self, event: DataTable.RowHighlighted) -> None:
-        tab = event.data_table.id.removeprefix("table-")
-        if event.row_key is None or event.row_key.value is None:
+        if event.data_table.id == f"table-{self._active_tab()}":  # hidden tabs' tables highlight too
+            self._show_highlighted()
+
+    def _show_highlighted(self) -> None:
+        """The detail pane follows the highlighted row of the visible tab."""
+        tab = self._active_tab()
+        table = self.query_one(f"#table-{tab}", DataTable)
+        if not table.row_count:
+            self.query_one("#detail", Static).update("Highlight a row to see its details.")
             return
-        _, data = self.rows[tab][int(event.row_key.value)]
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is None:
+            return
+        _, data = self.rows[tab][int(key)]
         if data["kind"] == "host":
             self._host_detail(data["id"])
         else:
@@ -156,7 +169,17 @@ class ResultsScreen(ProjectScreen):
         from ...store import repo
 
         detail = repo.host_detail(host_id)
-        self.app.call_from_thread(self.query_one("#detail", Static).update, _host_renderable(detail))
+        self.app.call_from_thread(self._show_host, host_id, _host_renderable(detail))
+
+    def _show_host(self, host_id: int, renderable: Group) -> None:
+        """Unless another row (or tab) was highlighted meanwhile."""
+        if self._active_tab() != "hosts":
+            return
+        table = self.query_one("#table-hosts", DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            if key is not None and self.rows["hosts"][int(key)][1]["id"] == host_id:
+                self.query_one("#detail", Static).update(renderable)
 
 
 def _detail(data: dict) -> Table:

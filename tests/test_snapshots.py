@@ -1,0 +1,295 @@
+"""SVG snapshots of every screen at 80x24 and 120x40 (pytest-textual-snapshot).
+
+Deterministic by construction: fixed data written into the store by the test
+(two done scans of "acme" with their events), every stored time rewritten to
+a fixed instant shown in UTC, the thread backend (a fixed header), a live
+scan panel fed a fixed `Progress`, and no blinking cursor.
+
+    .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update   # after a deliberate UI change
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from test_events import World, fake_scan, project_with_targets
+from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
+
+from assetmon_tui.core.config import get_settings
+from assetmon_tui.core.progress import ModuleProgress, Progress
+from assetmon_tui.events import compute_events
+from assetmon_tui.store import monitor, repo
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+STARTED = 1_795_000_000.0  # the live scan's start, as a time.time() value
+
+
+@pytest.fixture(autouse=True)
+def fixed_world(monkeypatch):
+    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # header: "Local thread · chosen by ASSETMON_BACKEND"
+    old_tz = os.environ.get("TZ")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    get_settings.cache_clear()
+    yield
+    if old_tz is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old_tz
+    time.tzset()
+
+
+def freeze_times() -> None:
+    """Every stored time becomes BASE + the row's rank (by id) in hours + the column's rank in
+    minutes: the same on every run and on both databases (PostgreSQL's upserts skip ids)."""
+    from sqlalchemy import DateTime, select, update
+    from sqlmodel import SQLModel
+
+    from assetmon_tui.store.db import session
+
+    with session() as s:
+        conn = s.connection()
+        for table in SQLModel.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(getattr(c.type, "impl", c.type), DateTime)]
+            if not columns or "id" not in table.c:
+                continue
+            rows = conn.execute(select(table.c.id, *columns).order_by(table.c.id)).all()
+            for number, row in enumerate(rows, 1):
+                values = {
+                    c.name: BASE + timedelta(hours=number, minutes=3 * rank)
+                    for rank, c in enumerate(columns)
+                    if row._mapping[c.name] is not None
+                }
+                if values:
+                    conn.execute(update(table).where(table.c.id == row.id).values(values))
+        s.commit()
+
+
+@pytest.fixture
+def data() -> dict[str, Any]:
+    """acme with two done scans (dev.acme.test and a Redis port appear in the second) and their events."""
+    project = project_with_targets("acme")
+    world = World()
+    first = fake_scan(project.id, world)
+    compute_events(first)
+    later = world.copy()
+    later.names["dev.acme.test"] = ("ok", [("A", "10.0.0.4")])
+    later.services[("10.0.0.2", 6379)] = "redis"
+    later.http["https://www.acme.test/"]["title"] = "Acme shop"
+    second = fake_scan(project.id, later)
+    compute_events(second)
+    freeze_times()
+    return {"project": project.id, "scans": [first, second], "events": monitor.unacknowledged_count()}
+
+
+@pytest.fixture
+def live_scan(data, monkeypatch) -> int:
+    """A third scan, running: the dispatcher reports it with a fixed Progress (and reaps nothing)."""
+    from assetmon_tui.dispatch import Dispatcher
+
+    scan = repo.create_scan(data["project"], ["dns", "ports", "http", "js"], {})
+    assert repo.claim_scan(scan.id, "thread", "test:1")
+    freeze_times()
+    row = repo.get_scan(scan.id)
+    progress = Progress(
+        scan_id=scan.id,
+        state="running",
+        modules={
+            "dns": ModuleProgress("done", 12, 12),
+            "ports": ModuleProgress("running", 45, 100),
+            "http": ModuleProgress("pending"),
+            "js": ModuleProgress("pending"),
+        },
+        counters={"hosts": 7, "services": 3},
+        message="probing 10.0.0.2",
+        started_at=STARTED,
+        finished_at=STARTED + 95,  # elapsed is fixed: 1m35s
+    )
+    monkeypatch.setattr(Dispatcher, "reap", lambda self: [])
+    monkeypatch.setattr(Dispatcher, "active", lambda self: [(row, progress)])
+    return scan.id
+
+
+# -- driving the app ----------------------------------------------------------------------
+
+
+def text_of(widget: Any) -> str:
+    """What a Static shows, as plain text."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=200, record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+def screen_text(pilot: Pilot) -> str:
+    return "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
+
+
+async def until(pilot: Pilot, condition: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        await pilot.pause(0.05)
+        if condition():
+            return
+    raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot)}")
+
+
+async def showing(pilot: Pilot, *needles: str) -> None:
+    await until(pilot, lambda: all(n in screen_text(pilot) for n in needles), f"the screen to show {needles}")
+
+
+async def settle(pilot: Pilot) -> None:
+    """Let the last updates land, then stop every cursor blinking."""
+    await pilot.pause(0.3)
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    for area in pilot.app.screen.query(TextArea):
+        area.cursor_blink = False
+    await pilot.pause(0.1)
+
+
+def dashboard_ready(data: dict[str, Any], scans: int) -> Callable[[Pilot], Awaitable[None]]:
+    async def ready(pilot: Pilot) -> None:
+        app: Any = pilot.app
+        await until(
+            pilot,
+            lambda: (
+                app.dispatcher is not None
+                and app.project_id == data["project"]
+                and app.query_one("#scans").row_count == scans
+                and app.query_one("#targets").row_count == 2
+                and "Local thread" in app.sub_title
+                and (f"{data['events']} new events" in app.sub_title)
+            ),
+            "the dashboard",
+        )
+
+    return ready
+
+
+def view(data: dict[str, Any], scans: int, then: Callable[[Pilot], Awaitable[None]] | None = None):
+    async def run_before(pilot: Pilot) -> None:
+        await dashboard_ready(data, scans)(pilot)
+        if then is not None:
+            await then(pilot)
+        await settle(pilot)
+
+    return run_before
+
+
+def press(*keys: str, until_shown: tuple[str, ...] = ()) -> Callable[[Pilot], Awaitable[None]]:
+    async def run(pilot: Pilot) -> None:
+        await pilot.press(*keys)
+        await showing(pilot, *until_shown)
+
+    return run
+
+
+# -- the snapshots ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_with_a_live_scan(snap_compare, data, live_scan, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def panel(pilot: Pilot) -> None:
+        await showing(pilot, f"Scan #{live_scan} · acme", "hosts 7  services 3", "probing 10.0.0.2", "thread · 1m35s")
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 3, panel))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_scan_form(snap_compare, data, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    assert snap_compare(
+        AssetMonApp(), terminal_size=size, run_before=view(data, 2, press("s", until_shown=("Start scan",)))
+    )
+
+
+@pytest.mark.parametrize("tab", ["hosts", "dns", "services", "http"])
+@pytest.mark.parametrize("size", SIZES)
+def test_results(snap_compare, data, size, tab):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    key = {"hosts": "1", "dns": "2", "services": "3", "http": "4"}[tab]
+    # the detail pane of the first row of the tab (host details come from a thread worker)
+    detail = {
+        "hosts": ("host", "10.0.0.1", "443", "first seen"),
+        "dns": ("type", "api.acme.test", "10.0.0.2", "ttl"),
+        "services": ("address", "10.0.0.1", "port", "80"),
+        "http": ("url", "http://api.acme.test/", "API v1", "first seen"),
+    }[tab]
+
+    async def results(pilot: Pilot) -> None:
+        app: Any = pilot.app
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: app.screen.query("#table-http") and app.screen.query_one("#table-http").row_count == 2,
+            "results",
+        )
+        await pilot.press(key)
+        await until(
+            pilot, lambda: all(d in text_of(app.screen.query_one("#detail")) for d in detail), "the detail pane"
+        )
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, results))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_findings(snap_compare, data, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    steps = press("f", until_shown=("aws_access_key_id", "AKIA…LUE1", "Findings (1/1)"))
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, steps))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_events(snap_compare, data, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    steps = press("e", until_shown=(f"Events ({data['events']} shown", "host_new", "scan #"))
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, steps))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_diff(snap_compare, data, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    first, second = data["scans"]
+
+    async def diff(pilot: Pilot) -> None:
+        pilot.app.query_one("#scans").focus()
+        await pilot.press("d")  # the newest scan with the previous done one
+        await showing(pilot, f"Scan #{first} → scan #{second}", "+ dev.acme.test", "w swaps")
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, diff))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_trends(snap_compare, data, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    steps = press("t", until_shown=("2 scans", "Inventory over done scans"))
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, steps))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_schedule_form(snap_compare, data, size):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def form(pilot: Pilot) -> None:
+        await pilot.press("S")
+        await showing(pilot, "Scheduled scans of", "No schedule yet.")
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, form))
