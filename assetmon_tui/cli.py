@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(get_engine().url.render_as_string(hide_password=True))
         return 0
+    if args.command == "scans":
+        return _scans(args)
+    if args.command == "cancel":
+        return _cancel(args)
+    if args.command == "resume":
+        return _resume(args)
     if args.command == "health":
         from .dispatch import Dispatcher
 
@@ -69,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="json", choices=("json", "jsonl", "csv", "md", "html"))
     export.add_argument("--since", type=int, metavar="SCAN", help="only events of scans after this scan id")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    scans = sub.add_parser("scans", help="list scans: status, backend, runner, progress, attempts, age")
+    scans.add_argument("--project", help="only this project's scans")
+    scans.add_argument("--active", action="store_true", help="only queued, running or cancelling scans")
+    scans.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
+    scans.add_argument("--json", action="store_true", help="one JSON object per scan on stdout")
+    cancel = sub.add_parser("cancel", help="stop a scan (a queued one at once, a running one within seconds)")
+    cancel.add_argument("scan", type=int, metavar="SCAN", help="scan id (see `assetmon scans`)")
+    resume = sub.add_parser("resume", help="resume a failed or cancelled scan from its last checkpoint")
+    resume.add_argument("scan", type=int, metavar="SCAN", help="scan id (see `assetmon scans`)")
+    resume.add_argument("--no-wait", action="store_true", help="queue it and return instead of following it")
     sub.add_parser("lab", help="serve the offline lab target on loopback (see `assetmon lab --help`)")
     sub.add_parser("secrets", help="find secrets in files or URLs (see `assetmon secrets --help`)")
     sub.add_parser("init-db", help="create the database tables and print where they are")
@@ -157,10 +173,103 @@ def _scan(args: argparse.Namespace) -> int:
     return {"done": 0, "cancelled": 130}.get(progress.state, 1)
 
 
+def _scans(args: argparse.Namespace) -> int:
+    from .dispatch import Dispatcher
+    from .store import repo
+
+    dispatcher = Dispatcher()
+    project_id = None
+    if args.project:
+        try:
+            project_id = repo.get_project(args.project).id
+        except repo.NotFound as exc:
+            return _fail(str(exc))
+    rows = repo.active_scans() if args.active else repo.list_scans(project_id, limit=args.limit)
+    rows = [r for r in rows if project_id is None or r.project_id == project_id]
+    names = {p.id: p.name for p in repo.list_projects()}
+    for scan in rows:
+        assert scan.id is not None
+        _, progress = dispatcher.poll(scan.id) if scan.status in ("queued", "running", "cancelling") else (scan, None)
+        row = _scan_row(scan, progress, names.get(scan.project_id, str(scan.project_id)))
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(
+                f"{row['id']:>5}  {row['project'][:16]:16}  {row['status']:10}  {row['backend'] or '-':7}  "
+                f"{row['progress']:>5}  {row['attempts']:>2}  {row['age']:>7}  {row['runner'] or '-':24}  "
+                f"{row['message']}"[:200].rstrip()
+            )
+    if not rows and not args.json:
+        print("no scans", file=sys.stderr)
+    return 0
+
+
+def _scan_row(scan: Any, progress: Progress | None, project: str) -> dict[str, Any]:
+    from .core.sanitize import clean_text
+    from .store.models import as_utc, utcnow
+
+    modules = progress.modules.values() if progress else []
+    share = sum(m.fraction for m in modules) / len(modules) if modules else (1.0 if scan.status == "done" else 0.0)
+    created = as_utc(scan.created_at)
+    age = (utcnow() - created).total_seconds() if created else 0.0
+    return {
+        "id": scan.id,
+        "project": project,
+        "status": scan.status,
+        "backend": scan.backend,
+        "runner": scan.owner,
+        "progress": f"{share:.0%}",
+        "attempts": scan.attempts,
+        "age": _age(age),
+        "modules": scan.modules,
+        "message": clean_text((progress.message if progress else "") or scan.error, 120),
+    }
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from .dispatch import Dispatcher
+    from .store import repo
+
+    try:
+        status = Dispatcher().cancel(args.scan)
+    except repo.NotFound as exc:
+        return _fail(str(exc))
+    print(f"scan {args.scan}: {status}", file=sys.stderr)
+    return 0 if status in ("cancelled", "cancelling") else 1
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .dispatch import Dispatcher
+    from .store import repo
+
+    dispatcher = Dispatcher()
+    try:
+        scan = dispatcher.resume(args.scan)
+    except (repo.NotFound, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"scan {args.scan} resumed on {dispatcher.health().detail}", file=sys.stderr)
+    if args.no_wait and scan.backend == "celery":
+        return 0
+    progress = _follow(dispatcher, args.scan)
+    print(f"scan {args.scan}: {progress.state} {progress.message}".rstrip(), file=sys.stderr)
+    return {"done": 0, "cancelled": 130}.get(progress.state, 1)
+
+
+REAP_EVERY = 5.0  # seconds between the CLI's reaper passes while it follows a scan
+
+
 def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:
     """Poll until the scan ends; Ctrl+C asks it to stop and waits for it."""
     tty = sys.stderr.isatty()
     last_line = ""
+    last_reap = time.monotonic()
     while True:
         try:
             _, progress = dispatcher.poll(scan_id)
@@ -168,7 +277,9 @@ def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:
                 if tty:
                     print(file=sys.stderr)
                 return progress
-            dispatcher.reap()
+            if time.monotonic() - last_reap >= REAP_EVERY:
+                last_reap = time.monotonic()
+                dispatcher.reap()
             line = _progress_line(progress)
             if tty:
                 print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
+
 from .core.config import Settings, get_settings
+from .core.owners import is_dead, this_process
 from .core.progress import FINAL_STATES, Progress
-from .store import repo
-from .store.models import Scan
+from .reaper import Reaper
+from .store import leases, repo
+from .store.models import Scan, as_utc, utcnow
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -89,6 +92,7 @@ class CeleryBackend:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._app: Celery | None = None
+        self.down_since: float | None = None  # when polling Redis started failing
 
     @property
     def app(self) -> Celery:
@@ -133,9 +137,12 @@ class CeleryBackend:
         try:
             result = AsyncResult(scan.task_id, app=self.app)
             state, info = result.state, result.info
-        except Exception as exc:
-            log.info("poll of scan %s failed: %s", _id(scan), exc)
+        except Exception as exc:  # kombu/redis raise many kinds when Redis vanishes
+            if self.down_since is None:
+                self.down_since = time.time()
+                log.info("poll of scan %s failed: %s", _id(scan), exc)
             return None
+        self.down_since = None
         if state in ("PROGRESS", "SUCCESS") and isinstance(info, dict) and "scan_id" in info:
             return Progress.from_dict(info)
         if state == "FAILURE":
@@ -143,6 +150,11 @@ class CeleryBackend:
         if state == "STARTED":
             return Progress(_id(scan), state="running", message="started on a worker")
         return None  # PENDING: queued or unknown; the row says which
+
+    def broker_holds(self, task_id: str) -> bool | None:
+        from worker.celery_app import broker_holds
+
+        return broker_holds(self.app, task_id)
 
     def revoke(self, task_id: str) -> None:
         try:
@@ -155,10 +167,11 @@ class Dispatcher:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.thread = ThreadBackend()
+        self._last: dict[int, Progress] = {}  # last progress polled from Celery, per scan
         self.celery = CeleryBackend(self.settings)
         self._health: Health | None = None
         self._health_lock = threading.Lock()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = this_process()
 
     # -- backend choice --------------------------------------------------------------
 
@@ -193,17 +206,32 @@ class Dispatcher:
 
     def submit(self, project_id: int, modules: list[str], options: dict[str, object] | None = None) -> Scan:
         self.reap()  # a dead scan must not hold the project's lock
-        scan = repo.new_scan(project_id, modules, options or {})  # ProjectBusy if one is active
+        scan = repo.new_scan(project_id, modules, options or {}, self.owner)  # ProjectBusy if one is active
+        return self._start(_id(scan))
+
+    def resume(self, scan_id: int) -> Scan:
+        """Resume a failed or cancelled scan from its checkpoint (`assetmon resume`)."""
+        scan = repo.get_scan(scan_id)
+        try:
+            reopened = leases.reopen(scan_id, self.owner)
+        except IntegrityError:
+            raise repo.ProjectBusy("another scan of this project is active: cancel it or wait") from None
+        if not reopened:
+            raise ValueError(f"scan {scan_id} is {scan.status}: only failed or cancelled scans can be resumed")
+        return self._start(scan_id)
+
+    def _start(self, scan_id: int) -> Scan:
+        """Send a queued scan to Celery, or run it here when no worker can take it."""
         if self.health().backend == "celery":
             try:
-                self.celery.start(_id(scan))
-                return repo.get_scan(_id(scan))
+                self.celery.start(scan_id)
+                return repo.get_scan(scan_id)
             except Exception as exc:  # Redis vanished between the check and now
-                log.warning("could not queue scan %s on Celery (%s); running it here", _id(scan), exc)
+                log.warning("could not queue scan %s on Celery (%s); running it here", scan_id, exc)
                 self.check_health()
-        repo.set_backend(_id(scan), "thread", owner=self.owner)
-        self.thread.start(_id(scan))
-        return repo.get_scan(_id(scan))
+        repo.set_backend(scan_id, "thread", owner=self.owner)
+        self.thread.start(scan_id)
+        return repo.get_scan(scan_id)
 
     def poll(self, scan_id: int) -> tuple[Scan, Progress]:
         """The scan row and the freshest progress we can see for it."""
@@ -213,7 +241,11 @@ class Dispatcher:
             live = self.thread.poll(scan_id)
         elif scan.backend == "celery" and scan.task_id and scan.status not in FINAL_STATES:
             live = self.celery.poll(scan)
-        progress = live or Progress(scan_id, state=scan.status, message=scan.error)
+            if live is not None:
+                self._last[scan_id] = live
+            elif self.celery.down_since is not None:
+                live = self._outage(scan)
+        progress = live or Progress(scan_id, state=scan.status, message=scan.error or _waiting(scan))
         if scan.status in FINAL_STATES and progress.state != scan.status:
             progress.state = scan.status  # the row is the truth once a scan ended
             progress.message = scan.error or progress.message
@@ -222,6 +254,17 @@ class Dispatcher:
         if progress.started_at is None and scan.started_at is not None:
             progress.started_at = scan.started_at.timestamp()
         return scan, progress
+
+    def _outage(self, scan: Scan) -> Progress:
+        """The last progress seen, saying plainly that Redis is away and what the
+        database still shows (the worker keeps scanning and saving)."""
+        last = self._last.get(_id(scan))
+        progress = Progress.from_dict(last.to_dict()) if last else Progress(_id(scan), state=scan.status)
+        since = time.strftime("%H:%M:%S", time.localtime(self.celery.down_since))
+        beat = as_utc(scan.heartbeat)
+        alive = f"; last heartbeat {(utcnow() - beat).total_seconds():.0f} s ago" if beat else ""
+        progress.message = f"Redis unreachable since {since}; the worker keeps scanning{alive}"
+        return progress
 
     def active(self) -> list[tuple[Scan, Progress]]:
         return [self.poll(_id(scan)) for scan in repo.active_scans()]
@@ -234,31 +277,28 @@ class Dispatcher:
         return status
 
     def reap(self) -> list[int]:
-        """Fail scans nobody runs any more; run locally what no worker took."""
-        reaped = []
-        for scan in repo.stale_scans(self.settings.stale_after):
-            if scan.backend == "thread" and scan.owner == self.owner and self.thread.running(_id(scan)):
-                continue
-            silent = (
-                "no heartbeat" if scan.heartbeat is None else f"no heartbeat for over {self.settings.stale_after:.0f} s"
-            )
-            if repo.finish_scan(
-                _id(scan), "failed", f"runner lost: {silent} ({scan.backend} {scan.owner or scan.task_id})"
-            ):
-                reaped.append(_id(scan))
-        host = socket.gethostname()
-        for scan in repo.active_scans():
-            if scan.backend == "thread" and scan.status != "queued" and scan.owner.startswith(host + ":"):
-                pid = int(scan.owner.rsplit(":", 1)[1])
-                if not _pid_alive(pid) and repo.finish_scan(
-                    _id(scan), "failed", f"the process running it (pid {pid}) exited"
-                ):
-                    reaped.append(_id(scan))
-            elif scan.backend == "celery" and scan.status == "queued" and scan.created_at is not None:
-                waited = time.time() - scan.created_at.timestamp()
-                if waited > self.settings.queue_timeout:
-                    self._take_back(scan, waited)
-        return reaped
+        """Hand on scans whose runner is gone (see `reaper`), and run here the
+        queued scans this process submitted when no worker is alive to take
+        them. Returns the ids of scans acted on."""
+        celery = self.health().backend == "celery"
+        reaper = Reaper(
+            self.settings,
+            enqueue=self.celery.start if celery else None,
+            broker_holds=self.celery.broker_holds if celery else None,
+        )
+        acted = reaper.reap()
+        mine = [s for s in repo.active_scans() if s.status == "queued" and self._may_take_back(s)]
+        if mine and self.check_health(quick=True).workers == 0:
+            for scan in mine:
+                self._take_back(scan)
+                acted.append(_id(scan))
+        return acted
+
+    def _may_take_back(self, scan: Scan) -> bool:
+        """Queued scans this process submitted (or whose submitter is known dead)."""
+        if scan.backend == "thread" and self.thread.running(_id(scan)):
+            return False
+        return scan.submitter == self.owner or (bool(scan.submitter) and is_dead(scan.submitter))
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Before this process exits: stop the scans its threads run (they would
@@ -270,25 +310,26 @@ class Dispatcher:
         for scan in mine:
             repo.finish_scan(_id(scan), "cancelled", "the TUI running it was closed")
 
-    def _take_back(self, scan: Scan, waited: float) -> None:
-        """A queued Celery scan no worker took: run it here instead. Claiming is
-        atomic, so if a worker starts it after all, only one of us runs it."""
-        self.celery.revoke(scan.task_id)
-        log.warning("no worker took scan %s in %.0f s; running it locally", _id(scan), waited)
+    def _take_back(self, scan: Scan) -> None:
+        """Run here a queued scan no worker is alive to take. Claiming is
+        atomic: if a worker starts it after all, only one of us runs it."""
+        if scan.task_id:
+            self.celery.revoke(scan.task_id)
+        log.warning("no Celery worker answers; running scan %s here", _id(scan))
+        repo.set_backend(_id(scan), "thread", owner=self.owner)
         self.thread.start(_id(scan))
+
+
+def _waiting(scan: Scan) -> str:
+    """What a queued scan waits for, in words."""
+    if scan.status != "queued":
+        return ""
+    if scan.attempts:
+        return f"interrupted after attempt {scan.attempts}: waiting for a worker to resume it"
+    return "queued: waiting for a worker"
 
 
 def _id(scan: Scan) -> int:
     """A stored row's id (SQLModel types it optional for rows not yet inserted)."""
     assert scan.id is not None
     return scan.id
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -4,8 +4,9 @@ polls (the TUI in thread mode, `worker.beat` with Celery, or both at once:
 claiming a run is atomic).
 
 A project never has two scans at once: a due schedule waits while the
-project has an active scan whose runner is alive (fresh heartbeat) or that
-is still queued. A crashed runner's scan goes stale and stops holding it.
+project has an active scan. A crashed runner's scan does not hold it for
+long: the reapers (in every worker, beat, the TUI and the CLI) resume it or,
+after `max_attempts`, fail it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .core.config import get_settings
 from .core.modules import check_modules
 from .store import repo, schedules
 from .store.models import Schedule, as_utc, utcnow
@@ -37,7 +37,6 @@ __all__ = [
     "next_run",
     "run_due",
     "set_schedule",
-    "try_lock_project",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,14 +144,6 @@ def mark_ran(schedule_id: int, at: datetime) -> bool:
     return schedules.claim_run(schedule_id, at, next_run(schedule, at))
 
 
-def try_lock_project(project_id: int) -> bool:
-    """True when no live scan of the project is active: none running with a
-    fresh heartbeat, none queued for less than the scan time limit (past it,
-    a queued scan was lost, e.g. with Redis's data)."""
-    settings = get_settings()
-    return not repo.project_busy(project_id, settings.stale_after, settings.scan_time_limit)
-
-
 def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
     """Start every due, enabled schedule whose project is free; return those
     projects' ids. A busy project's schedule stays due and starts once free."""
@@ -160,7 +151,7 @@ def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
     started = []
     for schedule in due_schedules(now):
         assert schedule.id is not None  # a stored row
-        if not try_lock_project(schedule.project_id):
+        if repo.has_active_scan(schedule.project_id):  # a lost runner's scan is requeued or failed by a reaper
             log.info("schedule of project %s is due but a scan of it is active: waiting", schedule.project_id)
             continue
         if not mark_ran(schedule.id, now):

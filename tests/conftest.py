@@ -99,7 +99,7 @@ def worker_factory(home, redis_server):
 
     def make() -> Worker:
         env = {"ASSETMON_HOME": str(home), "ASSETMON_REDIS_URL": redis_server.url}
-        w = Worker(home / "worker-test.log", env).start()
+        w = Worker(home / f"worker-{len(workers) + 1}.log", env).start()
         workers.append(w)
         return w
 

@@ -13,7 +13,7 @@ import pytest
 
 from assetmon_tui import events
 from assetmon_tui.events import Thresholds, compute_events
-from assetmon_tui.store import monitor, repo
+from assetmon_tui.store import leases, monitor, repo
 from assetmon_tui.store.db import session
 from assetmon_tui.store.models import DnsRecord, Event, Finding, HttpEndpoint, JsFile, Service, utcnow
 
@@ -83,7 +83,7 @@ def fake_scan(
 ) -> int:
     """Persist what `world` shows for the given modules, then end the scan with `status`."""
     scan = repo.create_scan(project_id, list(modules), options or {})
-    assert repo.claim_scan(scan.id, "thread", "test:1")
+    assert leases.claim(scan.id, "thread", "test:1", 60, 3)
     sid = scan.id
     with session() as s:
         host_ids = {}

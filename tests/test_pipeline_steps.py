@@ -7,18 +7,23 @@ import asyncio
 import dataclasses
 from functools import partial
 
+import pytest
 from scenario import make_project
 from sqlmodel import SQLModel
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.modules import NAMES
 from assetmon_tui.pipeline import STEPS, ScanContext
+from assetmon_tui.pipeline.checkpoint import LeaseLost, decode_found, encode_found
 from assetmon_tui.pipeline.context import SEEDED, Found
 from assetmon_tui.pipeline.persist import BatchSaver, save_services
 from assetmon_tui.pipeline.run import Run
 from assetmon_tui.pipeline.steps import Dns
+from assetmon_tui.scanners.dns import DnsRecord, DnsResult
+from assetmon_tui.scanners.js import Page
 from assetmon_tui.scanners.ports import PortResult
-from assetmon_tui.store import repo
+from assetmon_tui.store import leases, repo
+from assetmon_tui.store.blobs import save_blob
 
 
 def test_steps_are_the_module_registry_in_run_order():
@@ -45,7 +50,8 @@ def test_steps_declare_state_they_read_and_write():
 def scan_context() -> ScanContext:
     project_id = make_project()
     scan = repo.create_scan(project_id, ["ports"], {})
-    return Run(scan.id, lambda progress: None, get_settings(), "thread").ctx
+    assert leases.claim(scan.id, "thread", "test:1", 60, 3)
+    return Run(scan.id, lambda progress: None, get_settings(), "thread", "test:1").ctx
 
 
 def saved(ctx: ScanContext) -> set[int]:
@@ -65,5 +71,37 @@ async def test_batch_saver_writes_by_time_while_the_step_waits():
     ctx = scan_context()
     async with BatchSaver[PortResult](partial(save_services, ctx), size=100, every=0.2) as saver:
         await saver.add(PortResult("192.0.2.1", 80))
-        await asyncio.sleep(0.6)  # the scanner is busy; the found port is written meanwhile
+        # The scanner is busy (nothing more is added): the found port is written meanwhile.
+        for _ in range(100):
+            if saved(ctx) == {80}:
+                break
+            await asyncio.sleep(0.05)
         assert saved(ctx) == {80}
+
+
+def test_found_survives_a_checkpoint_round_trip():
+    found = Found()
+    found.addresses["www.acme.test"] = {"10.0.0.1", "10.0.0.2"}
+    found.open_ports["10.0.0.1"] = {443: "https"}
+    found.port_scanned, found.direct, found.urls = {"10.0.0.1"}, {"10.0.0.9"}, ["https://acme.test/"]
+    found.roots, found.wildcards, found.revealed = ["acme.test"], {"dyn.acme.test"}, {"api.acme.test"}
+    found.pages = [Page("https://www.acme.test/", "www.acme.test", "<script src=/a.js></script>")]
+    found.cnamed = [DnsResult("cdn.acme.test", "ok", [DnsRecord("cdn.acme.test", "CNAME", "x.cdn.test", 60)])]
+    again = decode_found(encode_found(found, lambda page: save_blob(page.html.encode())))
+    assert again == found
+
+
+async def test_a_checkpoint_is_written_after_the_rows_it_covers():
+    ctx = scan_context()
+    checkpoint = ctx.checkpoint
+    assert checkpoint is not None
+    checkpoint.begin("ports")
+    async with BatchSaver[PortResult](partial(save_services, ctx), size=1, every=60, checkpoint=checkpoint) as saver:
+        checkpoint.mark("192.0.2.1")
+        await saver.add(PortResult("192.0.2.1", 22, service="ssh"))
+    state = leases.load_checkpoint(ctx.scan_id)
+    assert state["step"] == "ports" and state["items"] == ["192.0.2.1"] and saved(ctx) == {22}
+    # Another runner took the scan over: this one may not write any more.
+    assert leases.claim(ctx.scan_id, "thread", "other:2", 60, 3, dead_owner="test:1")
+    with pytest.raises(LeaseLost):
+        checkpoint.write(checkpoint.capture())

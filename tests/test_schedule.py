@@ -8,7 +8,7 @@ import pytest
 from test_events import project_with_targets
 
 from assetmon_tui import schedule
-from assetmon_tui.store import repo
+from assetmon_tui.store import leases, repo
 from assetmon_tui.store.models import utcnow
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -90,33 +90,13 @@ def test_due_schedules_and_mark_ran_claim_a_run_once():
     assert schedule.as_utc(row.next_run_at) == T0 + timedelta(hours=5, minutes=10)  # no catch-up run
 
 
-def test_project_lock_follows_the_heartbeat():
-    project = project_with_targets()
-    assert schedule.try_lock_project(project.id)
-    scan = repo.create_scan(project.id, ["dns"], {})
-    assert not schedule.try_lock_project(project.id)  # queued just now
-    repo.claim_scan(scan.id, "celery", "w:1")
-    assert not schedule.try_lock_project(project.id)  # running, fresh heartbeat
-    repo._update(scan.id, heartbeat=utcnow() - timedelta(minutes=5))
-    assert schedule.try_lock_project(project.id)  # its worker crashed: stale
-    repo.beat(scan.id)
-    assert not schedule.try_lock_project(project.id)
-    repo.finish_scan(scan.id, "done")
-    assert schedule.try_lock_project(project.id)
-    queued = repo.create_scan(project.id, ["dns"], {})
-    repo._update(queued.id, created_at=utcnow() - timedelta(minutes=5))
-    assert not schedule.try_lock_project(project.id)  # may be waiting behind a busy worker
-    repo._update(queued.id, created_at=utcnow() - timedelta(hours=2))
-    assert schedule.try_lock_project(project.id)  # queued longer than a scan may last: lost
-
-
 def test_run_due_submits_free_projects_and_waits_for_busy_ones():
     now = utcnow()
     free, busy = project_with_targets("free"), project_with_targets("busy")
     schedule.set_schedule(free.id, interval_seconds=3600, modules=["dns"], options={"ports": "80"}, now=now)
     schedule.set_schedule(busy.id, interval_seconds=3600, now=now)
     running = repo.create_scan(busy.id, ["dns"], {})
-    repo.claim_scan(running.id, "thread", "t:1")
+    assert leases.claim(running.id, "thread", "t:1", 60, 3)
     submit = Recorder()
     later = now + timedelta(hours=1, seconds=1)
     assert schedule.run_due(submit, now=later) == [free.id]

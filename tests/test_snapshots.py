@@ -3,7 +3,7 @@
 Deterministic by construction: fixed data written into the store by the test
 (two done scans of "acme" with their events), every stored time rewritten to
 a fixed instant shown in UTC, the thread backend (a fixed header), a live
-scan panel fed a fixed `Progress`, and no blinking cursor.
+scan panel fed a fixed `Progress`, no animation and no blinking cursor.
 
     .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update   # after a deliberate UI change
 """
@@ -24,7 +24,7 @@ from textual.widgets import Input, TextArea
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import ModuleProgress, Progress
 from assetmon_tui.events import compute_events
-from assetmon_tui.store import monitor, repo
+from assetmon_tui.store import leases, monitor, repo
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -46,9 +46,14 @@ def fixed_world(monkeypatch):
     time.tzset()
 
 
+# minutes after the row's hour, by column name (other columns: on the hour), so that a
+# column added to a table does not move the times shown
+MINUTES = {"started_at": 1, "finished_at": 4, "heartbeat": 4, "last_seen": 3, "updated_at": 3, "next_run_at": 30}
+
+
 def freeze_times() -> None:
-    """Every stored time becomes BASE + the row's rank (by id) in hours + the column's rank in
-    minutes: the same on every run and on both databases (PostgreSQL's upserts skip ids)."""
+    """Every stored time becomes BASE + the row's rank (by id) in hours + MINUTES of its column:
+    the same on every run and on both databases (PostgreSQL's upserts skip ids)."""
     from sqlalchemy import DateTime, select, update
     from sqlmodel import SQLModel
 
@@ -63,8 +68,8 @@ def freeze_times() -> None:
             rows = conn.execute(select(table.c.id, *columns).order_by(table.c.id)).all()
             for number, row in enumerate(rows, 1):
                 values = {
-                    c.name: BASE + timedelta(hours=number, minutes=3 * rank)
-                    for rank, c in enumerate(columns)
+                    c.name: BASE + timedelta(hours=number, minutes=MINUTES.get(c.name, 0))
+                    for c in columns
                     if row._mapping[c.name] is not None
                 }
                 if values:
@@ -95,7 +100,7 @@ def live_scan(data, monkeypatch) -> int:
     from assetmon_tui.dispatch import Dispatcher
 
     scan = repo.create_scan(data["project"], ["dns", "ports", "http", "js"], {})
-    assert repo.claim_scan(scan.id, "thread", "test:1")
+    assert leases.claim(scan.id, "thread", "test:1", 60, 3)
     freeze_times()
     row = repo.get_scan(scan.id)
     progress = Progress(
@@ -178,6 +183,7 @@ def dashboard_ready(data: dict[str, Any], scans: int) -> Callable[[Pilot], Await
 
 def view(data: dict[str, Any], scans: int, then: Callable[[Pilot], Awaitable[None]] | None = None):
     async def run_before(pilot: Pilot) -> None:
+        pilot.app.animation_level = "none"  # e.g. the tabs' underline, which slides when a label grows
         await dashboard_ready(data, scans)(pilot)
         if then is not None:
             await then(pilot)

@@ -3,7 +3,7 @@
 import pytest
 
 from assetmon_tui.core.targets import TargetError
-from assetmon_tui.store import repo
+from assetmon_tui.store import leases, repo
 from assetmon_tui.store.db import session
 
 
@@ -42,34 +42,66 @@ def test_upsert_keeps_first_seen_and_moves_last_seen():
     assert host.first_seen <= host.last_seen and host.dns_status == "nxdomain"
 
 
+def claim(scan_id: int, owner: str, lease: float = 60, dead: str = "") -> bool:
+    return leases.claim(scan_id, "thread", owner, lease, max_attempts=3, dead_owner=dead)
+
+
 def test_a_scan_is_claimed_once():
     project = repo.create_project("acme")
     scan = repo.create_scan(project.id, ["dns"], {})
-    assert repo.claim_scan(scan.id, "thread", "a:1")
-    assert not repo.claim_scan(scan.id, "celery", "b:2")
+    assert claim(scan.id, "a:1")
+    assert not claim(scan.id, "b:2")  # a duplicate message: the lease is held
     assert repo.get_scan(scan.id).owner == "a:1"
+    assert [(a.number, a.runner, a.ended_at) for a in leases.attempts(scan.id)] == [(1, "a:1", None)]
 
 
 def test_cancel_queued_is_immediate_and_running_is_cooperative():
     project = repo.create_project("acme")
     queued = repo.create_scan(project.id, ["dns"], {})
     assert repo.request_cancel(queued.id) == "cancelled"
-    assert not repo.claim_scan(queued.id, "thread", "a:1")  # nobody runs it afterwards
+    assert not claim(queued.id, "a:1")  # nobody runs it afterwards
     running = repo.create_scan(project.id, ["dns"], {})
-    repo.claim_scan(running.id, "thread", "a:1")
+    claim(running.id, "a:1")
     assert repo.request_cancel(running.id) == "cancelling"
     assert repo.cancel_requested(running.id)
     assert repo.finish_scan(running.id, "cancelled")
     assert not repo.finish_scan(running.id, "failed")  # a final state is never overwritten
     assert repo.get_scan(running.id).status == "cancelled"
+    assert leases.attempts(running.id)[0].outcome == "cancelled"
 
 
-def test_stale_scans_are_those_without_recent_heartbeat():
+def test_an_expired_lease_or_a_dead_owner_lets_another_runner_take_over():
     project = repo.create_project("acme")
     scan = repo.create_scan(project.id, ["dns"], {})
-    repo.claim_scan(scan.id, "celery", "w:1")
-    assert repo.stale_scans(60) == []
-    assert [s.id for s in repo.stale_scans(-1)] == [scan.id]
+    assert claim(scan.id, "a:1", lease=60)
+    assert not claim(scan.id, "b:2")
+    assert claim(scan.id, "b:2", dead="a:1")  # evidence: a:1 is known dead
+    assert not leases.renew(scan.id, "a:1", 60)  # the old runner finds out at its next beat...
+    assert not repo.finish_scan(scan.id, "done", owner="a:1")  # ...and cannot end the scan
+    assert leases.renew(scan.id, "b:2", -1)  # b:2 stops renewing: its lease is in the past
+    assert claim(scan.id, "c:3")
+    assert repo.get_scan(scan.id).attempts == 3
+    assert [(a.runner, a.outcome) for a in leases.attempts(scan.id)] == [("a:1", "lost"), ("b:2", "lost"), ("c:3", "")]
+    assert not claim(scan.id, "d:4", dead="c:3")  # three attempts: the budget is spent
+    assert repo.get_scan(scan.id).owner == "c:3"
+
+
+def test_attempts_are_bounded_and_a_requeued_scan_keeps_its_checkpoint():
+    project = repo.create_project("acme")
+    scan = repo.create_scan(project.id, ["dns"], {})
+    for n in range(3):
+        assert claim(scan.id, f"r:{n}", lease=-1)  # each runner's lease is already over
+        assert leases.save_checkpoint(scan.id, f"r:{n}", {"v": 1, "done": ["dns"] * n})
+    assert not claim(scan.id, "r:9")  # max_attempts reached: only a reaper may end it now
+    assert leases.requeue(scan.id, "r:2", "its runner exited")
+    assert repo.get_scan(scan.id).status == "queued"
+    assert leases.load_checkpoint(scan.id)["done"] == ["dns", "dns"]  # the last runner's checkpoint
+    assert leases.attempts(scan.id)[-1].reason == "its runner exited"
+    repo.finish_scan(scan.id, "failed", "gave up")
+    assert leases.reopen(scan.id, "me:1")
+    row = repo.get_scan(scan.id)
+    assert (row.status, row.attempts, row.submitter) == ("queued", 0, "me:1")
+    assert claim(scan.id, "r:10") and leases.attempts(scan.id)[-1].number == 4
 
 
 def test_one_active_scan_per_project_is_enforced_by_the_database():
@@ -79,6 +111,6 @@ def test_one_active_scan_per_project_is_enforced_by_the_database():
     repo.create_scan(other.id, ["dns"], {})  # other projects are independent
     with pytest.raises(repo.ProjectBusy, match=f"#{first.id}"):
         repo.create_scan(project.id, ["dns"], {})
-    repo.claim_scan(first.id, "celery", "w:1")
+    claim(first.id, "w:1")
     repo.finish_scan(first.id, "failed", "runner lost")  # what the reaper does to a dead scan
     assert repo.create_scan(project.id, ["dns"], {}).id > first.id

@@ -21,6 +21,8 @@ from celery.beat import Scheduler
 from assetmon_tui.schedule import run_due
 from assetmon_tui.store import repo
 
+from .tasks import reap_once
+
 log = logging.getLogger(__name__)
 
 POLL = 5.0  # seconds between looks at the schedule table
@@ -53,9 +55,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]  # celery has no types
         if now >= self._next_poll:
             self._next_poll = now + POLL
             try:
+                reap_once()  # a lost scan must not hold its project's schedule
                 started = run_due(submit)
                 if started:
                     log.info("scheduled scans started for projects %s", started)
-            except Exception:  # the database may be briefly away: try again next poll
-                log.exception("could not read the schedules")
+            except Exception as exc:  # the database may be briefly away: try again next poll
+                log.warning("schedules not read: %s: %s", type(exc).__name__, exc)
         return max(0.0, min(delay, self._next_poll - time.monotonic()))

@@ -54,5 +54,24 @@ def enqueue_scan(celery: Celery, scan_id: int) -> str:
     return task_id
 
 
+def broker_holds(celery: Celery, task_id: str) -> bool | None:
+    """Whether Redis still holds a task's message: waiting in the queue, or
+    delivered and not yet acknowledged (acks_late keeps it in `unacked` until
+    the task ends). None when Redis cannot be asked."""
+    import redis
+
+    needle = task_id.encode()
+    try:
+        client = redis.Redis.from_url(celery.conf.broker_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            queues = [k for k in client.scan_iter(match=QUEUE + "*", count=100) if client.type(k) == b"list"]
+            waiting = any(needle in m for key in queues for m in client.lrange(key, 0, -1))
+            return waiting or any(needle in m for m in client.hvals("unacked"))
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return None
+
+
 app = make_app()
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the log

@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import platform
 import socket
+import threading
+import time
+from functools import partial
 from typing import TYPE_CHECKING
 
-from assetmon_tui.core.progress import Progress
+from celery.signals import worker_ready, worker_shutting_down
 
-from .celery_app import app
+from assetmon_tui.core.progress import FINAL_STATES, Progress
+
+from .celery_app import app, broker_holds, enqueue_scan
 
 if TYPE_CHECKING:
     from celery import Task
@@ -17,18 +22,91 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class Publisher:
+    """Progress to Redis, best effort: while Redis is away the scan goes on
+    (results go to the database), one line is logged when it goes and one
+    when it is back, and publishing is retried every few seconds rather than
+    at every report (each try may block for the socket timeout)."""
+
+    RETRY = 3.0
+
+    def __init__(self, task: Task, scan_id: int) -> None:
+        self.task, self.scan_id = task, scan_id
+        self.down_since: float | None = None
+        self._next_try = 0.0
+
+    def __call__(self, progress: Progress) -> None:
+        now = time.time()
+        final = progress.state in FINAL_STATES
+        if self.down_since is not None and now < self._next_try and not final:
+            return
+        try:
+            self.task.update_state(state="PROGRESS", meta=progress.to_dict())
+        except Exception as exc:  # kombu/redis raise many kinds when Redis vanishes
+            if self.down_since is None:
+                self.down_since = now
+                log.warning(
+                    "scan %s: Redis unreachable (%s); scanning on, progress resumes when it returns",
+                    self.scan_id,
+                    type(exc).__name__,
+                )
+            self._next_try = now + self.RETRY
+            return
+        if self.down_since is not None:
+            log.warning(
+                "scan %s: Redis is back after %.0f s; progress published again", self.scan_id, now - self.down_since
+            )
+            self.down_since = None
+
+
 @app.task(name="assetmon.run_scan", bind=True)  # type: ignore[untyped-decorator]  # celery has no types
 def run_scan(self: Task, scan_id: int) -> dict[str, object]:
     from assetmon_tui.pipeline import run_scan as run
 
-    def report(progress: Progress) -> None:
-        try:
-            self.update_state(state="PROGRESS", meta=progress.to_dict())
-        except Exception as exc:  # Redis away: the scan goes on, the row has the truth
-            log.warning("progress of scan %s not published: %s", scan_id, exc)
-
     # Exceptions propagate on purpose: Celery records FAILURE, the row says why.
-    return run(scan_id, report, backend="celery").to_dict()
+    return run(scan_id, Publisher(self, scan_id), backend="celery").to_dict()
+
+
+def reap_once() -> list[int]:
+    """One reaper pass from this worker: lost scans are requeued here."""
+    from assetmon_tui.core.config import get_settings
+    from assetmon_tui.reaper import Reaper
+
+    reaper = Reaper(get_settings(), enqueue=partial(enqueue_scan, app), broker_holds=partial(broker_holds, app))
+    return reaper.reap()
+
+
+def _reaper_loop(stop: threading.Event) -> None:
+    """In the worker's main process: at start, then every third of a lease."""
+    from assetmon_tui.core.config import get_settings
+
+    interval = max(1.0, get_settings().lease_timeout / 3)
+    failing = False
+    while True:
+        try:
+            reap_once()
+            if failing:
+                log.warning("reaper: working again")
+            failing = False
+        except Exception as exc:  # the database or Redis may be briefly away
+            if not failing:
+                log.warning("reaper: %s: %s (retrying every %.0f s)", type(exc).__name__, exc, interval)
+            failing = True
+        if stop.wait(interval):
+            return
+
+
+_stop_reaper = threading.Event()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_reaper(**_: object) -> None:
+    threading.Thread(target=_reaper_loop, args=(_stop_reaper,), name="assetmon-reaper", daemon=True).start()
+
+
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _stop(**_: object) -> None:
+    _stop_reaper.set()
 
 
 @app.task(name="assetmon.health_check")  # type: ignore[untyped-decorator]

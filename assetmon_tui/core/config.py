@@ -30,9 +30,10 @@ class Settings:
     health_interval: float = 5.0  # re-check period
     # Scan limits
     scan_time_limit: int = 3600  # hard limit per scan, seconds
-    heartbeat_interval: float = 5.0
-    stale_after: float = 45.0  # a running scan silent this long is dead
-    queue_timeout: float = 30.0  # a queued Celery scan nobody takes fails after this
+    heartbeat_interval: float = 5.0  # the runner renews its lease this often
+    lease_timeout: float = 30.0  # a runner silent this long has lost its scan: anyone may resume it
+    max_attempts: int = 3  # runs of one scan (the first and its resumes) before it is failed
+    checkpoint_interval: float = 2.0  # seconds of work a resume may repeat (checkpoint writes in between)
     dns_concurrency: int = 200
     dns_timeout: float = 2.0
     dns_retries: int = 2

@@ -16,6 +16,7 @@ from ..core.targets import Scope, is_ip, parse_target
 if TYPE_CHECKING:
     from ..scanners.dns import DnsResult
     from ..scanners.js import Page
+    from .checkpoint import Checkpoint
 
 MAX_CIDR_ADDRESSES = 4096
 
@@ -36,6 +37,7 @@ class Found:
     roots: list[str] = field(default_factory=list)  # domains to enumerate under
     wildcards: set[str] = field(default_factory=set)  # zones answering any label
     cnamed: list[DnsResult] = field(default_factory=list)  # DnsResults with CNAMEs, for takeover
+    revealed: set[str] = field(default_factory=set)  # in-zone names that HTTP answers mention
 
 
 SEEDED = ("addresses", "direct", "urls", "roots")  # the Found fields `seed` fills
@@ -54,6 +56,7 @@ class ScanContext:
     ticker: Callable[[str], Tick]  # step name -> its progress callback (throttled reports)
     found: Found = field(default_factory=Found)
     saved_hosts: set[str] = field(default_factory=set)  # host names written this scan, to count new ones
+    checkpoint: Checkpoint | None = None  # set by the run: steps mark finished items in it
 
     @property
     def nameservers(self) -> list[str]:

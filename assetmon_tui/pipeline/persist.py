@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlmodel import Session
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..scanners.js import JsFile
     from ..scanners.ports import PortResult
     from ..scanners.takeover import TakeoverFinding
+    from .checkpoint import Checkpoint
 
 FLUSH_EVERY = 2.0  # seconds a found result waits for its batch at most
 
@@ -41,12 +42,24 @@ class BatchSaver(Generic[T]):
     time or every `every` seconds, whichever comes first; one batch at a time.
 
     Use as `async with`: a normal exit writes what is left. An error or a
-    cancellation drops it, as the scan is failing or being cancelled anyway."""
+    cancellation drops it, as the scan is failing or being cancelled anyway.
 
-    def __init__(self, save: Callable[[list[T]], None], size: int, every: float = FLUSH_EVERY) -> None:
+    With a `checkpoint`, a batch is followed (at most every few seconds) by
+    the checkpoint as it was when the batch was taken, so the checkpoint
+    never covers rows that are not yet committed. A step uses one saver at
+    a time, so the items it marks belong to the batches of that saver."""
+
+    def __init__(
+        self,
+        save: Callable[[list[T]], None],
+        size: int,
+        every: float = FLUSH_EVERY,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         self._save = save
         self._size = size
         self._every = every
+        self._checkpoint = checkpoint
         self._rows: list[T] = []
         self._lock = asyncio.Lock()  # batches never overlap: upserts of one host stay ordered
         self._stop = asyncio.Event()
@@ -77,8 +90,16 @@ class BatchSaver(Generic[T]):
     async def flush(self) -> None:
         async with self._lock:
             rows, self._rows = self._rows, []
-            if rows:
-                await asyncio.to_thread(self._save, rows)
+            cp = self._checkpoint
+            state = cp.capture() if cp is not None and cp.due() else None
+            if rows or state is not None:
+                await asyncio.to_thread(self._write, rows, state)
+
+    def _write(self, rows: list[T], state: dict[str, Any] | None) -> None:
+        if rows:
+            self._save(rows)
+        if state is not None and self._checkpoint is not None:
+            self._checkpoint.write(state)
 
     async def _tick(self) -> None:
         while True:
@@ -87,6 +108,14 @@ class BatchSaver(Generic[T]):
                 return  # stopping: the final flush is __aexit__'s
             except TimeoutError:
                 await self.flush()
+
+
+def save_names(ctx: ScanContext, names: list[str]) -> None:
+    """Names discovered (not yet resolved): stored at once, so a crash keeps them."""
+    with session() as s:
+        for name in names:
+            repo.upsert_host(s, ctx.project_id, name, ctx.scan_id)
+        s.commit()
 
 
 def save_dns(ctx: ScanContext, results: list[DnsResult]) -> None:

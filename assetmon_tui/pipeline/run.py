@@ -1,8 +1,11 @@
-"""Run one scan: steps in order, progress reported, results persisted.
+"""Run one scan: steps in order, progress reported, results persisted,
+checkpoints written, and resumed from the last checkpoint when a previous
+runner was lost.
 
 Both backends call `run_scan`; only `report` differs (Celery update_state or
-an in-memory slot). The scan row is claimed atomically first, so a scan runs
-once even if a message is delivered twice or a local fallback raced a worker.
+an in-memory slot). The scan is claimed in the database first, with a lease
+(`store.leases`): a duplicate message finds it taken and does nothing, a
+redelivered one whose runner died takes it over and resumes it.
 """
 
 from __future__ import annotations
@@ -10,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 
 from ..core.config import Settings, get_settings
 from ..core.modules import check_modules
+from ..core.owners import is_dead, this_process
 from ..core.progress import Progress
 from ..core.targets import Scope
-from ..store import repo
+from ..store import leases, repo
+from .checkpoint import Checkpoint, LeaseLost
 from .context import ScanContext, Tick, seed
 from .steps import STEPS
 
@@ -32,22 +35,34 @@ Reporter = Callable[[Progress], None]
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return this_process()
 
 
 def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
-    """Run a queued scan to a final state. Raises when the scan failed, after
-    recording the failure, so Celery shows FAILURE rather than SUCCESS."""
-    if not repo.claim_scan(scan_id, backend, owner_id()):
+    """Run (or resume) a scan to a final state. Raises when the scan failed,
+    after recording the failure, so Celery shows FAILURE rather than SUCCESS."""
+    settings = get_settings()
+    owner = owner_id()
+    scan = repo.get_scan(scan_id)
+    dead = scan.owner if scan.status == "running" and scan.owner and is_dead(scan.owner) else ""
+    if not leases.claim(scan_id, backend, owner, settings.lease_timeout, settings.max_attempts, dead_owner=dead):
         scan = repo.get_scan(scan_id)
-        log.info("scan %s not claimed (status %s): someone else has it", scan_id, scan.status)
+        log.info("scan %s not claimed (status %s, run by %s): nothing to do", scan_id, scan.status, scan.owner or "-")
         return Progress(scan_id, state=scan.status, message="taken by another runner")
-    run = Run(scan_id, report, get_settings(), backend)
+    if dead:
+        log.warning("scan %s: took over from %s, which exited; resuming", scan_id, dead)
+    run = Run(scan_id, report, settings, backend, owner)
     try:
         asyncio.run(run.main())
+    except LeaseLost as exc:
+        log.warning("scan %s: %s; stopped without ending it", scan_id, exc)
+        return run.progress
     except BaseException as exc:
         run.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
+    if run.lost:
+        log.warning("scan %s: another runner holds it now; stopped without ending it", scan_id)
+        return run.progress
     run.finish("cancelled" if run.cancelled else "done")
     from ..events import after_scan
 
@@ -58,13 +73,16 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
 class Run:
     """The lifecycle of one claimed scan; the work itself is the steps'."""
 
-    def __init__(self, scan_id: int, report: Reporter, settings: Settings, backend: str) -> None:
+    def __init__(self, scan_id: int, report: Reporter, settings: Settings, backend: str, owner: str) -> None:
         scan = repo.get_scan(scan_id)
         assert scan.id is not None
         self.scan_id = scan.id
+        self.owner = owner
+        self.attempt = scan.attempts
         self._report = report
         self._last_report = 0.0
         self.cancelled = False
+        self.lost = False
         self.progress = Progress(scan_id, state="running", started_at=time.time(), message="starting")
         modules = [m for m in scan.modules.split(",") if m]
         for name in modules:
@@ -80,6 +98,8 @@ class Run:
             progress=self.progress,
             ticker=self.ticker,
         )
+        self.checkpoint = Checkpoint(self.ctx, owner)
+        self.ctx.checkpoint = self.checkpoint
 
     # -- progress, heartbeat, cancel ------------------------------------------------
 
@@ -101,13 +121,18 @@ class Run:
         return tick
 
     async def _watch(self, main: asyncio.Future[None]) -> None:
-        """Heartbeat the scan row and turn a cancel request into task cancellation."""
-        last_beat = 0.0
+        """Renew the lease, and turn a cancel request (or a lost lease) into
+        task cancellation."""
+        settings = self.ctx.settings
+        last_beat = time.time()
         while not main.done():
             await asyncio.sleep(CANCEL_POLL)
-            if time.time() - last_beat >= self.ctx.settings.heartbeat_interval:
+            if time.time() - last_beat >= settings.heartbeat_interval:
                 last_beat = time.time()
-                await asyncio.to_thread(repo.beat, self.scan_id)
+                if not await asyncio.to_thread(leases.renew, self.scan_id, self.owner, settings.lease_timeout):
+                    self.lost = True
+                    main.cancel()
+                    return
             if await asyncio.to_thread(repo.cancel_requested, self.scan_id):
                 self.cancelled = True
                 self.progress.state = "cancelling"
@@ -122,27 +147,44 @@ class Run:
         try:
             await main
         except asyncio.CancelledError:
-            if not self.cancelled:
+            if not (self.cancelled or self.lost):
                 raise
         finally:
             watcher.cancel()
 
     async def _steps(self) -> None:
         names = check_modules(self.ctx.modules)
-        seed(self.ctx)
+        resumed = self.checkpoint.restore()
+        if not resumed:
+            seed(self.ctx)
+        elif self.checkpoint.done or self.checkpoint.step:
+            where = self.checkpoint.step or "the next step"
+            self.report(
+                f"resuming (attempt {self.attempt}) after {', '.join(self.checkpoint.done) or 'seeding'}"
+                f"; continuing {where}",
+                force=True,
+            )
         for name in names:
             mod = self.progress.module(name)
+            if name in self.checkpoint.done:
+                mod.status = "done"
+                mod.done = mod.total = max(mod.total, 1)
+                continue
             mod.status = "running"
             self.report(f"{name}: running", force=True)
+            self.checkpoint.begin(name)
             try:
                 await STEPS[name](self.ctx).run()
             except asyncio.CancelledError:
                 mod.status = "cancelled"
                 raise
+            except LeaseLost:
+                raise
             except Exception as exc:
                 mod.status = "failed"
                 self.report(f"{name} failed: {exc}", force=True)
                 raise
+            await asyncio.to_thread(self.checkpoint.write, self.checkpoint.finish_step(name))
             mod.status = "done"
             if mod.total == 0:
                 mod.done = mod.total = 1
@@ -152,5 +194,6 @@ class Run:
         self.progress.state = state
         self.progress.finished_at = time.time()
         self.progress.message = error or {"done": "finished", "cancelled": "cancelled"}.get(state, state)
-        repo.finish_scan(self.scan_id, state, error, {**self.progress.counters, "elapsed": self.progress.elapsed})
+        summary = {**self.progress.counters, "elapsed": self.progress.elapsed}
+        repo.finish_scan(self.scan_id, state, error, summary, owner=self.owner)
         self._report(self.progress)

@@ -293,11 +293,18 @@ def _headers(response: httpx.Response) -> dict[str, str]:
     return headers
 
 
+def target_url(target: HttpTarget) -> str:
+    """The URL a target is probed at (and its result's `url`)."""
+    host = target.host.strip().lower().rstrip(".")
+    scheme = target.scheme.lower()
+    return f"{scheme}://{_authority(host, target.port, scheme)}{_path(target.path)}"
+
+
 async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: HttpOptions) -> HttpResult:
     """Fetch one target, following same-host redirects; never raises."""
     host = target.host.strip().lower().rstrip(".")
     scheme, port, path = target.scheme.lower(), target.port, _path(target.path)
-    url = f"{scheme}://{_authority(host, port, scheme)}{path}"
+    url = target_url(target)
     result = HttpResult(url=url, host=host, port=port, scheme=scheme, status=None)
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -13,6 +13,7 @@ from typing import overload
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel
 
 
@@ -34,8 +35,16 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the tables defined here (all of them) where missing."""
-    SQLModel.metadata.create_all(engine)
+    """Create the tables defined here (all of them) where missing. Processes
+    that open a new database at the same moment (a worker's reaper and the
+    TUI) race between "is it there?" and CREATE: the loser looks again."""
+    for attempt in range(3):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if "already exists" not in str(exc) and "duplicate key" not in str(exc) or attempt == 2:
+                raise
 
 
 class Project(SQLModel, table=True):
@@ -77,14 +86,35 @@ class Scan(SQLModel, table=True):
     options: str = Field(default="{}", sa_column=Column(Text))  # JSON: ports, nameservers...
     backend: str = ""  # celery | thread
     task_id: str = ""
-    owner: str = ""  # host:pid running a thread scan
+    owner: str = ""  # host:pid of the process running it now (the lease holder)
+    submitter: str = ""  # host:pid of the process that submitted it: only it may take a queued scan back
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    queued_at: datetime | None = Field(default_factory=utcnow)  # last (re)queued: the broker has had it since
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat: datetime | None = None
+    lease_until: datetime | None = None  # the owner's lease: past it, anyone may take the scan over
+    attempts: int = 0  # runs started (a resumed scan has several)
+    checkpoint: str = Field(default="{}", sa_column=Column(Text))  # JSON: steps done, shared state, cursors
     error: str = ""
     summary: str = Field(default="{}", sa_column=Column(Text))  # final counters, JSON
+
+
+class ScanAttempt(SQLModel, table=True):
+    """One run of a scan by one runner, and how it ended (a lost runner's
+    attempt is closed by whoever takes the scan over)."""
+
+    __table_args__ = (UniqueConstraint("scan_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: int = Field(foreign_key="scan.id", index=True, ondelete="CASCADE")
+    number: int
+    runner: str  # host:pid
+    backend: str
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    outcome: str = ""  # done | failed | cancelled | lost
+    reason: str = ""
 
 
 class _Seen(SQLModel):

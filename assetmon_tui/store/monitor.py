@@ -27,7 +27,7 @@ from .notifiers import (
     save_delivery,
     update_notifier,
 )
-from .repo import ACTIVE, findings, project_busy, project_name
+from .repo import ACTIVE, findings, project_name
 from .schedules import (
     claim_run,
     delete_schedule,
@@ -77,7 +77,6 @@ __all__ = [
     "list_notifiers",
     "list_schedules",
     "previous_snapshot",
-    "project_busy",
     "project_name",
     "save_delivery",
     "save_schedule",

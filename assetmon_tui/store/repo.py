@@ -4,10 +4,9 @@ modules: snapshots, event_log, schedules, notifiers)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -16,6 +15,7 @@ from sqlmodel.sql.expression import Select
 from ..core.modules import check_modules
 from ..core.targets import Target as ParsedTarget
 from ..core.targets import parse_target
+from . import leases
 from .db import session
 from .models import (
     DnsRecord,
@@ -141,9 +141,9 @@ class ProjectBusy(ValueError):
     """The project has an active scan already."""
 
 
-def create_scan(project_id: int, modules: list[str], options: dict[str, Any]) -> Scan:
+def create_scan(project_id: int, modules: list[str], options: dict[str, Any], submitter: str = "") -> Scan:
     with session() as s:
-        scan = Scan(project_id=project_id, modules=",".join(modules), options=json.dumps(options))
+        scan = Scan(project_id=project_id, modules=",".join(modules), options=json.dumps(options), submitter=submitter)
         s.add(scan)
         try:
             s.commit()
@@ -154,7 +154,7 @@ def create_scan(project_id: int, modules: list[str], options: dict[str, Any]) ->
         return scan
 
 
-def new_scan(project_id: int, modules: list[str], options: dict[str, Any]) -> Scan:
+def new_scan(project_id: int, modules: list[str], options: dict[str, Any], submitter: str = "") -> Scan:
     """A scan row for someone to run: the modules checked and put in run order,
     the project's targets present. What every submitter (TUI, CLI, beat) calls."""
     modules = check_modules(modules)
@@ -162,7 +162,7 @@ def new_scan(project_id: int, modules: list[str], options: dict[str, Any]) -> Sc
         raise ValueError("choose at least one module")
     if not list_targets(project_id):
         raise ValueError("the project has no targets: add some first")
-    return create_scan(project_id, modules, options)
+    return create_scan(project_id, modules, options, submitter)
 
 
 def get_scan(scan_id: int) -> Scan:
@@ -174,24 +174,7 @@ def get_scan(scan_id: int) -> Scan:
 
 
 def set_backend(scan_id: int, backend: str, task_id: str = "", owner: str = "") -> None:
-    _update(scan_id, backend=backend, task_id=task_id, owner=owner)
-
-
-def claim_scan(scan_id: int, backend: str, owner: str) -> bool:
-    """queued -> running, atomically: whoever wins runs the scan, once."""
-    now = utcnow()
-    with session() as s:
-        result = s.exec(
-            update(Scan)
-            .where(col(Scan.id) == scan_id, col(Scan.status) == "queued", col(Scan.cancel_requested).is_(False))
-            .values(status="running", backend=backend, owner=owner, started_at=now, heartbeat=now)
-        )
-        s.commit()
-        return result.rowcount == 1
-
-
-def beat(scan_id: int) -> None:
-    _update(scan_id, heartbeat=utcnow())
+    _update(scan_id, backend=backend, task_id=task_id, owner=owner, queued_at=utcnow())
 
 
 def cancel_requested(scan_id: int) -> bool:
@@ -199,15 +182,31 @@ def cancel_requested(scan_id: int) -> bool:
         return bool(s.exec(select(Scan.cancel_requested).where(Scan.id == scan_id)).first())
 
 
-def finish_scan(scan_id: int, status: str, error: str = "", summary: dict[str, Any] | None = None) -> bool:
-    """Move an active scan to a final state (a final state is never overwritten)."""
-    values: dict[str, Any] = dict(status=status, error=error[:2000], finished_at=utcnow())
+def finish_scan(
+    scan_id: int, status: str, error: str = "", summary: dict[str, Any] | None = None, owner: str | None = None
+) -> bool:
+    """Move an active scan to a final state (a final state is never overwritten).
+    With `owner`, only while that runner still holds the scan: a runner that
+    lost its lease must not end a scan someone else has resumed."""
+    values: dict[str, Any] = dict(status=status, error=error[:2000], finished_at=utcnow(), lease_until=None)
     if summary is not None:
         values["summary"] = json.dumps(summary)
+    query = update(Scan).where(col(Scan.id) == scan_id, col(Scan.status).in_(ACTIVE))
+    if owner is not None:
+        query = query.where(col(Scan.owner) == owner)
     with session() as s:
-        result = s.exec(update(Scan).where(col(Scan.id) == scan_id, col(Scan.status).in_(ACTIVE)).values(**values))
+        result = s.exec(query.values(**values))
         s.commit()
-        return result.rowcount == 1
+    if result.rowcount == 1:
+        leases.end_attempt(scan_id, status, error)
+    return result.rowcount == 1
+
+
+def has_active_scan(project_id: int) -> bool:
+    """The project lock as the database holds it (queued, running or cancelling)."""
+    with session() as s:
+        query = select(Scan.id).where(Scan.project_id == project_id, col(Scan.status).in_(ACTIVE))
+        return s.exec(query).first() is not None
 
 
 def request_cancel(scan_id: int) -> str:
@@ -243,20 +242,6 @@ def list_scans(project_id: int | None = None, limit: int = 200) -> list[Scan]:
         return list(s.exec(query))
 
 
-def stale_scans(stale_after: float) -> list[Scan]:
-    """Running scans whose runner stopped beating."""
-    cutoff = utcnow() - timedelta(seconds=stale_after)
-    with session() as s:
-        return list(
-            s.exec(
-                select(Scan).where(
-                    col(Scan.status).in_(("running", "cancelling")),
-                    or_(col(Scan.heartbeat).is_(None), col(Scan.heartbeat) < cutoff),
-                )
-            )
-        )
-
-
 def previous_scan(project_id: int, before_scan_id: int) -> Scan | None:
     with session() as s:
         return s.exec(
@@ -264,31 +249,6 @@ def previous_scan(project_id: int, before_scan_id: int) -> Scan | None:
             .where(Scan.project_id == project_id, col(Scan.id) < before_scan_id, Scan.status == "done")
             .order_by(col(Scan.id).desc())
         ).first()
-
-
-def project_busy(project_id: int, stale_after: float, queued_for: float) -> bool:
-    """An active scan of the project whose runner showed life within
-    `stale_after` seconds, or a scan queued within `queued_for` seconds (it
-    may be waiting behind a busy worker). A crashed runner's scan goes stale
-    and stops counting."""
-    now = utcnow()
-    with session() as s:
-        return (
-            s.exec(
-                select(Scan.id).where(
-                    Scan.project_id == project_id,
-                    col(Scan.status).in_(ACTIVE),
-                    or_(
-                        col(Scan.heartbeat) >= now - timedelta(seconds=stale_after),
-                        and_(
-                            col(Scan.heartbeat).is_(None),
-                            col(Scan.created_at) >= now - timedelta(seconds=queued_for),
-                        ),
-                    ),
-                )
-            ).first()
-            is not None
-        )
 
 
 def _update(scan_id: int, **values: Any) -> None:

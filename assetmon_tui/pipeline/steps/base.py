@@ -3,9 +3,13 @@ the shared `Found` state, runs a scanner, adds to the state and saves rows."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 from ..context import Found, ScanContext, Tick
+from ..persist import BatchSaver
+
+T = TypeVar("T")
 
 
 class Step:
@@ -32,5 +36,30 @@ class Step:
         """This step's progress callback for the scanner."""
         return self.ctx.ticker(self.name)
 
+    def saver(self, save: Callable[[list[T]], None], size: int) -> BatchSaver[T]:
+        """The step's batched writer, checkpointing as it commits."""
+        return saver(self.ctx, save, size)
+
     async def run(self) -> None:
         raise NotImplementedError
+
+
+def saver(ctx: ScanContext, save: Callable[[list[T]], None], size: int) -> BatchSaver[T]:
+    return BatchSaver(save, size, checkpoint=ctx.checkpoint)
+
+
+def finished(ctx: ScanContext) -> set[str]:
+    """Keys of the items the current step already finished (on a resume)."""
+    return set(ctx.checkpoint.items) if ctx.checkpoint else set()
+
+
+def mark(ctx: ScanContext, key: str) -> None:
+    if ctx.checkpoint is not None:
+        ctx.checkpoint.mark(key)
+
+
+def offset(tick: Tick | None, skipped: int) -> Tick | None:
+    """A scanner's progress over what is left, shown over the whole step."""
+    if tick is None or not skipped:
+        return tick
+    return lambda done, total: tick(done + skipped, total + skipped)

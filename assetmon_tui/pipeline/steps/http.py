@@ -6,12 +6,12 @@ from __future__ import annotations
 from functools import partial
 from urllib.parse import urlsplit
 
-from ...scanners.http import HttpOptions, HttpResult, HttpTarget, probe, web_targets
+from ...scanners.http import HttpOptions, HttpTarget, probe, target_url, web_targets
 from ...scanners.js import Page
 from ...scanners.subdomains import harvest_http
 from ..context import Tick
-from ..persist import BatchSaver, save_http
-from .base import Step
+from ..persist import save_http
+from .base import Step, finished, mark, offset
 from .dns import dns_options, resolve_names
 
 
@@ -22,14 +22,19 @@ class Http(Step):
     saves = ("host", "dnsrecord", "httpendpoint")
 
     async def run(self) -> None:
-        known = set(self.found.addresses)
-        revealed = await self.probe(self.targets(), self.tick())
-        fresh = sorted(n for n in revealed - known if n in self.ctx.scope)
+        targets = self.targets()
+        await self.probe(targets, self.tick())
+        # Names the answers revealed get one round of their own. (On a resume
+        # the first round's names are already in `addresses`: the `revealed`
+        # set, checkpointed, is what says which they are.)
+        probed = {t.host for t in targets}
+        fresh = sorted(n for n in self.found.revealed if n in self.ctx.scope and n not in probed)
         if fresh:
-            self.ctx.progress.count("subdomains", len(fresh))
-            for name in fresh:
+            new = [n for n in fresh if n not in self.found.addresses]
+            self.ctx.progress.count("subdomains", len(new))
+            for name in new:
                 self.found.addresses[name] = set()
-            await resolve_names(self.ctx, fresh, dns_options(self.ctx))
+            await resolve_names(self.ctx, fresh, dns_options(self.ctx), key="dns:")
             await self.probe(self.targets(fresh, direct=False))
 
     def targets(self, names: list[str] | None = None, direct: bool = True) -> list[HttpTarget]:
@@ -57,8 +62,9 @@ class Http(Step):
         unique = {(t.host, t.port, t.scheme, t.path): t for t in targets}
         return list(unique.values())
 
-    async def probe(self, targets: list[HttpTarget], progress: Tick | None = None) -> set[str]:
-        """Probe and save; return the in-zone names the answers mention."""
+    async def probe(self, targets: list[HttpTarget], progress: Tick | None = None) -> None:
+        """Probe and save (less what a resumed step already probed); the
+        in-zone names the answers mention go to `found.revealed`."""
         settings = self.ctx.settings
         options = HttpOptions(
             concurrency=settings.http_concurrency,
@@ -66,16 +72,17 @@ class Http(Step):
             max_body=settings.http_max_body,
             favicon=True,
         )
-        revealed: set[str] = set()
         keep_pages = "js" in self.ctx.modules
-        async with BatchSaver[HttpResult](partial(save_http, self.ctx), size=100) as saver:
-            async for result in probe(targets, options, progress):
-                await saver.add(result)
+        done = finished(self.ctx)
+        todo = [t for t in targets if target_url(t) not in done]
+        async with self.saver(partial(save_http, self.ctx), 100) as batch:
+            async for result in probe(todo, options, offset(progress, len(targets) - len(todo))):
+                mark(self.ctx, result.url)
+                await batch.add(result)
                 if result.status is None:
                     continue
                 self.ctx.progress.count("endpoints")
-                revealed.update(f.name for f in harvest_http(result, self.found.roots))
+                self.found.revealed.update(f.name for f in harvest_http(result, self.found.roots))
                 if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
                     page = Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
                     self.found.pages.append(page)
-        return revealed

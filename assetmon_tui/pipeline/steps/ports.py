@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from ...scanners.ports import PortOptions, PortResult, parse_ports, scan
-from ..persist import BatchSaver, save_services
-from .base import Step
+from ...scanners.ports import PortOptions, parse_ports, scan
+from ..persist import save_services
+from .base import Step, finished, mark
+
+CHUNK_PROBES = 20_000  # address x port probes per chunk
 
 
 class Ports(Step):
@@ -27,8 +29,23 @@ class Ports(Step):
         )
         addresses = self.addresses()
         self.found.port_scanned.update(addresses)
-        async with BatchSaver[PortResult](partial(save_services, self.ctx), size=500) as saver:
-            async for result in scan(addresses, ports, options, self.tick()):
-                self.found.open_ports[result.address][result.port] = result.service
-                self.ctx.progress.count("services")
-                await saver.add(result)
+        done = finished(self.ctx)
+        todo = [a for a in addresses if a not in done]
+        # Chunks of a few seconds each: the unit a resume repeats at most.
+        size = max(1, CHUNK_PROBES // max(1, len(ports)))
+        tick, total = self.tick(), len(addresses) * len(ports)
+        base = (len(addresses) - len(todo)) * len(ports)
+        async with self.saver(partial(save_services, self.ctx), 500) as batch:
+            for start in range(0, len(todo), size):
+                chunk = todo[start : start + size]
+
+                def progress(done: int, _total: int, base: int = base) -> None:
+                    tick(base + done, total)
+
+                async for result in scan(chunk, ports, options, progress):
+                    self.found.open_ports[result.address][result.port] = result.service
+                    self.ctx.progress.count("services")
+                    await batch.add(result)
+                for address in chunk:
+                    mark(self.ctx, address)
+                base += len(chunk) * len(ports)

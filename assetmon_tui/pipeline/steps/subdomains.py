@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ...scanners.subdomains import SubdomainOptions, discover
+from ..persist import save_names
 from .base import Step
 from .dns import dns_options
 
@@ -11,6 +14,7 @@ class Subdomains(Step):
     name = "subdomains"
     inputs = ("roots",)
     outputs = ("addresses", "wildcards")  # new names, addresses still unknown
+    saves = ("host",)
 
     async def run(self) -> None:
         settings = self.ctx.settings
@@ -19,9 +23,15 @@ class Subdomains(Step):
             wordlist_path=settings.wordlist or None,
             dns=dns_options(self.ctx, ("A", "AAAA")),
         )
-        async for found in discover(self.found.roots, options, self.ctx.scope.__contains__, self.tick()):
-            if found.source == "wildcard":
-                self.found.wildcards.add(found.name)
-            elif found.name not in self.found.addresses:
-                self.found.addresses[found.name] = set()
-                self.ctx.progress.count("subdomains")
+        # A resumed step knows the names found before: they are followed up
+        # again (zones, certificates) but neither yielded nor counted twice.
+        known = [n for n in self.found.addresses if n not in self.found.roots]
+        scope = self.ctx.scope.__contains__
+        async with self.saver(partial(save_names, self.ctx), 200) as batch:
+            async for found in discover(self.found.roots, options, scope, self.tick(), seeds=known):
+                if found.source == "wildcard":
+                    self.found.wildcards.add(found.name)
+                elif found.name not in self.found.addresses:
+                    self.found.addresses[found.name] = set()
+                    self.ctx.progress.count("subdomains")
+                    await batch.add(found.name)  # saved as found: a crash keeps what was found

@@ -1,0 +1,142 @@
+"""Checkpoints: what a resumed scan needs so it repeats seconds of work, not steps.
+
+A checkpoint (JSON in the scan row) holds the steps already done, the shared
+`Found` state, and the current step's cursor: the keys of the items it has
+finished (names resolved, addresses port-scanned, URLs probed). Items are
+marked as their results are handed to the step's `BatchSaver`, and the
+saver writes a checkpoint only after the rows it covers are committed, so a
+checkpoint never claims work whose results are not in the store.
+
+Writes are throttled (`checkpoint_interval` seconds) and guarded by the owner: a runner
+that lost its lease gets `LeaseLost` instead of overwriting its successor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from ..scanners.dns import DnsRecord, DnsResult
+from ..scanners.js import Page
+from ..store import leases
+from ..store.blobs import load_blob, save_blob
+from .context import Found, ScanContext
+
+VERSION = 1
+
+
+class LeaseLost(Exception):
+    """This runner no longer owns the scan (another one resumed it, or it was ended)."""
+
+
+class Checkpoint:
+    def __init__(self, ctx: ScanContext, owner: str) -> None:
+        self.ctx = ctx
+        self.owner = owner
+        self.done: list[str] = []  # steps finished, in order
+        self.step = ""
+        self.items: set[str] = set()  # keys the current step has finished
+        self._last_write = 0.0
+        self._page_sha: dict[str, str] = {}  # page url -> its body's blob (written once)
+
+    # -- resume ------------------------------------------------------------------------
+
+    def restore(self) -> bool:
+        """Load the scan's checkpoint into `ctx.found`; False when there is none."""
+        data = leases.load_checkpoint(self.ctx.scan_id)
+        if data.get("v") != VERSION:
+            return False
+        self.done = [str(s) for s in data.get("done", [])]
+        self.step = str(data.get("step", ""))
+        self.items = {str(k) for k in data.get("items", [])}
+        self.ctx.found = decode_found(data.get("found") or {})
+        self.ctx.progress.counters.update({str(k): int(v) for k, v in data.get("counters", {}).items()})
+        return True
+
+    # -- during a step -----------------------------------------------------------------
+
+    def begin(self, step: str) -> set[str]:
+        """Start (or resume) a step; returns the keys it already finished."""
+        if step != self.step:
+            self.step, self.items = step, set()
+        return set(self.items)
+
+    def mark(self, key: str) -> None:
+        self.items.add(key)
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_write >= self.ctx.settings.checkpoint_interval
+
+    def capture(self) -> dict[str, Any]:
+        """The checkpoint as of now (call on the event loop: steps mutate `found` there)."""
+        return {
+            "v": VERSION,
+            "done": list(self.done),
+            "step": self.step,
+            "items": sorted(self.items),
+            "found": encode_found(self.ctx.found, self._blob),
+            "counters": dict(self.ctx.progress.counters),
+        }
+
+    def _blob(self, page: Page) -> str:
+        sha = self._page_sha.get(page.url)
+        if sha is None:
+            sha = self._page_sha[page.url] = save_blob(page.html.encode())
+        return sha
+
+    def write(self, state: dict[str, Any]) -> None:
+        """Store a captured checkpoint (blocking: call from a worker thread)."""
+        self._last_write = time.monotonic()
+        if not leases.save_checkpoint(self.ctx.scan_id, self.owner, state):
+            raise LeaseLost(f"scan {self.ctx.scan_id} is no longer run by {self.owner}")
+
+    def finish_step(self, step: str) -> dict[str, Any]:
+        self.done.append(step)
+        self.step, self.items = "", set()
+        return self.capture()
+
+
+# -- Found <-> JSON -----------------------------------------------------------------------
+
+
+def encode_found(found: Found, page_blob: Callable[[Page], str]) -> dict[str, Any]:
+    return {
+        "addresses": {name: sorted(ips) for name, ips in found.addresses.items()},
+        "open_ports": {ip: {str(p): svc for p, svc in ports.items()} for ip, ports in found.open_ports.items()},
+        "port_scanned": sorted(found.port_scanned),
+        "direct": sorted(found.direct),
+        "urls": list(found.urls),
+        "pages": [{"url": p.url, "host": p.host, "sha256": page_blob(p)} for p in found.pages],
+        "roots": list(found.roots),
+        "wildcards": sorted(found.wildcards),
+        "revealed": sorted(found.revealed),
+        "cnamed": [
+            {"name": r.name, "status": r.status, "records": [[x.rtype, x.value, x.ttl] for x in r.records]}
+            for r in found.cnamed
+        ],
+    }
+
+
+def decode_found(data: dict[str, Any]) -> Found:
+    found = Found()
+    found.addresses = defaultdict(set, {n: set(ips) for n, ips in data.get("addresses", {}).items()})
+    found.open_ports = defaultdict(
+        dict, {ip: {int(p): svc for p, svc in ports.items()} for ip, ports in data.get("open_ports", {}).items()}
+    )
+    found.port_scanned = set(data.get("port_scanned", []))
+    found.direct = set(data.get("direct", []))
+    found.urls = list(data.get("urls", []))
+    for page in data.get("pages", []):
+        body = load_blob(page["sha256"])
+        if body is not None:  # a pruned blob: that page's scripts are not looked at again
+            found.pages.append(Page(page["url"], page["host"], body.decode("utf-8", "replace")))
+    found.roots = list(data.get("roots", []))
+    found.wildcards = set(data.get("wildcards", []))
+    found.revealed = set(data.get("revealed", []))
+    found.cnamed = [
+        DnsResult(r["name"], r["status"], [DnsRecord(r["name"], t, v, ttl) for t, v, ttl in r["records"]])
+        for r in data.get("cnamed", [])
+    ]
+    return found

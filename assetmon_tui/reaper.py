@@ -1,0 +1,100 @@
+"""Find scans whose runner is gone and hand them on, on evidence only.
+
+Evidence that a runner is gone: its lease expired (it stopped renewing), or
+it is a process on this host that no longer exists. A lost scan goes back to
+"queued" with its checkpoint, to be resumed by whoever runs it next; after
+`max_attempts` runs it is failed with the reasons. A queued scan is sent
+to Celery again only when the broker no longer holds its message (Redis lost
+it, or the scan was requeued). How long a message has waited in a queue is
+never evidence: a busy worker is not a dead one.
+
+The same `Reaper` runs in every worker (at start and periodically), in beat,
+and in the TUI and CLI (through `dispatch`), so nothing waits on a TUI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .core.config import Settings
+from .core.owners import is_dead
+from .store import leases, repo
+from .store.models import Scan, as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUE_GRACE = 10.0  # seconds a just-queued message may take to show up in the broker
+
+Enqueue = Callable[[int], object]  # scan id -> send it to Celery
+BrokerHolds = Callable[[str], "bool | None"]  # task id -> the broker holds it (None: cannot tell)
+
+
+def lost_because(scan: Scan) -> str:
+    """Why `scan`'s runner counts as gone ("" while it holds its lease)."""
+    if scan.owner and is_dead(scan.owner):
+        return f"its runner {scan.owner} exited"
+    lease = as_utc(scan.lease_until)
+    if lease is None or lease < utcnow():
+        return f"its runner {scan.owner or '?'} stopped renewing its lease"
+    return ""
+
+
+@dataclass
+class Reaper:
+    settings: Settings
+    enqueue: Enqueue | None = None  # None: this process cannot reach Celery now
+    broker_holds: BrokerHolds | None = None
+
+    def reap(self) -> list[int]:
+        """One pass; returns the ids of scans it requeued, re-sent or ended."""
+        acted = [sid for scan in leases.running_scans() if (sid := self._running(scan)) is not None]
+        if self.enqueue is not None:
+            acted += [sid for scan in repo.active_scans() if (sid := self._queued(scan)) is not None]
+        return acted
+
+    def _running(self, scan: Scan) -> int | None:
+        reason = lost_because(scan)
+        if not reason:
+            return None
+        sid = _id(scan)
+        if scan.cancel_requested:
+            ended = repo.finish_scan(sid, "cancelled", f"cancelled ({reason})")
+            return sid if ended else None
+        if scan.attempts >= self.settings.max_attempts:
+            error = f"runner lost: {reason}; gave up after {scan.attempts} attempts (see `assetmon scans`)"
+            return sid if repo.finish_scan(sid, "failed", error) else None
+        if not leases.requeue(sid, scan.owner, reason):
+            return None  # someone else got there first
+        log.warning(
+            "scan %s: %s; queued to resume (attempt %d of %d next)",
+            sid,
+            reason,
+            scan.attempts + 1,
+            self.settings.max_attempts,
+        )
+        if self.enqueue is not None:
+            self.enqueue(sid)
+        return sid
+
+    def _queued(self, scan: Scan) -> int | None:
+        if scan.status != "queued" or scan.backend == "thread":
+            return None
+        if scan.task_id:
+            queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
+            if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):
+                return None
+            holds = self.broker_holds(scan.task_id) if self.broker_holds else None
+            if holds is not False:
+                return None  # held (waiting behind busy workers), or we cannot tell: leave it
+            log.warning("scan %s: the broker lost its message %s; queued again", _id(scan), scan.task_id)
+        assert self.enqueue is not None
+        self.enqueue(_id(scan))
+        return _id(scan)
+
+
+def _id(scan: Scan) -> int:
+    assert scan.id is not None
+    return scan.id

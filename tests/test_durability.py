@@ -1,0 +1,214 @@
+"""Durable scans under real faults: busy workers, a worker's process group
+killed with nobody watching, a pool child killed, a kill during subdomain
+discovery, worker + beat only. Real Redis, real Celery workers, the lab."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+from scenario import estate, make_project
+
+from assetmon_tui.core.config import get_settings
+from assetmon_tui.core.progress import FINAL_STATES
+from assetmon_tui.dispatch import Dispatcher
+from assetmon_tui.lab import Lab
+from assetmon_tui.store import leases, repo
+from assetmon_tui.testing import ROOT, VENV_BIN, wait_for
+
+PORTS = "22,25,80,443,6379"
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    with Lab(hosts=60) as lab:
+        words = [n.split(".")[0] for n in lab.estate.names_from("wordlist")] + ["nothere", "decoy-7"]
+        (tmp_path / "words.txt").write_text("\n".join(words))
+        monkeypatch.setenv("ASSETMON_WORDLIST", str(tmp_path / "words.txt"))
+        monkeypatch.setenv("ASSETMON_CT_URL", lab.info["ct_url"])
+        get_settings.cache_clear()
+        yield lab
+
+
+def lab_options(lab: Lab) -> dict:
+    ports = f"{PORTS},{lab.info['http_port']},{lab.info['https_port']}"
+    return {"nameservers": [lab.info["nameserver"]], "ports": ports}
+
+
+def lab_project(lab: Lab, name: str) -> int:
+    project = repo.create_project(name)
+    repo.add_targets(project.id, [lab.info["domain"]])
+    return project.id
+
+
+def wait_final(scan_id: int, timeout: float = 180):
+    return wait_for(lambda: (s := repo.get_scan(scan_id)).status in FINAL_STATES and s, timeout, 0.1, f"scan {scan_id}")
+
+
+def inventory(project_id: int) -> dict[str, set]:
+    """What a scan of the lab saw, independent of ids and times."""
+    return {
+        "hosts": {h.name for h in repo.hosts(project_id)},
+        "dns": {(name, r.rtype, r.value) for r, name in repo.dns_records(project_id)},
+        "services": {(name, s.port) for s, name in repo.services(project_id)},
+        "http": {(e.url, e.status, e.title) for e, _ in repo.endpoints(project_id)},
+    }
+
+
+def checkpointed(scan_id: int, step: str) -> int:
+    """How many items of `step` the scan's checkpoint says are finished."""
+    state = leases.load_checkpoint(scan_id)
+    return len(state.get("items", [])) if state.get("step") == step else 0
+
+
+def wait_step(dispatcher: Dispatcher, scan_id: int, step: str, done: int = 1, timeout: float = 120) -> None:
+    """Until `step` is running and has finished at least `done` items."""
+
+    def there() -> bool:
+        module = dispatcher.poll(scan_id)[1].modules.get(step)
+        return bool(module and module.status == "running" and module.done >= done)
+
+    wait_for(there, timeout, 0.05, f"{step} to be under way in scan {scan_id}")
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_killed_mid_http_with_nobody_watching_is_resumed_by_a_new_worker(lab, worker_factory, monkeypatch):
+    monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "2")  # a step long enough to be killed in the middle
+    monkeypatch.setenv("ASSETMON_CHECKPOINT_INTERVAL", "0.2")
+    get_settings.cache_clear()
+    modules = ["subdomains", "dns", "ports", "http"]
+    first = worker_factory()
+    dispatcher = Dispatcher()
+    assert dispatcher.check_health().backend == "celery"
+    baseline = dispatcher.submit(lab_project(lab, "undisturbed"), modules, lab_options(lab))
+    assert wait_final(baseline.id).status == "done"
+
+    project_id = lab_project(lab, "killed")
+    scan = dispatcher.submit(project_id, modules, lab_options(lab))
+    wait_for(lambda: checkpointed(scan.id, "http") >= 5, 120, 0.02, "the http step to checkpoint some URLs")
+    first.kill()  # the whole process group, mid-http; no TUI or CLI reaps from here on
+    assert repo.get_scan(scan.id).status == "running"
+
+    worker_factory()  # its reaper finds the dead runner (same host, pid gone) and requeues the scan
+    row = wait_final(scan.id)
+    assert row.status == "done", row.error
+    assert inventory(project_id) == inventory(baseline.project_id)
+    attempts = leases.attempts(scan.id)
+    assert [a.outcome for a in attempts] == ["lost", "done"] and "exited" in attempts[0].reason
+    assert "http" not in leases.load_checkpoint(scan.id).get("done", [])[:3]  # http was resumed, not skipped
+
+
+def test_a_killed_pool_child_is_resumed_at_once_by_the_redelivered_message(lab, worker_factory, monkeypatch):
+    monkeypatch.setenv("ASSETMON_LEASE_TIMEOUT", "600")  # only the evidence of the dead pid can explain a fast resume
+    get_settings.cache_clear()
+    worker = worker_factory()
+    dispatcher = Dispatcher()
+    assert dispatcher.check_health().backend == "celery"
+    scan = dispatcher.submit(lab_project(lab, "child"), ["subdomains", "dns", "ports", "http"], lab_options(lab))
+    wait_step(dispatcher, scan.id, "http", done=5)
+    (child,) = worker.pool_pids()
+    os.kill(child, signal.SIGKILL)
+    row = wait_final(scan.id, timeout=120)
+    assert row.status == "done", row.error
+    attempts = leases.attempts(scan.id)
+    assert len(attempts) == 2 and attempts[0].outcome == "lost" and attempts[1].outcome == "done"
+    assert attempts[1].started_at.timestamp() - attempts[0].started_at.timestamp() < 120
+
+
+def test_names_found_before_a_kill_during_subdomains_are_in_the_store(lab, worker_factory):
+    worker = worker_factory()
+    dispatcher = Dispatcher()
+    project_id = lab_project(lab, "subs")
+    scan = dispatcher.submit(project_id, ["subdomains", "dns"], lab_options(lab))
+
+    def stored_while_running() -> set[str]:
+        module = dispatcher.poll(scan.id)[1].modules.get("subdomains")
+        running = module is not None and module.status == "running"
+        names = {h.name for h in repo.hosts(project_id)} - {lab.info["domain"]}
+        return names if running and len(names) >= 3 else set()
+
+    # Written as found (at least every couple of seconds), not when the step ends:
+    found = wait_for(stored_while_running, 60, 0.05, "names stored while subdomain discovery runs")
+    worker.kill()
+    assert repo.get_scan(scan.id).status == "running"  # killed mid-step...
+    assert found <= {h.name for h in repo.hosts(project_id)}  # ...and what it found is kept
+
+
+def test_busy_workers_keep_their_queue_and_run_each_scan_once(lab, worker_factory, home):
+    """Two workers of one process each, ten CLI scans at once: every scan runs
+    on Celery exactly once, however long it waits behind the others."""
+    workers = [worker_factory(), worker_factory()]
+    env = {**os.environ, **workers[0].extra_env}
+    procs = []
+    for n in range(10):
+        cmd = [str(VENV_BIN / "assetmon"), "scan", lab.info["domain"], "--project", f"p{n}"]
+        cmd += [
+            "--modules",
+            "dns,ports,http",
+            "--nameserver",
+            lab.info["nameserver"],
+            "--ports",
+            lab_options(lab)["ports"],
+        ]
+        procs.append(
+            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        )
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, errors
+    scans = repo.list_scans()
+    assert len(scans) == 10 and {s.status for s in scans} == {"done"} and {s.backend for s in scans} == {"celery"}
+    for scan in scans:
+        assert [a.outcome for a in leases.attempts(scan.id)] == ["done"], scan.id
+    logs = "".join(w.log_text() for w in workers)
+    for scan in scans:
+        assert logs.count(f"[{scan.task_id}] succeeded") == 1, scan.task_id
+
+
+def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker_factory, home, redis_server):
+    """No TUI, no CLI: the interrupted scan is resumed by the next worker and the
+    project's next scheduled slot runs."""
+    from datetime import timedelta
+
+    from assetmon_tui import schedule
+    from assetmon_tui.store import schedules
+    from assetmon_tui.store.models import utcnow
+
+    worker = worker_factory()
+    with estate(slow=True) as e:
+        project_id = make_project(targets=[e.url])
+        due = utcnow() - timedelta(seconds=61)  # the first slot is due at once
+        schedule.set_schedule(project_id, interval_seconds=60, modules=["dns", "http"], options=e.options(), now=due)
+        log = home / "beat.log"
+        beat = subprocess.Popen(
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "worker.celery_app",
+                "beat",
+                "--scheduler",
+                "worker.beat:DatabaseScheduler",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(home / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=worker.environment(),
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            first = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({log})")[0]
+            wait_for(lambda: repo.get_scan(first.id).status == "running", 30, 0.1, "the scheduled scan to run")
+            worker.kill()
+            worker_factory()  # resumes the interrupted scan (the slow page answers after a while)
+            assert wait_final(first.id, timeout=120).status == "done"
+            # The next slot starts now that the project is free (time moved on to it).
+            schedules.save_schedule(project_id, next_run_at=utcnow() - timedelta(seconds=1))
+            later = wait_for(lambda: [s for s in repo.list_scans(project_id) if s.id != first.id], 30, 0.2, "slot")
+            assert wait_final(later[0].id, timeout=120).status == "done"
+        finally:
+            beat.terminate()
+            beat.wait(10)
