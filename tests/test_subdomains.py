@@ -20,6 +20,7 @@ from assetmon_tui.scanners.dns import DnsOptions
 from assetmon_tui.scanners.http import HttpOptions, HttpTarget, probe
 from assetmon_tui.scanners.subdomains import (
     Found,
+    Resume,
     SubdomainOptions,
     cert_names,
     ct_search,
@@ -468,3 +469,23 @@ async def test_cancellation_is_prompt(lab, hostile_ct):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - before < 1.0
+
+
+# ---- resume -----------------------------------------------------------------------
+
+
+async def test_an_interrupted_run_resumes_after_the_words_it_tried(lab, head_words):
+    """The brute force records, per zone, how many words from the start are all
+    tried; a run given that mark and the CT roots done skips them and finds the
+    rest. Together the two runs find what one whole run finds."""
+    whole = by_source(await collect([DOMAIN], options(lab, wordlist_path=str(head_words), san=False)))
+    words = load_wordlist(str(head_words))
+    where = sorted(words.index(n.removesuffix("." + DOMAIN)) for n in whole["wordlist"] if n.count(".") == 2)
+    mark = where[len(where) // 2]  # interrupted with half of the lab's names found
+    resume = Resume(brute={DOMAIN: mark}, ct={DOMAIN})
+    rest = by_source(await collect([DOMAIN], options(lab, wordlist_path=str(head_words), san=False, resume=resume)))
+    assert "ct" not in rest  # the CT search had ended: not asked again
+    late = {f"{w}.{DOMAIN}" for w in words[mark:]} & whole["wordlist"]
+    assert late and rest["wordlist"] == late  # only the words after the mark
+    assert resume.brute[DOMAIN] == len(words)  # the mark moved to the end
+    assert resume.pending == late  # found, and not yet taken by a caller (the test takes none)

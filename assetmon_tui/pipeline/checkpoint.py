@@ -38,6 +38,8 @@ class Checkpoint:
         self.done: list[str] = []  # steps finished, in order
         self.step = ""
         self.items: set[str] = set()  # keys the current step has finished
+        self.cursor: dict[str, Any] = {}  # the current step's own progress (e.g. brute-force marks)
+        self._cursor: Callable[[], dict[str, Any]] | None = None
         self._last_write = 0.0
         self._page_sha: dict[str, str] = {}  # page url -> its body's blob (written once)
 
@@ -51,6 +53,7 @@ class Checkpoint:
         self.done = [str(s) for s in data.get("done", [])]
         self.step = str(data.get("step", ""))
         self.items = {str(k) for k in data.get("items", [])}
+        self.cursor = dict(data.get("cursor") or {})
         self.ctx.found = decode_found(data.get("found") or {})
         self.ctx.progress.counters.update({str(k): int(v) for k, v in data.get("counters", {}).items()})
         return True
@@ -60,8 +63,13 @@ class Checkpoint:
     def begin(self, step: str) -> set[str]:
         """Start (or resume) a step; returns the keys it already finished."""
         if step != self.step:
-            self.step, self.items = step, set()
+            self.step, self.items, self.cursor = step, set(), {}
+        self._cursor = None
         return set(self.items)
+
+    def track(self, cursor: Callable[[], dict[str, Any]]) -> None:
+        """Have `cursor()` (the step's own progress) saved with each checkpoint."""
+        self._cursor = cursor
 
     def mark(self, key: str) -> None:
         self.items.add(key)
@@ -76,6 +84,7 @@ class Checkpoint:
             "done": list(self.done),
             "step": self.step,
             "items": sorted(self.items),
+            "cursor": self._cursor() if self._cursor else self.cursor,
             "found": encode_found(self.ctx.found, self._blob),
             "counters": dict(self.ctx.progress.counters),
         }
@@ -94,7 +103,7 @@ class Checkpoint:
 
     def finish_step(self, step: str) -> dict[str, Any]:
         self.done.append(step)
-        self.step, self.items = "", set()
+        self.step, self.items, self.cursor, self._cursor = "", set(), {}, None
         return self.capture()
 
 

@@ -128,6 +128,20 @@ class SubdomainOptions:
     max_tls_hosts: int = 5000
     wildcard_probes: int = 3
     dns: DnsOptions = field(default_factory=lambda: DnsOptions(rtypes=("A", "AAAA")))
+    resume: Resume = field(default_factory=lambda: Resume())  # what an interrupted run already did
+
+
+@dataclass
+class Resume:
+    """How far the slow sources got, so a resumed run skips what is done:
+    per brute-forced zone, how many words (from the list's start) are all
+    tried; the roots whose CT search ended; names found but not yet taken by
+    the caller (they belong to the tried words). The run updates it in place;
+    the caller discards a name from `pending` when it has taken it."""
+
+    brute: dict[str, int] = field(default_factory=dict)
+    ct: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -496,6 +510,7 @@ class _Run:
         if source in sources or (name in self.known and source != "wildcard"):
             return
         sources.add(source)
+        self.options.resume.pending.add(name)
         self.out.put_nowait(Found(name, source, result))
 
     def seed(self, name: str) -> None:
@@ -584,16 +599,30 @@ class _Run:
 
     async def _brute(self, zone: str, words: list[str]) -> None:
         wildcard = await self.wildcard(zone)  # first: it decides what counts
+        resume = self.options.resume
+        start = min(resume.brute.get(zone, 0), len(words))
         self.plan(len(words))
-        todo = iter(words)
+        self.tick(start)
+        todo = iter(enumerate(words[start:], start))
+        finished: set[int] = set()
+
+        def tried(index: int) -> None:
+            """Advance the zone's mark over the words tried without a gap."""
+            finished.add(index)
+            mark = resume.brute.get(zone, start)
+            while mark in finished:
+                finished.discard(mark)
+                mark += 1
+            resume.brute[zone] = mark
 
         async def worker() -> None:
-            for word in todo:
+            for index, word in todo:
                 if self.full:
                     return
                 name = f"{word}.{zone}"
                 result = await self.lookup(name)
                 self.tick()
+                tried(index)
                 if not _exists(result) or wildcard.covers(result):
                     continue
                 if "." in word:  # api.dev: dev.<zone> may be a wildcard zone of its own
@@ -639,6 +668,7 @@ class _Run:
             self.emit(name, "ct")
         for base in _wildcard_bases(raw):
             self.zone(base, "wildcard certificate")
+        self.options.resume.ct.add(domain)
 
     async def _tool(self, tool: str, domain: str) -> None:
         self.plan(1)
@@ -650,8 +680,10 @@ class _Run:
     def start(self, seeds: Iterable[str | Found]) -> None:
         for item in seeds:
             self.seed(item.name if isinstance(item, Found) else str(item))
+        for zone in list(self.options.resume.brute):  # zones an interrupted run had started
+            self.zone(zone, "resumed")
         for domain in self.roots:
-            if self.options.ct and self.options.ct_url:
+            if self.options.ct and self.options.ct_url and domain not in self.options.resume.ct:
                 self.spawn(self._ct(domain))
             for tool in self.options.tools:
                 if shutil.which(tool):

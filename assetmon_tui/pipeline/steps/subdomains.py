@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ...scanners.subdomains import SubdomainOptions, discover
+from ...scanners.subdomains import Resume, SubdomainOptions, discover
 from ..persist import save_names
 from .base import Step
 from .dns import dns_options
@@ -23,8 +23,11 @@ class Subdomains(Step):
             wordlist_path=settings.wordlist or None,
             dns=dns_options(self.ctx, ("A", "AAAA")),
         )
-        # A resumed step knows the names found before: they are followed up
-        # again (zones, certificates) but neither yielded nor counted twice.
+        # A resumed step skips the CT searches that ended and the words already
+        # tried; the names found before are followed up again (zones,
+        # certificates) but neither yielded nor counted twice.
+        resume = self.resumed()
+        options.resume = resume
         known = [n for n in self.found.addresses if n not in self.found.roots]
         scope = self.ctx.scope.__contains__
         async with self.saver(partial(save_names, self.ctx), 200) as batch:
@@ -35,3 +38,19 @@ class Subdomains(Step):
                     self.found.addresses[found.name] = set()
                     self.ctx.progress.count("subdomains")
                     await batch.add(found.name)  # saved as found: a crash keeps what was found
+                resume.pending.discard(found.name)
+
+    def resumed(self) -> Resume:
+        """The scanner's resume state from the checkpoint, tracked by it from now on."""
+        checkpoint = self.ctx.checkpoint
+        cursor = checkpoint.cursor if checkpoint else {}
+        resume = Resume(
+            brute={str(z): int(n) for z, n in cursor.get("brute", {}).items()}, ct=set(cursor.get("ct", []))
+        )
+        for name in cursor.get("pending", []):  # found and checkpointed, never taken: take them now
+            self.found.addresses.setdefault(str(name), set())
+        if checkpoint:
+            checkpoint.track(
+                lambda: {"brute": dict(resume.brute), "ct": sorted(resume.ct), "pending": sorted(resume.pending)}
+            )
+        return resume
