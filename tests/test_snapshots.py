@@ -248,6 +248,18 @@ def test_results(snap_compare, data, size, tab):
         await until(
             pilot, lambda: all(d in text_of(app.screen.query_one("#detail")) for d in detail), "the detail pane"
         )
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "detail"])
+
+        def underline_settled() -> bool:  # Textual places it after a relabel, sometimes before the new layout
+            tab = app.screen.query_one("#tabs-list > Tab.-active")
+            underline = app.screen.query_one("Underline")
+            span = tab.virtual_region.shrink(tab.styles.gutter).column_span
+            if (underline.highlight_start, underline.highlight_end) == span:
+                return True
+            tab.label = tab.label  # Relabelled: the underline is placed again, now with the layout done
+            return False
+
+        await until(pilot, underline_settled, "the tab underline under the active tab (its label grew)")
 
     assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, results))
 

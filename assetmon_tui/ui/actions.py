@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.keys import format_key
 
@@ -43,12 +44,12 @@ class Action:
         return Binding(self.keys, self.name, self.label, show=self.footer)
 
 
-def bindings(actions: Iterable[Action]) -> list[Binding]:
+def bindings(actions: Iterable[Action]) -> list[BindingType]:
     """The `BINDINGS` of a screen (or the app): one per action with keys."""
     return [action.binding() for action in actions if action.keys]
 
 
-def actions_of(node: DOMNode | App) -> list[Action]:
+def actions_of(node: DOMNode | App[Any]) -> list[Action]:
     """The `ACTIONS` of the node's class and its bases (as Textual merges `BINDINGS`), base first."""
     found: list[Action] = []
     for cls in reversed(type(node).__mro__):
@@ -57,7 +58,9 @@ def actions_of(node: DOMNode | App) -> list[Action]:
     return found
 
 
-def palette_commands(app: App, actions: Iterable[Action], namespace: DOMNode | App) -> Iterator[SystemCommand]:
+def palette_commands(
+    app: App[Any], actions: Iterable[Action], namespace: DOMNode | App[Any]
+) -> Iterator[SystemCommand]:
     """Palette entries running each action in `namespace` (the declaring screen or app)."""
     for action in actions:
         if action.palette:

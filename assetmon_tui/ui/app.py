@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -27,7 +27,7 @@ SCHEDULE_INTERVAL = 5.0  # thread backend only: due schedules are started from h
 log = logging.getLogger(__name__)
 
 
-class AssetMonApp(App):
+class AssetMonApp(App[None]):
     TITLE = "AssetMon"
     CSS_PATH = "app.tcss"
     ACTIONS = [  # on every screen (a screen's own key wins)
@@ -47,7 +47,7 @@ class AssetMonApp(App):
         self._health_detail = "checking backend…"
         self._new_events = 0
 
-    def get_default_screen(self) -> Screen:
+    def get_default_screen(self) -> Screen[None]:
         return self.dashboard
 
     def on_unmount(self) -> None:
@@ -140,7 +140,7 @@ class AssetMonApp(App):
             return not isinstance(self.screen, EventsScreen)  # hidden from its own footer
         return True
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Textual's own commands, then the actions of the screen the palette was opened on, then the global ones."""
         yield from super().get_system_commands(screen)
         yield from palette_commands(self, actions_of(screen), screen)

@@ -3,6 +3,8 @@ never needs a horizontal scrollbar. (The live scan panel is in `panels.py`.)"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
@@ -39,7 +41,9 @@ class FilterInput(Input):
         self.post_message(self.Applied(""))
 
 
-def fill_table(table: DataTable, labels: tuple[str, ...], rows: list[tuple[list, str]], caps: tuple[int, ...]) -> None:
+def fill_table(
+    table: DataTable[Any], labels: tuple[str, ...], rows: list[tuple[list[Any], str]], caps: tuple[int, ...]
+) -> None:
     """Replace columns and rows. Every column is as wide as its content (at most
     its cap); the last one takes the rest of the table's width, so the table
     never needs a horizontal scrollbar (long values are cut: a detail pane shows them)."""

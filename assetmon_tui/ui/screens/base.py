@@ -9,7 +9,7 @@ from ..actions import Action, bindings
 BACK = Action("app.pop_screen", "escape,q", "Back", palette=False)
 
 
-class ProjectScreen(Screen):
+class ProjectScreen(Screen[None]):
     """A screen about one project: Back, Filter and Reload keys."""
 
     ACTIONS = [

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, OptionList
 from textual.widgets.option_list import Option
@@ -27,7 +29,16 @@ POLL_INTERVAL = 0.25  # active scans only: the cost grows with active scans, not
 REAP_INTERVAL = 5.0
 
 
-class DashboardScreen(Screen):
+def then(worker: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A form's answer handed to a (thread worker) method."""
+
+    def callback(answer: Any) -> None:
+        worker(answer)
+
+    return callback
+
+
+class DashboardScreen(Screen[None]):
     ACTIONS = [
         Action("new_project", "n", "New", "New project", "Create a project"),
         Action(
@@ -168,7 +179,7 @@ class DashboardScreen(Screen):
         finally:
             self._polling = False
 
-    def _show_active(self, active: list, finished: list) -> None:
+    def _show_active(self, active: list[Any], finished: list[Any]) -> None:
         container = self.query_one("#active", VerticalScroll)
         seen = set()
         for scan, progress in active:
@@ -186,7 +197,7 @@ class DashboardScreen(Screen):
                 panel.remove()
         container.display = bool(seen)
         for scan, progress in finished:
-            severity = "information" if progress.state == "done" else "warning"
+            severity: SeverityLevel = "information" if progress.state == "done" else "warning"
             message = f"Scan #{scan.id} {progress.state}"
             if scan.error:
                 message += f": {scan.error}"
@@ -215,7 +226,7 @@ class DashboardScreen(Screen):
         projects = repo.list_projects()
         self.app.call_from_thread(self._fill_projects, projects, select)
 
-    def _fill_projects(self, projects: list, select: int | None) -> None:
+    def _fill_projects(self, projects: list[Any], select: int | None) -> None:
         app = self.assetmon
         app.project_names = {p.id: p.name for p in projects}
         options = self.query_one("#projects", OptionList)
@@ -250,7 +261,7 @@ class DashboardScreen(Screen):
         targets = repo.list_targets(self.project_id)
         self.app.call_from_thread(self._fill_targets, targets)
 
-    def _fill_targets(self, targets: list) -> None:
+    def _fill_targets(self, targets: list[Any]) -> None:
         table = self.query_one("#targets", DataTable)
         table.clear()
         for t in targets:
@@ -267,7 +278,7 @@ class DashboardScreen(Screen):
         scans = repo.list_scans(self.project_id, limit=100)
         self.app.call_from_thread(self._fill_scans, scans)
 
-    def _fill_scans(self, scans: list) -> None:
+    def _fill_scans(self, scans: list[Any]) -> None:
         table = self.query_one("#scans", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -307,7 +318,7 @@ class DashboardScreen(Screen):
     def action_new_project(self) -> None:
         from .forms import NewProjectForm
 
-        self.app.push_screen(NewProjectForm(), self._create_project)
+        self.app.push_screen(NewProjectForm(), then(self._create_project))
 
     @work(thread=True, exit_on_error=False)
     def _create_project(self, name: str | None) -> None:
@@ -328,7 +339,7 @@ class DashboardScreen(Screen):
         from .forms import TargetsForm
 
         if self._need_project():
-            self.app.push_screen(TargetsForm(self._project_name()), self._add_targets)
+            self.app.push_screen(TargetsForm(self._project_name()), then(self._add_targets))
 
     @work(thread=True, exit_on_error=False)
     def _add_targets(self, lines: list[str] | None) -> None:
@@ -359,7 +370,7 @@ class DashboardScreen(Screen):
 
         if self._need_project():
             question = f"Delete project {self._project_name()} and all it found?"
-            self.app.push_screen(ConfirmForm(question), self._delete_project)
+            self.app.push_screen(ConfirmForm(question), then(self._delete_project))
 
     @work(thread=True, exit_on_error=False)
     def _delete_project(self, yes: bool | None) -> None:
@@ -375,10 +386,10 @@ class DashboardScreen(Screen):
         from .forms import ScanForm
 
         if self._need_project() and self._backend_ready():
-            self.app.push_screen(ScanForm(self._project_name(), MODULES), self._submit)
+            self.app.push_screen(ScanForm(self._project_name(), MODULES), then(self._submit))
 
     @work(thread=True, exit_on_error=False)
-    def _submit(self, answer: tuple[list[str], dict] | None) -> None:
+    def _submit(self, answer: tuple[list[str], dict[str, Any]] | None) -> None:
         dispatcher = self.assetmon.dispatcher
         if not answer or dispatcher is None or self.project_id is None:
             return

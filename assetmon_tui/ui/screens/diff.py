@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group
 from rich.text import Text
 from textual import work
@@ -25,7 +27,7 @@ DIFF_GROUPS = (
 )
 
 
-class DiffScreen(Screen):
+class DiffScreen(Screen[None]):
     ACTIONS = [BACK, Action("swap", "w", "Swap", "Swap scans", "Show the diff the other way round")]
     BINDINGS = bindings(ACTIONS)
 
@@ -60,13 +62,13 @@ class DiffScreen(Screen):
             return
         self.app.call_from_thread(self._show, diff, "")
 
-    def _show(self, diff: dict | None, error: str) -> None:
+    def _show(self, diff: dict[str, Any] | None, error: str) -> None:
         pane = self.query_one("#diff-pane")
         pane.border_title = f"Scan #{self.scan_a} → scan #{self.scan_b}"
         if diff is None:
             self.query_one("#diff", Static).update(Text(clean_text(error, 500), style="red"))
             return
-        parts: list = []
+        parts: list[Any] = []
         total_added = total_removed = 0
         for key, title in DIFF_GROUPS:
             group = diff.get(key) or {"added": [], "removed": []}

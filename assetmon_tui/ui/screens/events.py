@@ -19,14 +19,14 @@ from .base import BACK
 from .diff import DiffScreen
 
 
-def _cycle(options: list, current: Any) -> Any:
+def _cycle(options: list[Any], current: Any) -> Any:
     return options[(options.index(current) + 1) % len(options)] if current in options else options[0]
 
 
 EVENT_COLUMNS = (" ", "time", "project", "severity", "type", "summary")
 
 
-class EventsScreen(Screen):
+class EventsScreen(Screen[None]):
     ACTIONS = [
         BACK,
         Action("ack", "a", "Ack", "Acknowledge event", "Acknowledge the highlighted event"),
@@ -49,9 +49,9 @@ class EventsScreen(Screen):
         self.filter_text = ""
         self.projects: dict[int, str] = {}
         self.types: list[str] = []
-        self.events: list = []
-        self._times: dict = {}
-        self.shown: list = []
+        self.events: list[Any] = []
+        self._times: dict[int, str] = {}
+        self.shown: list[Any] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -81,7 +81,7 @@ class EventsScreen(Screen):
         times = {e.id: when(e.created_at, short=True) for e in events}
         self.app.call_from_thread(self._fill, projects, events, times)
 
-    def _fill(self, projects: dict, events: list, times: dict) -> None:
+    def _fill(self, projects: dict[int, str], events: list[Any], times: dict[int, str]) -> None:
         self.projects = projects
         self.events = events
         self._times = times

@@ -36,7 +36,7 @@ class FindingsScreen(ProjectScreen):
 
     def __init__(self, project_id: int, project_name: str):
         super().__init__(project_id, project_name)
-        self.rows: list[tuple] = []  # (Finding, host name)
+        self.rows: list[tuple[Any, ...]] = []  # (Finding, host name)
         self.min_severity: str | None = None
         self.filter_text = ""
         self.current: int | None = None  # index into self.rows of the highlighted finding
@@ -70,7 +70,7 @@ class FindingsScreen(ProjectScreen):
         rows.sort(key=lambda r: (-rank(r[0].severity), r[0].kind, r[0].rule, r[0].id))
         self.app.call_from_thread(self._fill, rows)
 
-    def _fill(self, rows: list) -> None:
+    def _fill(self, rows: list[Any]) -> None:
         self.rows = rows
         table = self.query_one("#findings", DataTable)
         old = self.current
@@ -188,7 +188,7 @@ class FindingsScreen(ProjectScreen):
             safe(finding.fingerprint, 24, style="dim"),
         )
         pairs = [("what", what), ("host", where), ("file", finding.location), ("value", value), ("seen", seen)]
-        parts: list = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
+        parts: list[Any] = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
         if finding.context:
             context = multiline(finding.context)
             if finding.redacted:
@@ -209,7 +209,7 @@ class FindingsScreen(ProjectScreen):
 
 def find_js_file(project_id: int, url: str) -> Any:
     """The project's stored JS file at `url` (None when it was not stored)."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from ...store.db import session
     from ...store.models import Host, JsFile
@@ -217,13 +217,13 @@ def find_js_file(project_id: int, url: str) -> Any:
     with session() as s:
         return s.exec(
             select(JsFile)
-            .join(Host, Host.id == JsFile.host_id)
+            .join(Host, col(Host.id) == col(JsFile.host_id))
             .where(Host.project_id == project_id, JsFile.url == url)
-            .order_by(JsFile.id.desc())
+            .order_by(col(JsFile.id).desc())
         ).first()
 
 
-class JsViewScreen(Screen):
+class JsViewScreen(Screen[None]):
     """The beautified file, read-only. The finding's secret stays redacted in it
     unless it was revealed when the view was opened."""
 

@@ -3,6 +3,8 @@ its answer through `dismiss`; validation errors stay on the form."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,7 +16,7 @@ from ...core.targets import TargetError, parse_target
 from ..actions import Action, bindings
 
 
-class Form(ModalScreen):
+class Form(ModalScreen[Any]):
     """Escape closes without an answer; errors show in the #error line."""
 
     ACTIONS = [Action("dismiss(None)", "escape", "Cancel", palette=False)]
@@ -105,7 +107,7 @@ class ScanForm(Form):
         if not modules:
             self.show_error("Choose at least one module.")
             return
-        options: dict = {}
+        options: dict[str, Any] = {}
         ports = self.query_one("#ports", Input).value.strip()
         if ports:
             from ...scanners.ports import parse_ports

@@ -8,6 +8,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -66,7 +67,7 @@ class ScheduleForm(Form):
         self.project_id = project_id
         self.project_name = project_name
         self.modules = modules
-        self.options: dict = {}  # kept from the existing schedule (ports, nameservers)
+        self.options: dict[str, Any] = {}  # kept from the existing schedule (ports, nameservers)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="schedule-form"):
@@ -92,7 +93,7 @@ class ScheduleForm(Form):
 
         self.app.call_from_thread(self._prefill, get_schedule(self.project_id))
 
-    def _prefill(self, schedule) -> None:
+    def _prefill(self, schedule: Any) -> None:
         if schedule is None:
             return
         self.options = json.loads(schedule.options or "{}")
@@ -171,10 +172,10 @@ class ScheduleForm(Form):
 # -- notifiers ------------------------------------------------------------------------------
 
 
-class NotifierTable(DataTable):
+class NotifierTable(DataTable[Any]):
     ACTIONS = [  # the table's keys only: typing in the URL box must not trigger them
         Action("screen.test", "t", "Test", palette=False),
-        Action("screen.toggle", "space", "On/off", palette=False),
+        Action("screen.switch", "space", "On/off", palette=False),
         Action("screen.delete", "delete,x", "Delete", palette=False),
     ]
     BINDINGS = bindings(ACTIONS)
@@ -191,7 +192,7 @@ class NotifiersForm(Form):
         super().__init__()
         self.project_id = project_id
         self.project_name = project_name
-        self.notifiers: list = []
+        self.notifiers: list[Any] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="notifiers-form"):
@@ -223,10 +224,10 @@ class NotifiersForm(Form):
         last: dict[int, str] = {}
         for delivery in list_deliveries(self.project_id):  # newest first
             last.setdefault(delivery.notifier_id, delivery.status)
-        rows = [(n, redacted_url(n.url), last.get(n.id, "")) for n in notifiers]
+        rows = [(n, redacted_url(n.url), last.get(n.id or 0, "")) for n in notifiers]
         self.app.call_from_thread(self._fill, rows, select)
 
-    def _fill(self, rows: list, select: int | None) -> None:
+    def _fill(self, rows: list[Any], select: int | None) -> None:
         self.notifiers = [n for n, _, _ in rows]
         table = self.query_one("#notifiers", DataTable)
         cursor = table.cursor_row
@@ -246,7 +247,7 @@ class NotifiersForm(Form):
         if not table.row_count:
             self.show_error("No notifier yet: add a URL first.")
             return None
-        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or 0)
 
     @on(Input.Submitted, "#url")
     @on(Button.Pressed, "#add")
@@ -298,7 +299,7 @@ class NotifiersForm(Form):
         )
         self.app.call_from_thread(self.query_one("#result", Static).update, result)
 
-    def action_toggle(self) -> None:
+    def action_switch(self) -> None:
         chosen = self._chosen()
         if chosen is not None:
             notifier = next((n for n in self.notifiers if n.id == chosen), None)

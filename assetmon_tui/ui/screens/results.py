@@ -4,8 +4,9 @@ endpoints in tables, with a detail pane for the highlighted row."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -32,7 +33,7 @@ class ResultsScreen(ProjectScreen):
 
     def __init__(self, project_id: int, project_name: str):
         super().__init__(project_id, project_name)
-        self.rows: dict[str, list[tuple[list, dict]]] = {tab: [] for tab in TABS}
+        self.rows: dict[str, list[tuple[list[Any], dict[str, Any]]]] = {tab: [] for tab in TABS}
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
@@ -105,7 +106,7 @@ class ResultsScreen(ProjectScreen):
         }
         self.app.call_from_thread(self._fill, rows)
 
-    def _fill(self, rows: dict) -> None:
+    def _fill(self, rows: dict[str, Any]) -> None:
         self.rows = rows
         for tab in TABS:
             table = self.query_one(f"#table-{tab}", DataTable)
@@ -182,7 +183,7 @@ class ResultsScreen(ProjectScreen):
                 self.query_one("#detail", Static).update(renderable)
 
 
-def _detail(data: dict) -> Table:
+def _detail(data: dict[str, Any]) -> Table:
     row = data["row"]
     if data["kind"] == "dns":
         pairs = [("name", data["host"]), ("type", row.rtype), ("value", row.value), ("ttl", row.ttl)]
@@ -223,9 +224,9 @@ def _detail(data: dict) -> Table:
     return grid(pairs)
 
 
-def _host_renderable(detail: dict) -> Group:
+def _host_renderable(detail: dict[str, Any]) -> Group:
     host = detail["host"]
-    parts = [
+    parts: list[RenderableType] = [
         grid(
             [
                 ("host", host.name),

@@ -3,6 +3,8 @@ scans themselves: Enter diffs one with the previous."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,7 +26,7 @@ METRICS = (
 )
 
 
-class TrendsScreen(Screen):
+class TrendsScreen(Screen[None]):
     ACTIONS = [BACK, Action("reload", "f5", "Reload", help="Read the project's scans again")]
     BINDINGS = bindings(ACTIONS)
 
@@ -32,7 +34,7 @@ class TrendsScreen(Screen):
         super().__init__()
         self.project_id = project_id
         self.project_name = project_name
-        self.history: list[dict] = []
+        self.history: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -62,7 +64,7 @@ class TrendsScreen(Screen):
         times = [when(r["finished_at"]) for r in rows]
         self.app.call_from_thread(self._fill, rows, times)
 
-    def _fill(self, rows: list[dict], times: list[str]) -> None:
+    def _fill(self, rows: list[dict[str, Any]], times: list[str]) -> None:
         self.history = rows
         for key, _ in METRICS:
             values = [float(r[key]) for r in rows]
@@ -92,7 +94,7 @@ class TrendsScreen(Screen):
     @on(DataTable.RowSelected, "#history")
     def diff_previous(self, event: DataTable.RowSelected) -> None:
         ids = [r["id"] for r in self.history]
-        scan_id = int(event.row_key.value)
+        scan_id = int(event.row_key.value or 0)
         at = ids.index(scan_id)
         if at == 0:
             self.notify("The first scan has nothing earlier to compare with.", markup=False)
