@@ -4,9 +4,12 @@ real Celery worker subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -111,3 +114,36 @@ def worker_factory(home, redis_server):
 @pytest.fixture
 def worker(worker_factory):
     return worker_factory()
+
+
+# -- a notification receiver ---------------------------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    """A tiny HTTP server capturing POST bodies; `fail` makes it answer 500."""
+    bodies: list[dict] = []
+    state = {"fail": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if state["fail"] > 0:
+                state["fail"] -= 1
+                self.send_response(500)
+            else:
+                bodies.append(json.loads(data))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    server.bodies, server.state = bodies, state
+    server.url = f"json://127.0.0.1:{server.server_address[1]}/hook"
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from scenario import WEB_ADDRESS, estate, make_project, run_to_end
+from support.scenario import WEB_ADDRESS, estate, make_project, run_to_end
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.dispatch import Dispatcher

@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 import pytest
-from scenario import estate, make_project
+from support.scenario import estate, make_project
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import FINAL_STATES

@@ -3,122 +3,17 @@ writes them), ended with a status, then compared."""
 
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import pytest
+from support.world import World, fake_scan, project_with_targets
 
 from assetmon_tui import events
 from assetmon_tui.events import Thresholds, compute_events
-from assetmon_tui.store import leases, monitor, repo
+from assetmon_tui.store import event_log, models, repo, snapshots
 from assetmon_tui.store.db import session
-from assetmon_tui.store.models import DnsRecord, Event, Finding, HttpEndpoint, JsFile, Service, utcnow
-
-FAR = (utcnow() + timedelta(days=300)).isoformat()
-
-
-@dataclass
-class World:
-    """What a scan sees. Tests copy and mutate it between scans."""
-
-    names: dict = field(
-        default_factory=lambda: {
-            "www.acme.test": ("ok", [("A", "10.0.0.1")]),
-            "api.acme.test": ("ok", [("A", "10.0.0.2"), ("CNAME", "lb.acme.test")]),
-            "old.acme.test": ("ok", [("A", "10.0.0.3")]),
-        }
-    )
-    services: dict = field(
-        default_factory=lambda: {
-            ("10.0.0.1", 80): "http",
-            ("10.0.0.1", 443): "https",
-            ("10.0.0.2", 22): "ssh",
-            ("10.0.0.3", 80): "http",
-        }
-    )
-    http: dict = field(
-        default_factory=lambda: {
-            "https://www.acme.test/": dict(
-                status=200,
-                title="Acme",
-                tech="nginx",
-                content_length=5000,
-                tls=json.dumps({"sha256": "aa", "issuer": "R3", "not_after": FAR}),
-            ),
-            "http://api.acme.test/": dict(status=200, title="API v1"),
-        }
-    )
-    findings: dict = field(
-        default_factory=lambda: {
-            "fp-aws": dict(
-                kind="secret",
-                rule="aws_access_key_id",
-                severity="high",
-                value="AKIAREALSECRETVALUE1",
-                redacted="AKIA…LUE1",
-                location="https://www.acme.test/main.js",
-                line=3,
-                host="www.acme.test",
-                context='key="AKIAREALSECRETVALUE1"',
-            ),
-        }
-    )
-    js: dict = field(default_factory=lambda: {"https://www.acme.test/main.js": "sha-1"})
-
-    def copy(self) -> World:
-        return copy.deepcopy(self)
-
-
-def project_with_targets(name: str = "acme"):
-    project = repo.create_project(name)
-    repo.add_targets(project.id, ["acme.test", "10.0.0.0/24"])
-    return project
-
-
-def fake_scan(
-    project_id: int, world: World, modules=("dns", "ports", "http", "js"), status="done", options: dict | None = None
-) -> int:
-    """Persist what `world` shows for the given modules, then end the scan with `status`."""
-    scan = repo.create_scan(project_id, list(modules), options or {})
-    assert leases.claim(scan.id, "thread", "test:1", 60, 3)
-    sid = scan.id
-    with session() as s:
-        host_ids = {}
-
-        def host(name: str, **values) -> int:
-            host_ids[name] = repo.upsert_host(s, project_id, name, sid, **values)
-            return host_ids[name]
-
-        if "dns" in modules:
-            for name, (dns_status, records) in world.names.items():
-                hid = host(name, dns_status=dns_status)
-                for rtype, value in records:
-                    repo.upsert(s, DnsRecord, {"host_id": hid, "rtype": rtype, "value": value}, {"ttl": 60}, sid)
-        if "ports" in modules:
-            for (address, port), name in world.services.items():
-                hid = host(address, is_address=True)
-                repo.upsert(s, Service, {"host_id": hid, "port": port}, {"service": name, "banner": ""}, sid)
-        if "http" in modules:
-            for url, values in world.http.items():
-                hid = host(urlsplit(url).hostname)
-                repo.upsert(s, HttpEndpoint, {"host_id": hid, "url": url}, values, sid)
-        if "js" in modules:
-            for url, sha in world.js.items():
-                hid = host(urlsplit(url).hostname)
-                repo.upsert(s, JsFile, {"host_id": hid, "url": url}, {"sha256": sha, "size": 100}, sid)
-            for fingerprint, values in world.findings.items():
-                values = dict(values)
-                owner = values.pop("host", "")
-                hid = host(owner) if owner else None
-                repo.upsert(
-                    s, Finding, {"project_id": project_id, "fingerprint": fingerprint}, {**values, "host_id": hid}, sid
-                )
-        s.commit()
-    repo.finish_scan(sid, status)
-    return sid
+from assetmon_tui.store.models import Event, utcnow
 
 
 def kinds(evts: list[Event]) -> set[tuple[str, str]]:
@@ -207,7 +102,7 @@ def test_compute_events_is_idempotent():
     first = compute_events(sid)
     again = compute_events(sid)
     assert [e.id for e in first] == [e.id for e in again] and len(first) == 1
-    assert len(monitor.scan_events(sid)) == 1
+    assert len(event_log.scan_events(sid)) == 1
 
 
 def test_cancelled_and_failed_scans_produce_nothing_and_are_never_previous():
@@ -220,10 +115,10 @@ def test_cancelled_and_failed_scans_produce_nothing_and_are_never_previous():
     cancelled = fake_scan(project.id, only_www, status="cancelled")
     failed = fake_scan(project.id, only_www, status="failed")
     assert compute_events(cancelled) == [] and compute_events(failed) == []
-    assert monitor.get_snapshot(cancelled) is None
+    assert snapshots.get_snapshot(cancelled) is None
     third = fake_scan(project.id, World())
     assert compute_events(third) == []  # the same as scan 1: nothing gone, nothing new
-    assert monitor.get_snapshot(third).prev_scan_id == first
+    assert snapshots.get_snapshot(third).prev_scan_id == first
 
 
 def test_a_dns_only_scan_closes_no_port_and_the_next_full_scan_compares_with_what_was_known():
@@ -256,7 +151,7 @@ def test_a_seeded_scan_of_part_of_the_scope_marks_nothing_gone():
     w.http = {k: v for k, v in w.http.items() if "www" in k}
     sid = fake_scan(project.id, w, options={"seeds": ["www.acme.test"]})
     assert kinds(compute_events(sid)) == {("port_new", "service:10.0.0.1:8443")}
-    assert monitor.get_snapshot(sid).partial
+    assert snapshots.get_snapshot(sid).partial
 
 
 def test_an_uncertain_dns_answer_keeps_the_host_and_its_children():
@@ -356,7 +251,7 @@ def test_a_scan_can_no_longer_be_compared_once_a_later_scan_ran():
     later = fake_scan(project.id, World())
     assert compute_events(late) == []
     assert compute_events(later) == []  # compared with scan 1: unchanged
-    assert monitor.get_snapshot(late) is None
+    assert snapshots.get_snapshot(late) is None
 
 
 def test_list_acknowledge_and_count():
@@ -409,5 +304,5 @@ def test_deleting_a_project_removes_its_monitoring_rows():
     notify.add_notifier(project.id, "json://127.0.0.1:9/hook")
     repo.delete_project(project.id)
     with session() as s:
-        for model in (monitor.Snapshot, monitor.SnapshotItem, monitor.Schedule, monitor.Notifier):
+        for model in (models.Snapshot, models.SnapshotItem, models.Schedule, models.Notifier):
             assert s.exec(model.__table__.select()).first() is None

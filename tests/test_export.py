@@ -9,7 +9,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from test_events import World, fake_scan, project_with_targets
+from support.world import World, fake_scan, project_with_targets
 
 from assetmon_tui.events import compute_events
 from assetmon_tui.export import export

@@ -12,7 +12,7 @@ import mmh3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from loopback import HttpServer, make_cert, page
+from support.loopback import HttpServer, make_cert, page
 
 from assetmon_tui.lab import Lab
 from assetmon_tui.lab.estate import LEGACY_ADDRESS

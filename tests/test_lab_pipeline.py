@@ -4,14 +4,14 @@ lab planted, and a rescan after `--mutate 1` yields exactly its changes."""
 from __future__ import annotations
 
 import pytest
-from scenario import run_to_end
+from support.scenario import run_to_end
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.modules import NAMES as MODULES
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.events import list_events
 from assetmon_tui.lab import Lab
-from assetmon_tui.store import monitor, repo
+from assetmon_tui.store import repo
 
 PORTS = "22,25,80,443,6379"
 
@@ -49,7 +49,7 @@ def test_lab_scan_finds_what_was_planted_and_a_mutation_yields_its_events(lab):
     assert {"mdm-enroll-eu.acme.test", "uat-partner-api-2.acme.test"} <= names, "names only in CT"
     assert "partners-hub-eu.acme.test" in names, "a name only linked from HTML"
     assert not any(n.endswith(".dyn.acme.test") and n.split(".")[0] in ("nothere", "decoy-7") for n in names)
-    findings = monitor.findings(project.id)
+    findings = repo.findings(project.id)
     takeovers = {f.location for f, _ in findings if f.kind == "takeover"}
     assert takeovers == {lab.estate.dangling.name if hasattr(lab.estate.dangling, "name") else "promo.acme.test"}
     secrets = {f.value for f, _ in findings if f.kind == "secret"}

@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_events import World, fake_scan, project_with_targets
+from support.world import World, fake_scan, project_with_targets
 
 from assetmon_tui import notify
 from assetmon_tui.events import after_scan, compute_events
-from assetmon_tui.store import monitor
+from assetmon_tui.store import notifiers
 from assetmon_tui.testing import free_port
-
-
-@pytest.fixture
-def receiver():
-    """A tiny HTTP server capturing POST bodies; `fail` makes it answer 500."""
-    bodies: list[dict] = []
-    state = {"fail": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if state["fail"] > 0:
-                state["fail"] -= 1
-                self.send_response(500)
-            else:
-                bodies.append(json.loads(data))
-                self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    server.bodies, server.state = bodies, state
-    server.url = f"json://127.0.0.1:{server.server_address[1]}/hook"
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def changed_scan(project_id: int) -> int:
@@ -63,7 +30,7 @@ def test_one_message_per_notifier_per_scan_at_or_above_its_severity(receiver, ca
     sid = changed_scan(project.id)
     caplog.set_level(logging.INFO, logger="assetmon_tui.notify")
     assert len(after_scan(sid)) == 3
-    assert {d.notifier_id: (d.status, d.attempts, d.events) for d in monitor.list_deliveries(project.id)} == {
+    assert {d.notifier_id: (d.status, d.attempts, d.events) for d in notifiers.list_deliveries(project.id)} == {
         high_only.id: ("sent", 1, 1),
         everything.id: ("sent", 1, 3),
     }
@@ -118,7 +85,7 @@ def test_nothing_is_sent_for_a_baseline_or_below_the_threshold_or_when_disabled(
     after_scan(sid)
     notify.set_notifier(notifier.id, enabled=False, min_severity="info")
     assert notify.notify_scan(sid) == []
-    assert receiver.bodies == [] and monitor.list_deliveries(project.id) == []
+    assert receiver.bodies == [] and notifiers.list_deliveries(project.id) == []
 
 
 def test_notifier_validation_and_redaction():

@@ -8,8 +8,8 @@ import dataclasses
 from functools import partial
 
 import pytest
-from scenario import make_project
 from sqlmodel import SQLModel
+from support.scenario import make_project
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.modules import NAMES

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from loopback import FakeDNS
+from support.loopback import FakeDNS
 
 from assetmon_tui.scanners.dns import DnsOptions, DnsResult, resolve
 

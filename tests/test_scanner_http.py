@@ -8,7 +8,7 @@ import socket
 import time
 
 import pytest
-from loopback import HttpServer, TcpServer, endless, free_port, make_cert, page, redirect, stall
+from support.loopback import HttpServer, TcpServer, endless, free_port, make_cert, page, redirect, stall
 
 from assetmon_tui.scanners.http import HttpOptions, HttpResult, HttpTarget, probe, web_targets
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from loopback import TcpServer, free_port
+from support.loopback import TcpServer, free_port
 
 from assetmon_tui.scanners import ports as ports_module
 from assetmon_tui.scanners.banners import guess_service

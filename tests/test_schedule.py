@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_events import project_with_targets
+from support.world import project_with_targets
 
 from assetmon_tui import schedule
 from assetmon_tui.store import leases, repo

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from datetime import timedelta
 
-from scenario import estate, make_project, run_to_end
+from support.scenario import estate, make_project, run_to_end
 
 from assetmon_tui import schedule
 from assetmon_tui.core.config import get_settings

@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_events import World, fake_scan, project_with_targets
+from support.world import World, fake_scan, project_with_targets
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import ModuleProgress, Progress
 from assetmon_tui.events import compute_events
-from assetmon_tui.store import leases, monitor, repo
+from assetmon_tui.store import event_log, leases, repo
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -91,7 +91,7 @@ def data() -> dict[str, Any]:
     second = fake_scan(project.id, later)
     compute_events(second)
     freeze_times()
-    return {"project": project.id, "scans": [first, second], "events": monitor.unacknowledged_count()}
+    return {"project": project.id, "scans": [first, second], "events": event_log.unacknowledged_count()}
 
 
 @pytest.fixture

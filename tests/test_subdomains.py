@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from loopback import FakeDNS, HttpServer, endless, page, stall
+from support.loopback import FakeDNS, HttpServer, endless, page, stall
 
 from assetmon_tui.lab import Lab
 from assetmon_tui.lab.estate import LEGACY_ADDRESS

@@ -4,7 +4,7 @@ fine, body signatures served from loopback, and the pure decision table."""
 from __future__ import annotations
 
 import pytest
-from loopback import FakeDNS, HttpServer, page
+from support.loopback import FakeDNS, HttpServer, page
 
 from assetmon_tui.lab import Lab
 from assetmon_tui.scanners.dns import DnsOptions, DnsRecord, DnsResult

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from scenario import WEB_ADDRESS, estate, make_project
+from support.scenario import WEB_ADDRESS, estate, make_project
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from assetmon_tui.core.config import get_settings

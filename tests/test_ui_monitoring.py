@@ -10,12 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
-from test_events import World, fake_scan, project_with_targets
-from test_notify import receiver  # noqa: F401  (fixture)
+from support.world import World, fake_scan, project_with_targets
 
 from assetmon_tui.core.modules import NAMES as MODULES
 from assetmon_tui.events import compute_events
-from assetmon_tui.store import monitor
+from assetmon_tui.store import event_log, notifiers, schedules
 from assetmon_tui.store.blobs import save_blob
 
 SIZE = (80, 24)
@@ -107,7 +106,7 @@ def shot(a, name: str) -> None:
 
 async def test_events_feed_acknowledge_and_header_count(data):
     project, _, second = data
-    new = monitor.unacknowledged_count()
+    new = event_log.unacknowledged_count()
     assert new >= 4  # the baseline and the second scan's changes
     async with app().run_test(size=SIZE) as pilot:
         a = pilot.app
@@ -123,7 +122,7 @@ async def test_events_feed_acknowledge_and_header_count(data):
 
         # acknowledge the highlighted (newest) one: the header count drops
         await pilot.press("a")
-        await until(pilot, lambda: monitor.unacknowledged_count() == new - 1, what="the acknowledgement")
+        await until(pilot, lambda: event_log.unacknowledged_count() == new - 1, what="the acknowledgement")
         await until(pilot, lambda: f"{new - 1} new events ·" in a.sub_title, what="the header to drop")
         await showing(pilot, f"{new - 1} new events ·")
 
@@ -160,7 +159,7 @@ async def test_events_feed_acknowledge_and_header_count(data):
 
         # acknowledge everything shown: no count left in the header
         await pilot.press("A")
-        await until(pilot, lambda: monitor.unacknowledged_count() == 0, what="all acknowledged")
+        await until(pilot, lambda: event_log.unacknowledged_count() == 0, what="all acknowledged")
         await until(pilot, lambda: "new event" not in a.sub_title, what="the header without a count")
         await pilot.press("escape")
         await until(pilot, lambda: on_dashboard(a), what="the dashboard")
@@ -289,13 +288,13 @@ async def test_schedule_form_rejects_bad_cron_and_saves_an_interval(data):
         await until(pilot, lambda: type(a.screen).__name__ == "ScheduleForm", what="the schedule form")
         await pilot.press(*"61 * * * *", "enter")
         await until(pilot, lambda: "bad cron line" in screen_text(a), what="the cron error")
-        assert monitor.get_schedule(project.id) is None and type(a.screen).__name__ == "ScheduleForm"
+        assert schedules.get_schedule(project.id) is None and type(a.screen).__name__ == "ScheduleForm"
         shot(a, "schedule-error")
         await pilot.press("ctrl+u", *"nonsense", "enter")
         await until(pilot, lambda: "Not an interval" in screen_text(a), what="the interval error")
         await pilot.press("ctrl+u", *"6h", "enter")
-        await until(pilot, lambda: monitor.get_schedule(project.id) is not None, what="the saved schedule")
-        schedule = monitor.get_schedule(project.id)
+        await until(pilot, lambda: schedules.get_schedule(project.id) is not None, what="the saved schedule")
+        schedule = schedules.get_schedule(project.id)
         assert schedule.kind == "interval" and schedule.interval_seconds == 6 * 3600 and schedule.enabled
         assert schedule.modules == ",".join(MODULES)  # every module is ticked by default
         await until(pilot, lambda: on_dashboard(a), what="the form to close")
@@ -305,8 +304,8 @@ async def test_schedule_form_rejects_bad_cron_and_saves_an_interval(data):
         await until(pilot, lambda: "next run" in screen_text(a), what="the current schedule")
         assert a.screen.query_one("#every").value == "6h"
         await pilot.press("ctrl+u", *"0 3 * * *", "enter")
-        await until(pilot, lambda: monitor.get_schedule(project.id).kind == "cron", what="the cron schedule")
-        assert monitor.get_schedule(project.id).cron == "0 3 * * *"
+        await until(pilot, lambda: schedules.get_schedule(project.id).kind == "cron", what="the cron schedule")
+        assert schedules.get_schedule(project.id).cron == "0 3 * * *"
 
 
 async def test_due_schedules_run_in_thread_mode(data, monkeypatch):
@@ -323,7 +322,7 @@ async def test_due_schedules_run_in_thread_mode(data, monkeypatch):
         await started(pilot)
         monkeypatch.setattr(a.dispatcher, "submit", lambda pid, modules, options: submitted.append((pid, modules)))
         schedule.set_schedule(project.id, interval_seconds=3600, modules=["dns"])
-        monitor.save_schedule(project.id, next_run_at=utcnow())  # due now
+        schedules.save_schedule(project.id, next_run_at=utcnow())  # due now
         await until(pilot, lambda: submitted, what="the scheduled scan")
         assert submitted == [(project.id, ["dns"])]
 
@@ -331,7 +330,7 @@ async def test_due_schedules_run_in_thread_mode(data, monkeypatch):
 # -- notifiers ----------------------------------------------------------------------------------
 
 
-async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):  # noqa: F811
+async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):
     project, _, _ = data
     async with app().run_test(size=SIZE) as pilot:
         a = pilot.app
@@ -340,11 +339,11 @@ async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):  # noq
         await until(pilot, lambda: type(a.screen).__name__ == "NotifiersForm", what="the notifier form")
         await pilot.press(*"nonsense://nowhere", "enter")
         await until(pilot, lambda: "apprise understands" in screen_text(a), what="the URL error")
-        assert monitor.list_notifiers(project.id) == []
+        assert notifiers.list_notifiers(project.id) == []
 
         await pilot.press("ctrl+u", *receiver.url, "enter")
         await until(pilot, lambda: a.screen.query_one("#notifiers").row_count == 1, what="the added notifier")
-        (notifier,) = monitor.list_notifiers(project.id)
+        (notifier,) = notifiers.list_notifiers(project.id)
         assert notifier.url == receiver.url and notifier.min_severity == "medium"
         await showing(pilot, "json://127.0.0.1")
         assert a.screen.query_one("#notifiers").has_focus
@@ -355,9 +354,9 @@ async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):  # noq
         shot(a, "notifiers")
 
         await pilot.press("space")  # switched off
-        await until(pilot, lambda: not monitor.list_notifiers(project.id)[0].enabled, what="the notifier off")
+        await until(pilot, lambda: not notifiers.list_notifiers(project.id)[0].enabled, what="the notifier off")
         await pilot.press("x")
-        await until(pilot, lambda: monitor.list_notifiers(project.id) == [], what="the notifier deleted")
+        await until(pilot, lambda: notifiers.list_notifiers(project.id) == [], what="the notifier deleted")
         await pilot.press("escape")
         await until(pilot, lambda: on_dashboard(a), what="the form to close")
 

@@ -91,9 +91,9 @@ class AssetMonApp(App[None]):
 
     def _count_events(self) -> None:
         try:
-            from ..store import monitor
+            from ..store import event_log
 
-            self._new_events = monitor.unacknowledged_count()
+            self._new_events = event_log.unacknowledged_count()
         except Exception:
             log.exception("counting new events failed")
         self.call_from_thread(self._show_header)

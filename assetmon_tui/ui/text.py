@@ -22,7 +22,7 @@ STATE_STYLES = {
 }
 
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.monitor.SEVERITIES
+SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending, as store.event_log.SEVERITIES
 SEVERITY_STYLES = {
     "critical": "bold white on red",
     "high": "bold red",

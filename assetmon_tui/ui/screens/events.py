@@ -68,10 +68,10 @@ class EventsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="events", exit_on_error=False)
     def action_reload(self) -> None:
-        from ...store import monitor, repo
+        from ...store import event_log, repo
 
         projects = {p.id: p.name for p in repo.list_projects()}
-        events = monitor.list_events(
+        events = event_log.list_events(
             project_id=self.project_id,
             severity=self.min_severity,
             type=self.type,
@@ -225,9 +225,9 @@ class EventsScreen(Screen[None]):
 
     @work(thread=True, group="ack", exit_on_error=False)
     def _acknowledge(self, ids: list[int]) -> None:
-        from ...store import monitor
+        from ...store import event_log
 
-        n = monitor.acknowledge(ids)
+        n = event_log.acknowledge(ids)
         self.app.call_from_thread(self.notify, f"{n} event{'s' if n != 1 else ''} acknowledged", markup=False)
         self.app.call_from_thread(self.action_reload)
         refresh = getattr(self.app, "refresh_event_count", None)

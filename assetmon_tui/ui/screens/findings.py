@@ -63,9 +63,9 @@ class FindingsScreen(ProjectScreen):
 
     @work(thread=True, exclusive=True, group="findings", exit_on_error=False)
     def action_reload(self) -> None:
-        from ...store import monitor
+        from ...store import repo
 
-        rows = monitor.findings(self.project_id)
+        rows = repo.findings(self.project_id)
         # worst first, then by kind and rule
         rows.sort(key=lambda r: (-rank(r[0].severity), r[0].kind, r[0].rule, r[0].id))
         self.app.call_from_thread(self._fill, rows)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loopback import FakeDNS, HttpServer, page
+from .loopback import FakeDNS, HttpServer, page
 
 if TYPE_CHECKING:
     from assetmon_tui.dispatch import Dispatcher

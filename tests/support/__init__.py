@@ -1,0 +1,1 @@
+"""Shared test parts: loopback servers, small estates, a store filled by hand."""
