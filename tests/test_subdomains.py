@@ -489,3 +489,26 @@ async def test_an_interrupted_run_resumes_after_the_words_it_tried(lab, head_wor
     assert late and rest["wordlist"] == late  # only the words after the mark
     assert resume.brute[DOMAIN] == len(words)  # the mark moved to the end
     assert resume.pending == late  # found, and not yet taken by a caller (the test takes none)
+
+
+async def test_a_resumed_run_does_not_contact_names_it_already_followed(lab, head_words, monkeypatch):
+    from assetmon_tui.scanners import subdomains as module
+
+    calls: list[str] = []
+    real = module.fetch_certificate
+
+    async def counted(address, port, name, timeout):
+        calls.append(name)
+        return await real(address, port, name, timeout)
+
+    monkeypatch.setattr(module, "fetch_certificate", counted)
+    first = Resume()
+    quick = dict(wordlist_path=str(head_words), max_tls_hosts=5)  # a few certificates are enough to tell
+    found = await collect([DOMAIN], options(lab, resume=first, **quick))
+    assert calls and set(calls) <= first.followed  # every name whose certificate was read is recorded
+    calls.clear()
+    again = Resume(brute=dict(first.brute), ct=set(first.ct), followed=set(first.followed))
+    names = sorted({f.name for f in found})
+    rest = await collect([DOMAIN], options(lab, resume=again, **quick), seeds=names)
+    assert {f.source for f in rest} <= {"wildcard"}  # nothing new (a zone's wildcard is reported again)
+    assert calls == []  # and no certificate read twice

@@ -134,14 +134,17 @@ class SubdomainOptions:
 @dataclass
 class Resume:
     """How far the slow sources got, so a resumed run skips what is done:
-    per brute-forced zone, how many words (from the list's start) are all
-    tried; the roots whose CT search ended; names found but not yet taken by
-    the caller (they belong to the tried words). The run updates it in place;
-    the caller discards a name from `pending` when it has taken it."""
+        per brute-forced zone, how many words (from the list's start) are all
+        tried; the roots whose CT search ended; names found but not yet taken by
+        the caller (they belong to the tried words); names already followed up
+    (resolved, certificate read), which a resumed run does not contact again.
+    The run updates it in place;
+        the caller discards a name from `pending` when it has taken it."""
 
     brute: dict[str, int] = field(default_factory=dict)
     ct: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)
+    followed: set[str] = field(default_factory=set)  # names resolved and their certificates read
 
 
 @dataclass
@@ -517,10 +520,22 @@ class _Run:
         name = _clean_name(name) or ""
         if name and self.root_of(name) and name not in self.known:
             self.known.add(name)
-            self.follow(name, None)
+            if name in self.options.resume.followed:  # an interrupted run did resolve it and read its certificate
+                self.resolved.add(name)
+                self.zones_around(name)
+            else:
+                self.follow(name, None)
 
     def follow(self, name: str, result: DnsResult | None) -> None:
         """A new name: look for zones around it, resolve it, read its certificate."""
+        self.zones_around(name)
+        if result is None:
+            if self.options.san or self.options.brute:
+                self.spawn(self._resolve(name))
+        else:
+            self.after_resolve(name, result)
+
+    def zones_around(self, name: str) -> None:
         root = self.root_of(name)
         assert root is not None  # emit() and seed() follow in-scope names only
         labels = name.split(".")
@@ -528,11 +543,6 @@ class _Run:
             self.zone(".".join(labels[i:]), "parent")
         if name != root and labels[0] in ZONE_WORDS:
             self.zone(name, "label")
-        if result is None:
-            if self.options.san or self.options.brute:
-                self.spawn(self._resolve(name))
-        else:
-            self.after_resolve(name, result)
 
     def after_resolve(self, name: str, result: DnsResult) -> None:
         self.resolved.add(name)
@@ -540,6 +550,8 @@ class _Run:
             self.zone(name, "empty non-terminal")
         if self.options.san and result.addresses:
             self.spawn(self._certificates(name, result.addresses))
+        else:
+            self.options.resume.followed.add(name)
 
     def zone(self, zone: str, reason: str) -> None:
         if not self.options.brute or zone in self.zones or self.full:
@@ -637,6 +649,10 @@ class _Run:
 
     # -- TLS
     async def _certificates(self, name: str, addresses: list[str]) -> None:
+        await self._read_certificates(name, addresses)
+        self.options.resume.followed.add(name)  # after the names its certificate gave were emitted
+
+    async def _read_certificates(self, name: str, addresses: list[str]) -> None:
         if self.tls_hosts >= self.options.max_tls_hosts:
             return
         self.tls_hosts += 1

@@ -45,12 +45,19 @@ class Subdomains(Step):
         checkpoint = self.ctx.checkpoint
         cursor = checkpoint.cursor if checkpoint else {}
         resume = Resume(
-            brute={str(z): int(n) for z, n in cursor.get("brute", {}).items()}, ct=set(cursor.get("ct", []))
+            brute={str(zone): int(n) for zone, n in cursor.get("brute", {}).items()},
+            ct=set(cursor.get("ct", [])),
+            followed=set(cursor.get("followed", [])),
         )
         for name in cursor.get("pending", []):  # found and checkpointed, never taken: take them now
             self.found.addresses.setdefault(str(name), set())
         if checkpoint:
             checkpoint.track(
-                lambda: {"brute": dict(resume.brute), "ct": sorted(resume.ct), "pending": sorted(resume.pending)}
+                lambda: {
+                    "brute": dict(resume.brute),
+                    "ct": sorted(resume.ct),
+                    "pending": sorted(resume.pending),
+                    "followed": sorted(resume.followed),
+                }
             )
         return resume
