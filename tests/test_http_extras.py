@@ -96,7 +96,7 @@ async def test_tls_info_can_be_turned_off(lab):
 
 
 async def test_handshake_failures_give_nothing():
-    from loopback import TcpServer, free_port
+    from support.loopback import TcpServer, free_port
 
     assert await fetch_certificate("127.0.0.1", free_port(), HOST, 1.0) == {}
     with TcpServer(banner=b"SSH-2.0-OpenSSH_9.6\r\n") as server:

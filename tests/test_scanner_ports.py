@@ -285,7 +285,7 @@ async def test_banner_grabs_are_bounded(monkeypatch):
 async def test_a_silent_tls_service_on_an_odd_port_is_named(tmp_path):
     """A TLS server closes on the grab's plain-text probe without a byte: the
     port must still be recognised, so the HTTP module probes it over https."""
-    from loopback import HttpServer, make_cert, page
+    from support.loopback import HttpServer, make_cert, page
 
     from assetmon_tui.scanners.ports import PortOptions, scan
 
