@@ -160,3 +160,37 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Beat:
+    """`celery beat` with the database scheduler, in its own session, with the
+    given environment (a worker's), logging to `log`."""
+
+    def __init__(self, home: Path, env: dict[str, str]):
+        self.home, self.env = home, env
+        self.log = home / "beat.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Beat:
+        cmd = [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat", "--loglevel", "INFO"]
+        cmd += ["--scheduler", "worker.beat:DatabaseScheduler", "--schedule", str(self.home / "beat-schedule")]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def __enter__(self) -> Beat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -9,26 +9,21 @@ import signal
 import subprocess
 
 import pytest
-from support.scenario import estate, make_project
+from support.scenario import estate, lab_with_short_wordlist, make_project
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import FINAL_STATES
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.lab import Lab
 from assetmon_tui.store import leases, repo
-from assetmon_tui.testing import ROOT, VENV_BIN, wait_for
+from assetmon_tui.testing import ROOT, VENV_BIN, Beat, wait_for
 
 PORTS = "22,25,80,443,6379"
 
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    with Lab(hosts=60) as lab:
-        words = [n.split(".")[0] for n in lab.estate.names_from("wordlist")] + ["nothere", "decoy-7"]
-        (tmp_path / "words.txt").write_text("\n".join(words))
-        monkeypatch.setenv("ASSETMON_WORDLIST", str(tmp_path / "words.txt"))
-        monkeypatch.setenv("ASSETMON_CT_URL", lab.info["ct_url"])
-        get_settings.cache_clear()
+    with lab_with_short_wordlist(tmp_path, monkeypatch, hosts=60) as lab:
         yield lab
 
 
@@ -180,27 +175,8 @@ def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker
         project_id = make_project(targets=[e.url])
         due = utcnow() - timedelta(seconds=61)  # the first slot is due at once
         schedule.set_schedule(project_id, interval_seconds=60, modules=["dns", "http"], options=e.options(), now=due)
-        log = home / "beat.log"
-        beat = subprocess.Popen(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "worker.celery_app",
-                "beat",
-                "--scheduler",
-                "worker.beat:DatabaseScheduler",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(home / "beat-schedule"),
-            ],
-            cwd=ROOT,
-            env=worker.environment(),
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            first = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({log})")[0]
+        with Beat(home, worker.environment()) as beat:
+            first = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({beat.log})")[0]
             wait_for(lambda: repo.get_scan(first.id).status == "running", 30, 0.1, "the scheduled scan to run")
             worker.kill()
             worker_factory()  # resumes the interrupted scan (the slow page answers after a while)
@@ -209,9 +185,6 @@ def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker
             schedules.save_schedule(project_id, next_run_at=utcnow() - timedelta(seconds=1))
             later = wait_for(lambda: [s for s in repo.list_scans(project_id) if s.id != first.id], 30, 0.2, "slot")
             assert wait_final(later[0].id, timeout=120).status == "done"
-        finally:
-            beat.terminate()
-            beat.wait(10)
 
 
 def test_a_redis_outage_mid_scan_is_said_plainly_and_loses_nothing(worker, redis_server, monkeypatch):

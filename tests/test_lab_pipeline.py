@@ -4,7 +4,7 @@ lab planted, and a rescan after `--mutate 1` yields exactly its changes."""
 from __future__ import annotations
 
 import pytest
-from support.scenario import run_to_end
+from support.scenario import lab_with_short_wordlist, run_to_end
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.modules import NAMES as MODULES
@@ -18,12 +18,7 @@ PORTS = "22,25,80,443,6379"
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    with Lab(hosts=80) as lab:
-        # A short wordlist (the lab's guessable names and some decoys) keeps the test fast.
-        words = [n.split(".")[0] for n in lab.estate.names_from("wordlist")] + ["nothere", "decoy-7"]
-        (tmp_path / "words.txt").write_text("\n".join(words))
-        monkeypatch.setenv("ASSETMON_WORDLIST", str(tmp_path / "words.txt"))
-        monkeypatch.setenv("ASSETMON_CT_URL", lab.info["ct_url"])
+    with lab_with_short_wordlist(tmp_path, monkeypatch, hosts=80) as lab:
         monkeypatch.setenv("ASSETMON_BACKEND", "thread")
         get_settings.cache_clear()
         yield lab

@@ -3,7 +3,6 @@ and in thread mode through `run_due` with the dispatcher."""
 
 from __future__ import annotations
 
-import subprocess
 from datetime import timedelta
 
 from support.scenario import estate, make_project, run_to_end
@@ -13,7 +12,7 @@ from assetmon_tui.core.config import get_settings
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.store import repo
 from assetmon_tui.store.models import utcnow
-from assetmon_tui.testing import ROOT, VENV_BIN, wait_for
+from assetmon_tui.testing import Beat, wait_for
 
 
 def due_schedule(project_id: int, e) -> None:
@@ -30,35 +29,13 @@ def test_a_schedule_fires_under_celery_beat(worker, home):
     with estate() as e:
         project_id = make_project("acme", [e.url])
         due_schedule(project_id, e)
-        log = home / "beat-test.log"
-        beat = subprocess.Popen(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "worker.celery_app",
-                "beat",
-                "--scheduler",
-                "worker.beat:DatabaseScheduler",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(home / "beat-schedule"),
-            ],
-            cwd=ROOT,
-            env=worker.environment(),
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            scans = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({log})")
+        with Beat(home, worker.environment()) as beat:
+            scans = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({beat.log})")
             (scan,) = scans
             assert scan.backend == "celery"
             progress, _ = run_to_end(Dispatcher(), scan.id, timeout=60)
             assert progress.state == "done"
             assert schedule.get_schedule(project_id).next_run_at > utcnow()  # moved to the next slot
-        finally:
-            beat.terminate()
-            beat.wait(10)
 
 
 def test_a_schedule_fires_in_thread_mode(monkeypatch):

@@ -74,3 +74,19 @@ def run_to_end(dispatcher: Dispatcher, scan_id: int, timeout: float = 60.0):
             return progress, seen
         time.sleep(0.02)
     raise AssertionError(f"scan {scan_id} did not finish; saw {seen}")
+
+
+@contextlib.contextmanager
+def lab_with_short_wordlist(tmp_path, monkeypatch, hosts: int):
+    """The lab, with the settings that keep a scan on it and quick: its CT
+    source, and a wordlist of its guessable names plus two decoys."""
+    from assetmon_tui.core.config import get_settings
+    from assetmon_tui.lab import Lab
+
+    with Lab(hosts=hosts) as lab:
+        words = [n.split(".")[0] for n in lab.estate.names_from("wordlist")] + ["nothere", "decoy-7"]
+        (tmp_path / "words.txt").write_text("\n".join(words))
+        monkeypatch.setenv("ASSETMON_WORDLIST", str(tmp_path / "words.txt"))
+        monkeypatch.setenv("ASSETMON_CT_URL", lab.info["ct_url"])
+        get_settings.cache_clear()
+        yield lab
