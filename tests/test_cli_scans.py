@@ -1,0 +1,52 @@
+"""Headless control of scans: `assetmon scans`, `cancel` and `resume`, run as
+the real command in a subprocess against this test's store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from support.scenario import estate, make_project
+
+from assetmon_tui.store import leases, repo
+from assetmon_tui.testing import ROOT, VENV_BIN
+
+
+def assetmon(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "assetmon"), *args], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_scans_lists_status_runner_and_attempts_and_cancel_stops_a_queued_scan(no_redis):
+    project_id = make_project()
+    queued = repo.create_scan(project_id, ["dns"], {})
+    out = assetmon("scans", "--json")
+    assert out.returncode == 0, out.stderr
+    (row,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (row["id"], row["project"], row["status"], row["attempts"]) == (queued.id, "acme", "queued", 0)
+    assert "waiting for a worker" in row["message"]
+    cancelled = assetmon("cancel", str(queued.id))
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stderr
+    assert repo.get_scan(queued.id).status == "cancelled"
+    assert assetmon("scans", "--active").stdout == ""
+    assert assetmon("cancel", "999").returncode == 2  # no such scan: one line, exit 2
+
+
+def test_resume_runs_a_failed_scan_again_from_its_checkpoint(no_redis):
+    with estate() as e:
+        project_id = make_project(targets=e.targets)
+        scan = repo.create_scan(project_id, ["dns", "http"], e.options())
+        assert leases.claim(scan.id, "thread", "gone:1", lease=60, max_attempts=3)
+        repo.finish_scan(scan.id, "failed", "runner lost: its runner gone:1 exited; gave up")
+        refused = assetmon("resume", str(scan.id + 1))
+        assert refused.returncode == 2 and "no scan" in refused.stderr
+        out = assetmon("resume", str(scan.id))
+        assert out.returncode == 0, out.stderr
+    row = repo.get_scan(scan.id)
+    assert row.status == "done" and row.backend == "thread"
+    assert [a.outcome for a in leases.attempts(scan.id)] == ["failed", "done"]
+    assert {h.name for h in repo.hosts(project_id)} >= {"www.scan.test", "api.scan.test"}
+    again = assetmon("resume", str(scan.id))
+    assert again.returncode == 2 and "only failed or cancelled" in again.stderr
