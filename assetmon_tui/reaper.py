@@ -80,8 +80,10 @@ class Reaper:
         return sid
 
     def _queued(self, scan: Scan) -> int | None:
-        if scan.status != "queued" or scan.backend == "thread":
+        if scan.status != "queued":
             return None
+        if scan.backend == "thread" and not (scan.owner and is_dead(scan.owner)):
+            return None  # a TUI or CLI is about to run it here (one that died before it could: re-sent)
         if scan.task_id:
             queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
             if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):

@@ -145,3 +145,17 @@ def test_thread_scan_of_a_dead_process_is_requeued_at_once(no_redis):
     row = repo.get_scan(scan.id)
     assert row.status == "queued" and row.owner == ""
     assert "exited" in leases.attempts(scan.id)[0].reason
+
+
+def test_a_scan_taken_back_by_a_process_that_died_before_running_it_is_sent_again(monkeypatch):
+    import socket
+
+    from assetmon_tui.reaper import Reaper
+
+    scan = repo.create_scan(make_project(), ["dns"], {})
+    repo.set_backend(scan.id, "thread", owner=f"{socket.gethostname()}:999999")  # it died before claiming
+    sent: list[int] = []
+    assert Reaper(get_settings(), enqueue=sent.append, broker_holds=lambda task_id: True).reap() == [scan.id]
+    assert sent == [scan.id]
+    repo.set_backend(scan.id, "thread", owner=Dispatcher().owner)  # a live process about to run it
+    assert Reaper(get_settings(), enqueue=sent.append, broker_holds=lambda task_id: True).reap() == []
