@@ -188,21 +188,27 @@ def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker
 
 
 def test_a_redis_outage_mid_scan_is_said_plainly_and_loses_nothing(worker, redis_server, monkeypatch):
+    # Two slow pages probed one after the other: the first ends (a progress
+    # report) while Redis is down, the second after it is back.
     monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "4")
+    monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "1")
     get_settings.cache_clear()
     worker.stop()
-    worker.start()  # with the short HTTP timeout: the slow page keeps the scan busy for 4 s
+    worker.start()
     dispatcher = Dispatcher()
     with estate(slow=True) as e:
-        scan = dispatcher.submit(make_project(targets=[e.url]), ["dns", "http"], e.options())
+        urls = [e.url, e.url.replace("www.", "api.")]
+        scan = dispatcher.submit(make_project(targets=urls), ["dns", "http"], e.options())
         wait_step(dispatcher, scan.id, "http", done=0)
         redis_server.stop()
         message = wait_for(lambda: "Redis unreachable since" in (m := dispatcher.poll(scan.id)[1].message) and m, 10)
         assert "the worker keeps scanning" in message
         wait_for(lambda: "Redis unreachable" in worker.log_text(), 30, 0.1, "the worker to say Redis went away")
+        assert repo.get_scan(scan.id).status == "running"  # the second page is still being waited for
         redis_server.start()
         row = wait_final(scan.id, timeout=60)
     assert row.status == "done"
+    assert {"www.scan.test", "api.scan.test"} <= {h.name for h in repo.hosts(row.project_id)}  # nothing lost
     log = worker.log_text()
-    assert log.count("Redis unreachable") == 1 and log.count("Redis is back") <= 1, log[-3000:]
+    assert log.count("Redis unreachable") == 1 and log.count("Redis is back") == 1, log[-3000:]
     assert "Traceback" not in log, log[-3000:]

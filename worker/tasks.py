@@ -59,7 +59,10 @@ class Publisher:
             self.down_since = None
 
 
-@app.task(name="assetmon.run_scan", bind=True)  # type: ignore[untyped-decorator]  # celery has no types
+# The return value is not stored: the scan row is the truth once a scan ends,
+# and the last progress report already says "done". Storing it could only fail
+# (with a traceback) when the scan ends during a Redis outage.
+@app.task(name="assetmon.run_scan", bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def run_scan(self: Task, scan_id: int) -> dict[str, object]:
     from assetmon_tui.pipeline import run_scan as run
 
