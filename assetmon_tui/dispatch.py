@@ -17,7 +17,7 @@ from .core.owners import is_dead, this_process
 from .core.progress import FINAL_STATES, Progress
 from .reaper import Reaper
 from .store import leases, repo
-from .store.models import Scan, as_utc, utcnow
+from .store.models import Scan, as_utc, row_id, utcnow
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -140,21 +140,21 @@ class CeleryBackend:
         except Exception as exc:  # kombu/redis raise many kinds when Redis vanishes
             if self.down_since is None:
                 self.down_since = time.time()
-                log.info("poll of scan %s failed: %s", _id(scan), exc)
+                log.info("poll of scan %s failed: %s", row_id(scan), exc)
             return None
         self.down_since = None
         if state in ("PROGRESS", "SUCCESS") and isinstance(info, dict) and "scan_id" in info:
             return Progress.from_dict(info)
         if state == "FAILURE":
-            return Progress(_id(scan), state="failed", message=str(info)[:300])
+            return Progress(row_id(scan), state="failed", message=str(info)[:300])
         if state == "STARTED":
-            return Progress(_id(scan), state="running", message="started on a worker")
+            return Progress(row_id(scan), state="running", message="started on a worker")
         return None  # PENDING: queued or unknown; the row says which
 
-    def broker_holds(self, task_id: str) -> bool | None:
-        from worker.celery_app import broker_holds
+    def held_tasks(self) -> set[str] | None:
+        from worker.celery_app import held_tasks
 
-        return broker_holds(self.app, task_id)
+        return held_tasks(self.app)
 
     def revoke(self, task_id: str) -> None:
         try:
@@ -207,7 +207,7 @@ class Dispatcher:
     def submit(self, project_id: int, modules: list[str], options: dict[str, object] | None = None) -> Scan:
         self.reap()  # a dead scan must not hold the project's lock
         scan = repo.new_scan(project_id, modules, options or {}, self.owner)  # ProjectBusy if one is active
-        return self._start(_id(scan))
+        return self._start(row_id(scan))
 
     def resume(self, scan_id: int) -> Scan:
         """Resume a failed or cancelled scan from its checkpoint (`assetmon resume`)."""
@@ -239,7 +239,9 @@ class Dispatcher:
         live = None
         if scan.backend == "thread":
             live = self.thread.poll(scan_id)
-        elif scan.backend == "celery" and scan.task_id and scan.status not in FINAL_STATES:
+        elif scan.status in FINAL_STATES:
+            self._last.pop(scan_id, None)
+        elif scan.backend == "celery" and scan.task_id:
             live = self.celery.poll(scan)
             if live is not None:
                 self._last[scan_id] = live
@@ -258,8 +260,8 @@ class Dispatcher:
     def _outage(self, scan: Scan) -> Progress:
         """The last progress seen, saying plainly that Redis is away and what the
         database still shows (the worker keeps scanning and saving)."""
-        last = self._last.get(_id(scan))
-        progress = Progress.from_dict(last.to_dict()) if last else Progress(_id(scan), state=scan.status)
+        last = self._last.get(row_id(scan))
+        progress = Progress.from_dict(last.to_dict()) if last else Progress(row_id(scan), state=scan.status)
         since = time.strftime("%H:%M:%S", time.localtime(self.celery.down_since))
         beat = as_utc(scan.heartbeat)
         alive = f"; last heartbeat {(utcnow() - beat).total_seconds():.0f} s ago" if beat else ""
@@ -267,7 +269,7 @@ class Dispatcher:
         return progress
 
     def active(self) -> list[tuple[Scan, Progress]]:
-        return [self.poll(_id(scan)) for scan in repo.active_scans()]
+        return [self.poll(row_id(scan)) for scan in repo.active_scans()]
 
     def cancel(self, scan_id: int) -> str:
         scan = repo.get_scan(scan_id)
@@ -284,19 +286,19 @@ class Dispatcher:
         reaper = Reaper(
             self.settings,
             enqueue=self.celery.start if celery else None,
-            broker_holds=self.celery.broker_holds if celery else None,
+            held_tasks=self.celery.held_tasks if celery else None,
         )
         acted = reaper.reap()
         mine = [s for s in repo.active_scans() if s.status == "queued" and self._may_take_back(s)]
         if mine and self.check_health(quick=True).workers == 0:
             for scan in mine:
                 self._take_back(scan)
-                acted.append(_id(scan))
+                acted.append(row_id(scan))
         return acted
 
     def _may_take_back(self, scan: Scan) -> bool:
         """Queued scans this process submitted (or whose submitter is known dead)."""
-        if scan.backend == "thread" and self.thread.running(_id(scan)):
+        if scan.backend == "thread" and self.thread.running(row_id(scan)):
             return False
         return scan.submitter == self.owner or (bool(scan.submitter) and is_dead(scan.submitter))
 
@@ -305,19 +307,19 @@ class Dispatcher:
         die with it), so their rows say "cancelled" rather than wait for the reaper."""
         mine = [s for s in repo.active_scans() if s.backend == "thread" and s.owner == self.owner]
         for scan in mine:
-            repo.request_cancel(_id(scan))
+            repo.request_cancel(row_id(scan))
         self.thread.join(timeout)
         for scan in mine:
-            repo.finish_scan(_id(scan), "cancelled", "the TUI running it was closed")
+            repo.finish_scan(row_id(scan), "cancelled", "the TUI running it was closed")
 
     def _take_back(self, scan: Scan) -> None:
         """Run here a queued scan no worker is alive to take. Claiming is
         atomic: if a worker starts it after all, only one of us runs it."""
         if scan.task_id:
             self.celery.revoke(scan.task_id)
-        log.warning("no Celery worker answers; running scan %s here", _id(scan))
-        repo.set_backend(_id(scan), "thread", owner=self.owner)
-        self.thread.start(_id(scan))
+        log.warning("no Celery worker answers; running scan %s here", row_id(scan))
+        repo.set_backend(row_id(scan), "thread", owner=self.owner)
+        self.thread.start(row_id(scan))
 
 
 def _waiting(scan: Scan) -> str:
@@ -327,9 +329,3 @@ def _waiting(scan: Scan) -> str:
     if scan.attempts:
         return f"interrupted after attempt {scan.attempts}: waiting for a worker to resume it"
     return "queued: waiting for a worker"
-
-
-def _id(scan: Scan) -> int:
-    """A stored row's id (SQLModel types it optional for rows not yet inserted)."""
-    assert scan.id is not None
-    return scan.id

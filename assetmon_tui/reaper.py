@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .core.config import Settings
 from .core.owners import is_dead
 from .store import leases, repo
-from .store.models import Scan, as_utc, utcnow
+from .store.models import Scan, as_utc, row_id, utcnow
 
 log = logging.getLogger(__name__)
 
 QUEUE_GRACE = 10.0  # seconds a just-queued message may take to show up in the broker
 
 Enqueue = Callable[[int], object]  # scan id -> send it to Celery
-BrokerHolds = Callable[[str], "bool | None"]  # task id -> the broker holds it (None: cannot tell)
+HeldTasks = Callable[[], "set[str] | None"]  # the task ids the broker holds (None: cannot tell)
 
 
 def lost_because(scan: Scan) -> str:
@@ -46,20 +46,29 @@ def lost_because(scan: Scan) -> str:
 class Reaper:
     settings: Settings
     enqueue: Enqueue | None = None  # None: this process cannot reach Celery now
-    broker_holds: BrokerHolds | None = None
+    held_tasks: HeldTasks | None = None
+    _held: set[str] | None = field(default=None, init=False, repr=False)
+    _asked: bool = field(default=False, init=False, repr=False)
 
     def reap(self) -> list[int]:
         """One pass; returns the ids of scans it requeued, re-sent or ended."""
         acted = [sid for scan in leases.running_scans() if (sid := self._running(scan)) is not None]
         if self.enqueue is not None:
+            self._held, self._asked = None, False  # the broker is read at most once a pass, if at all
             acted += [sid for scan in repo.active_scans() if (sid := self._queued(scan)) is not None]
         return acted
+
+    def _broker_holds(self, task_id: str) -> bool | None:
+        if not self._asked:
+            self._asked = True
+            self._held = self.held_tasks() if self.held_tasks else None
+        return None if self._held is None else task_id in self._held
 
     def _running(self, scan: Scan) -> int | None:
         reason = lost_because(scan)
         if not reason:
             return None
-        sid = _id(scan)
+        sid = row_id(scan)
         if scan.cancel_requested:
             ended = repo.finish_scan(sid, "cancelled", f"cancelled ({reason})")
             return sid if ended else None
@@ -88,15 +97,10 @@ class Reaper:
             queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
             if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):
                 return None
-            holds = self.broker_holds(scan.task_id) if self.broker_holds else None
+            holds = self._broker_holds(scan.task_id)
             if holds is not False:
                 return None  # held (waiting behind busy workers), or we cannot tell: leave it
-            log.warning("scan %s: the broker lost its message %s; queued again", _id(scan), scan.task_id)
+            log.warning("scan %s: the broker lost its message %s; queued again", row_id(scan), scan.task_id)
         assert self.enqueue is not None
-        self.enqueue(_id(scan))
-        return _id(scan)
-
-
-def _id(scan: Scan) -> int:
-    assert scan.id is not None
-    return scan.id
+        self.enqueue(row_id(scan))
+        return row_id(scan)

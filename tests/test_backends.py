@@ -155,7 +155,18 @@ def test_a_scan_taken_back_by_a_process_that_died_before_running_it_is_sent_agai
     scan = repo.create_scan(make_project(), ["dns"], {})
     repo.set_backend(scan.id, "thread", owner=f"{socket.gethostname()}:999999")  # it died before claiming
     sent: list[int] = []
-    assert Reaper(get_settings(), enqueue=sent.append, broker_holds=lambda task_id: True).reap() == [scan.id]
+    assert Reaper(get_settings(), enqueue=sent.append, held_tasks=lambda: None).reap() == [scan.id]
     assert sent == [scan.id]
     repo.set_backend(scan.id, "thread", owner=Dispatcher().owner)  # a live process about to run it
-    assert Reaper(get_settings(), enqueue=sent.append, broker_holds=lambda task_id: True).reap() == []
+    assert Reaper(get_settings(), enqueue=sent.append, held_tasks=lambda: None).reap() == []
+
+
+def test_the_broker_is_asked_which_messages_it_still_holds(redis_server):
+    from worker.celery_app import enqueue_scan, held_tasks, make_app
+
+    app = make_app(get_settings())
+    scan = repo.create_scan(make_project(), ["dns"], {})
+    task_id = enqueue_scan(app, scan.id)  # no worker: the message waits in the queue
+    assert task_id in held_tasks(app)
+    redis_server.stop()
+    assert held_tasks(app) is None  # cannot tell: the reaper then leaves the scan alone

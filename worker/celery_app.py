@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -54,23 +55,33 @@ def enqueue_scan(celery: Celery, scan_id: int) -> str:
     return task_id
 
 
-def broker_holds(celery: Celery, task_id: str) -> bool | None:
-    """Whether Redis still holds a task's message: waiting in the queue, or
-    delivered and not yet acknowledged (acks_late keeps it in `unacked` until
+def held_tasks(celery: Celery) -> set[str] | None:
+    """The task ids Redis still holds: messages waiting in the queue, or
+    delivered and not yet acknowledged (acks_late keeps them in `unacked` until
     the task ends). None when Redis cannot be asked."""
     import redis
 
-    needle = task_id.encode()
+    def task_id(raw: bytes | str) -> str | None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return None
+        if isinstance(message, list) and message:  # unacked: [message, exchange, routing key]
+            message = message[0]
+        headers = message.get("headers") if isinstance(message, dict) else None
+        value = headers.get("id") if isinstance(headers, dict) else None
+        return value if isinstance(value, str) else None
+
     try:
         client = redis.Redis.from_url(celery.conf.broker_url, socket_timeout=2, socket_connect_timeout=2)
         try:
             queues = [k for k in client.scan_iter(match=QUEUE + "*", count=100) if client.type(k) == b"list"]
-            waiting = any(needle in m for key in queues for m in client.lrange(key, 0, -1))
-            return waiting or any(needle in m for m in client.hvals("unacked"))
+            raw = [m for key in queues for m in client.lrange(key, 0, -1)] + list(client.hvals("unacked"))
         finally:
             client.close()
     except (redis.RedisError, OSError):
         return None
+    return {t for t in map(task_id, raw) if t}
 
 
 app = make_app()

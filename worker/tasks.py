@@ -14,7 +14,7 @@ from celery.signals import worker_ready, worker_shutting_down
 
 from assetmon_tui.core.progress import FINAL_STATES, Progress
 
-from .celery_app import app, broker_holds, enqueue_scan
+from .celery_app import app, enqueue_scan, held_tasks
 
 if TYPE_CHECKING:
     from celery import Task
@@ -75,7 +75,7 @@ def reap_once() -> list[int]:
     from assetmon_tui.core.config import get_settings
     from assetmon_tui.reaper import Reaper
 
-    reaper = Reaper(get_settings(), enqueue=partial(enqueue_scan, app), broker_holds=partial(broker_holds, app))
+    reaper = Reaper(get_settings(), enqueue=partial(enqueue_scan, app), held_tasks=partial(held_tasks, app))
     return reaper.reap()
 
 

@@ -11,8 +11,8 @@ results as they are found.
 from __future__ import annotations
 
 from .context import Found, ScanContext
-from .run import REPORT_EVERY, Reporter, owner_id, run_scan
+from .run import REPORT_EVERY, Reporter, run_scan
 from .steps import STEPS, Step
 from .steps.js import cpu_pool
 
-__all__ = ["REPORT_EVERY", "STEPS", "Found", "Reporter", "ScanContext", "Step", "cpu_pool", "owner_id", "run_scan"]
+__all__ = ["REPORT_EVERY", "STEPS", "Found", "Reporter", "ScanContext", "Step", "cpu_pool", "run_scan"]

@@ -37,7 +37,7 @@ class Found:
     roots: list[str] = field(default_factory=list)  # domains to enumerate under
     wildcards: set[str] = field(default_factory=set)  # zones answering any label
     cnamed: list[DnsResult] = field(default_factory=list)  # DnsResults with CNAMEs, for takeover
-    revealed: set[str] = field(default_factory=set)  # in-zone names that HTTP answers mention
+    revealed: set[str] = field(default_factory=set)  # names the first HTTP round revealed (unknown before)
 
 
 SEEDED = ("addresses", "direct", "urls", "roots")  # the Found fields `seed` fills

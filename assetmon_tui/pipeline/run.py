@@ -34,15 +34,11 @@ CANCEL_POLL = 0.5
 Reporter = Callable[[Progress], None]
 
 
-def owner_id() -> str:
-    return this_process()
-
-
 def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
     """Run (or resume) a scan to a final state. Raises when the scan failed,
     after recording the failure, so Celery shows FAILURE rather than SUCCESS."""
     settings = get_settings()
-    owner = owner_id()
+    owner = this_process()
     scan = repo.get_scan(scan_id)
     dead = scan.owner if scan.status == "running" and scan.owner and is_dead(scan.owner) else ""
     if not leases.claim(scan_id, backend, owner, settings.lease_timeout, settings.max_attempts, dead_owner=dead):
@@ -75,8 +71,7 @@ class Run:
 
     def __init__(self, scan_id: int, report: Reporter, settings: Settings, backend: str, owner: str) -> None:
         scan = repo.get_scan(scan_id)
-        assert scan.id is not None
-        self.scan_id = scan.id
+        self.scan_id = scan_id
         self.owner = owner
         self.attempt = scan.attempts
         self._report = report

@@ -34,6 +34,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def row_id(row: Scan) -> int:
+    """A stored scan's id (SQLModel types it optional for rows not yet inserted)."""
+    assert row.id is not None
+    return row.id
+
+
 def create_tables(engine: Engine) -> None:
     """Create the tables defined here (all of them) where missing. Processes
     that open a new database at the same moment (a worker's reaper and the

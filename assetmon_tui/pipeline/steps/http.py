@@ -22,13 +22,11 @@ class Http(Step):
     saves = ("host", "dnsrecord", "httpendpoint")
 
     async def run(self) -> None:
-        targets = self.targets()
-        await self.probe(targets, self.tick())
-        # Names the answers revealed get one round of their own. (On a resume
-        # the first round's names are already in `addresses`: the `revealed`
-        # set, checkpointed, is what says which they are.)
-        probed = {t.host for t in targets}
-        fresh = sorted(n for n in self.found.revealed if n in self.ctx.scope and n not in probed)
+        await self.probe(self.targets(), self.tick(), reveal=True)
+        # Names the first round's answers revealed (unknown until then) get one
+        # round of their own. `revealed` is checkpointed, so a resume knows
+        # them even after they were added to `addresses`.
+        fresh = sorted(n for n in self.found.revealed if n in self.ctx.scope)
         if fresh:
             new = [n for n in fresh if n not in self.found.addresses]
             self.ctx.progress.count("subdomains", len(new))
@@ -62,9 +60,10 @@ class Http(Step):
         unique = {(t.host, t.port, t.scheme, t.path): t for t in targets}
         return list(unique.values())
 
-    async def probe(self, targets: list[HttpTarget], progress: Tick | None = None) -> None:
-        """Probe and save (less what a resumed step already probed); the
-        in-zone names the answers mention go to `found.revealed`."""
+    async def probe(self, targets: list[HttpTarget], progress: Tick | None = None, reveal: bool = False) -> None:
+        """Probe and save (less what a resumed step already probed); with
+        `reveal`, in-zone names the answers mention that were not known go to
+        `found.revealed`."""
         settings = self.ctx.settings
         options = HttpOptions(
             concurrency=settings.http_concurrency,
@@ -82,7 +81,9 @@ class Http(Step):
                 if result.status is None:
                     continue
                 self.ctx.progress.count("endpoints")
-                self.found.revealed.update(f.name for f in harvest_http(result, self.found.roots))
+                if reveal:
+                    names = {f.name for f in harvest_http(result, self.found.roots)}
+                    self.found.revealed.update(n for n in names if n not in self.found.addresses)
                 if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
                     page = Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
                     self.found.pages.append(page)
