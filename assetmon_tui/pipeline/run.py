@@ -22,6 +22,7 @@ from ..core.owners import is_dead, this_process
 from ..core.progress import Progress
 from ..core.targets import Scope
 from ..store import leases, repo
+from ..store.models import as_utc
 from .checkpoint import Checkpoint, LeaseLost
 from .context import ScanContext, Tick, seed
 from .steps import STEPS
@@ -78,7 +79,10 @@ class Run:
         self._last_report = 0.0
         self.cancelled = False
         self.lost = False
-        self.progress = Progress(scan_id, state="running", started_at=time.time(), message="starting")
+        # A resumed scan's clock runs from its first start (claims keep started_at).
+        started = as_utc(scan.started_at)
+        began = started.timestamp() if started else time.time()
+        self.progress = Progress(scan_id, state="running", started_at=began, message="starting")
         modules = [m for m in scan.modules.split(",") if m]
         for name in modules:
             self.progress.module(name)
