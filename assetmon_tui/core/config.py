@@ -48,6 +48,8 @@ class Settings:
     ct_url: str = "https://crt.sh/"
     wordlist: str = ""  # subdomain wordlist file; empty: the bundled one (~9,600 names)
     js_max_size: int = 10_000_000
+    # Change events
+    gone_after: int = 2  # consecutive covered scans that miss an asset before it is gone (1: at once)
 
     @property
     def db_url(self) -> str:

@@ -63,6 +63,11 @@ class ScanContext:
         nameservers: list[str] = self.options.get("nameservers") or self.settings.nameserver_list
         return nameservers
 
+    def setting(self, name: str) -> Any:
+        """A scan setting: the scan's options (which carry its project's settings) over the global ones."""
+        value = self.options.get(name)
+        return value if value not in (None, "", []) else getattr(self.settings, name)
+
     def address_of(self, host: str) -> str | None:
         """The address to reach `host` at: itself if an IP, else its first resolved address."""
         return host if is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)

@@ -57,6 +57,9 @@ class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # JSON: this project's scan settings (nameservers, CT URL, ports, modules...),
+    # over the global ones; every scan and schedule of the project uses them.
+    settings: str = Field(default="{}", sa_column=Column(Text))
 
 
 class Target(SQLModel, table=True):
@@ -105,6 +108,9 @@ class Scan(SQLModel, table=True):
     checkpoint: str = Field(default="{}", sa_column=Column(Text))  # JSON: steps done, shared state, cursors
     error: str = ""
     summary: str = Field(default="{}", sa_column=Column(Text))  # final counters, JSON
+    # JSON list: how each source of the scan fared (pipeline.coverage.Outcome):
+    # a failed or skipped source is a warning, and keeps what it found before.
+    sources: str = Field(default="[]", sa_column=Column(Text))
 
 
 class ScanAttempt(SQLModel, table=True):
@@ -220,8 +226,26 @@ class Event(SQLModel, table=True):
     severity: str = "info"
     summary: str = ""
     entity: str = ""  # e.g. "host:www.acme.test" or "service:127.0.0.1:22"
+    host: str = ""  # the host it is about, for rules by host pattern
+    fingerprint: str = ""  # what it is about, stable across scans (a finding's own fingerprint)
+    quiet: bool = False  # shown in the feed, never notified (an asset missed once: unconfirmed)
     created_at: datetime = Field(default_factory=utcnow)
     acknowledged: bool = False
+
+
+class EventRule(SQLModel, table=True):
+    """Acknowledge or suppress the events it matches: every given field must
+    match (type and host are globs). Applied when events are read, so a rule
+    covers past events as well as future ones."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int | None = Field(default=None, foreign_key="project.id", index=True, ondelete="CASCADE")  # None: all
+    action: str = "suppress"  # acknowledge | suppress
+    event_type: str = ""
+    host: str = ""
+    fingerprint: str = ""
+    note: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # -- monitoring ------------------------------------------------------------------
@@ -231,28 +255,40 @@ class Snapshot(SQLModel, table=True):
     """The inventory as known after one done scan. Written once, in the same
     transaction as the scan's events: its presence means "events computed"."""
 
+    __table_args__ = (UniqueConstraint("project_id", "seq"),)
     scan_id: int = Field(primary_key=True, foreign_key="scan.id", ondelete="CASCADE")
     project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    seq: int  # 1, 2, ... per project, in the order snapshots were taken
     prev_scan_id: int | None = None  # the snapshot compared with
     partial: bool = False  # a scan of some seeds only: nothing could be "gone"
     known: str = ""  # comma separated kinds observed up to this scan (later ones get a silent baseline)
+    counts: str = Field(default="{}", sa_column=Column(Text))  # JSON: the inventory's counts (events.Inventory)
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class SnapshotItem(SQLModel, table=True):
-    """One asset present in a snapshot, with the values watched for changes."""
+    """One version of one asset in a project's snapshots: it holds from snapshot
+    `since_seq` until just before `until_seq` (None: still). A new version is
+    written only when something watched changes (values, status, misses), so
+    storage grows with what changed, not with the inventory."""
 
     __table_args__ = (
-        UniqueConstraint("scan_id", "kind", "asset_id"),
+        Index("ix_snapshotitem_current", "project_id", "until_seq"),
         Index("ix_snapshotitem_asset", "kind", "asset_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    scan_id: int = Field(foreign_key="snapshot.scan_id", ondelete="CASCADE")
+    project_id: int = Field(foreign_key="project.id", ondelete="CASCADE")
     kind: str  # host | ip | dns | service | http | js | finding:<kind>
     asset_id: int  # id in the asset's own table
     host: str = ""  # owning host name, to fold a gone host's children into one event
     entity: str = ""  # display key, e.g. "service:10.0.0.5:22" (never a secret value)
     state: str = Field(default="{}", sa_column=Column(Text))  # JSON: watched values
+    # new | open | unconfirmed | gone | reopened; "new" and "reopened" hold for
+    # `since_seq` only (later snapshots show them as open)
+    status: str = "new"
+    misses: int = 0  # consecutive covered scans that did not see it
+    since_seq: int
+    until_seq: int | None = None
 
 
 class Schedule(SQLModel, table=True):

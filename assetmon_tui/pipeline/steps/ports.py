@@ -23,7 +23,7 @@ class Ports(Step):
 
     async def run(self) -> None:
         settings = self.ctx.settings
-        ports = parse_ports(self.ctx.options.get("ports") or settings.ports)
+        ports = parse_ports(self.ctx.setting("ports"))
         options = PortOptions(
             concurrency=settings.port_concurrency, timeout=settings.port_timeout, rate=settings.port_rate
         )

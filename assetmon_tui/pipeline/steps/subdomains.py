@@ -17,10 +17,9 @@ class Subdomains(Step):
     saves = ("host",)
 
     async def run(self) -> None:
-        settings = self.ctx.settings
         options = SubdomainOptions(
-            ct_url=settings.ct_url,
-            wordlist_path=settings.wordlist or None,
+            ct_url=self.ctx.setting("ct_url"),
+            wordlist_path=self.ctx.setting("wordlist") or None,
             dns=dns_options(self.ctx, ("A", "AAAA")),
         )
         # A resumed step skips the CT searches that ended and the words already
