@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from pathlib import Path
 
+from assetmon_tui.core.portspec import TOP_PORTS
 from assetmon_tui.core.sanitize import clean_text
 
 BANNER_LIMIT = 256
@@ -70,17 +70,6 @@ _EXTRA_NAMES = {
 }
 
 
-def _load_top_ports() -> dict[int, str]:
-    path = Path(__file__).resolve().parent.parent / "data" / "top_ports.tsv"
-    ports: dict[int, str] = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            port, _, name = line.partition("\t")
-            ports[int(port)] = name
-    return ports
-
-
-TOP_PORTS = _load_top_ports()  # nmap frequency order; source of ports.TOP_1000
 PORT_NAMES = {port: name for port, name in TOP_PORTS.items() if name} | _EXTRA_NAMES
 
 

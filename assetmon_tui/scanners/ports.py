@@ -13,7 +13,6 @@ import collections
 import contextlib
 import errno
 import ipaddress
-import re
 import resource
 import select
 import socket
@@ -24,10 +23,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from assetmon_tui.scanners.banners import PORT_NAMES, TOP_PORTS, grab
-
-TOP_1000: list[int] = list(TOP_PORTS)  # most common first, as nmap --top-ports
-TOP_100: list[int] = TOP_1000[:100]
+from assetmon_tui.core.portspec import TOP_100 as TOP_100  # port specs are parsed in core (re-exported here)
+from assetmon_tui.core.portspec import TOP_1000 as TOP_1000
+from assetmon_tui.core.portspec import parse_ports as parse_ports
+from assetmon_tui.scanners.banners import PORT_NAMES, grab
 
 BANNER_CONCURRENCY = 64
 PROGRESS_EVERY = 512  # connect attempts between progress reports...
@@ -66,44 +65,6 @@ _Message = (
     | tuple[Literal["done"], BaseException | None]  # the thread's last message
     | tuple[Literal["result"], PortResult]  # a banner grab finished
 )
-
-
-def _port(text: str, spec: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"bad port {text!r} in {spec!r}: expected a number 1-65535")
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise ValueError(f"port {value} out of range 1-65535 in {spec!r}")
-    return value
-
-
-def parse_ports(spec: str) -> list[int]:
-    """Parse "top100" (default), "top1000", "all", "-", "1-65535",
-    "22,80,8000-8100" (open ends allowed: "-1024", "60000-"). Duplicates are
-    dropped; order is kept (top lists stay most-common-first)."""
-    text = (spec or "").strip().lower() or "top100"
-    ports: dict[int, None] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            raise ValueError(f"empty entry in port list {spec!r}")
-        if top := re.fullmatch(r"top(\d+)", item):
-            count = int(top[1])
-            if not 1 <= count <= len(TOP_1000):
-                raise ValueError(f"{item!r}: top lists go from top1 to top{len(TOP_1000)}")
-            ports.update(dict.fromkeys(TOP_1000[:count]))
-            continue
-        if item in ("all", "-"):
-            low, high = 1, 65535
-        elif "-" in item:
-            first, _, last = item.partition("-")
-            low = _port(first.strip(), spec) if first.strip() else 1
-            high = _port(last.strip(), spec) if last.strip() else 65535
-            if low > high:
-                raise ValueError(f"bad range {item!r} in {spec!r}: start is after end")
-        else:
-            low = high = _port(item, spec)
-        ports.update(dict.fromkeys(range(low, high + 1)))
-    return list(ports)
 
 
 def _fd_cap(wanted: int) -> int:
