@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
+from ..core import project_settings as settings_registry
 from ..core.modules import check_modules
 from ..core.targets import Target as ParsedTarget
 from ..core.targets import parse_target
@@ -134,6 +135,43 @@ def parsed_targets(project_id: int) -> list[ParsedTarget]:
     return [ParsedTarget(t.kind, t.value, t.exclude) for t in list_targets(project_id)]
 
 
+# -- project settings (core/project_settings.py: the keys and their checks) ----------
+
+
+def project_settings(project_id: int) -> dict[str, Any]:
+    """The settings this project sets, as stored (the others: the global defaults)."""
+    with session() as s:
+        project = s.get(Project, project_id)
+        if project is None:
+            raise NotFound(f"no project {project_id!r}")
+        settings: dict[str, Any] = json.loads(project.settings or "{}")
+        return settings
+
+
+def set_project_settings(project_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """Change some of a project's settings: each value is checked (ValueError,
+    one line naming the setting) before anything is stored; an empty value
+    removes the setting, so the global default applies again. Returns all the
+    project's settings, as stored."""
+    checked = settings_registry.check_all(values)
+    with session() as s:
+        project = s.get(Project, project_id)
+        if project is None:
+            raise NotFound(f"no project {project_id!r}")
+        current: dict[str, Any] = json.loads(project.settings or "{}")
+        for name, value in checked.items():
+            if value is None:
+                current.pop(name, None)
+            else:
+                current[name] = value
+        order = {name: i for i, name in enumerate(settings_registry.NAMES)}
+        current = dict(sorted(current.items(), key=lambda item: order.get(item[0], len(order))))
+        project.settings = json.dumps(current)
+        s.add(project)
+        s.commit()
+        return current
+
+
 # -- scans --------------------------------------------------------------------
 
 
@@ -156,13 +194,36 @@ def create_scan(project_id: int, modules: list[str], options: dict[str, Any], su
 
 def new_scan(project_id: int, modules: list[str], options: dict[str, Any], submitter: str = "") -> Scan:
     """A scan row for someone to run: the modules checked and put in run order,
-    the project's targets present. What every submitter (TUI, CLI, beat) calls."""
+    the project's targets present. What every submitter (TUI, CLI, beat) calls.
+
+    The project's settings fill in what the caller left out: its modules when
+    none are given, and its scan settings (ports, nameservers, CT URL,
+    wordlist, gone_after) in the options, so the row records what the scan
+    uses. Explicit options win; every setting used is checked first."""
+    stored = project_settings(project_id)
+    options = dict(options)
+    for name in settings_registry.SCAN_OPTIONS:
+        if not settings_registry.is_empty(options.get(name)):
+            options[name] = settings_registry.check(name, options[name])
+        elif name in stored:
+            options[name] = _project_setting(name, stored[name])
+        else:
+            options.pop(name, None)
+    if not modules and "modules" in stored:
+        modules = _project_setting("modules", stored["modules"])
     modules = check_modules(modules)
     if not modules:
         raise ValueError("choose at least one module")
     if not list_targets(project_id):
         raise ValueError("the project has no targets: add some first")
     return create_scan(project_id, modules, options, submitter)
+
+
+def _project_setting(name: str, value: Any) -> Any:
+    try:
+        return settings_registry.check(name, value)
+    except ValueError as exc:
+        raise ValueError(f"project setting {exc} (fix it in the project's settings)") from None
 
 
 def get_scan(scan_id: int) -> Scan:
