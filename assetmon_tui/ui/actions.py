@@ -66,3 +66,19 @@ def palette_commands(
         if action.palette:
             callback = partial(app.run_action, action.name, namespace)
             yield SystemCommand(action.title or action.label, action.palette_help, callback)
+
+
+# -- project settings: the dashboard's key, and the form's own (ui/screens/project_settings.py) --
+
+PROJECT_SETTINGS = Action(
+    "project_settings",
+    "p",
+    "Settings",
+    "Project settings",
+    "Scan settings of the project: modules, ports, nameservers, CT URL, wordlist, gone after",
+    footer=False,
+)
+PROJECT_SETTINGS_FORM = [
+    Action("dismiss(None)", "escape", "Cancel", palette=False),
+    Action("save", "ctrl+s", "Save", palette=False),
+]

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
-from ..actions import Action, bindings
+from ..actions import PROJECT_SETTINGS, Action, bindings
 from ..panels import ScanPanel
 from ..text import duration, safe, state, when
 
@@ -103,6 +103,7 @@ class DashboardScreen(Screen[None]):
             "Write the project's inventory and events to json, jsonl, csv, md or html",
             footer=False,
         ),
+        PROJECT_SETTINGS,
     ]
     BINDINGS = bindings(ACTIONS)
 
@@ -386,7 +387,7 @@ class DashboardScreen(Screen[None]):
         from .forms import ScanForm
 
         if self._need_project() and self._backend_ready():
-            self.app.push_screen(ScanForm(self._project_name(), MODULES), then(self._submit))
+            self.app.push_screen(ScanForm(self._project_name(), MODULES, self.project_id), then(self._submit))
 
     @work(thread=True, exit_on_error=False)
     def _submit(self, answer: tuple[list[str], dict[str, Any]] | None) -> None:
@@ -521,6 +522,12 @@ class DashboardScreen(Screen[None]):
 
         if self._need_project() and self.project_id is not None:
             self.app.push_screen(ExportForm(self.project_id, self._project_name()), self._exported)
+
+    def action_project_settings(self) -> None:
+        from .project_settings import ProjectSettingsForm
+
+        if self._need_project() and self.project_id is not None:
+            self.app.push_screen(ProjectSettingsForm(self.project_id, self._project_name()), self._form_done)
 
     def _form_done(self, message: Any) -> None:
         if message:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
@@ -83,10 +83,15 @@ class TargetsForm(Form):
 
 
 class ScanForm(Form):
-    def __init__(self, project: str, modules: tuple[str, ...]):
+    """With a project id, its settings (modules, ports, nameservers) prefill the
+    form; what the user changed first stays."""
+
+    def __init__(self, project: str, modules: tuple[str, ...], project_id: int | None = None):
         super().__init__()
         self.project = project
         self.modules = modules
+        self.project_id = project_id
+        self.toggled = False  # the user changed the module selection
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -99,6 +104,32 @@ class ScanForm(Form):
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).styles.height = len(self.modules) + 2
+        if self.project_id is not None:
+            self._load_settings(self.project_id)
+
+    @work(thread=True, exit_on_error=False)
+    def _load_settings(self, project_id: int) -> None:
+        from ...store import repo
+
+        self.app.call_from_thread(self._prefill, repo.project_settings(project_id))
+
+    def _prefill(self, settings: dict[str, Any]) -> None:
+        modules = [m for m in settings.get("modules") or [] if m in self.modules]
+        if modules and not self.toggled:
+            selection = self.query_one(SelectionList)
+            selection.deselect_all()
+            for module in modules:
+                selection.select(module)
+        ports = self.query_one("#ports", Input)
+        if settings.get("ports") and not ports.value:
+            ports.value = str(settings["ports"])
+        if settings.get("nameservers"):
+            shown = ", ".join(map(str, settings["nameservers"]))
+            self.query_one("#nameserver", Input).placeholder = f"nameserver HOST:PORT (default: {shown})"
+
+    @on(SelectionList.SelectionToggled)
+    def toggled_by_user(self) -> None:
+        self.toggled = True
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#start")
@@ -110,7 +141,7 @@ class ScanForm(Form):
         options: dict[str, Any] = {}
         ports = self.query_one("#ports", Input).value.strip()
         if ports:
-            from ...scanners.ports import parse_ports
+            from ...core.portspec import parse_ports
 
             try:
                 parse_ports(ports)
