@@ -10,10 +10,20 @@ import pytest
 from support.world import World, fake_scan, project_with_targets
 
 from assetmon_tui import events
+from assetmon_tui.core.config import get_settings
 from assetmon_tui.events import Thresholds, compute_events
 from assetmon_tui.store import event_log, models, repo, snapshots
 from assetmon_tui.store.db import session
 from assetmon_tui.store.models import Event, utcnow
+
+
+@pytest.fixture(autouse=True)
+def gone_at_once(monkeypatch):
+    """These tests compare two scans: one covered miss is gone (flap damping has its own tests)."""
+    monkeypatch.setenv("ASSETMON_GONE_AFTER", "1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def kinds(evts: list[Event]) -> set[tuple[str, str]]:
@@ -74,7 +84,7 @@ def test_two_done_scans_give_exactly_the_changes():
         ("tech_changed", "http:https://www.acme.test/"),
         ("http_status_changed", "http:http://api.acme.test/"),
         ("http_new", "http:http://dev.acme.test/"),
-        ("secret_gone", "secret:aws_access_key_id AKIA…LUE1 @ https://www.acme.test/main.js:3"),
+        ("secret_resolved", "secret:aws_access_key_id AKIA…LUE1 @ https://www.acme.test/main.js:3"),
         ("endpoint_new", "endpoint:/api/v2/users"),
         ("takeover", "takeover:s3-bucket @ static.acme.test"),
         ("js_new", "js:https://www.acme.test/chunk.js"),
@@ -173,9 +183,9 @@ def test_a_secret_that_disappears_and_returns_says_so():
     without = World()
     without.findings = {}
     gone = compute_events(fake_scan(project.id, without))
-    assert [e.type for e in gone] == ["secret_gone"]
+    assert [e.type for e in gone] == ["secret_resolved"]
     back = compute_events(fake_scan(project.id, World()))
-    assert [(e.type, e.severity) for e in back] == [("secret_returned", "high")]
+    assert [(e.type, e.severity) for e in back] == [("secret_reopened", "high")]
     assert "AKIA…LUE1" in back[0].summary and "AKIAREALSECRETVALUE1" not in back[0].summary
     # and the first sighting of a secret is "new"
     w = World()
@@ -289,8 +299,8 @@ def test_scan_diff_and_history():
         events.scan_diff(a, cancelled)
     hist = events.history(project.id)
     assert [(h["id"], h["hosts"], h["services"], h["endpoints"], h["findings"], h["events"]) for h in hist] == [
-        (a, 6, 4, 2, 1, 1),
-        (b, 7, 3, 3, 1, 3),
+        (a, 3, 4, 2, 1, 1),
+        (b, 4, 3, 3, 1, 3),
     ]
     assert hist[0]["finished_at"] is not None
 

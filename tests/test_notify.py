@@ -20,7 +20,7 @@ def changed_scan(project_id: int) -> int:
     w.services[("10.0.0.2", 6379)] = "redis"  # high
     w.services[("10.0.0.2", 8080)] = "http-alt"  # medium
     del w.services[("10.0.0.1", 443)]  # info
-    return fake_scan(project_id, w)
+    return fake_scan(project_id, w, options={"gone_after": 1})
 
 
 def test_one_message_per_notifier_per_scan_at_or_above_its_severity(receiver, caplog):
@@ -29,6 +29,7 @@ def test_one_message_per_notifier_per_scan_at_or_above_its_severity(receiver, ca
     everything = notify.add_notifier(project.id, receiver.url + "2", min_severity="info")
     sid = changed_scan(project.id)
     caplog.set_level(logging.INFO, logger="assetmon_tui.notify")
+    compute_events(sid)  # as the pipeline does when a scan ends, before notifying
     assert len(after_scan(sid)) == 3
     assert {d.notifier_id: (d.status, d.attempts, d.events) for d in notifiers.list_deliveries(project.id)} == {
         high_only.id: ("sent", 1, 1),
@@ -77,11 +78,13 @@ def test_nothing_is_sent_for_a_baseline_or_below_the_threshold_or_when_disabled(
     project = project_with_targets()
     first = fake_scan(project.id, World())
     notifier = notify.add_notifier(project.id, receiver.url, min_severity="info")
+    compute_events(first)
     after_scan(first)  # baseline only
     w = World()
     del w.services[("10.0.0.1", 443)]  # info
-    sid = fake_scan(project.id, w)
+    sid = fake_scan(project.id, w, options={"gone_after": 1})
     notify.set_notifier(notifier.id, min_severity="low")
+    compute_events(sid)
     after_scan(sid)
     notify.set_notifier(notifier.id, enabled=False, min_severity="info")
     assert notify.notify_scan(sid) == []

@@ -36,6 +36,7 @@ class Progress:
     modules: dict[str, ModuleProgress] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     message: str = ""
+    warnings: list[str] = field(default_factory=list)  # sources that failed or did not run (one line each)
     started_at: float | None = None
     updated_at: float = field(default_factory=time.time)
     finished_at: float | None = None
@@ -52,6 +53,10 @@ class Progress:
 
     def module(self, name: str) -> ModuleProgress:
         return self.modules.setdefault(name, ModuleProgress())
+
+    def warn(self, line: str) -> None:
+        if line not in self.warnings:
+            self.warnings.append(line)
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n

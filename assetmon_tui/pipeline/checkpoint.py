@@ -55,6 +55,7 @@ class Checkpoint:
         self.items = {str(k) for k in data.get("items", [])}
         self.cursor = dict(data.get("cursor") or {})
         self.ctx.found = decode_found(data.get("found") or {})
+        self.ctx.show_outcomes()
         self.ctx.progress.counters.update({str(k): int(v) for k, v in data.get("counters", {}).items()})
         return True
 
@@ -121,6 +122,11 @@ def encode_found(found: Found, page_blob: Callable[[Page], str]) -> dict[str, An
         "roots": list(found.roots),
         "wildcards": sorted(found.wildcards),
         "revealed": sorted(found.revealed),
+        "answered": sorted(found.answered),
+        "probed": sorted(found.probed),
+        "scripts": sorted(found.scripts),
+        "failed_scripts": sorted(found.failed_scripts),
+        "outcomes": found.outcomes,
         "cnamed": [
             {"name": r.name, "status": r.status, "records": [[x.rtype, x.value, x.ttl] for x in r.records]}
             for r in found.cnamed
@@ -144,6 +150,11 @@ def decode_found(data: dict[str, Any]) -> Found:
     found.roots = list(data.get("roots", []))
     found.wildcards = set(data.get("wildcards", []))
     found.revealed = set(data.get("revealed", []))
+    found.answered = set(data.get("answered", []))
+    found.probed = set(data.get("probed", []))
+    found.scripts = set(data.get("scripts", []))
+    found.failed_scripts = set(data.get("failed_scripts", []))
+    found.outcomes = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in data.get("outcomes", {}).items()}
     found.cnamed = [
         DnsResult(r["name"], r["status"], [DnsRecord(r["name"], t, v, ttl) for t, v, ttl in r["records"]])
         for r in data.get("cnamed", [])

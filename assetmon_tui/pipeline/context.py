@@ -38,6 +38,13 @@ class Found:
     wildcards: set[str] = field(default_factory=set)  # zones answering any label
     cnamed: list[DnsResult] = field(default_factory=list)  # DnsResults with CNAMEs, for takeover
     revealed: set[str] = field(default_factory=set)  # names the first HTTP round revealed (unknown before)
+    # What the scan looked at definitively (change events: only what was looked
+    # at and not seen can be missing) and how each source fared.
+    answered: set[str] = field(default_factory=set)  # addresses the port scan got an answer from
+    probed: set[str] = field(default_factory=set)  # URLs that answered HTTP or refused the connection
+    scripts: set[str] = field(default_factory=set)  # script URLs fetched and analysed
+    failed_scripts: set[str] = field(default_factory=set)  # script URLs that could not be fetched
+    outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> step, status, reason
 
 
 SEEDED = ("addresses", "direct", "urls", "roots")  # the Found fields `seed` fills
@@ -67,6 +74,18 @@ class ScanContext:
         """A scan setting: the scan's options (which carry its project's settings) over the global ones."""
         value = self.options.get(name)
         return value if value not in (None, "", []) else getattr(self.settings, name)
+
+    def outcome(self, step: str, source: str, status: str, reason: str = "") -> None:
+        """Record how one source fared ("ok" | "failed" | "skipped"); anything
+        but ok is a warning of the scan, shown while it runs."""
+        self.found.outcomes[source] = {"step": step, "status": status, "reason": reason}
+        self.show_outcomes()
+
+    def show_outcomes(self) -> None:
+        """The warnings of the progress, from the outcomes (a resumed scan's too)."""
+        for source, o in self.found.outcomes.items():
+            if o["status"] != "ok":
+                self.progress.warn(f"{source}: {o['status']}" + (f" ({o['reason']})" if o["reason"] else ""))
 
     def address_of(self, host: str) -> str | None:
         """The address to reach `host` at: itself if an IP, else its first resolved address."""

@@ -15,12 +15,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..core.config import Settings, get_settings
 from ..core.modules import check_modules
 from ..core.owners import is_dead, this_process
 from ..core.progress import Progress
 from ..core.targets import Scope
+from ..events import Looked, after_scan, record
 from ..store import leases, repo
 from ..store.models import as_utc
 from .checkpoint import Checkpoint, LeaseLost
@@ -60,10 +62,10 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
     if run.lost:
         log.warning("scan %s: another runner holds it now; stopped without ending it", scan_id)
         return run.progress
-    run.finish("cancelled" if run.cancelled else "done")
-    from ..events import after_scan
-
-    after_scan(scan_id)  # change events + notifications; never raises, no-op unless done
+    if run.cancelled:
+        run.finish("cancelled")
+    elif run.finish_done():
+        after_scan(scan_id)  # notifications; never raises
     return run.progress
 
 
@@ -189,10 +191,43 @@ class Run:
                 mod.done = mod.total = 1
             self.report(f"{name}: done", force=True)
 
-    def finish(self, state: str, error: str = "") -> None:
+    def _ending(self, state: str, error: str = "") -> dict[str, Any]:
         self.progress.state = state
         self.progress.finished_at = time.time()
         self.progress.message = error or {"done": "finished", "cancelled": "cancelled"}.get(state, state)
-        summary = {**self.progress.counters, "elapsed": self.progress.elapsed}
-        repo.finish_scan(self.scan_id, state, error, summary, owner=self.owner)
+        if state == "done" and self.progress.warnings:
+            self.progress.message = f"finished with {len(self.progress.warnings)} warning(s)"
+        return {**self.progress.counters, "elapsed": self.progress.elapsed, "warnings": len(self.progress.warnings)}
+
+    def sources(self) -> list[dict[str, str]]:
+        return [{"source": source, **outcome} for source, outcome in sorted(self.ctx.found.outcomes.items())]
+
+    def finish(self, state: str, error: str = "") -> None:
+        summary = self._ending(state, error)
+        repo.finish_scan(self.scan_id, state, error, summary, owner=self.owner, sources=self.sources())
         self._report(self.progress)
+
+    def finish_done(self) -> bool:
+        """End as done together with the snapshot and change events (one
+        transaction); if they cannot be computed, done with that warning."""
+        found = self.ctx.found
+        looked = Looked(
+            answered=found.answered,
+            probed=found.probed,
+            scripts=found.scripts,
+            failed_scripts=found.failed_scripts - found.scripts,
+            page_hosts={page.host for page in found.pages},
+        )
+        summary = self._ending("done")
+        try:
+            ended = record(self.scan_id, looked, self.owner, summary, self.sources())
+        except Exception as exc:
+            log.exception("scan %s: computing change events failed", self.scan_id)
+            self.ctx.outcome("events", "change events", "failed", f"{type(exc).__name__}: {exc}")
+            summary = self._ending("done")
+            ended = repo.finish_scan(self.scan_id, "done", "", summary, owner=self.owner, sources=self.sources())
+        if not ended:
+            log.warning("scan %s: another runner holds it now; stopped without ending it", self.scan_id)
+            return False
+        self._report(self.progress)
+        return True

@@ -57,7 +57,8 @@ class DnsRecord:
 @dataclass
 class DnsResult:
     name: str
-    status: str  # "ok" | "nxdomain" | "nodata" | "servfail" | "timeout" | "error"
+    # "ok" | "partial" (some record types unknown) | "nxdomain" | "nodata" | "servfail" | "timeout" | "error"
+    status: str
     records: list[DnsRecord]
 
     @property
@@ -159,6 +160,8 @@ async def _query(resolver: dns.asyncresolver.Resolver, qname: dns.name.Name, rty
     return ("ok" if records else "nodata"), records
 
 
+# Statuses that say nothing about the name: the resolver did not answer in time or failed.
+UNCERTAIN = ("timeout", "servfail", "error")
 # When queries for one name disagree, the most telling status wins.
 _PRIORITY = ("ok", "nxdomain", "servfail", "timeout", "error", "nodata")
 
@@ -184,6 +187,8 @@ async def resolve_one(resolver: dns.asyncresolver.Resolver, name: str, rtypes: t
                 records.append(record)
     statuses = {status for status, _ in outcomes}
     status = "ok" if records else next(s for s in _PRIORITY if s in statuses)
+    if records and statuses & set(UNCERTAIN):
+        status = "partial"  # it exists, but some record types are unknown this time
     return DnsResult(name, status, records)
 
 

@@ -209,7 +209,10 @@ def _reason(exc: BaseException) -> str:
     return clean_text(f"{type(exc).__name__}: {exc}".rstrip(": "), 120)
 
 
+@functools.lru_cache(maxsize=2)
 def _tls_context(verify: bool) -> ssl.SSLContext:
+    """One context per mode, shared: building one loads the CA store (tens of
+    milliseconds of CPU), which once per handshake stalled the event loop."""
     context = ssl.create_default_context()
     if not verify:
         # Inventory, not trust: accept self-signed and legacy servers too.

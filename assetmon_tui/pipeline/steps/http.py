@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 from urllib.parse import urlsplit
 
-from ...scanners.http import HttpOptions, HttpTarget, probe, target_url, web_targets
+from ...scanners.http import HttpOptions, HttpResult, HttpTarget, probe, target_url, web_targets
 from ...scanners.js import Page
 from ...scanners.subdomains import harvest_http
 from ..context import Tick
@@ -74,10 +74,15 @@ class Http(Step):
         keep_pages = "js" in self.ctx.modules
         done = finished(self.ctx)
         todo = [t for t in targets if target_url(t) not in done]
+        silent: dict[str, str] = {}  # url -> why it gave no answer
         async with self.saver(partial(save_http, self.ctx), 100) as batch:
             async for result in probe(todo, options, offset(progress, len(targets) - len(todo))):
                 mark(self.ctx, result.url)
                 await batch.add(result)
+                if answered(result):
+                    self.found.probed.add(result.url)
+                else:
+                    silent[result.url] = result.error or "no answer"
                 if result.status is None:
                     continue
                 self.ctx.progress.count("endpoints")
@@ -87,3 +92,19 @@ class Http(Step):
                 if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
                     page = Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
                     self.found.pages.append(page)
+        if silent:
+            reasons = sorted(set(silent.values()))
+            self.ctx.outcome(
+                self.name,
+                "web probes" + (" (revealed names)" if not reveal else ""),
+                "failed",
+                f"{len(silent)} of {len(todo)} gave no answer ({', '.join(reasons[:3])}), e.g. "
+                f"{', '.join(sorted(silent)[:3])}; their endpoints keep what they had",
+            )
+
+
+def answered(result: HttpResult) -> bool:
+    """An HTTP answer, or a definitive no (refused, TLS or protocol failure):
+    a timeout or a reset says nothing about the endpoint."""
+    error = result.error
+    return result.status is not None or error == "refused" or error.startswith(("tls:", "protocol:"))

@@ -65,7 +65,18 @@ class Js(Step):
         async with BatchSaver[JsFile](partial(save_js, self.ctx), size=50) as saver:
             async for file in discover(self.found.pages, self.locate, options, run, self.tick()):
                 if file.error:
+                    self.found.failed_scripts.add(file.url)
                     continue
+                self.found.scripts.add(file.url)
                 self.ctx.progress.count("js_files")
                 self.ctx.progress.count("findings", len(file.analysis.secrets))
                 await saver.add(file)
+        failed = self.found.failed_scripts - self.found.scripts
+        if failed:
+            self.ctx.outcome(
+                self.name,
+                "scripts",
+                "failed",
+                f"{len(failed)} could not be fetched, e.g. {', '.join(sorted(failed)[:3])}; "
+                "their findings keep what they had",
+            )

@@ -42,10 +42,19 @@ class Ports(Step):
                 def progress(done: int, _total: int, base: int = base) -> None:
                     tick(base + done, total)
 
-                async for result in scan(chunk, ports, options, progress):
+                async for result in scan(chunk, ports, options, progress, answered=self.found.answered):
                     self.found.open_ports[result.address][result.port] = result.service
                     self.ctx.progress.count("services")
                     await batch.add(result)
                 for address in chunk:
                     mark(self.ctx, address)
                 base += len(chunk) * len(ports)
+        silent = sorted(set(addresses) - self.found.answered)
+        if silent:
+            self.ctx.outcome(
+                self.name,
+                "port scan",
+                "failed",
+                f"{len(silent)} of {len(addresses)} addresses did not answer on any port, e.g. "
+                f"{', '.join(silent[:3])}; their ports keep what they had",
+            )
