@@ -81,16 +81,18 @@ def _connect_scan(
     rate: float,
     stop: threading.Event,
     post: Callable[[_Message], None],
+    answered: set[str],
 ) -> None:
     """Worker thread: connect to every (address, port, family), post
     ("open", address, port) and ("progress", done); always ends with
-    ("done", exception-or-None). Closes every socket it made."""
+    ("done", exception-or-None). Closes every socket it made. Addresses that
+    gave a definitive answer (open or refused) go to `answered`."""
     ep = select.epoll()
     inflight: dict[int, tuple[socket.socket, str, int]] = {}
     # (deadline, fd, socket): launch order == deadline order
     deadlines: collections.deque[tuple[float, int, socket.socket]] = collections.deque()
     # Locals: this loop runs once per port, attribute lookups add up.
-    new_socket, in_progress = socket.socket, errno.EINPROGRESS
+    new_socket, in_progress, refused = socket.socket, errno.EINPROGRESS, errno.ECONNREFUSED
     sol, so_error = socket.SOL_SOCKET, socket.SO_ERROR
     retry = None
     exhausted = False
@@ -100,6 +102,7 @@ def _connect_scan(
     failure: BaseException | None = None
 
     def opened(sock: socket.socket, address: str, port: int) -> None:
+        answered.add(address)
         try:
             if sock.getsockname()[:2] == (address, port):
                 return  # connected to itself through the same ephemeral port
@@ -139,12 +142,16 @@ def _connect_scan(
                         inflight[fd] = (sock, address, port)
                         deadlines.append((now + timeout, fd, sock))
                         continue
+                    if err == refused:
+                        answered.add(address)
                 elif err in _RETRY and inflight:
                     sock.close()
                     retry = target
                     break
                 elif err == 0:
                     opened(sock, address, port)
+                elif err == refused:
+                    answered.add(address)
                 sock.close()
                 done += 1
             if exhausted and not inflight:
@@ -159,8 +166,11 @@ def _connect_scan(
                 wait = min(wait, max(0.0, deadlines[0][0] - now))
             for fd, _ in ep.poll(wait):
                 sock, address, port = inflight.pop(fd)
-                if sock.getsockopt(sol, so_error) == 0:
+                err = sock.getsockopt(sol, so_error)
+                if err == 0:
                     opened(sock, address, port)
+                elif err == refused:
+                    answered.add(address)
                 sock.close()
                 done += 1
             now = time.monotonic()
@@ -200,9 +210,12 @@ async def scan(
     ports: list[int],
     options: PortOptions,
     progress: Callable[[int, int], None] | None = None,
+    answered: set[str] | None = None,
 ) -> AsyncIterator[PortResult]:
     """Yield one PortResult per open port, as found (after its banner grab
-    when options.banners). progress(done, total) counts connect attempts."""
+    when options.banners). progress(done, total) counts connect attempts.
+    `answered` receives the addresses that gave some definitive answer (a
+    port open or refused): of the others, nothing is known (down, filtered)."""
     families = _families(addresses)
     ports = list(dict.fromkeys(ports))
     for port in ports:
@@ -225,7 +238,15 @@ async def scan(
     stop = threading.Event()
     worker = threading.Thread(
         target=_connect_scan,
-        args=(targets, _fd_cap(options.concurrency), options.timeout, options.rate * len(families), stop, post),
+        args=(
+            targets,
+            _fd_cap(options.concurrency),
+            options.timeout,
+            options.rate * len(families),
+            stop,
+            post,
+            set() if answered is None else answered,
+        ),
         name="assetmon-portscan",
         daemon=True,
     )

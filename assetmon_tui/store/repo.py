@@ -244,23 +244,44 @@ def cancel_requested(scan_id: int) -> bool:
 
 
 def finish_scan(
-    scan_id: int, status: str, error: str = "", summary: dict[str, Any] | None = None, owner: str | None = None
+    scan_id: int,
+    status: str,
+    error: str = "",
+    summary: dict[str, Any] | None = None,
+    owner: str | None = None,
+    sources: list[dict[str, str]] | None = None,
 ) -> bool:
     """Move an active scan to a final state (a final state is never overwritten).
     With `owner`, only while that runner still holds the scan: a runner that
     lost its lease must not end a scan someone else has resumed."""
+    with session() as s:
+        ended = end_scan(s, scan_id, status, error, summary, owner, sources)
+        s.commit()
+    if ended:
+        leases.end_attempt(scan_id, status, error)
+    return ended
+
+
+def end_scan(
+    s: Session,
+    scan_id: int,
+    status: str,
+    error: str = "",
+    summary: dict[str, Any] | None = None,
+    owner: str | None = None,
+    sources: list[dict[str, str]] | None = None,
+) -> bool:
+    """`finish_scan` in the caller's transaction (which commits, then calls
+    `leases.end_attempt`): a done scan's snapshot and events commit with it."""
     values: dict[str, Any] = dict(status=status, error=error[:2000], finished_at=utcnow(), lease_until=None)
     if summary is not None:
         values["summary"] = json.dumps(summary)
+    if sources is not None:
+        values["sources"] = json.dumps(sources)
     query = update(Scan).where(col(Scan.id) == scan_id, col(Scan.status).in_(ACTIVE))
     if owner is not None:
         query = query.where(col(Scan.owner) == owner)
-    with session() as s:
-        result = s.exec(query.values(**values))
-        s.commit()
-    if result.rowcount == 1:
-        leases.end_attempt(scan_id, status, error)
-    return result.rowcount == 1
+    return s.exec(query.values(**values)).rowcount == 1
 
 
 def has_active_scan(project_id: int) -> bool:
