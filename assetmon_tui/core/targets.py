@@ -109,3 +109,21 @@ class Scope:
         if any(_matches(rule, name) for rule in self.excludes):
             return False
         return any(_matches(rule, name) for rule in self.includes)
+
+    def excludes_below(self, zone: str) -> bool:
+        """Whether every name below `zone` is excluded: by an exclude rule for
+        `zone` itself or `*.zone`, or one for a parent (`!dev.acme.com` and
+        `!*.acme.com` both exclude everything below `x.dev.acme.com`). A scanner
+        sends nothing under such a zone: no brute force, no wildcard probe, no
+        CT search. The zone's own name may still be in scope (`!*.zone`)."""
+        zone = zone.lower().rstrip(".")
+        return any(_covers_below(rule, zone) for rule in self.excludes)
+
+
+def _covers_below(rule: Target, zone: str) -> bool:
+    """Whether `rule` matches every name below `zone` (see `_matches`)."""
+    if rule.kind not in ("domain", "url"):
+        return False
+    base = (rule.host if rule.kind == "url" else rule.value).removeprefix("*.")
+    # `base` and `*.base` both match every name below base, hence below any zone under base.
+    return zone == base or zone.endswith("." + base)

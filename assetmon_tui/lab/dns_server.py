@@ -5,6 +5,10 @@ It answers authoritatively for every name the estate knows, including the
 else, so a dangling CNAME really dangles. CNAME chains are followed inside the
 answer the way a recursive resolver would return them. Zone transfers are
 refused.
+
+`serve(..., log=QueryLog())` records the (name, type) of every query
+received, so a test can tell what a scanner asked (nothing under an excluded
+zone, say); no log is kept unless one is given, and it is bounded.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,6 +29,40 @@ if TYPE_CHECKING:
 _RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "NS": NS, "TXT": TXT}
 _MAX_CHAIN = 8
 _EDNS_SIZE = 1232
+
+
+class QueryLog:
+    """The (name, type) of the queries a server received, oldest first: the
+    last `limit` of them (older ones are forgotten, `total` still counts
+    them). Written by the server's loop thread, read from any thread."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._entries: deque[tuple[str, str]] = deque(maxlen=max(1, limit))
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, name: str, qtype: str) -> None:
+        with self._lock:
+            self._entries.append((name, qtype))
+            self.total += 1
+
+    def entries(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._entries)
+
+    def under(self, zone: str) -> list[tuple[str, str]]:
+        """The logged queries for `zone` or a name below it."""
+        zone = zone.lower().rstrip(".")
+        return [(n, t) for n, t in self.entries() if n == zone or n.endswith("." + zone)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.total = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
 
 def _rr(owner: str, rec: Record) -> RR:
@@ -62,7 +102,7 @@ def resolve(estate: Estate, request: DNSRecord) -> DNSRecord:
     return reply
 
 
-def answer(get_estate: Callable[[], Estate], data: bytes, udp: bool) -> bytes | None:
+def answer(get_estate: Callable[[], Estate], data: bytes, udp: bool, log: QueryLog | None = None) -> bytes | None:
     """Wire in, wire out; None for packets we cannot parse."""
     try:
         request = DNSRecord.parse(data)
@@ -70,6 +110,8 @@ def answer(get_estate: Callable[[], Estate], data: bytes, udp: bool) -> bytes | 
         return None
     if request.header.qr or not request.questions:
         return None
+    if log is not None:
+        log.add(str(request.q.qname).rstrip(".").lower(), str(QTYPE.get(request.q.qtype)))
     reply = resolve(get_estate(), request)
     edns = next((r for r in request.ar if r.rtype == QTYPE.OPT), None)
     if edns is not None:
@@ -83,26 +125,30 @@ def answer(get_estate: Callable[[], Estate], data: bytes, udp: bool) -> bytes | 
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, get_estate: Callable[[], Estate]) -> None:
+    def __init__(self, get_estate: Callable[[], Estate], log: QueryLog | None = None) -> None:
         self.get_estate = get_estate
+        self.log = log
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        wire = answer(self.get_estate, data, udp=True)
+        wire = answer(self.get_estate, data, udp=True, log=self.log)
         if wire is not None and self.transport is not None:  # connection_made came first
             self.transport.sendto(wire, addr)
 
 
 async def _tcp_connection(
-    get_estate: Callable[[], Estate], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    get_estate: Callable[[], Estate],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    log: QueryLog | None = None,
 ) -> None:
     try:
         while True:
             (length,) = struct.unpack(">H", await asyncio.wait_for(reader.readexactly(2), 30))
-            wire = answer(get_estate, await reader.readexactly(length), udp=False)
+            wire = answer(get_estate, await reader.readexactly(length), udp=False, log=log)
             if wire is None:
                 break
             writer.write(struct.pack(">H", len(wire)) + wire)
@@ -114,10 +160,14 @@ async def _tcp_connection(
 
 
 async def serve(
-    get_estate: Callable[[], Estate], udp_sock: socket.socket, tcp_sock: socket.socket
+    get_estate: Callable[[], Estate],
+    udp_sock: socket.socket,
+    tcp_sock: socket.socket,
+    log: QueryLog | None = None,
 ) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
-    """Start UDP and TCP on pre-bound sockets; returns (udp transport, tcp server)."""
+    """Start UDP and TCP on pre-bound sockets; returns (udp transport, tcp
+    server). Queries over both are recorded in `log` when one is given."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(get_estate), sock=udp_sock)
-    server = await asyncio.start_server(lambda r, w: _tcp_connection(get_estate, r, w), sock=tcp_sock)
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(get_estate, log), sock=udp_sock)
+    server = await asyncio.start_server(lambda r, w: _tcp_connection(get_estate, r, w, log), sock=tcp_sock)
     return transport, server

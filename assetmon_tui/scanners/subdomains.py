@@ -10,15 +10,24 @@ and names that look like zones (the base of a wildcard certificate, an empty
 non-terminal, the parent of a deeper name, an environment or region label)
 are brute forced one level down, within `recursive_depth` and `max_names`.
 
-Every brute-forced zone is tested for a wildcard first (a few random labels);
-answers equal to the wildcard's are dropped, so `*.dyn.example.com` does not
-turn into thousands of fake hosts.
+Every brute-forced zone is tested for a wildcard first (a few random labels)
+and the test fails closed, so no source invents names: a stable wildcard's
+answers (the same addresses, or the same CNAME target, for every probe) are
+dropped, so `*.dyn.example.com` does not turn into thousands of fake hosts;
+a zone whose random labels get varying answers, or whose probes get no
+answer after a few tries, is not brute forced at all.
+
+Scope comes before traffic: nothing out of scope is looked up or
+handshaken, and nothing is sent below a zone the scope excludes whole.
+Each source says how it fared (`SubdomainOptions.report`): ok, failed (its
+names may be incomplete) or skipped, with a reason.
 
 Untrusted input is bounded: the CT answer by bytes and wall time (parsed by
 a linear-time scan that salvages names from truncated or broken JSON),
 external tools by time and output size, and every name by the hostname
-grammar. `harvest_names` and `cert_names` are pure and public so the pipeline
-can run them on HTTP bodies, redirects and certificates it fetched itself.
+grammar (ASCII only: anything else drops the name, never the scan).
+`harvest_names` and `cert_names` are pure and public so the pipeline can run
+them on HTTP bodies, redirects and certificates it fetched itself.
 """
 
 from __future__ import annotations
@@ -126,25 +135,32 @@ class SubdomainOptions:
     tls_timeout: float = 3.0
     tls_concurrency: int = 50
     max_tls_hosts: int = 5000
-    wildcard_probes: int = 3
+    wildcard_probes: int = 5  # random labels per zone: enough to tell a stable wildcard from a varying one
+    wildcard_rounds: int = 3  # tries of a probe that got no answer (timeout, SERVFAIL) before the zone is skipped
     dns: DnsOptions = field(default_factory=lambda: DnsOptions(rtypes=("A", "AAAA")))
     resume: Resume = field(default_factory=lambda: Resume())  # what an interrupted run already did
+    # report(source, status, reason), once per source when it ends: source "ct <root>",
+    # "wordlist <zone>" or "<tool> <root>"; status "ok" | "failed" | "skipped"; reason one
+    # line of plain text ("" for ok). See `discover()`.
+    report: Callable[[str, str, str], None] | None = None
 
 
 @dataclass
 class Resume:
     """How far the slow sources got, so a resumed run skips what is done:
-        per brute-forced zone, how many words (from the list's start) are all
-        tried; the roots whose CT search ended; names found but not yet taken by
-        the caller (they belong to the tried words); names already followed up
-    (resolved, certificate read), which a resumed run does not contact again.
-    The run updates it in place;
-        the caller discards a name from `pending` when it has taken it."""
+    per brute-forced zone, how many words (from the list's start) are all
+    tried and how many of those lookups got no answer; the roots whose CT
+    search ended well (a failed one is tried again); names found but not yet
+    taken by the caller (they belong to the tried words); names already
+    followed up (resolved, certificate read), which a resumed run does not
+    contact again. The run updates it in place; the caller discards a name
+    from `pending` when it has taken it."""
 
     brute: dict[str, int] = field(default_factory=dict)
     ct: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)
     followed: set[str] = field(default_factory=set)  # names resolved and their certificates read
+    unanswered: dict[str, int] = field(default_factory=dict)  # zone -> lookups of tried words without an answer
 
 
 @dataclass
@@ -158,7 +174,9 @@ class Found:
 
 
 def valid_name(name: str) -> bool:
-    if not name or len(name) > _MAX_NAME or "." not in name:
+    # ASCII first: a lone surrogate or other non-ASCII text (from JSON escapes,
+    # say) is no host name, and RE2 cannot even encode it.
+    if not name or len(name) > _MAX_NAME or "." not in name or not name.isascii():
         return False
     labels = name.split(".")
     if labels[-1].isdigit():  # an IPv4 address, not a name
@@ -168,6 +186,8 @@ def valid_name(name: str) -> bool:
 
 def _clean_name(raw: str) -> str | None:
     """Lower-case, no trailing dot, no leading `*.`; None unless a host name."""
+    if not isinstance(raw, str) or not raw.isascii():  # ("İ".lower() is not ASCII either)
+        return None
     name = raw.strip().lower().rstrip(".")
     while name.startswith("*."):
         name = name[2:]
@@ -293,7 +313,7 @@ def load_wordlist(path: str | None = None) -> list[str]:
     words: dict[str, None] = {}
     for line in text.splitlines():
         word = line.strip().lower().strip(".")
-        if word and not word.startswith("#") and all(_LABEL.search(p) for p in word.split(".")):
+        if word and word.isascii() and not word.startswith("#") and all(_LABEL.search(p) for p in word.split(".")):
             words.setdefault(word, None)
     return list(words)
 
@@ -321,15 +341,37 @@ def _ct_names_in(text: str) -> list[str]:
     return list(out)
 
 
-async def ct_search(domain: str, options: SubdomainOptions) -> list[str]:
+@dataclass(frozen=True)
+class Outcome:
+    """How one source fared: "ok", "failed" (what it gave may be incomplete)
+    or "skipped" (it gave nothing on purpose); `reason` is one line of plain text."""
+
+    status: str
+    reason: str = ""
+
+
+def _short(exc: BaseException) -> str:
+    text = clean_text(str(exc), 120)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _salvaged(reason: str, names: list[str]) -> str:
+    count = len({n for n in map(_clean_name, names) if n})
+    return f"{reason}; {count} name{'' if count == 1 else 's'} salvaged" if count else reason
+
+
+async def ct_fetch(domain: str, options: SubdomainOptions) -> tuple[list[str], Outcome]:
     """Raw names (may start with `*.`) from a crt.sh-style JSON search of
-    `%.domain`. Capped by options.ct_max_bytes and options.ct_timeout; a
-    failure, timeout or garbage answer gives whatever names arrived, never
-    an exception."""
+    `%.domain`, and how the search fared. Capped by options.ct_max_bytes and
+    options.ct_timeout. A failure, a timeout, a non-200 answer, an answer cut
+    by the cap or the peer, or one that is no complete JSON array is "failed"
+    (with whatever names arrived); never an exception."""
     base = options.ct_url.rstrip("?")
     url = f"{base}{'&' if '?' in base else '?'}q={quote('%.' + domain, safe='.')}&output=json"
     chunks: list[bytes] = []
     size = 0
+    failure = ""
+    answered = False
     try:
         async with asyncio.timeout(options.ct_timeout):
             async with (
@@ -341,17 +383,35 @@ async def ct_search(domain: str, options: SubdomainOptions) -> list[str]:
                 ) as c,
                 c.stream("GET", url) as response,
             ):
+                answered = True
                 if response.status_code != 200:
-                    return []
+                    return [], Outcome("failed", f"HTTP {response.status_code} from {clean_text(options.ct_url, 100)}")
                 async for chunk in response.aiter_bytes():
                     room = options.ct_max_bytes - size
                     chunks.append(chunk[:room])
                     size += min(len(chunk), room)
                     if size >= options.ct_max_bytes:
+                        failure = f"answer over {options.ct_max_bytes} bytes, cut"
                         break
-    except (TimeoutError, httpx.HTTPError, OSError, ValueError):
-        pass  # keep what arrived
-    return _ct_names_in(b"".join(chunks).decode("utf-8", "replace"))
+    except (TimeoutError, httpx.TimeoutException):
+        failure = f"timed out after {options.ct_timeout:g} s"
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:  # keep what arrived
+        failure = f"answer cut ({_short(exc)})" if answered else f"request failed ({_short(exc)})"
+    text = b"".join(chunks).decode("utf-8", "replace")
+    names = _ct_names_in(text)
+    if not failure:
+        body = text.strip()
+        if not (body.startswith("[") and body.endswith("]")):
+            failure = "answer is not a complete JSON array"
+    if failure:
+        return names, Outcome("failed", _salvaged(failure, names))
+    return names, Outcome("ok")
+
+
+async def ct_search(domain: str, options: SubdomainOptions) -> list[str]:
+    """The names of `ct_fetch` alone: whatever arrived, never an exception."""
+    names, _ = await ct_fetch(domain, options)
+    return names
 
 
 def _tool_command(tool: str, path: str, domain: str) -> list[str]:
@@ -362,12 +422,23 @@ def _tool_command(tool: str, path: str, domain: str) -> list[str]:
     raise ValueError(f"unknown tool {tool!r}")
 
 
-async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
-    """Names under `domain` printed by an external tool on PATH ([] when the
-    tool is missing, fails or times out). Argument list, never a shell."""
+def _tool_names(text: str, domain: str) -> list[str]:
+    """Names under `domain` in a tool's output: each a whole word (one per
+    line, or the first of amass's `name (FQDN) --> ...` lines); a word with
+    anything a host name cannot have is dropped, not cut down to a name."""
+    root = normalise(domain)
+    names = {n for n in map(_clean_name, text.split()) if n and _under(n, [root])}
+    return sorted(names)
+
+
+async def tool_search(tool: str, domain: str, timeout: float) -> tuple[list[str], Outcome]:
+    """Names under `domain` printed by an external tool on PATH, and how the
+    run fared: "skipped" when the tool is missing; "failed" when it cannot
+    start, times out, prints more than the output cap or exits non-zero (the
+    names it printed are kept). Argument list, never a shell."""
     path = shutil.which(tool)
     if path is None:
-        return []
+        return [], Outcome("skipped", f"{tool} is not on PATH")
     try:
         proc = await asyncio.create_subprocess_exec(
             *_tool_command(tool, path, domain),
@@ -376,22 +447,28 @@ async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
-    except OSError:
-        return []
+    except OSError as exc:
+        return [], Outcome("failed", f"cannot start {tool} ({_short(exc)})")
     chunks: list[bytes] = []
     size = 0
+    failure = ""
     try:
         async with asyncio.timeout(timeout):
             stdout = proc.stdout
             assert stdout is not None  # stdout=PIPE
-            while size < _TOOL_OUTPUT_LIMIT:
+            while True:
+                if size >= _TOOL_OUTPUT_LIMIT:
+                    failure = f"output over {_TOOL_OUTPUT_LIMIT} bytes, cut"
+                    break
                 chunk = await stdout.read(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
+            if not failure:
+                await proc.wait()  # within the time limit: its exit status counts
     except TimeoutError:
-        pass
+        failure = f"timed out after {timeout:g} s"
     finally:
         if proc.returncode is None:  # the whole group: a wrapper script's children too
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -400,10 +477,28 @@ async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
             async with asyncio.timeout(5):
                 await proc.wait()
     text = b"".join(chunks).decode("utf-8", "replace")
-    return sorted(harvest_names(clean_text(text, len(text) + 1, single_line=False), [domain]))
+    names = _tool_names(clean_text(text, len(text) + 1, single_line=False), domain)
+    if not failure and proc.returncode:
+        code = proc.returncode
+        failure = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    return names, Outcome("failed", _salvaged(failure, names)) if failure else Outcome("ok")
+
+
+async def run_tool(tool: str, domain: str, timeout: float) -> list[str]:
+    """The names of `tool_search` alone ([] when the tool is missing)."""
+    names, _ = await tool_search(tool, domain, timeout)
+    return names
 
 
 # ---- the run ----------------------------------------------------------------------
+
+# Lookup statuses that say nothing about the name (no answer, or a failing
+# server); a DnsResult with records is an answer whatever its status.
+_UNANSWERED = frozenset(("timeout", "servfail", "error"))
+# Statuses a wildcard probe can be judged by; anything else (no answer, some
+# record types unknown) is asked again.
+_DEFINITE = frozenset(("ok", "nxdomain", "nodata"))
+_FAILED_SHARE = 0.02  # a brute force with more unanswered lookups than this has failed
 
 
 def _answers(result: DnsResult) -> frozenset[str]:
@@ -411,21 +506,53 @@ def _answers(result: DnsResult) -> frozenset[str]:
 
 
 def _exists(result: DnsResult) -> bool:
-    return result.status in ("ok", "nodata") or bool(result.records)
+    return result.status in ("ok", "nodata", "partial") or bool(result.records)
 
 
-@dataclass
+def _unanswered(result: DnsResult) -> bool:
+    return result.status in _UNANSWERED and not result.records
+
+
+def _signature(result: DnsResult) -> tuple[str, frozenset[str]]:
+    """What a random label got, to compare probes: the CNAME target (a CNAME
+    wildcard's addresses may rotate behind it), else the address set, else
+    the status (NXDOMAIN, or NOERROR without data)."""
+    cnames = result.cnames
+    if cnames:
+        return "cname", frozenset(cnames[:1])
+    if result.addresses:
+        return "address", frozenset(result.addresses)
+    return result.status, frozenset()
+
+
+@dataclass(frozen=True)
 class _Wildcard:
-    answers: frozenset[str] = frozenset()
-    nodata: bool = False  # random labels get NOERROR without data
+    """A zone's answer to random labels. "none": NXDOMAIN for each; "stable":
+    each got the same answer (names answered the same way are dropped);
+    "varying": random labels resolve but differently (nothing from the brute
+    force can be told from the wildcard); "unknown": some probes never got an
+    answer, or could not be sent (out of scope). Only "none" and "stable" are
+    brute forced."""
+
+    kind: str = "none"
+    answers: frozenset[str] = frozenset()  # stable: A/AAAA/CNAME values every probe got
+    cname: str | None = None  # stable CNAME wildcard: the target every probe got
+    nodata: bool = False  # stable: random labels get NOERROR without data
+    reason: str = ""  # why not trusted
 
     @property
-    def active(self) -> bool:
-        return bool(self.answers) or self.nodata
+    def trusted(self) -> bool:
+        return self.kind in ("none", "stable")
 
     def covers(self, result: DnsResult) -> bool:
+        """Whether `result` (for a name in the zone) is the wildcard's answer."""
+        if self.kind != "stable":
+            return self.kind != "none"  # never trust an answer next to a wildcard we cannot read
         if result.status == "nodata" and not result.records:
             return self.nodata
+        if self.cname is not None:
+            cnames = result.cnames
+            return bool(cnames) and cnames[0] == self.cname
         answers = _answers(result)
         return bool(answers) and bool(self.answers) and answers <= self.answers
 
@@ -437,10 +564,12 @@ class _Run:
         options: SubdomainOptions,
         in_scope: Callable[[str], bool],
         progress: Callable[[int, int], None] | None,
+        excludes_below: Callable[[str], bool] | None = None,
     ):
         self.roots = domains
         self.options = options
         self.in_scope = in_scope
+        self.excludes_below = excludes_below
         self.progress = progress
         self.resolver = make_resolver(options.dns)
         self.rtypes = tuple(options.dns.rtypes) or ("A", "AAAA")
@@ -457,6 +586,7 @@ class _Run:
         self.tls_done: set[tuple[str, int, str]] = set()
         self.tls_hosts = 0
         self.words: list[str] | None = None
+        self.reported: set[str] = set()
         self.done = 0
         self.total = 0
         self.full = False
@@ -485,6 +615,19 @@ class _Run:
     def _report(self) -> None:
         if self.progress:
             self.progress(min(self.done, self.total), self.total)
+
+    def report(self, source: str, outcome: Outcome) -> None:
+        """Tell the caller how a source ended (once per source)."""
+        if source in self.reported:
+            return
+        self.reported.add(source)
+        if self.options.report:
+            reason = "" if outcome.status == "ok" else clean_text(outcome.reason, 200)
+            self.options.report(source, outcome.status, reason)
+
+    def excluded(self, zone: str) -> bool:
+        """Every name below `zone` is out of scope: nothing is sent under it."""
+        return self.excludes_below is not None and self.excludes_below(zone)
 
     def root_of(self, name: str) -> str | None:
         best = None
@@ -518,7 +661,7 @@ class _Run:
 
     def seed(self, name: str) -> None:
         name = _clean_name(name) or ""
-        if name and self.root_of(name) and name not in self.known:
+        if name and self.root_of(name) and name not in self.known and self.in_scope(name):
             self.known.add(name)
             if name in self.options.resume.followed:  # an interrupted run did resolve it and read its certificate
                 self.resolved.add(name)
@@ -527,7 +670,7 @@ class _Run:
                 self.follow(name, None)
 
     def follow(self, name: str, result: DnsResult | None) -> None:
-        """A new name: look for zones around it, resolve it, read its certificate."""
+        """A new in-scope name: look for zones around it, resolve it, read its certificate."""
         self.zones_around(name)
         if result is None:
             if self.options.san or self.options.brute:
@@ -557,9 +700,14 @@ class _Run:
         if not self.options.brute or zone in self.zones or self.full:
             return
         depth = self.depth(zone)
-        if depth < 0 or depth > self.options.recursive_depth or not self.in_scope(zone):
+        if depth < 0 or depth > self.options.recursive_depth:
             return
         self.zones.add(zone)
+        # (The zone's own name may be out of scope and names below it in: each
+        # candidate and probe is checked before it is sent.)
+        if self.excluded(zone):
+            self.report(f"wordlist {zone}", Outcome("skipped", "excluded by scope"))
+            return
         words = self.wordlist() if depth == 0 else self.wordlist()[: max(0, self.options.recursive_words)]
         if words:
             self.spawn(self._brute(zone, words))
@@ -589,37 +737,74 @@ class _Run:
         return future
 
     async def _detect_wildcard(self, zone: str) -> _Wildcard:
+        """Ask for random labels; a probe that gets no answer is asked again
+        (up to `wildcard_rounds` tries) and the zone's wildcard stays unknown
+        if it never gets one."""
+        if self.excluded(zone):
+            return _Wildcard("unknown", reason="excluded by scope")
         rng = random.SystemRandom()
-        labels = [
-            "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(14))
-            for _ in range(max(1, self.options.wildcard_probes))
+        probes = [
+            "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(14)) + "." + zone
+            for _ in range(max(2, self.options.wildcard_probes))
         ]
-        self.plan(len(labels))
-        results = await asyncio.gather(*(self.lookup(f"{label}.{zone}") for label in labels))
-        self.tick(len(labels))
-        wildcard = _Wildcard()
-        answers: set[str] = set()
-        for result in results:
-            if result.status == "ok" or result.records:
-                answers |= _answers(result)
-            elif result.status == "nodata":
-                wildcard.nodata = True
-        wildcard.answers = frozenset(answers)
-        if wildcard.active:
-            self.emit(zone, "wildcard", results[0])
-        return wildcard
+        if not all(self.in_scope(probe) for probe in probes):
+            return _Wildcard("unknown", reason="wildcard probes would leave the scope")
+        results: dict[str, DnsResult] = {}
+        todo = probes
+        rounds = max(1, self.options.wildcard_rounds)
+        for _ in range(rounds):
+            self.plan(len(todo))
+            answers = await asyncio.gather(*(self.lookup(probe) for probe in todo))
+            self.tick(len(todo))
+            results.update(zip(todo, answers, strict=True))
+            todo = [probe for probe in todo if results[probe].status not in _DEFINITE]
+            if not todo:
+                break
+        if todo:
+            statuses = "/".join(sorted({results[p].status for p in todo}))
+            return _Wildcard(
+                "unknown",
+                reason=f"wildcard status unknown: {len(todo)} of {len(probes)} probes unanswered "
+                f"({statuses}) after {rounds} tries",
+            )
+        existing = [results[p] for p in probes if _exists(results[p])]
+        if not existing:
+            return _Wildcard("none")
+        self.emit(zone, "wildcard", existing[0])
+        if len({_signature(results[p]) for p in probes}) > 1:
+            return _Wildcard("varying", reason="wildcard answering varying addresses")
+        first = existing[0]
+        cnames = first.cnames
+        return _Wildcard(
+            "stable",
+            answers=_answers(first),
+            cname=cnames[0] if cnames else None,
+            nodata=first.status == "nodata" and not first.records,
+        )
 
     async def _brute(self, zone: str, words: list[str]) -> None:
-        wildcard = await self.wildcard(zone)  # first: it decides what counts
+        source = f"wordlist {zone}"
         resume = self.options.resume
         start = min(resume.brute.get(zone, 0), len(words))
+        tallied = zone in resume.unanswered  # the interrupted run's count of unanswered lookups is known
+        wildcard = await self.wildcard(zone)  # first: it decides what counts
+        if start >= len(words):  # done before an interruption: its outcome was reported then
+            if tallied:
+                self.report(source, self._brute_outcome(resume.unanswered[zone], len(words)))
+            return
+        if not wildcard.trusted:
+            self.report(source, Outcome("skipped", wildcard.reason))
+            return
+        resume.unanswered.setdefault(zone, 0)
         self.plan(len(words))
         self.tick(start)
         todo = iter(enumerate(words[start:], start))
         finished: set[int] = set()
 
-        def tried(index: int) -> None:
+        def tried(index: int, answered: bool = True) -> None:
             """Advance the zone's mark over the words tried without a gap."""
+            if not answered:
+                resume.unanswered[zone] = resume.unanswered.get(zone, 0) + 1
             finished.add(index)
             mark = resume.brute.get(zone, start)
             while mark in finished:
@@ -632,20 +817,40 @@ class _Run:
                 if self.full:
                     return
                 name = f"{word}.{zone}"
+                parent = name.split(".", 1)[1]  # api.dev: dev.<zone> may be a wildcard zone of its own
+                if not self.in_scope(name) or (parent != zone and self.excluded(parent)):
+                    self.tick()  # never asked: a name out of scope is not even looked up
+                    tried(index)
+                    continue
                 result = await self.lookup(name)
                 self.tick()
-                tried(index)
-                if not _exists(result) or wildcard.covers(result):
-                    continue
-                if "." in word:  # api.dev: dev.<zone> may be a wildcard zone of its own
-                    parent = name.split(".", 1)[1]
-                    if (await self.wildcard(parent)).covers(result):
-                        continue
-                self.resolved.add(name)
-                self.emit(name, "wordlist", result)
+                answered = not _unanswered(result)
+                keep = answered and _exists(result) and not wildcard.covers(result)
+                if keep and parent != zone:
+                    below = await self.wildcard(parent)
+                    if below.kind == "unknown":  # cannot tell it from the sub-zone's wildcard: not seen
+                        answered = keep = False
+                    elif below.covers(result):
+                        keep = False
+                # The mark passes the word and its name is pending in one go (no await between).
+                tried(index, answered)
+                if keep:
+                    self.resolved.add(name)
+                    self.emit(name, "wordlist", result)
 
-        workers = min(len(words), max(1, self.options.dns.concurrency))
+        workers = min(len(words) - start, max(1, self.options.dns.concurrency))
         await asyncio.gather(*(worker() for _ in range(workers)))
+        if resume.brute.get(zone, start) < len(words):  # stopped early: the name limit was reached
+            self.report(source, Outcome("failed", f"stopped at the name limit ({self.options.max_names})"))
+            return
+        unanswered = resume.unanswered.get(zone, 0)
+        self.report(source, self._brute_outcome(unanswered, len(words) if tallied else len(words) - start))
+
+    @staticmethod
+    def _brute_outcome(unanswered: int, lookups: int) -> Outcome:
+        if unanswered > _FAILED_SHARE * lookups:
+            return Outcome("failed", f"{unanswered} of {lookups} lookups unanswered (timeout/SERVFAIL)")
+        return Outcome("ok")
 
     # -- TLS
     async def _certificates(self, name: str, addresses: list[str]) -> None:
@@ -653,7 +858,7 @@ class _Run:
         self.options.resume.followed.add(name)  # after the names its certificate gave were emitted
 
     async def _read_certificates(self, name: str, addresses: list[str]) -> None:
-        if self.tls_hosts >= self.options.max_tls_hosts:
+        if self.tls_hosts >= self.options.max_tls_hosts or not self.in_scope(name):
             return
         self.tls_hosts += 1
         for port in self.options.tls_ports:
@@ -676,34 +881,55 @@ class _Run:
             self.emit(name, "san")
 
     # -- sources
+    def took_all(self, outcome: Outcome) -> Outcome:
+        """A source whose names met the name limit did not deliver them all."""
+        if self.full and outcome.status == "ok":
+            return Outcome("failed", f"stopped at the name limit ({self.options.max_names})")
+        return outcome
+
     async def _ct(self, domain: str) -> None:
         self.plan(1)
-        raw = await ct_search(domain, self.options)
+        raw, outcome = await ct_fetch(domain, self.options)
         self.tick()
         for name in raw:
             self.emit(name, "ct")
         for base in _wildcard_bases(raw):
             self.zone(base, "wildcard certificate")
-        self.options.resume.ct.add(domain)
+        outcome = self.took_all(outcome)
+        if outcome.status == "ok":  # a failed search is tried again by a resumed run
+            self.options.resume.ct.add(domain)
+        self.report(f"ct {domain}", outcome)
 
     async def _tool(self, tool: str, domain: str) -> None:
         self.plan(1)
-        names = await run_tool(tool, domain, self.options.tool_timeout)
+        names, outcome = await tool_search(tool, domain, self.options.tool_timeout)
         self.tick()
         for name in names:
             self.emit(name, tool)
+        self.report(f"{tool} {domain}", self.took_all(outcome))
 
     def start(self, seeds: Iterable[str | Found]) -> None:
         for item in seeds:
             self.seed(item.name if isinstance(item, Found) else str(item))
         for zone in list(self.options.resume.brute):  # zones an interrupted run had started
-            self.zone(zone, "resumed")
+            zone = _clean_name(zone) or ""
+            if zone and self.root_of(zone):
+                self.zone(zone, "resumed")
         for domain in self.roots:
-            if self.options.ct and self.options.ct_url and domain not in self.options.resume.ct:
-                self.spawn(self._ct(domain))
+            excluded = self.excluded(domain)
+            if self.options.ct and self.options.ct_url:
+                if excluded:
+                    self.report(f"ct {domain}", Outcome("skipped", "excluded by scope"))
+                elif domain in self.options.resume.ct:  # ended well before an interruption
+                    self.report(f"ct {domain}", Outcome("ok"))
+                else:
+                    self.spawn(self._ct(domain))
             for tool in self.options.tools:
-                if shutil.which(tool):
-                    self.spawn(self._tool(tool, domain))
+                if shutil.which(tool):  # a tool that is not installed is no source of this run
+                    if excluded:
+                        self.report(f"{tool} {domain}", Outcome("skipped", "excluded by scope"))
+                    else:
+                        self.spawn(self._tool(tool, domain))
             if self.options.brute:
                 self.zone(domain, "root")
         if not self.tasks:
@@ -716,16 +942,37 @@ async def discover(
     in_scope: Callable[[str], bool],
     progress: Callable[[int, int], None] | None = None,
     seeds: Iterable[str | Found] = (),
+    *,
+    excludes_below: Callable[[str], bool] | None = None,
 ) -> AsyncIterator[Found]:
     """Yield `Found` for in-scope names under `domains` as the sources find
     them (one per (name, source) pair). `seeds`: names the caller already
     knows (e.g. harvested from HTTP bodies): not yielded again, but followed
     up like found ones (zones, SANs), so calling `discover(..., seeds=new,
-    options with ct=False)` after the HTTP stage runs the recursion for them."""
+    options with ct=False)` after the HTTP stage runs the recursion for them.
+
+    Scope comes before traffic: no name for which `in_scope` is false is
+    looked up or handshaken (brute-force candidates and wildcard probes
+    included), and no zone for which `excludes_below(zone)` is true (every
+    name below it excluded: `Scope.excludes_below`) is probed, brute forced
+    or searched in CT, nor are tools run for it.
+
+    `options.report(source, status, reason)` is called once per source that
+    ran (or was skipped) when it ends: "ct <root>" failed when the search
+    failed, timed out, answered non-200 or was cut (its names still come);
+    "wordlist <zone>" skipped when the zone's wildcard is unknown (probes
+    unanswered) or answers varying addresses, failed when more than 2 % of
+    its lookups got no answer or the name limit stopped it; "<tool> <root>"
+    failed on a timeout or a non-zero exit; skipped: "excluded by scope".
+    Sources that are disabled, or tools not on PATH, are not reported. A
+    resumed run reports a CT search that ended well before as "ok" (failed
+    ones are run again), and a zone whose words were all tried before only
+    when `options.resume.unanswered` holds its tally (else the caller keeps
+    the outcome reported then)."""
     roots = list(dict.fromkeys(n for n in (normalise(d) for d in domains) if valid_name(n)))
     if not roots:
         return
-    run = _Run(roots, options, in_scope, progress)
+    run = _Run(roots, options, in_scope, progress, excludes_below)
     run.start(seeds)
     try:
         while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import random
 import selectors
 import socket
 import ssl
@@ -38,6 +39,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 _RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "NS": NS, "TXT": TXT}
 
 
+def random_addresses(network: str = "127.77.0.0/16", seed: int = 0) -> Callable[[str, str], dict]:
+    """A FakeDNS zone entry answering each A query with another address of
+    `network` (a wildcard or load balancer that varies per query)."""
+    rng = random.Random(seed)
+    net = ipaddress.ip_network(network)
+
+    def entry(name: str, qtype: str) -> dict:
+        return {"A": [str(net[rng.randrange(1, net.num_addresses - 1)])]}
+
+    return entry
+
+
 class FakeDNS:
     """UDP DNS server answering from a dict zone.
 
@@ -45,9 +58,14 @@ class FakeDNS:
             "alias.acme.test": {"CNAME": ["www.acme.test"]},
             "acme.test": {"MX": ["10 mail.acme.test"], "TXT": ["v=spf1 -all"]},
             "broken.acme.test": "SERVFAIL",   # or "REFUSED"
-            "slow.acme.test": "DROP"}         # never answered
-    Names not in the zone get NXDOMAIN; CNAMEs are chased inside the zone
-    like a recursive resolver would (NXDOMAIN + chain for a dangling one).
+            "slow.acme.test": "DROP",         # never answered
+            "*.dyn.acme.test": {"A": ["127.0.0.9"]},   # a wildcard: any name below dyn.acme.test
+            "*.dead.acme.test": "DROP",       # a zone whose queries all go unanswered
+            "*.lb.acme.test": random_addresses(),      # callable(name, qtype) -> entry, per query
+           }
+    Names not in the zone (nor below a `*.` entry) get NXDOMAIN; CNAMEs are
+    chased inside the zone like a recursive resolver would (NXDOMAIN + chain
+    for a dangling one). `queries` logs every (name, type) received, in order.
     """
 
     def __init__(self, zone: dict, host: str = "127.0.0.1", ttl: int = 300):
@@ -75,15 +93,35 @@ class FakeDNS:
         self._thread.join(2)
         self._sock.close()
 
+    def queried_under(self, zone: str) -> list[tuple[str, str]]:
+        """The queries received for `zone` or any name below it."""
+        zone = zone.lower().rstrip(".")
+        return [(n, t) for n, t in list(self.queries) if n == zone or n.endswith("." + zone)]
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 data, peer = self._sock.recvfrom(4096)
             except (TimeoutError, OSError):
                 continue
-            reply = self._answer(DNSRecord.parse(data))
+            try:
+                request = DNSRecord.parse(data)
+            except Exception:  # dnslib raises several types on garbage: ignore the packet
+                continue
+            reply = self._answer(request)
             if reply is not None:
                 self._sock.sendto(reply.pack(), peer)
+
+    def _entry(self, name: str, qtype: str):
+        """The zone's entry for `name`: its own, else the closest `*.` entry above it."""
+        entry = self.zone.get(name)
+        if entry is None:
+            labels = name.split(".")
+            for i in range(1, len(labels)):
+                entry = self.zone.get("*." + ".".join(labels[i:]))
+                if entry is not None:
+                    break
+        return entry(name, qtype) if callable(entry) else entry
 
     def _answer(self, request: DNSRecord) -> DNSRecord | None:
         qname = str(request.q.qname).rstrip(".").lower()
@@ -93,7 +131,7 @@ class FakeDNS:
         reply = request.reply()
         name = qname
         for _ in range(10):
-            entry = self.zone.get(name)
+            entry = self._entry(name, qtype)
             if entry is None:
                 reply.header.rcode = RCODE.NXDOMAIN
             elif entry == "DROP":
