@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from .secrets.cli import main as secrets_main
 
         return secrets_main(argv[1:])
+    if argv[:1] == ["rules"]:
+        return _rules(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command in (None, "tui"):
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--no-wait", action="store_true", help="queue it and return instead of following it")
     sub.add_parser("lab", help="serve the offline lab target on loopback (see `assetmon lab --help`)")
     sub.add_parser("secrets", help="find secrets in files or URLs (see `assetmon secrets --help`)")
+    sub.add_parser("rules", help="acknowledge or suppress change events by type, host or fingerprint")
     sub.add_parser("init-db", help="create the database tables and print where they are")
     sub.add_parser("health", help="say which backend scans would use now (exit 1 if not Celery)")
     return parser
@@ -260,6 +263,113 @@ def _resume(args: argparse.Namespace) -> int:
     progress = _follow(dispatcher, args.scan)
     print(f"scan {args.scan}: {progress.state} {progress.message}".rstrip(), file=sys.stderr)
     return {"done": 0, "cancelled": 130}.get(progress.state, 1)
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line on stderr and exit status 2 (argparse adds the usage)."""
+
+    def error(self, message: str) -> Any:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="assetmon rules",
+        description="Rules that acknowledge or suppress change events, past and future: in the feed, "
+        "the new-events count, notifications and exports. Type and host are globs (* and ?), "
+        "the fingerprint is exact; every field given must match.",
+    )
+    sub = parser.add_subparsers(dest="rules_command", metavar="COMMAND", parser_class=_OneLineParser)
+    sub.required = True
+    listing = sub.add_parser("list", help="the rules (with --project: those that apply to it)")
+    listing.add_argument("--project", help="project name")
+    listing.add_argument("--json", action="store_true", help="one JSON object per rule on stdout")
+    add = sub.add_parser("add", help="add a rule")
+    scope = add.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--project", help="project name")
+    scope.add_argument("--all-projects", action="store_true", help="the rule applies to every project")
+    add.add_argument("--action", required=True, choices=("suppress", "acknowledge"))
+    add.add_argument("--type", default="", metavar="GLOB", help="event type, e.g. port_new or 'http_*'")
+    add.add_argument("--host", default="", metavar="GLOB", help="host, e.g. '*.dev.acme.com'")
+    add.add_argument("--fingerprint", default="", metavar="F", help="what the event is about, exactly")
+    add.add_argument("--note", default="", metavar="TEXT", help="why (shown in the rules list)")
+    rm = sub.add_parser("rm", help="delete a rule: the events it covered show again")
+    rm.add_argument("rule", type=int, metavar="ID", help="rule id (see `assetmon rules list`)")
+    return parser
+
+
+def _rules(argv: list[str]) -> int:
+    args = _rules_parser().parse_args(argv)
+    from .store import event_log, repo
+
+    if args.rules_command == "rm":
+        if not event_log.delete_rule(args.rule):
+            return _fail(f"no rule {args.rule}")
+        print(f"rule {args.rule} deleted", file=sys.stderr)
+        return 0
+    project_id = None
+    if args.project:
+        try:
+            project_id = repo.get_project(args.project).id
+        except repo.NotFound as exc:
+            return _fail(str(exc))
+    names = {p.id: p.name for p in repo.list_projects()}
+    if args.rules_command == "add":
+        try:
+            rule = event_log.add_rule(
+                args.action,
+                project_id=project_id,
+                event_type=args.type,
+                host=args.host,
+                fingerprint=args.fingerprint,
+                note=args.note,
+            )
+        except ValueError as exc:
+            return _fail(str(exc))
+        matched, new = event_log.rule_preview(rule)
+        row = _rule_row(rule, names)
+        print(
+            f"rule {rule.id}: {row['action']} {_rule_fields(row)} in "
+            f"{'every project' if rule.project_id is None else row['project']} "
+            f"(covers {matched} stored event{'s' if matched != 1 else ''}, {new} of them new)",
+            file=sys.stderr,
+        )
+        return 0
+    rows = [_rule_row(r, names) for r in event_log.list_rules(project_id)]
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            note = f"  # {row['note']}" if row["note"] else ""
+            print(f"{row['id']:>5}  {row['project'][:16]:16}  {row['action']:11}  {_rule_fields(row)}{note}")
+    if not rows and not args.json:
+        print("no rules", file=sys.stderr)
+    return 0
+
+
+def _rule_row(rule: Any, names: dict[Any, str]) -> dict[str, Any]:
+    from .core.sanitize import clean_text
+    from .store.models import as_utc
+
+    project = "*" if rule.project_id is None else names.get(rule.project_id, str(rule.project_id))
+    return {
+        "id": rule.id,
+        "project": clean_text(project, 80),  # "*": every project
+        "action": rule.action,
+        "type": clean_text(rule.event_type, 255),
+        "host": clean_text(rule.host, 255),
+        "fingerprint": clean_text(rule.fingerprint, 255),
+        "note": clean_text(rule.note, 200),
+        "created_at": as_utc(rule.created_at).isoformat(),
+    }
+
+
+def _rule_fields(row: dict[str, Any]) -> str:
+    return " ".join(f"{key}={row[key]}" for key in ("type", "host", "fingerprint") if row[key])
 
 
 REAP_EVERY = 5.0  # seconds between the CLI's reaper passes while it follows a scan

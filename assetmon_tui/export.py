@@ -5,6 +5,10 @@ value (the HTML report also forbids scripts with a CSP), CSV cells that a
 spreadsheet would run as formulas are quoted with a leading apostrophe.
 Secret values never leave: findings carry their redacted form only (API
 endpoint findings, which are paths rather than secrets, keep theirs).
+
+Event rules apply as in the feed: events a suppress rule matches are left out
+(their number is in the metadata: `events_suppressed`, and a line in the md
+and html reports), rule-acknowledged ones are marked `acknowledged`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from .core.sanitize import clean_text
 from .store import repo
-from .store.event_log import SEVERITIES, list_events
+from .store.event_log import SEVERITIES, list_feed
 from .store.models import Finding, as_utc, utcnow
 
 Doc = dict[str, Any]  # what collect() returns
@@ -29,7 +33,7 @@ FORMATS = ("json", "jsonl", "csv", "md", "html")
 SECTIONS = (("hosts", "host"), ("dns", "dns"), ("services", "service"), ("http", "http"), ("findings", "finding"))
 # Columns the human-readable formats show (json, jsonl and csv carry every field).
 COLUMNS = {
-    "event": ("scan", "severity", "type", "summary", "created_at"),
+    "event": ("scan", "severity", "type", "summary", "acknowledged", "created_at"),
     "host": ("name", "is_address", "dns_status", "first_seen", "last_seen"),
     "dns": ("host", "rtype", "value", "ttl", "last_seen"),
     "service": ("host", "port", "service", "banner", "last_seen"),
@@ -92,22 +96,25 @@ def collect(project: str | int, since_scan: int | None = None) -> Doc:
         ],
         "findings": [_finding(f, name, seen(f)) for f, name in repo.findings(p.id)],
     }
-    events = reversed(list_events(p.id, since_scan=since_scan, limit=None))
+    feed = list_feed(p.id, since_scan=since_scan, limit=None, include_suppressed=True)
+    events = [item for item in reversed(feed) if not item.suppressed]
     return {
         "project": p.name,
         "generated_at": _time(utcnow()),
+        "events_suppressed": len(feed) - len(events),  # by event rules: left out
         "inventory": inventory,
         "events": [
             {
-                "type": e.type,
-                "severity": e.severity,
-                "summary": e.summary,
-                "scan": e.scan_id,
-                "prev_scan": e.prev_scan_id,
-                "entity": e.entity,
-                "created_at": _time(e.created_at),
+                "type": item.event.type,
+                "severity": item.event.severity,
+                "summary": item.event.summary,
+                "scan": item.event.scan_id,
+                "prev_scan": item.event.prev_scan_id,
+                "entity": item.event.entity,
+                "acknowledged": item.acknowledged,  # by hand or by an acknowledge rule
+                "created_at": _time(item.event.created_at),
             }
-            for e in events
+            for item in events
         ],
     }
 
@@ -158,7 +165,14 @@ def _json(doc: Doc) -> str:
 
 
 def _jsonl(doc: Doc) -> str:
-    lines: list[Row] = [{"section": "meta", "project": doc["project"], "generated_at": doc["generated_at"]}]
+    lines: list[Row] = [
+        {
+            "section": "meta",
+            "project": doc["project"],
+            "generated_at": doc["generated_at"],
+            "events_suppressed": doc["events_suppressed"],
+        }
+    ]
     lines += [{"section": section, **row} for section, row in _rows(doc)]
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
@@ -234,6 +248,10 @@ def _tables(doc: Doc) -> list[tuple[str, str, list[Row]]]:
     return tables + [(titles[section], section, doc["inventory"][key]) for key, section in SECTIONS]
 
 
+def _suppressed_line(n: int) -> str:
+    return f"{n} event{'s' if n != 1 else ''} suppressed by event rules {'are' if n != 1 else 'is'} left out."
+
+
 def _md_cell(value: Any) -> str:
     text = html.escape(_text(value), quote=False).replace("\\", "\\\\")
     for ch in "|[]`*_":
@@ -253,6 +271,8 @@ def _markdown(doc: Doc) -> str:
         "| " + " | ".join(str(n) for _, n in counts) + " |",
         "",
     ]
+    if doc["events_suppressed"]:
+        out += [_suppressed_line(doc["events_suppressed"]), ""]
     if severities:
         out += [
             "Events by severity: " + ", ".join(f"{s} {severities[s]}" for s in reversed(SEVERITIES) if severities[s]),
@@ -298,6 +318,8 @@ def _html(doc: Doc) -> str:
     ]
     out += [f'<div class="card"><b>{n}</b>{e(name)}</div>' for name, n in counts]
     out.append("</div>")
+    if doc["events_suppressed"]:
+        out.append(f"<p>{e(_suppressed_line(doc['events_suppressed']))}</p>")
     if severities:
         out.append(
             "<p>Events by severity: "

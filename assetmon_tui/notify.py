@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .core.sanitize import clean_text
 from .store import notifiers as rows
 from .store import repo
-from .store.event_log import SEVERITIES, at_or_above, scan_events, severity_rank
+from .store.event_log import SEVERITIES, at_or_above, list_rules, rule_for, scan_events, severity_rank
 from .store.models import Delivery, Event, Notifier
 from .store.notifiers import delete_notifier, list_deliveries, list_notifiers
 
@@ -29,6 +29,7 @@ __all__ = [
     "format_message",
     "list_deliveries",
     "list_notifiers",
+    "notifiable",
     "notify_scan",
     "redacted_url",
     "send",
@@ -45,6 +46,19 @@ ATTEMPTS = 3
 BACKOFF = 0.5  # seconds, doubled after each failed attempt
 MAX_LINES = 50  # events listed in one message; the rest are counted
 NOT_NOTIFIED = ("baseline",)  # a first scan is not a change
+
+
+def notifiable(events: list[Event], project_id: int) -> list[Event]:
+    """The events a notification may list: not a baseline, not quiet (an asset
+    missed once: unconfirmed), not acknowledged by hand, and neither
+    acknowledged nor suppressed by a rule (rules are read now, so a rule made
+    after the scan but before a retried delivery applies too)."""
+    rules = list_rules(project_id)
+    return [
+        e
+        for e in events
+        if e.type not in NOT_NOTIFIED and not e.quiet and not e.acknowledged and rule_for(e, rules) is None
+    ]
 
 
 def _apprise(url: str) -> apprise.Apprise:
@@ -157,11 +171,12 @@ def send(
 
 def notify_scan(scan_id: int, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> list[Delivery]:
     """Send the scan's events to each enabled notifier of its project (those at
-    or above its minimum severity, batched in one message). A delivery already
-    sent is not repeated; a failed one is retried. Never raises."""
+    or above its minimum severity, batched in one message; see `notifiable` for
+    what is never sent). A delivery already sent is not repeated; a failed one
+    is retried. Never raises."""
     try:
         scan = repo.get_scan(scan_id)
-        events = [e for e in scan_events(scan_id) if e.type not in NOT_NOTIFIED]
+        events = notifiable(scan_events(scan_id), scan.project_id)
         notifiers = list_notifiers(scan.project_id, enabled_only=True)
         project = repo.project_name(scan.project_id)
     except Exception:

@@ -82,3 +82,25 @@ PROJECT_SETTINGS_FORM = [
     Action("dismiss(None)", "escape", "Cancel", palette=False),
     Action("save", "ctrl+s", "Save", palette=False),
 ]
+
+
+# -- event rules: the events screen's keys, and the rules list's own (ui/screens/rules.py) --
+# Off the footer: at 80 columns the events screen's footer is full; the palette has them, and
+# the events table's bottom border names R and h once a rule exists.
+
+EVENT_RULE_KEYS = [
+    Action(
+        "rule",
+        "r",
+        "Rule",
+        "Rule from event",
+        "Suppress or acknowledge events like the highlighted one, past and future",
+        footer=False,
+    ),
+    Action("rules", "R", "Rules", "Event rules", "List and delete the event rules", footer=False),
+    Action(
+        "suppressed", "h", "Suppressed", "Show suppressed", "Show suppressed events too, or hide them", footer=False
+    ),
+]
+RULES_FORM = [Action("close", "escape", "Close", palette=False)]
+RULE_TABLE = [Action("screen.delete", "delete,x", "Delete", palette=False)]  # the table's keys only

@@ -1,5 +1,8 @@
 """The change-events feed across projects: filter, acknowledge, and Enter for
-the diff of an event's scan with the one before."""
+the diff of an event's scan with the one before. Event rules apply here as in
+notifications and exports: `r` makes one from the highlighted event (suppress
+or acknowledge events like it, past and future), `R` lists them, `h` shows the
+suppressed events too, marked ×."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ...core.sanitize import clean_text
-from ..actions import Action, bindings
+from ..actions import EVENT_RULE_KEYS, Action, bindings
 from ..text import next_filter, safe, severity, when
 from ..widgets import FilterInput, fill_table
 from .base import BACK
@@ -35,6 +38,7 @@ class EventsScreen(Screen[None]):
         Action("type", "t", "Type", "Event type", "Cycle the event type shown"),
         Action("project", "p", "Project", "Project filter", "Cycle the project shown (or all)"),
         Action("unacked", "u", "New only", "New events only", "Show new events only, or acknowledged too"),
+        *EVENT_RULE_KEYS,
         Action("filter", "slash", "Filter", "Filter", "Filter the summaries by text", footer=False),
         Action("reload", "f5", "Reload", "Reload", "Read the events again", footer=False),
     ]
@@ -46,10 +50,14 @@ class EventsScreen(Screen[None]):
         self.type: str | None = None
         self.project_id: int | None = project_id  # None: every project
         self.unacked_only = False
+        self.show_suppressed = False
         self.filter_text = ""
         self.projects: dict[int, str] = {}
         self.types: list[str] = []
         self.events: list[Any] = []
+        self.feed: dict[int, Any] = {}  # event id: its event_log.FeedEvent (the rule deciding it)
+        self.rule_count = 0
+        self.suppressed = 0  # events hidden by suppress rules (in the project filter)
         self._times: dict[int, str] = {}
         self.shown: list[Any] = []
 
@@ -71,15 +79,36 @@ class EventsScreen(Screen[None]):
         from ...store import event_log, repo
 
         projects = {p.id: p.name for p in repo.list_projects()}
-        events = event_log.list_events(
+        feed = event_log.list_feed(
             project_id=self.project_id,
             severity=self.min_severity,
             type=self.type,
             unacknowledged_only=self.unacked_only,
             limit=500,
+            include_suppressed=self.show_suppressed,
         )
-        times = {e.id: when(e.created_at, short=True) for e in events}
-        self.app.call_from_thread(self._fill, projects, events, times)
+        rules = len(event_log.list_rules(self.project_id))
+        suppressed = event_log.suppressed_count(self.project_id) if rules else 0
+        times = {item.event.id: when(item.event.created_at, short=True) for item in feed}
+        self.app.call_from_thread(self._loaded, projects, feed, rules, suppressed, times)
+
+    def _loaded(
+        self, projects: dict[int, str], feed: list[Any], rules: int, suppressed: int, times: dict[int, str]
+    ) -> None:
+        self.feed = {item.event.id: item for item in feed}
+        self.rule_count = rules
+        self.suppressed = suppressed
+        self._fill(projects, [item.event for item in feed], times)
+
+    def _mark(self, event: Any) -> tuple[str, str]:
+        """The event's state as the feed shows it: (word, rule note), e.g. ("acknowledged", " (rule #3)")."""
+        item = self.feed.get(event.id)
+        rule = f" (rule #{item.rule.id})" if item is not None and item.rule is not None else ""
+        if item is not None and item.suppressed:
+            return "suppressed", rule
+        if event.acknowledged or (item is not None and item.acknowledged):
+            return "acknowledged", rule
+        return "new", ""
 
     def _fill(self, projects: dict[int, str], events: list[Any], times: dict[int, str]) -> None:
         self.projects = projects
@@ -96,8 +125,13 @@ class EventsScreen(Screen[None]):
             if needle and not any(needle in str(v).lower() for v in (e.summary, e.type, e.entity, project)):
                 continue
             self.shown.append(e)
-            dim = "dim" if e.acknowledged else ""
-            mark = Text("·", style="dim") if e.acknowledged else Text("●", style="bold cyan")
+            state, _ = self._mark(e)
+            dim = "" if state == "new" else "dim"
+            mark = {
+                "new": Text("●", style="bold cyan"),
+                "acknowledged": Text("·", style="dim"),
+                "suppressed": Text("×", style="red"),
+            }[state]
             rows.append(
                 (
                     [
@@ -116,9 +150,19 @@ class EventsScreen(Screen[None]):
             table.move_cursor(row=min(cursor, len(self.shown) - 1))
         else:
             self.query_one("#event-detail", Static).update(Text("No events match.", style="dim"))
-        new = sum(1 for e in self.shown if not e.acknowledged)
+        new = sum(1 for e in self.shown if self._mark(e)[0] == "new")
         table.border_title = f"Events ({len(self.shown)} shown, {new} new)"
+        table.border_subtitle = self._rules_line()
         self._show_filters()
+
+    def _rules_line(self) -> str:
+        """Only once rules exist (the footer has no room for their keys): R rules, h suppressed."""
+        if not self.rule_count:
+            return ""
+        rules = f"R {self.rule_count} rule{'s' if self.rule_count != 1 else ''}"
+        if self.show_suppressed:
+            return f"{rules} · h hide suppressed (×)"
+        return f"{rules} · h show {self.suppressed} suppressed"
 
     def _show_filters(self) -> None:
         project = "all" if self.project_id is None else self.projects.get(self.project_id, str(self.project_id))
@@ -158,6 +202,14 @@ class EventsScreen(Screen[None]):
         self.unacked_only = not self.unacked_only
         self.action_reload()
 
+    def action_suppressed(self) -> None:
+        self.show_suppressed = not self.show_suppressed
+        self.notify(
+            "Suppressed events are shown, marked ×." if self.show_suppressed else "Suppressed events are hidden.",
+            markup=False,
+        )
+        self.action_reload()
+
     def action_filter(self) -> None:
         self.query_one(FilterInput).open()
 
@@ -190,7 +242,7 @@ class EventsScreen(Screen[None]):
             "  ",
             safe(project, 40),
             f"  scan #{event.scan_id}{since}",
-            ("  acknowledged" if event.acknowledged else "  new", "dim"),
+            ("  " + "".join(self._mark(event)), "dim"),
             "\n",
             safe(event.summary, 400),
             "\n",
@@ -211,17 +263,56 @@ class EventsScreen(Screen[None]):
         event = self._highlighted()
         if event is None:
             return
-        if event.acknowledged:
-            self.notify("Already acknowledged.", markup=False)
+        state, rule = self._mark(event)
+        if state == "suppressed":
+            self.notify(f"Suppressed{rule}: R lists the rules.", markup=False)
+            return
+        if state == "acknowledged":
+            self.notify(f"Already acknowledged{rule}.", markup=False)
             return
         self._acknowledge([event.id])
 
     def action_ack_all(self) -> None:
-        ids = [e.id for e in self.shown if not e.acknowledged]
+        ids = [e.id for e in self.shown if self._mark(e)[0] == "new"]
         if not ids:
             self.notify("Nothing new in this list.", markup=False)
             return
         self._acknowledge(ids)
+
+    # -- rules ----------------------------------------------------------------------------
+
+    def action_rule(self) -> None:
+        from .rules import RuleForm
+
+        event = self._highlighted()
+        if event is None:
+            self.notify("No event highlighted.", markup=False)
+            return
+        form = RuleForm(
+            project_id=event.project_id,
+            project_name=self.projects.get(event.project_id, str(event.project_id)),
+            event_type=event.type,
+            host=event.host or "",
+            fingerprint=event.fingerprint or "",
+            summary=event.summary,
+        )
+        self.app.push_screen(form, self._rules_changed)
+
+    def action_rules(self) -> None:
+        from .rules import RulesForm
+
+        self.app.push_screen(RulesForm(), self._rules_changed)
+
+    def _rules_changed(self, answer: Any) -> None:
+        """A rule was saved (answer: the message) or deleted (True): read the feed and the count again."""
+        if not answer:
+            return
+        if isinstance(answer, str):
+            self.notify(answer, markup=False)
+        self.action_reload()
+        refresh = getattr(self.app, "refresh_event_count", None)
+        if refresh is not None:
+            refresh()
 
     @work(thread=True, group="ack", exit_on_error=False)
     def _acknowledge(self, ids: list[int]) -> None:
