@@ -170,9 +170,38 @@ def _scan(args: argparse.Namespace) -> int:
     if args.json:
         for row in repo.scan_results(scan.id):
             print(json.dumps(row, default=str))
+        print(json.dumps(_scan_outcome(scan.id)))
     else:
         _print_summary(repo.scan_results(scan.id))
-    print(f"scan {scan.id}: {progress.state} {progress.message}".rstrip(), file=sys.stderr)
+    return _ended(scan.id, progress)
+
+
+def _scan_outcome(scan_id: int) -> dict[str, Any]:
+    """The --json output's last row: how the scan ended, each source's outcome, its inventory."""
+    from .store import repo
+
+    scan = repo.get_scan(scan_id)
+    return {
+        "type": "scan",
+        "id": scan_id,
+        "status": scan.status,
+        "error": scan.error,
+        "sources": json.loads(scan.sources or "[]"),
+        "inventory": json.loads(scan.summary or "{}").get("inventory", {}),
+    }
+
+
+def _ended(scan_id: int, progress: Progress) -> int:
+    """The last lines on stderr (a warning per source that failed or did not run); the exit status."""
+    from .core.sanitize import clean_text
+    from .store import repo
+
+    for source in json.loads(repo.get_scan(scan_id).sources or "[]"):  # the row: whichever backend ran it
+        if source.get("status") != "ok":
+            reason = f" ({source['reason']})" if source.get("reason") else ""
+            line = f"{source['source']}: {source['status']}{reason}"
+            print(f"warning: {clean_text(line, 300)}", file=sys.stderr)
+    print(f"scan {scan_id}: {progress.state} {progress.message}".rstrip(), file=sys.stderr)
     return {"done": 0, "cancelled": 130}.get(progress.state, 1)
 
 
@@ -226,6 +255,11 @@ def _scan_row(scan: Any, progress: Progress | None, project: str) -> dict[str, A
         "age": _age(age),
         "modules": scan.modules,
         "message": clean_text((progress.message if progress else "") or scan.error, 120),
+        "warnings": [
+            {k: clean_text(str(v), 300) for k, v in source.items()}
+            for source in json.loads(scan.sources or "[]")
+            if source.get("status") != "ok"
+        ],
     }
 
 
@@ -261,8 +295,7 @@ def _resume(args: argparse.Namespace) -> int:
     if args.no_wait and scan.backend == "celery":
         return 0
     progress = _follow(dispatcher, args.scan)
-    print(f"scan {args.scan}: {progress.state} {progress.message}".rstrip(), file=sys.stderr)
-    return {"done": 0, "cancelled": 130}.get(progress.state, 1)
+    return _ended(args.scan, progress)
 
 
 # -- rules ----------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ carried over from the previous snapshot, each item moved along its lifecycle.
 An asset this scan did not see is *missing* only if the scan looked at it
 definitively: its kind is one the scan's modules cover, the scan was not of
 some seeds only, and the source that would have seen it answered:
-- a name (and its records, its takeover finding): DNS gave a definitive
-  answer for it this scan (ok, nodata, NXDOMAIN; not a timeout or servfail).
+- a name and its records: DNS gave a definitive answer for it this scan
+  (ok, nodata, NXDOMAIN; not a timeout or servfail); its takeover finding
+  also needs the takeover check to have looked at its CNAMEs.
   Known names are resolved again each scan (`pipeline.steps.dns`), so a name
   found by a source that failed or did not run is still checked;
 - a port: its address answered the port scan on some port, and the port was
@@ -86,8 +87,10 @@ def freeze(s: Session, scan: Scan, prev: Items, looked: Looked, gone_after: int,
         kind = old.kind
         if kind not in covered or old.host in unsure:
             return False
-        if kind in ("host", "dns", "finding:takeover"):
+        if kind in ("host", "dns"):
             return old.host in definitive
+        if kind == "finding:takeover":
+            return old.host in definitive and Looked.has(looked.cnamed, old.host)
         if kind == "service":
             return Looked.has(looked.answered, old.host) and (ports is None or old.state.get("port") in ports)
         if kind == "http":

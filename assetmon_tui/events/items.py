@@ -93,6 +93,7 @@ class Looked:
     scripts: set[str] | None = None  # scripts fetched and analysed
     failed_scripts: set[str] = field(default_factory=set)
     page_hosts: set[str] | None = None  # hosts whose pages were read for scripts
+    cnamed: set[str] | None = None  # names whose CNAMEs the takeover check looked at
 
     @staticmethod
     def has(values: set[str] | None, value: str) -> bool:

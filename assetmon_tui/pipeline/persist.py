@@ -154,8 +154,8 @@ def save_services(ctx: ScanContext, results: list[PortResult]) -> None:
 def save_http(ctx: ScanContext, results: list[HttpResult]) -> None:
     with session() as s:
         for r in results:
-            if r.status is None:
-                continue  # nothing answered: not an endpoint
+            if r.status is None or not r.definitive:
+                continue  # nothing answered (not an endpoint), or not in full: what we had stands
             host_id = repo.upsert_host(s, ctx.project_id, r.host, ctx.scan_id, is_address=is_ip(r.host))
             repo.upsert(
                 s,

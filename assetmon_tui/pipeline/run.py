@@ -217,6 +217,7 @@ class Run:
             scripts=found.scripts,
             failed_scripts=found.failed_scripts - found.scripts,
             page_hosts={page.host for page in found.pages},
+            cnamed={result.name for result in found.cnamed} if "takeover" in self.ctx.modules else set(),
         )
         summary = self._ending("done")
         try:

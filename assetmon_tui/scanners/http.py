@@ -143,6 +143,13 @@ class HttpResult:
     tech_versions: dict[str, str] = field(default_factory=dict)  # name -> version, when seen
     cdn: str = ""  # CDN/WAF seen in headers: "cloudflare", "cloudfront", "fastly", ...
 
+    @property
+    def definitive(self) -> bool:
+        """A whole answer, or a refused connection. A timeout, a reset, a broken
+        handshake (a loaded server does all three) or a redirect chain cut short
+        says nothing reliable about the endpoint."""
+        return self.error in ("", "refused")
+
 
 def web_targets(host: str, address: str | None, open_ports: Iterable[int] | dict[int, str] | None) -> list[HttpTarget]:
     """http:80 + https:443 when ports are unknown, else the open web ports.
@@ -327,8 +334,7 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
             async with asyncio.timeout_at(deadline):
                 response = await client.send(request, stream=True)
         except Exception as exc:
-            if result.status is None:  # a failed redirect hop keeps the answer we had
-                result.error = _reason(exc)
+            result.error = _reason(exc)  # after a redirect: the answer we had, and why it is not the final one
             return result
         try:
             if scheme == "https" and options.tls_info:

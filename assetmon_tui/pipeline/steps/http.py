@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 from urllib.parse import urlsplit
 
-from ...scanners.http import HttpOptions, HttpResult, HttpTarget, probe, target_url, web_targets
+from ...scanners.http import HttpOptions, HttpTarget, probe, target_url, web_targets
 from ...scanners.js import Page
 from ...scanners.subdomains import harvest_http
 from ..context import Tick
@@ -79,7 +79,7 @@ class Http(Step):
             async for result in probe(todo, options, offset(progress, len(targets) - len(todo))):
                 mark(self.ctx, result.url)
                 await batch.add(result)
-                if answered(result):
+                if result.definitive:
                     self.found.probed.add(result.url)
                 else:
                     silent[result.url] = result.error or "no answer"
@@ -102,9 +102,3 @@ class Http(Step):
                 f"{', '.join(sorted(silent)[:3])}; their endpoints keep what they had",
             )
 
-
-def answered(result: HttpResult) -> bool:
-    """An HTTP answer, or a definitive no (refused, TLS or protocol failure):
-    a timeout or a reset says nothing about the endpoint."""
-    error = result.error
-    return result.status is not None or error == "refused" or error.startswith(("tls:", "protocol:"))

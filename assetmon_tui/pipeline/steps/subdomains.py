@@ -21,6 +21,7 @@ class Subdomains(Step):
             ct_url=self.ctx.setting("ct_url"),
             wordlist_path=self.ctx.setting("wordlist") or None,
             dns=dns_options(self.ctx, ("A", "AAAA")),
+            report=lambda source, status, reason: self.ctx.outcome(self.name, source, status, reason),
         )
         # A resumed step skips the CT searches that ended and the words already
         # tried; the names found before are followed up again (zones,
@@ -30,7 +31,9 @@ class Subdomains(Step):
         known = [n for n in self.found.addresses if n not in self.found.roots]
         scope = self.ctx.scope.__contains__
         async with self.saver(partial(save_names, self.ctx), 200) as batch:
-            async for found in discover(self.found.roots, options, scope, self.tick(), seeds=known):
+            async for found in discover(
+                self.found.roots, options, scope, self.tick(), seeds=known, excludes_below=self.ctx.scope.excludes_below
+            ):
                 if found.source == "wildcard":
                     self.found.wildcards.add(found.name)
                 elif found.name not in self.found.addresses:
@@ -47,6 +50,7 @@ class Subdomains(Step):
             brute={str(zone): int(n) for zone, n in cursor.get("brute", {}).items()},
             ct=set(cursor.get("ct", [])),
             followed=set(cursor.get("followed", [])),
+            unanswered={str(zone): int(n) for zone, n in cursor.get("unanswered", {}).items()},
         )
         for name in cursor.get("pending", []):  # found and checkpointed, never taken: take them now
             self.found.addresses.setdefault(str(name), set())
@@ -57,6 +61,7 @@ class Subdomains(Step):
                     "ct": sorted(resume.ct),
                     "pending": sorted(resume.pending),
                     "followed": sorted(resume.followed),
+                    "unanswered": dict(resume.unanswered),
                 }
             )
         return resume
