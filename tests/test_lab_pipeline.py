@@ -16,6 +16,9 @@ from assetmon_tui.store import repo
 PORTS = "22,25,80,443,6379"
 
 
+pytestmark = pytest.mark.one_store
+
+
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
     with lab_with_short_wordlist(tmp_path, monkeypatch, hosts=80) as lab:
