@@ -50,3 +50,30 @@ def test_resume_runs_a_failed_scan_again_from_its_checkpoint(no_redis):
     assert {h.name for h in repo.hosts(project_id)} >= {"www.scan.test", "api.scan.test"}
     again = assetmon("resume", str(scan.id))
     assert again.returncode == 2 and "only failed or cancelled" in again.stderr
+
+
+def test_a_failed_source_is_a_warning_on_stderr_and_in_the_json(no_redis, tmp_path):
+    from assetmon_tui.testing import free_port
+
+    (tmp_path / "words.txt").write_text("www\napi\n")
+    env = {"ASSETMON_CT_URL": f"http://127.0.0.1:{free_port()}/", "ASSETMON_WORDLIST": str(tmp_path / "words.txt")}
+    with estate() as e:
+        out = subprocess.run(
+            [str(VENV_BIN / "assetmon"), "scan", "scan.test", "--modules", "subdomains,dns", "--json"]
+            + ["--nameserver", e.dns.address],
+            cwd=ROOT,
+            env={**os.environ, **env, "ASSETMON_BACKEND": "thread"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 0, out.stderr  # done, with a warning
+    assert "warning: ct scan.test: failed" in out.stderr
+    assert "warning(s)" in out.stderr.splitlines()[-1]
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert {r["name"] for r in rows if r["type"] == "dns"} >= {"www.scan.test"}
+    final = rows[-1]
+    assert final["type"] == "scan" and final["status"] == "done"
+    (ct,) = [s for s in final["sources"] if s["source"] == "ct scan.test"]
+    assert ct["status"] == "failed" and ct["reason"]
+    assert final["inventory"]["names"] >= 1
