@@ -24,7 +24,7 @@ from typing import Any
 from .core.sanitize import clean_text
 from .store import repo
 from .store.event_log import SEVERITIES, list_feed
-from .store.models import Finding, as_utc, utcnow
+from .store.models import Finding, Scan, as_utc, utcnow
 
 Doc = dict[str, Any]  # what collect() returns
 Row = dict[str, Any]  # one exported record
@@ -96,12 +96,14 @@ def collect(project: str | int, since_scan: int | None = None) -> Doc:
         ],
         "findings": [_finding(f, name, seen(f)) for f, name in repo.findings(p.id)],
     }
+    latest = next((scan for scan in repo.list_scans(p.id, limit=50) if scan.status == "done"), None)
     feed = list_feed(p.id, since_scan=since_scan, limit=None, include_suppressed=True)
     events = [item for item in reversed(feed) if not item.suppressed]
     return {
         "project": p.name,
         "generated_at": _time(utcnow()),
         "events_suppressed": len(feed) - len(events),  # by event rules: left out
+        "latest_scan": _scan(latest) if latest else None,
         "inventory": inventory,
         "events": [
             {
@@ -117,6 +119,25 @@ def collect(project: str | int, since_scan: int | None = None) -> Doc:
             for item in events
         ],
     }
+
+
+def _scan(scan: Scan) -> Row:
+    """The latest done scan: its inventory counts and the sources that failed or did not run."""
+    sources = _loads(scan.sources) if scan.sources else []
+    return {
+        "id": scan.id,
+        "finished_at": _time(scan.finished_at),
+        "inventory": _loads(scan.summary).get("inventory", {}),
+        "warnings": [s for s in sources if isinstance(s, dict) and s.get("status") != "ok"],
+    }
+
+
+def _warning_lines(doc: Doc) -> list[str]:
+    scan = doc.get("latest_scan") or {}
+    return [
+        f"scan {scan['id']}: {w.get('source')}: {w.get('status')}" + (f" ({w['reason']})" if w.get("reason") else "")
+        for w in scan.get("warnings", [])
+    ]
 
 
 def _finding(f: Finding, host: str, seen: Row) -> Row:
@@ -171,6 +192,7 @@ def _jsonl(doc: Doc) -> str:
             "project": doc["project"],
             "generated_at": doc["generated_at"],
             "events_suppressed": doc["events_suppressed"],
+            "latest_scan": doc["latest_scan"],
         }
     ]
     lines += [{"section": section, **row} for section, row in _rows(doc)]
@@ -273,6 +295,9 @@ def _markdown(doc: Doc) -> str:
     ]
     if doc["events_suppressed"]:
         out += [_suppressed_line(doc["events_suppressed"]), ""]
+    if _warning_lines(doc):
+        out += ["Warnings (what these sources found before is kept):", ""]
+        out += [f"- {_md_cell(line)}" for line in _warning_lines(doc)] + [""]
     if severities:
         out += [
             "Events by severity: " + ", ".join(f"{s} {severities[s]}" for s in reversed(SEVERITIES) if severities[s]),
@@ -320,6 +345,10 @@ def _html(doc: Doc) -> str:
     out.append("</div>")
     if doc["events_suppressed"]:
         out.append(f"<p>{e(_suppressed_line(doc['events_suppressed']))}</p>")
+    if _warning_lines(doc):
+        out.append("<p>Warnings (what these sources found before is kept):</p><ul>")
+        out += [f"<li>{e(line)}</li>" for line in _warning_lines(doc)]
+        out.append("</ul>")
     if severities:
         out.append(
             "<p>Events by severity: "

@@ -42,7 +42,16 @@ def test_json_has_inventory_and_events(project):
         ("port_new", project.first_scan + 1, project.first_scan),
         ("title_changed", project.first_scan + 1, project.first_scan),
     ]
-    assert set(doc["events"][0]) == {"type", "severity", "summary", "scan", "prev_scan", "entity", "created_at"}
+    assert set(doc["events"][0]) == {
+        "type",
+        "severity",
+        "summary",
+        "scan",
+        "prev_scan",
+        "entity",
+        "acknowledged",
+        "created_at",
+    }
     assert SECRET not in export(project.id, "json")
 
 
@@ -161,3 +170,27 @@ def test_html_report_opens_in_headless_chromium_without_errors(project, tmp_path
     assert "port_new" in dom and "&lt;script&gt;alert(1)" in dom  # rendered, hostile title inert
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
     assert console == [], console  # no script errors, no CSP violations
+
+
+def test_the_latest_scans_failed_sources_are_in_every_report(project):
+    from sqlmodel import col, update
+
+    from assetmon_tui.store.db import session
+    from assetmon_tui.store.models import Scan
+
+    failed = {"source": "ct acme.test", "step": "subdomains", "status": "failed", "reason": "timed out <b>|x|</b>"}
+    with session() as s:
+        s.exec(
+            update(Scan)
+            .where(col(Scan.id) == project.first_scan + 1)
+            .values(sources=json.dumps([failed, {"source": "port scan", "step": "ports", "status": "ok", "reason": ""}]))
+        )
+        s.commit()
+    doc = json.loads(export("acme", "json"))
+    assert doc["latest_scan"]["id"] == project.first_scan + 1
+    assert doc["latest_scan"]["warnings"] == [failed]
+    assert json.loads(export("acme", "jsonl").splitlines()[0])["latest_scan"]["warnings"] == [failed]
+    md = export("acme", "md")
+    assert "ct acme.test: failed (timed out &lt;b&gt;\\|x\\|&lt;/b&gt;)" in md
+    html = export("acme", "html")
+    assert "timed out &lt;b&gt;|x|&lt;/b&gt;" in html and "<b>|x|" not in html
