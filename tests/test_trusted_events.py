@@ -142,3 +142,16 @@ def test_a_removed_host_is_unconfirmed_then_gone_and_the_same_scans_give_the_sam
     assert shown(full) == []  # nothing is reported twice
     # the feed: unconfirmed events are shown, never notified
     assert any(e.type == "unconfirmed" for e in list_events(quick))
+
+
+def test_nothing_is_asked_under_an_excluded_zone_or_name(lab):
+    dispatcher = Dispatcher()
+    pid = project(lab)
+    repo.add_targets(pid, ["!*.dyn.acme.test", "!jenkins.acme.test"])
+    lab.dns_log.clear()
+    row, _ = scan(dispatcher, pid, lab)
+    asked = {name for name, _ in lab.dns_log.entries()}
+    assert "www.acme.test" in asked  # the log works
+    assert not [n for n in asked if n.endswith(".dyn.acme.test") or n == "jenkins.acme.test"]
+    names = {h.name for h in repo.hosts(pid)}
+    assert "jenkins.acme.test" not in names and not [n for n in names if n.endswith(".dyn.acme.test")]

@@ -130,6 +130,7 @@ class Lab:
         self._services: dict[Service, Any] = {}  # running service -> its asyncio server
         self._ports: dict[tuple[str, int], int] = {}  # (address, nominal port) -> bound port, ever
         self.ports: dict[str, int] = {}  # "dns", "ct", "http", "https"
+        self.dns_log = dns_server.QueryLog()  # what the DNS server was asked (tests: nothing out of scope)
 
     @property
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -241,7 +242,7 @@ class Lab:
         https_socks: list[socket.socket],
         contexts: dict[str, ssl.SSLContext],
     ) -> None:
-        transport, dns_tcp = await dns_server.serve(self._current, udp, tcp)
+        transport, dns_tcp = await dns_server.serve(self._current, udp, tcp, log=self.dns_log)
         self._servers += [transport, dns_tcp]
         ct_handler = ct.handler(lambda: self.estate.ct_entries)
         self._servers.append(await web_server.serve(ct_handler, ct_sock, "http"))
