@@ -316,3 +316,67 @@ def test_deleting_a_project_removes_its_monitoring_rows():
     with session() as s:
         for model in (models.Snapshot, models.SnapshotItem, models.Schedule, models.Notifier):
             assert s.exec(model.__table__.select()).first() is None
+
+
+# -- lifecycle: flap damping, findings, storage ------------------------------------------
+
+
+def test_a_first_miss_is_unconfirmed_and_quiet_a_flap_is_silent_and_a_second_miss_is_gone(monkeypatch):
+    monkeypatch.setenv("ASSETMON_GONE_AFTER", "2")
+    get_settings.cache_clear()
+    project = project_with_targets()
+    compute_events(fake_scan(project.id, World()))
+    w = World()
+    del w.services[("10.0.0.2", 22)]
+    missed = compute_events(fake_scan(project.id, w))
+    assert [(e.type, e.entity, e.quiet) for e in missed] == [("unconfirmed", "service:10.0.0.2:22", True)]
+    _, items = events.as_of(project.id)
+    assert ("service:10.0.0.2:22", "unconfirmed") in {(i.entity, status) for i, status in items}
+    assert compute_events(fake_scan(project.id, World())) == []  # back: a flap, no event
+    for expected in ([("unconfirmed", "service:10.0.0.2:22")], [("port_closed", "service:10.0.0.2:22")]):
+        assert [(e.type, e.entity) for e in compute_events(fake_scan(project.id, w))] == expected
+    _, items = events.as_of(project.id)
+    assert ("service:10.0.0.2:22", "gone") in {(i.entity, status) for i, status in items}
+
+
+def test_a_finding_not_looked_for_stays_open_and_only_a_resolved_one_reopens():
+    project = project_with_targets()
+    compute_events(fake_scan(project.id, World()))
+    secret = "secret:aws_access_key_id AKIA…LUE1 @ https://www.acme.test/main.js:3"
+    # the script could not be fetched: its secret is not looked at, so it is not resolved
+    w = World()
+    del w.findings["fp-aws"]
+    unlooked = events.Looked(failed_scripts={"https://www.acme.test/main.js"})
+    sid = fake_scan(project.id, w)
+    assert compute_events(sid, looked=unlooked) == []
+    assert compute_events(fake_scan(project.id, World())) == []  # still open: nothing to reopen
+    assert [e.type for e in compute_events(fake_scan(project.id, w))] == ["secret_resolved"]
+    back = compute_events(fake_scan(project.id, World()))
+    assert [(e.type, e.entity, e.fingerprint) for e in back] == [("secret_reopened", secret, "fp-aws")]
+    _, items = events.as_of(project.id)
+    assert (secret, "reopened") in {(i.entity, status) for i, status in items}
+
+
+def test_what_a_scan_did_not_reach_is_kept_whatever_its_modules_cover():
+    project = project_with_targets()
+    compute_events(fake_scan(project.id, World()))
+    w = World()
+    del w.services[("10.0.0.2", 22)]  # 10.0.0.2 did not answer the port scan at all
+    del w.http["http://api.acme.test/"]  # its probe timed out
+    looked = events.Looked(answered={"10.0.0.1", "10.0.0.3"}, probed={"https://www.acme.test/"})
+    assert compute_events(fake_scan(project.id, w), looked=looked) == []
+
+
+def test_an_unchanged_rescan_stores_no_item_versions():
+    from sqlmodel import func, select
+
+    project = project_with_targets()
+    compute_events(fake_scan(project.id, World()))
+    with session() as s:
+        first = s.exec(select(func.count()).select_from(models.SnapshotItem)).one()
+    for _ in range(3):
+        assert compute_events(fake_scan(project.id, World())) == []
+    with session() as s:
+        assert s.exec(select(func.count()).select_from(models.SnapshotItem)).one() == first
+        assert len(s.exec(select(models.Snapshot)).all()) == 4
+    assert [h["hosts"] for h in events.history(project.id)] == [3, 3, 3, 3]

@@ -95,7 +95,7 @@ class Diff:
         self.common = [(a, b) for a, b in frozen.common if b.kind in self.known]
         self.again = {i.key for i in self.added if i.status == "reopened"}
         # An address that DNS names is not a host coming or going: only its ports change.
-        named = _named(self.cur)
+        named = self.named = _named(self.cur)
         was_named = _named(self.prev)
         self.new_hosts = {i.host for i in self.added if i.kind == "host" or i.kind == "ip" and i.host not in was_named}
         self.gone_hosts = {i.host for i in self.removed if i.kind == "host" or i.kind == "ip" and i.host not in named}
@@ -143,6 +143,8 @@ class Diff:
         """Quiet events for what a covered scan missed once (a host folds its children)."""
         hosts = {i.host for i in self.missing if i.kind in ("host", "ip")}
         for i in self.missing:
+            if i.kind == "ip" and i.host in self.named:
+                continue  # an address DNS names: only its ports come and go
             if i.kind in ("host", "ip") or i.host not in hosts:
                 what = "host" if i.kind in ("host", "ip") else i.kind.split(":")[-1]
                 self.emit(
