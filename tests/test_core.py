@@ -1,5 +1,7 @@
 """Targets and scope, sanitising, the progress protocol, settings."""
 
+import json
+
 import pytest
 
 from assetmon_tui.core.config import get_settings
@@ -66,6 +68,8 @@ def test_clean_text_strips_terminal_escapes_and_controls():
     assert cleaned == "Hi[bold red]x[/]"
     assert all(ch.isprintable() for ch in cleaned)
     assert len(clean_text("a" * 10_000, 100)) == 100
+    lone = clean_text(json.loads('"ok\\ud800.acme\\udfff.test"'))  # surrogates no store can encode
+    assert lone == "ok.acme.test" and lone.encode("utf-8")
 
 
 def test_progress_round_trips_through_json():

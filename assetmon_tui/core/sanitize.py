@@ -12,7 +12,9 @@ import re
 
 # C0 controls except tab/newline, DEL, C1 controls, and Unicode bidi overrides
 # (which can visually reorder what a user reads).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, bidi overrides, and lone surrogates (JSON "\ud800": text no
+# database or terminal can encode; one in a CT answer used to fail a scan)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
 
