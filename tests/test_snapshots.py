@@ -122,6 +122,78 @@ def live_scan(data, monkeypatch) -> int:
     return scan.id
 
 
+@pytest.fixture
+def aged(data) -> dict[str, Any]:
+    """Two more done scans of acme (gone after 2 misses): in the third, old.acme.test
+    answers NXDOMAIN and ports 10.0.0.2:22 and 10.0.0.3:80 close (unconfirmed); in the
+    fourth they are still missing (gone), so is 10.0.0.3 (unconfirmed: no port, no name),
+    http://api.acme.test/ no longer answers (unconfirmed) and shop.acme.test is new."""
+    world = World()
+    world.names["dev.acme.test"] = ("ok", [("A", "10.0.0.4")])
+    world.services[("10.0.0.2", 6379)] = "redis"
+    world.http["https://www.acme.test/"]["title"] = "Acme shop"
+    world.names["old.acme.test"] = ("nxdomain", [])
+    del world.services[("10.0.0.2", 22)]
+    del world.services[("10.0.0.3", 80)]
+    third = fake_scan(data["project"], world, options={"gone_after": 2})
+    compute_events(third)
+    del world.http["http://api.acme.test/"]
+    world.names["shop.acme.test"] = ("ok", [("A", "10.0.0.1")])
+    fourth = fake_scan(data["project"], world, options={"gone_after": 2})
+    compute_events(fourth)
+    freeze_times()
+    return {**data, "scans": [*data["scans"], third, fourth], "events": event_log.unacknowledged_count()}
+
+
+RESOLVER = "3 of 12 names got no definitive answer (3 timeout): they keep what they had"
+PROBES = "2 of 9 gave no answer (timeout), e.g. https://[bold]x[/bold].acme.test/\x1b]0;pwned\x07"
+WARNINGS = [
+    f"resolver A,AAAA,CNAME: failed ({RESOLVER})",
+    f"web probes: failed ({PROBES})",
+    "ct acme.test: failed (connection refused: http://127.0.0.1:9/)",
+]
+
+
+@pytest.fixture
+def warned(data, monkeypatch) -> dict[str, Any]:
+    """A third scan done with two failed sources (one reason carries hostile text), then
+    a fourth, running, whose fixed Progress has three warnings."""
+    from assetmon_tui.dispatch import Dispatcher
+    from assetmon_tui.events import as_of
+    from assetmon_tui.events.items import inventory
+
+    counts = inventory([i for i, _ in as_of(data["project"])[1]]).as_dict()
+    done = repo.create_scan(data["project"], ["dns", "ports", "http"], {"nameservers": ["127.0.0.1:5353"]})
+    assert leases.claim(done.id, "thread", "test:1", 60, 3)
+    sources = [
+        {"source": "port scan", "step": "ports", "status": "ok", "reason": ""},
+        {"source": "resolver A,AAAA,CNAME", "step": "dns", "status": "failed", "reason": RESOLVER},
+        {"source": "web probes", "step": "http", "status": "failed", "reason": PROBES},
+    ]
+    repo.finish_scan(done.id, "done", summary={"warnings": 2, "inventory": counts}, sources=sources)
+    live = repo.create_scan(data["project"], ["subdomains", "dns", "http"], {})
+    assert leases.claim(live.id, "thread", "test:1", 60, 3)
+    freeze_times()
+    row = repo.get_scan(live.id)
+    progress = Progress(
+        scan_id=live.id,
+        state="running",
+        modules={
+            "subdomains": ModuleProgress("done", 1, 1),
+            "dns": ModuleProgress("done", 12, 12),
+            "http": ModuleProgress("running", 4, 9),
+        },
+        counters={"hosts": 7, "endpoints": 2},
+        message="http: running",
+        warnings=WARNINGS,
+        started_at=STARTED,
+        finished_at=STARTED + 95,
+    )
+    monkeypatch.setattr(Dispatcher, "reap", lambda self: [])
+    monkeypatch.setattr(Dispatcher, "active", lambda self: [(row, progress)])
+    return {**data, "done": done.id, "live": live.id}
+
+
 # -- driving the app ----------------------------------------------------------------------
 
 
@@ -214,6 +286,31 @@ def test_dashboard_with_a_live_scan(snap_compare, data, live_scan, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_dashboard_with_warnings(snap_compare, warned, size):
+    """The live panel's first two warnings and how many more; the scans table's "done 2 warn"."""
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def panel(pilot: Pilot) -> None:
+        await showing(pilot, f"Scan #{warned['live']} · acme", "! resolver A,AAAA,CNAME", "1 more warning", "2 warn")
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(warned, 4, panel))
+
+
+def test_scan_details(snap_compare, warned):
+    """i on a done scan: what it ran with, its inventory, the sources that failed and why."""
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def details(pilot: Pilot) -> None:
+        scans: Any = pilot.app.query_one("#scans")
+        scans.focus()
+        scans.move_cursor(row=1)  # the done scan with warnings (the running one is first)
+        await pilot.press("i")
+        await showing(pilot, f"Scan #{warned['done']} · acme", "Sources that failed or were skipped", "web probes")
+
+    assert snap_compare(AssetMonApp(), terminal_size=(80, 24), run_before=view(warned, 4, details))
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_scan_form(snap_compare, data, size):
     from assetmon_tui.ui.app import AssetMonApp
 
@@ -262,6 +359,38 @@ def test_results(snap_compare, data, size, tab):
         await until(pilot, underline_settled, "the tab underline under the active tab (its label grew)")
 
     assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, results))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_results_history(snap_compare, aged, size):
+    """The latest scan's whole history (h): new, open, unconfirmed and gone (dimmed) hosts."""
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def results(pilot: Pilot) -> None:
+        await pilot.press("r")
+        await showing(pilot, f"as of scan #{aged['scans'][-1]}", "(latest)", "gone (hidden)")
+        await pilot.press("h")
+        await showing(pilot, "gone (shown)", "old.acme.test", "unconfirmed")
+        await until(pilot, lambda: "host" in text_of(pilot.app.screen.query_one("#detail")), "the detail pane")
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(aged, 4, results))
+
+
+def test_results_of_an_older_scan(snap_compare, aged):
+    """Enter on an older scan: its services as of then (unconfirmed, not yet gone), its snapshot's values."""
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def results(pilot: Pilot) -> None:
+        scans: Any = pilot.app.query_one("#scans")
+        scans.focus()
+        scans.move_cursor(row=1)  # the scan before the latest
+        await pilot.press("enter")
+        await showing(pilot, f"as of scan #{aged['scans'][2]}", "(1 newer)")
+        await pilot.press("3")
+        await showing(pilot, "? 4 unconfirmed", "6379")
+        await until(pilot, lambda: "latest scan only" in text_of(pilot.app.screen.query_one("#detail")), "the note")
+
+    assert snap_compare(AssetMonApp(), terminal_size=(80, 24), run_before=view(aged, 4, results))
 
 
 @pytest.mark.parametrize("size", SIZES)

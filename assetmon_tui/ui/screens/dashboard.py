@@ -18,9 +18,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
+from ...core.progress import Progress
 from ..actions import PROJECT_SETTINGS, Action, bindings
-from ..panels import ScanPanel
-from ..text import duration, safe, state, when
+from ..panels import ScanDetails, ScanPanel, found_text, scan_state
+from ..text import duration, safe, when
 
 if TYPE_CHECKING:
     from ..app import AssetMonApp
@@ -36,6 +37,14 @@ def then(worker: Callable[[Any], object]) -> Callable[[Any], None]:
         worker(answer)
 
     return callback
+
+
+def _inventory(scan: Any) -> dict[str, Any] | None:
+    """A done scan's inventory counts, as its row recorded them (None: not recorded)."""
+    if scan.status != "done":
+        return None
+    counts = json.loads(scan.summary or "{}").get("inventory")
+    return counts if isinstance(counts, dict) else None
 
 
 class DashboardScreen(Screen[None]):
@@ -103,6 +112,14 @@ class DashboardScreen(Screen[None]):
             "Write the project's inventory and events to json, jsonl, csv, md or html",
             footer=False,
         ),
+        Action(
+            "scan_details",
+            "i",
+            "Scan details",
+            "Scan details",
+            "The highlighted scan's settings, counts and the sources that failed or were skipped",
+            footer=False,
+        ),
         PROJECT_SETTINGS,
     ]
     BINDINGS = bindings(ACTIONS)
@@ -142,7 +159,7 @@ class DashboardScreen(Screen[None]):
         # Fixed widths, most useful first: the pane is ~50 columns at 80x24.
         for label, width in (
             ("#", 4),
-            ("status", 10),
+            ("status", 12),  # "done 2 warn"
             ("started", 11),
             ("took", 6),
             ("found", 16),
@@ -198,8 +215,12 @@ class DashboardScreen(Screen[None]):
                 panel.remove()
         container.display = bool(seen)
         for scan, progress in finished:
-            severity: SeverityLevel = "information" if progress.state == "done" else "warning"
+            warned = len(progress.warnings)
+            ok = progress.state == "done" and not warned
+            severity: SeverityLevel = "information" if ok else "warning"
             message = f"Scan #{scan.id} {progress.state}"
+            if progress.state == "done" and warned:
+                message += f" with {warned} warning{'s' if warned != 1 else ''} (i: details)"
             if scan.error:
                 message += f": {scan.error}"
             self.notify(message, severity=severity, markup=False)
@@ -276,10 +297,18 @@ class DashboardScreen(Screen[None]):
 
         if self.project_id is None:
             return
-        scans = repo.list_scans(self.project_id, limit=100)
-        self.app.call_from_thread(self._fill_scans, scans)
+        project_id = self.project_id
+        scans = repo.list_scans(project_id, limit=100)
+        counts = {scan.id: _inventory(scan) for scan in scans}
+        if any(scan.status == "done" and counts[scan.id] is None for scan in scans):
+            # done rows older than summary["inventory"] (or snapshotted by hand): their snapshot's counts
+            from ...events import history
 
-    def _fill_scans(self, scans: list[Any]) -> None:
+            snapshotted = {row["id"]: row for row in history(project_id)}
+            counts = {i: c if c is not None else snapshotted.get(i) for i, c in counts.items()}
+        self.app.call_from_thread(self._fill_scans, scans, counts)
+
+    def _fill_scans(self, scans: list[Any], counts: dict[int, dict[str, Any] | None]) -> None:
         table = self.query_one("#scans", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -287,14 +316,12 @@ class DashboardScreen(Screen[None]):
             took = (
                 (scan.finished_at - scan.started_at).total_seconds() if scan.finished_at and scan.started_at else None
             )
-            summary = json.loads(scan.summary or "{}")
-            found = " ".join(f"{summary[k]}{k[0]}" for k in ("hosts", "services", "endpoints") if summary.get(k))
             table.add_row(
                 str(scan.id),
-                state(scan.status),
+                scan_state(scan),
                 when(scan.started_at, short=True),
                 duration(took),
-                found,
+                found_text(scan, counts.get(scan.id)),
                 scan.modules,
                 scan.backend,
                 key=str(scan.id),
@@ -422,15 +449,34 @@ class DashboardScreen(Screen[None]):
             status = dispatcher.cancel(scan_id)
             self.app.call_from_thread(self.notify, f"Scan #{scan_id}: {status}", markup=False)
 
-    def action_results(self) -> None:
+    def action_results(self, scan_id: int | None = None) -> None:
+        """Results as of `scan_id` (None: the latest snapshotted scan)."""
         from .results import ResultsScreen
 
         if self._need_project() and self.project_id is not None:
-            self.app.push_screen(ResultsScreen(self.project_id, self._project_name()))
+            self.app.push_screen(ResultsScreen(self.project_id, self._project_name(), scan_id))
 
     @on(DataTable.RowSelected, "#scans")
-    def scan_selected(self) -> None:
-        self.action_results()
+    def scan_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_results(int(event.row_key.value or 0) or None)
+
+    def action_scan_details(self) -> None:
+        """The highlighted scan's details (or the latest's): how each source fared."""
+        scan_id = self._highlighted_scan()
+        if scan_id is None:
+            self.notify("No scans yet.", markup=False)
+            return
+        panels = self.query(f"#scan-panel-{scan_id}")
+        self._open_details(scan_id, panels.first(ScanPanel).progress if panels else None)
+
+    @work(thread=True, exclusive=True, group="details", exit_on_error=False)
+    def _open_details(self, scan_id: int, progress: Progress | None) -> None:
+        """An active scan's warnings come from its live progress (its row gets its sources when it ends)."""
+        from ...store import repo
+
+        scan = repo.get_scan(scan_id)
+        name = self.assetmon.project_names.get(scan.project_id, "")
+        self.app.call_from_thread(self.app.push_screen, ScanDetails(scan, name, progress))
 
     # -- monitoring: findings, diff, trends, schedule, notifications, export --------------
 

@@ -1,5 +1,7 @@
 """Trends of a project's inventory over its done scans (Sparklines), and the
-scans themselves: Enter diffs one with the previous."""
+scans themselves: Enter diffs one with the previous. Every count is the
+scan's `events.Inventory` (`events.history`), as Results and the scans table
+show it; the table adds the assets each scan left unconfirmed."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class TrendsScreen(Screen[None]):
         self.sub_title = f"trends · {self.project_name}"
         self.query_one("#trends").border_title = "Inventory over done scans (oldest → newest)"
         table = self.query_one("#history", DataTable)
-        table.add_columns("scan", "finished", "hosts", "services", "web", "findings", "events")
+        table.add_columns("scan", "finished", "hosts", "services", "web", "findings", "events", "unconfirmed")
         table.border_title = "Scans (Enter: diff with the previous one)"
         table.focus()
         self.action_reload()
@@ -85,7 +87,8 @@ class TrendsScreen(Screen[None]):
         table = self.query_one("#history", DataTable)
         table.clear()
         for r, finished in zip(reversed(rows), reversed(times), strict=False):
-            table.add_row(f"#{r['id']}", finished, *(str(r[k]) for k, _ in METRICS), key=str(r["id"]))
+            unconfirmed = Text(str(r["unconfirmed"]), style="yellow" if r["unconfirmed"] else "dim")
+            table.add_row(f"#{r['id']}", finished, *(str(r[k]) for k, _ in METRICS), unconfirmed, key=str(r["id"]))
         if not rows:
             self.query_one("#trends").border_subtitle = "no done scans with a snapshot yet"
         else:
