@@ -9,6 +9,8 @@ from assetmon_tui.core.progress import Progress
 from assetmon_tui.core.sanitize import clean_text
 from assetmon_tui.core.targets import Scope, TargetError, parse_target
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 
 @pytest.mark.parametrize(
     "text,kind,value,exclude",

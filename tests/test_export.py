@@ -183,7 +183,7 @@ def test_the_latest_scans_failed_sources_are_in_every_report(project):
         s.exec(
             update(Scan)
             .where(col(Scan.id) == project.first_scan + 1)
-            .values(sources=json.dumps([failed, {"source": "port scan", "step": "ports", "status": "ok", "reason": ""}]))
+            .values(sources=json.dumps([failed, {"source": "ports", "step": "ports", "status": "ok", "reason": ""}]))
         )
         s.commit()
     doc = json.loads(export("acme", "json"))

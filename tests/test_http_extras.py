@@ -19,6 +19,8 @@ from assetmon_tui.lab.estate import LEGACY_ADDRESS
 from assetmon_tui.scanners import fingerprint
 from assetmon_tui.scanners.http import HttpOptions, HttpResult, HttpTarget, cdn_hint, fetch_certificate, probe
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 HOST = "www.acme.test"
 
 

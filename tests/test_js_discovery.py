@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from assetmon_tui.secrets.jsdiscovery import (
     chunk_urls,
     inline_scripts,
@@ -13,6 +15,8 @@ from assetmon_tui.secrets.jsdiscovery import (
     sourcemap_sources,
     sourcemap_url,
 )
+
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
 PAGE = """<!doctype html><html><head>
 <base href="/app/">

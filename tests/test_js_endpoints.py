@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from assetmon_tui.secrets.endpoints import Endpoint, extract_endpoints
+
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
 BASE = "https://shop.test/static/js/main.js"
 

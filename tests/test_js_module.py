@@ -1,6 +1,10 @@
 """The js scanner module's own logic (the lab test covers discovery end to end)."""
 
+import pytest
+
 from assetmon_tui.scanners.js import analyse
+
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
 KEY_ID = "AKIAWNM3XT6XBLV4Q7KU"
 SECRET = "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"

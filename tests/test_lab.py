@@ -23,6 +23,8 @@ from cryptography import x509
 from assetmon_tui.lab import Estate, Lab, fakes
 from assetmon_tui.lab.estate import COMMON_WORDS, DIFF_KEYS, WILDCARD_ADDRESS
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 D = "acme.test"
 
 

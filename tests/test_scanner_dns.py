@@ -10,6 +10,8 @@ from support.loopback import FakeDNS
 
 from assetmon_tui.scanners.dns import DnsOptions, DnsResult, resolve
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 ZONE = {
     "www.acme.test": {"A": ["127.0.0.2", "127.0.0.3"], "AAAA": ["::1"]},
     "alias.acme.test": {"CNAME": ["hop.acme.test"]},

@@ -12,6 +12,8 @@ from support.loopback import HttpServer, TcpServer, endless, free_port, make_cer
 
 from assetmon_tui.scanners.http import HttpOptions, HttpResult, HttpTarget, probe, web_targets
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 HOST = "www.acme.test"
 HOSTILE = "<title>\x1b]52;c;ZXZpbA==\x07[bold red]owned\x1b[2J\x9b31m\u202e</title>"
 ROUTES = {

@@ -16,6 +16,8 @@ from assetmon_tui.scanners.banners import guess_service
 from assetmon_tui.scanners.ports import TOP_100, TOP_1000, PortOptions, PortResult, parse_ports, scan
 from assetmon_tui.testing import wait_for
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 SSH = b"SSH-2.0-OpenSSH_9.6\r\n"
 # Wide scans target an otherwise unused loopback address, so they do not
 # poke whatever services the machine runs on 127.0.0.1.

@@ -7,6 +7,8 @@ import pytest
 from assetmon_tui.secrets import beautify
 from assetmon_tui.secrets.beautify import beautify_file
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 
 def test_beautify_file_and_cache(tmp_path):
     src = "function a(b){if(b){return 1}else{return 2}}var c={d:1,e:[1,2]};"

@@ -13,6 +13,8 @@ import pytest
 
 from assetmon_tui.secrets.samples import github_like
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 RUN = "from assetmon_tui.secrets.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 
 

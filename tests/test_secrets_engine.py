@@ -12,6 +12,8 @@ from assetmon_tui.secrets import scan_bytes, scan_text
 from assetmon_tui.secrets.engine import redact
 from assetmon_tui.secrets.samples import SAMPLES, github_like
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 
 def _token(seed: int = 1) -> str:
     return github_like(random.Random(seed), "ghp_")

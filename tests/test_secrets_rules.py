@@ -14,6 +14,8 @@ from assetmon_tui.secrets import RULES, scan_text
 from assetmon_tui.secrets.rules import CONFIDENCES, SEVERITIES
 from assetmon_tui.secrets.samples import SAMPLES
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 

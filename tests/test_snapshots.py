@@ -26,6 +26,8 @@ from assetmon_tui.core.progress import ModuleProgress, Progress
 from assetmon_tui.events import compute_events
 from assetmon_tui.store import event_log, leases, repo
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 STARTED = 1_795_000_000.0  # the live scan's start, as a time.time() value

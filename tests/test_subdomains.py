@@ -34,6 +34,8 @@ from assetmon_tui.scanners.subdomains import (
     valid_name,
 )
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 DOMAIN = "acme.test"
 
 

@@ -10,6 +10,8 @@ from assetmon_tui.lab import Lab
 from assetmon_tui.scanners.dns import DnsOptions, DnsRecord, DnsResult
 from assetmon_tui.scanners.takeover import TakeoverFinding, check, check_many, classify, tables
 
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
+
 
 def result(name: str, status: str, *chain: str, address: str | None = None) -> DnsResult:
     records, current = [], name
