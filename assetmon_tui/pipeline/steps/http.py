@@ -101,4 +101,3 @@ class Http(Step):
                 f"{len(silent)} of {len(todo)} gave no answer ({', '.join(reasons[:3])}), e.g. "
                 f"{', '.join(sorted(silent)[:3])}; their endpoints keep what they had",
             )
-
