@@ -1,8 +1,17 @@
 """Export a project's inventory and change events: json, jsonl, csv, md, html.
 
-Everything scanned hosts sent is hostile: HTML and Markdown escape every
-value (the HTML report also forbids scripts with a CSP), CSV cells that a
-spreadsheet would run as formulas are quoted with a leading apostrophe.
+Everything scanned hosts sent is hostile. It is cleaned when stored
+(pipeline/persist.py), and again here on the way out, for every format: a
+database made by an older release holds raw text. No export carries escape
+sequences, control characters (C0 but newline, C1) or bidi overrides; a
+finding's `context` keeps its newlines. HTML and Markdown escape every value
+(the HTML report also forbids scripts with a CSP).
+
+CSV cells that a spreadsheet would run as formulas (starting with `=`, `+`,
+`-`, `@`, a tab or a carriage return, or their full-width forms, after any
+leading spaces) are neutralised as OWASP recommends: a leading apostrophe,
+and the cell quoted. A real negative number (`-1`, `-2.5`: digits only, as
+stored numbers are written) stays a number, which no spreadsheet evaluates.
 Secret values never leave: findings carry their redacted form only (API
 endpoint findings, which are paths rather than secrets, keep theirs).
 
@@ -13,15 +22,14 @@ and html reports), rule-acknowledged ones are marked `acknowledged`.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from .core.sanitize import clean_text
+from .core.sanitize import clean_lines, clean_text
 from .store import repo
 from .store.event_log import SEVERITIES, list_feed
 from .store.models import Finding, Scan, as_utc, utcnow
@@ -99,7 +107,7 @@ def collect(project: str | int, since_scan: int | None = None) -> Doc:
     latest = next((scan for scan in repo.list_scans(p.id, limit=50) if scan.status == "done"), None)
     feed = list_feed(p.id, since_scan=since_scan, limit=None, include_suppressed=True)
     events = [item for item in reversed(feed) if not item.suppressed]
-    return {
+    doc = {
         "project": p.name,
         "generated_at": _time(utcnow()),
         "events_suppressed": len(feed) - len(events),  # by event rules: left out
@@ -119,6 +127,23 @@ def collect(project: str | int, since_scan: int | None = None) -> Doc:
             for item in events
         ],
     }
+    cleaned: Doc = _clean(doc)
+    return cleaned
+
+
+_LIMIT = 65536  # cleaning on the way out removes, it does not shorten
+
+
+def _clean(value: Any, key: str = "") -> Any:
+    """Every string in the document, keys included, without escapes or control
+    characters; `context` (code lines) keeps its newlines."""
+    if isinstance(value, str):
+        return clean_lines(value, _LIMIT) if key == "context" else clean_text(value, _LIMIT)
+    if isinstance(value, dict):
+        return {clean_text(k, 255): _clean(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, key) for v in value]
+    return value
 
 
 def _scan(scan: Scan) -> Row:
@@ -205,12 +230,15 @@ def _csv(doc: Doc) -> str:
     fields = ["section"]
     for _, row in rows:
         fields += [k for k in row if k not in fields]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
+    lines = [",".join(_csv_field(f) for f in fields)]
     for section, row in rows:
-        writer.writerow({"section": section, **{k: _cell(v) for k, v in row.items()}})
-    return out.getvalue()
+        cells = {"section": section, **row}
+        lines.append(",".join(_csv_field(_cell(cells.get(f))) for f in fields))
+    return "".join(line + "\n" for line in lines)
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def _cell(value: Any) -> str:
@@ -221,17 +249,16 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         value = json.dumps(value, ensure_ascii=False)
     text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+    if text.lstrip(" ")[:1] in _FORMULA and not _NUMBER.fullmatch(text):
         return "'" + text  # a spreadsheet would evaluate it
     return text
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+def _csv_field(text: str) -> str:
+    """RFC 4180, quoting a neutralised formula cell too (OWASP: apostrophe and quotes)."""
+    if text[:1] == "'" or any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 # -- human formats -----------------------------------------------------------------------

@@ -3,6 +3,13 @@
 The `save_*` functions run in a worker thread (one session per batch); the
 `BatchSaver` decides when: every `size` results, and at least every
 `FLUSH_EVERY` seconds, so rows show up while a long step is still running.
+
+Every text a scanned host controls (names, titles, headers, banners, TLS
+fields, redirects, technologies, script URLs, DNS values, a finding's rule,
+location, value and the code around it) is cleaned here, whatever the
+scanner did: escape sequences, control characters and bidi overrides never
+reach the store. The limits are above the scanners' own caps, so cleaning
+never truncates what a scanner kept.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlmodel import Session
 
+from ..core.sanitize import clean_lines, clean_text
 from ..core.targets import is_ip
 from ..store import repo
 from ..store.blobs import has_blob, save_blob
@@ -33,6 +41,23 @@ if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
 FLUSH_EVERY = 2.0  # seconds a found result waits for its batch at most
+NAME, TEXT, URL, VALUE = 255, 1024, 4096, 65536  # cleaning limits (chars), above the scanners' caps
+
+
+def _text(value: object, limit: int = TEXT) -> str:
+    return clean_text(value, limit)
+
+
+def _clean_json(value: Any) -> Any:
+    """Strings anywhere in a JSON-able value (the TLS fields), keys included, cleaned."""
+    if isinstance(value, str):
+        return clean_text(value, TEXT)
+    if isinstance(value, dict):
+        return {clean_text(k, NAME): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    return value
+
 
 T = TypeVar("T")
 
@@ -114,21 +139,22 @@ def save_names(ctx: ScanContext, names: list[str]) -> None:
     """Names discovered (not yet resolved): stored at once, so a crash keeps them."""
     with session() as s:
         for name in names:
-            repo.upsert_host(s, ctx.project_id, name, ctx.scan_id)
+            repo.upsert_host(s, ctx.project_id, _text(name, NAME), ctx.scan_id)
         s.commit()
 
 
 def save_dns(ctx: ScanContext, results: list[DnsResult]) -> None:
     with session() as s:
         for result in results:
-            fresh = result.name not in ctx.saved_hosts
-            ctx.saved_hosts.add(result.name)
-            host_id = repo.upsert_host(s, ctx.project_id, result.name, ctx.scan_id, dns_status=result.status)
+            name = _text(result.name, NAME)
+            fresh = name not in ctx.saved_hosts
+            ctx.saved_hosts.add(name)
+            host_id = repo.upsert_host(s, ctx.project_id, name, ctx.scan_id, dns_status=_text(result.status, 32))
             for rec in result.records:
                 repo.upsert(
                     s,
                     DnsRecord,
-                    {"host_id": host_id, "rtype": rec.rtype, "value": rec.value},
+                    {"host_id": host_id, "rtype": _text(rec.rtype, 16), "value": _text(rec.value, URL)},
                     {"ttl": rec.ttl},
                     ctx.scan_id,
                 )
@@ -140,12 +166,12 @@ def save_dns(ctx: ScanContext, results: list[DnsResult]) -> None:
 def save_services(ctx: ScanContext, results: list[PortResult]) -> None:
     with session() as s:
         for result in results:
-            host_id = repo.upsert_host(s, ctx.project_id, result.address, ctx.scan_id, is_address=True)
+            host_id = repo.upsert_host(s, ctx.project_id, _text(result.address, NAME), ctx.scan_id, is_address=True)
             repo.upsert(
                 s,
                 Service,
                 {"host_id": host_id, "port": result.port},
-                {"service": result.service, "banner": result.banner},
+                {"service": _text(result.service, NAME), "banner": _text(result.banner)},
                 ctx.scan_id,
             )
         s.commit()
@@ -156,25 +182,26 @@ def save_http(ctx: ScanContext, results: list[HttpResult]) -> None:
         for r in results:
             if r.status is None or not r.definitive:
                 continue  # nothing answered (not an endpoint), or not in full: what we had stands
-            host_id = repo.upsert_host(s, ctx.project_id, r.host, ctx.scan_id, is_address=is_ip(r.host))
+            host = _text(r.host, NAME)
+            host_id = repo.upsert_host(s, ctx.project_id, host, ctx.scan_id, is_address=is_ip(host))
             repo.upsert(
                 s,
                 HttpEndpoint,
-                {"host_id": host_id, "url": r.url},
+                {"host_id": host_id, "url": _text(r.url, URL)},
                 {
                     "status": r.status,
-                    "title": r.title,
-                    "server": r.server,
-                    "content_type": r.content_type,
+                    "title": _text(r.title),
+                    "server": _text(r.server),
+                    "content_type": _text(r.content_type, NAME),
                     "content_length": r.content_length,
-                    "redirects": json.dumps(r.redirects),
-                    "final_url": r.final_url,
+                    "redirects": json.dumps([_text(u, URL) for u in r.redirects]),
+                    "final_url": _text(r.final_url, URL),
                     "response_ms": r.response_ms,
-                    "error": r.error,
-                    "tls": json.dumps(r.tls or {}),
+                    "error": _text(r.error),
+                    "tls": json.dumps(_clean_json(r.tls or {})),
                     "favicon_hash": r.favicon_hash,
-                    "tech": ",".join(r.tech),
-                    "cdn": r.cdn,
+                    "tech": ",".join(_text(t, NAME) for t in r.tech),
+                    "cdn": _text(r.cdn, NAME),
                 },
                 ctx.scan_id,
             )
@@ -194,20 +221,21 @@ def _finding(s: Session, ctx: ScanContext, fingerprint: str, host_id: int, **val
 def save_takeovers(ctx: ScanContext, findings: list[TakeoverFinding]) -> None:
     with session() as s:
         for f in findings:
-            host_id = repo.upsert_host(s, ctx.project_id, f.name, ctx.scan_id)
+            name, cname = _text(f.name, NAME), _text(f.cname, NAME)
+            host_id = repo.upsert_host(s, ctx.project_id, name, ctx.scan_id)
             _finding(
                 s,
                 ctx,
                 _fingerprint("takeover", f.name, f.cname),
                 host_id,
                 kind="takeover",
-                rule=f"takeover-{f.provider}",
-                severity=f.severity,
-                confidence=f.confidence,
-                location=f.name,
-                value=f.cname,
-                redacted=f.cname,
-                context=f"{f.evidence}: {f.detail}",
+                rule=_text(f"takeover-{f.provider}", NAME),
+                severity=_text(f.severity, 16),
+                confidence=_text(f.confidence, 16),
+                location=name,
+                value=cname,
+                redacted=cname,
+                context=clean_lines(f"{f.evidence}: {f.detail}", VALUE),
             )
         s.commit()
 
@@ -218,9 +246,10 @@ def save_js(ctx: ScanContext, files: list[JsFile]) -> None:
         for f in files:
             if not has_blob(f.sha256):
                 save_blob(f.body)
-            host_id = repo.upsert_host(s, ctx.project_id, f.host, ctx.scan_id)
+            host_id = repo.upsert_host(s, ctx.project_id, _text(f.host, NAME), ctx.scan_id)
+            url = _text(f.url, URL)
             repo.upsert(
-                s, JsFileRow, {"host_id": host_id, "url": f.url}, {"sha256": f.sha256, "size": f.size}, ctx.scan_id
+                s, JsFileRow, {"host_id": host_id, "url": url}, {"sha256": f.sha256, "size": f.size}, ctx.scan_id
             )
             for secret in f.analysis.secrets:
                 _finding(
@@ -229,15 +258,16 @@ def save_js(ctx: ScanContext, files: list[JsFile]) -> None:
                     secret.fingerprint,
                     host_id,
                     kind="secret",
-                    rule=secret.rule_id,
-                    severity=secret.severity,
-                    confidence=secret.confidence,
-                    location=f.url,
+                    rule=_text(secret.rule_id, NAME),
+                    severity=_text(secret.severity, 16),
+                    confidence=_text(secret.confidence, 16),
+                    location=url,
                     line=secret.line,
                     column=secret.column,
-                    value=secret.secret,
-                    redacted=secret.redacted,
-                    context="\n".join(secret.context),
+                    # lines kept (a PEM block), so the export can still find it in old contexts
+                    value=clean_text(secret.secret, VALUE, single_line=False),
+                    redacted=clean_text(secret.redacted, VALUE, single_line=False),
+                    context=clean_lines("\n".join(secret.context), VALUE),
                 )
             for ep in f.analysis.endpoints:
                 _finding(
@@ -246,13 +276,13 @@ def save_js(ctx: ScanContext, files: list[JsFile]) -> None:
                     _fingerprint("endpoint", f.host, ep.value),
                     host_id,
                     kind="endpoint",
-                    rule=f"js-{ep.kind}",
+                    rule=_text(f"js-{ep.kind}", NAME),
                     severity="info",
                     confidence="medium",
-                    location=f.url,
+                    location=url,
                     line=ep.line,
                     column=ep.column,
-                    value=ep.url or ep.value,
-                    redacted=ep.value,
+                    value=_text(ep.url or ep.value, URL),
+                    redacted=_text(ep.value, URL),
                 )
         s.commit()
