@@ -15,6 +15,8 @@ from typing import Any, get_type_hints
 
 import platformdirs
 
+from .targets import MAX_CIDR_ADDRESSES
+
 APP = "assetmon"
 
 
@@ -48,6 +50,7 @@ class Settings:
     ct_url: str = "https://crt.sh/"
     wordlist: str = ""  # subdomain wordlist file; empty: the bundled one (~9,600 names)
     js_max_size: int = 10_000_000
+    max_cidr_addresses: int = MAX_CIDR_ADDRESSES  # addresses in one include CIDR target, checked when it is added
     # Change events
     gone_after: int = 2  # consecutive covered scans that miss an asset before it is gone (1: at once)
 

@@ -11,14 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.config import Settings
 from ..core.progress import Progress
-from ..core.targets import Scope, is_ip, parse_target
+from ..core.targets import Scope, check_cidr, is_ip, parse_target
 
 if TYPE_CHECKING:
     from ..scanners.dns import DnsResult
     from ..scanners.js import Page
     from .checkpoint import Checkpoint
-
-MAX_CIDR_ADDRESSES = 4096
 
 Tick = Callable[[int, int], None]  # progress(done, total) of one step
 
@@ -96,7 +94,8 @@ def seed(ctx: ScanContext) -> None:
     """Names and addresses to start from: the include rules, or the
     `seeds` option (a CLI scan of some targets; the project's exclusions still apply)."""
     found = ctx.found
-    seeds = [parse_target(t) for t in ctx.options.get("seeds", [])] or ctx.scope.includes
+    limit = int(ctx.setting("max_cidr_addresses"))  # checked when a target is added; again for older rows
+    seeds = [parse_target(t, max_cidr=limit) for t in ctx.options.get("seeds", [])] or ctx.scope.includes
     for target in seeds:
         if target.kind == "domain":
             found.addresses.setdefault(target.host, set())
@@ -112,11 +111,7 @@ def seed(ctx: ScanContext) -> None:
             found.direct.add(target.value)
         elif target.kind == "cidr":
             network = ipaddress.ip_network(target.value)
-            if network.num_addresses > MAX_CIDR_ADDRESSES:
-                raise ValueError(
-                    f"{target.value} has {network.num_addresses} addresses; "
-                    f"split it into ranges of at most {MAX_CIDR_ADDRESSES}"
-                )
+            check_cidr(network, limit)
             hosts = list(network.hosts()) or [network.network_address]
             found.direct.update(str(a) for a in hosts)
     found.direct = {a for a in found.direct if a in ctx.scope}

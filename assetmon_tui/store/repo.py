@@ -104,7 +104,9 @@ def delete_project(project_id: int) -> None:
 
 
 def add_targets(project_id: int, lines: list[str]) -> list[Target]:
-    """Parse every line first so a typo stores nothing (raises TargetError)."""
+    """Parse every line first so a typo stores nothing (raises TargetError):
+    a bad name or address, an include CIDR over `max_cidr_addresses`. URLs are
+    stored as typed but their host (credentials keep their case)."""
     parsed: list[ParsedTarget] = [parse_target(line) for line in lines if line.strip()]
     with session() as s:
         existing = {(t.value, t.exclude) for t in s.exec(select(Target).where(Target.project_id == project_id))}

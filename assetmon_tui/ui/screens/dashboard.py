@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
 from ...core.progress import Progress
+from ...core.targets import display
 from ..actions import PROJECT_SETTINGS, Action, bindings
 from ..panels import ScanDetails, ScanPanel, found_text, scan_state
 from ..text import duration, safe, when
@@ -288,7 +289,7 @@ class DashboardScreen(Screen[None]):
         table.clear()
         for t in targets:
             rule = Text("exclude", style="red") if t.exclude else Text("include", style="green")
-            table.add_row(rule, safe(t.value, 60), key=str(t.id))
+            table.add_row(rule, safe(display(t.value), 60), key=str(t.id))  # a URL's password hidden
         table.border_subtitle = f"{len(targets)} rules"
 
     @work(thread=True, exclusive=True, group="scans", exit_on_error=False)
