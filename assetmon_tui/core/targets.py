@@ -114,9 +114,10 @@ def _default_limit() -> int:
 def check_cidr(network: ipaddress.IPv4Network | ipaddress.IPv6Network, limit: int, shown: str = "") -> None:
     """Refuse a range to scan with more than `limit` addresses."""
     if network.num_addresses > limit:
-        prefix = network.max_prefixlen - max(0, limit).bit_length() + 1  # the widest range within the limit
+        prefix = network.max_prefixlen - max(1, limit).bit_length() + 1  # the widest range within the limit
+        what = f"bad target {shown}" if shown else str(network)
         raise TargetError(
-            f"{shown or network}: {network.num_addresses} addresses is over the limit of {limit} "
+            f"{what}: {network.num_addresses} addresses is over the limit of {limit} "
             f"(setting max_cidr_addresses): split it into ranges of at most {limit} addresses (/{prefix})"
         )
 
@@ -129,7 +130,7 @@ def parse_target(text: str, max_cidr: int | None = None) -> Target:
     value = raw[1:].strip() if exclude else raw
     shown = repr(display(raw))
     if not value:
-        raise TargetError(f"empty target: {shown}")
+        raise TargetError(f"empty target: {shown} (a lone ! or - excludes nothing)")
     if "://" in value:
         return Target("url", _url(value, shown), exclude)
     try:
@@ -140,7 +141,7 @@ def parse_target(text: str, max_cidr: int | None = None) -> Target:
         try:
             network = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise TargetError(f"not a valid CIDR: {shown} (examples: 10.0.0.0/24, 2001:db8::/120)") from None
+            raise TargetError(f"bad target {shown}: not a valid CIDR (examples: 10.0.0.0/24, 2001:db8::/120)") from None
         if not exclude:
             check_cidr(network, _default_limit() if max_cidr is None else max_cidr, shown)
         return Target("cidr", str(network), exclude)
@@ -149,8 +150,8 @@ def parse_target(text: str, max_cidr: int | None = None) -> Target:
     problem = hostname_problem(bare)
     if problem:
         raise TargetError(
-            f"not a domain, host, IP, CIDR or URL: {shown}: {problem} "
-            "(examples: example.com, 10.0.0.1, 10.0.0.0/24, https://example.com/)"
+            f"bad target {shown}: {problem} "
+            "(a target is a domain, IP, CIDR or URL: example.com, 10.0.0.1, 10.0.0.0/24, https://example.com/)"
         )
     return Target("domain", name, exclude)
 
@@ -161,16 +162,16 @@ def _url(value: str, shown: str) -> str:
         parts: SplitResult = urlsplit(value)
         port = parts.port  # raises on a bad port
     except ValueError as exc:
-        raise TargetError(f"not a valid URL: {shown} ({exc})") from None
+        raise TargetError(f"bad target {shown}: not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetError(f"not an http(s) URL: {shown}")
+        raise TargetError(f"bad target {shown}: not an http(s) URL with a host (e.g. https://example.com/)")
     host = parts.hostname.lower()
     if not is_ip(host):
         problem = hostname_problem(host)
         if problem:
-            raise TargetError(f"bad host in URL {shown}: {problem}")
+            raise TargetError(f"bad target {shown}: the URL's host: {problem}")
     if port == 0:
-        raise TargetError(f"bad port in URL {shown}: 0")
+        raise TargetError(f"bad target {shown}: port 0")
     userinfo, at, hostport = parts.netloc.rpartition("@")
     return parts._replace(netloc=userinfo + at + hostport.lower()).geturl()
 
