@@ -16,7 +16,17 @@ DEFAULT_PROJECT = "default"
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except Exception as exc:
+        from .store.migrate import StoreUnusable
+
+        if isinstance(exc, StoreUnusable):  # a damaged database, or one made by a newer AssetMon
+            return _fail(str(exc))
+        raise
+
+
+def _main(argv: list[str]) -> int:
     # Subcommands with parsers of their own keep them (and their imports) to themselves.
     if argv[:1] == ["lab"]:
         from .lab.cli import main as lab_main
@@ -37,10 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return _export(args)
     if args.command == "init-db":
+        from .store import migrate
         from .store.db import get_engine
 
-        print(get_engine().url.render_as_string(hide_password=True))
+        engine = get_engine()  # creates, adopts or upgrades it
+        print(f"{migrate.where(engine)} (revision {migrate.current(engine)})")
         return 0
+    if args.command == "db":
+        return _db(args)
+    if args.command == "backup":
+        return _backup(args)
+    if args.command == "restore":
+        return _restore(args)
     if args.command == "scans":
         return _scans(args)
     if args.command == "cancel":
@@ -90,7 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("lab", help="serve the offline lab target on loopback (see `assetmon lab --help`)")
     sub.add_parser("secrets", help="find secrets in files or URLs (see `assetmon secrets --help`)")
     sub.add_parser("rules", help="acknowledge or suppress change events by type, host or fingerprint")
-    sub.add_parser("init-db", help="create the database tables and print where they are")
+    sub.add_parser("init-db", help="create (or upgrade) the database and print where it is")
+    dbs = sub.add_parser("db", help="the database schema: `db current` shows its revision, `db upgrade` upgrades it")
+    dbs.add_argument("action", choices=("current", "upgrade"))
+    backup = sub.add_parser("backup", help="write a consistent copy of the database to FILE (while scans run)")
+    backup.add_argument("file", metavar="FILE", help="a new file (SQLite: a database; PostgreSQL: pg_dump's format)")
+    restore = sub.add_parser("restore", help="replace the database with a backup made by `assetmon backup`")
+    restore.add_argument("file", metavar="FILE", help="the backup")
+    restore.add_argument("--force", action="store_true", help="restore even while scans are queued or running")
     sub.add_parser("health", help="say which backend scans would use now (exit 1 if not Celery)")
     return parser
 
@@ -113,9 +138,70 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _tui() -> int:
+    from .store.db import get_engine
     from .ui.app import AssetMonApp
 
+    get_engine()  # a damaged or too new database is refused here, in one line, not inside the TUI
+
     AssetMonApp().run()
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from .core.config import get_settings
+    from .store import migrate
+    from .store.db import get_engine, make_engine
+
+    if args.action == "upgrade":
+        engine = get_engine()  # opening it upgrades it (or refuses it, in one line)
+        print(f"{migrate.where(engine)}: at revision {migrate.current(engine)} (head)")
+        return 0
+    engine = make_engine(get_settings().db_url)  # look without changing anything
+    try:
+        revision = migrate.current(engine)
+        where = migrate.where(engine)
+    finally:
+        engine.dispose()
+    if revision == migrate.head():
+        print(f"{where}: at revision {revision} (head)")
+    elif revision is None:
+        print(f"{where}: no revision (new, or made before migrations): `assetmon db upgrade` adopts it")
+    elif revision in migrate.known_revisions():
+        print(f"{where}: at revision {revision}, head is {migrate.head()}: `assetmon db upgrade` upgrades it")
+    else:
+        return _fail(
+            f"{where} is at revision {revision}, made by a newer AssetMon (this one knows up to {migrate.head()})"
+        )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .store.backup import BackupError, backup
+
+    try:
+        source = backup(Path(args.file))
+    except BackupError as exc:
+        return _fail(str(exc))
+    print(f"backed up {source} to {args.file}", file=sys.stderr)
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .store.backup import BackupError, active_scans, restore
+
+    active = active_scans()
+    if active and not args.force:
+        ids = ", ".join(str(i) for i in active)
+        return _fail(f"scans are active ({ids}): cancel them (`assetmon cancel SCAN`) or restore with --force")
+    try:
+        revision = restore(Path(args.file))
+    except BackupError as exc:
+        return _fail(str(exc))
+    print(f"restored {args.file} (now at revision {revision})", file=sys.stderr)
     return 0
 
 

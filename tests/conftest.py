@@ -35,16 +35,15 @@ def _pg_template():
         yield None
         return
     import psycopg
-    from sqlalchemy import create_engine
 
-    from assetmon_tui.store.db import normalise_url
-    from assetmon_tui.store.models import create_tables
+    from assetmon_tui.store import migrate
+    from assetmon_tui.store.db import make_engine
 
     name = f"assetmon_template_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    engine = create_engine(f"{normalise_url(admin).rsplit('/', 1)[0]}/{name}")
-    create_tables(engine)
+    engine = make_engine(f"{admin.rsplit('/', 1)[0]}/{name}")
+    migrate.upgrade(engine)  # the tables at the head revision, as a process opening a new database makes them
     engine.dispose()  # a template must have no connections when it is copied
     yield name
     with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:

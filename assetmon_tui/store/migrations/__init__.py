@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, driven by `store.migrate` (no alembic.ini)."""
