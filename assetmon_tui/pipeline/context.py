@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.config import Settings
 from ..core.progress import Progress
+from ..core.sanitize import clean_text
 from ..core.targets import Scope, check_cidr, is_ip, parse_target
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ class ScanContext:
     def outcome(self, step: str, source: str, status: str, reason: str = "") -> None:
         """Record how one source fared ("ok" | "failed" | "skipped"); anything
         but ok is a warning of the scan, shown while it runs."""
-        self.found.outcomes[source] = {"step": step, "status": status, "reason": reason}
+        # a reason may quote what a host or source sent (a CT error page): cleaned like any host text
+        self.found.outcomes[source] = {"step": step, "status": status, "reason": clean_text(reason, 1024)}
         self.show_outcomes()
 
     def show_outcomes(self) -> None:
