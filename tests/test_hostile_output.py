@@ -17,11 +17,22 @@ import json
 import re
 
 import pytest
+from sqlmodel import select
 from support.loopback import HttpServer, page
+from support.scenario import make_project
 
+from assetmon_tui.core.config import get_settings
 from assetmon_tui.export import FORMATS, _cell, _csv_field, export
-from assetmon_tui.pipeline.run import run_scan
-from assetmon_tui.store import repo
+from assetmon_tui.pipeline.persist import save_dns, save_http, save_js, save_takeovers
+from assetmon_tui.pipeline.persist import save_services as save_ports
+from assetmon_tui.pipeline.run import Run, run_scan
+from assetmon_tui.scanners.dns import DnsRecord as Rec
+from assetmon_tui.scanners.dns import DnsResult
+from assetmon_tui.scanners.http import HttpResult
+from assetmon_tui.scanners.js import JsFile, analyse
+from assetmon_tui.scanners.ports import PortResult
+from assetmon_tui.scanners.takeover import TakeoverFinding
+from assetmon_tui.store import leases, repo
 from assetmon_tui.store.db import session
 from assetmon_tui.store.models import DnsRecord, Finding, HttpEndpoint, Service
 
@@ -112,7 +123,7 @@ def test_a_scan_of_a_hostile_host_stores_and_exports_clean_text(hostile_web):
     assert "\n" in ctx and "AKIA" in ctx
 
 
-def test_a_database_with_raw_text_exports_clean(hostile_web):
+def test_a_database_with_raw_text_exports_clean():
     """Rows an older release stored raw (no cleaning at ingestion) are cleaned on the way out."""
     project = repo.create_project("acme")
     assert project.id is not None
@@ -187,3 +198,50 @@ def test_neutralised_cells_are_quoted():
     assert _csv_field("'=1+1") == '"\'=1+1"'
     assert _csv_field('say "hi", then') == '"say ""hi"", then"'
     assert _csv_field("-1") == "-1" and _csv_field("plain") == "plain"
+
+
+def test_every_saver_cleans_what_hosts_sent():
+    """DNS values, banners, takeover details and every HTTP field, saved
+    straight from scanner results (as a scanner that forgot to clean would
+    hand them over), are stored and exported clean."""
+    raw = f"{ESCAPES}\x00{BIDI}"
+    project_id = make_project("acme", ["acme.test"])
+    scan = repo.create_scan(project_id, ["dns"], {})
+    assert scan.id is not None and leases.claim(scan.id, "thread", "test:1", 60, 3)
+    ctx = Run(scan.id, lambda progress: None, get_settings(), "thread", "test:1").ctx
+    save_dns(ctx, [DnsResult("www.acme.test", "ok", [Rec("www.acme.test", "TXT", f"=v{raw}spf1", 60)])])
+    save_ports(ctx, [PortResult("10.0.0.1", 22, banner=f"@SSH-2.0{raw}", service=f"ssh{raw}")])
+    save_takeovers(ctx, [TakeoverFinding("www.acme.test", "x.example.net", "x", "http-body", "high", "high", raw)])
+    http = HttpResult(
+        "http://www.acme.test/",
+        "www.acme.test",
+        80,
+        "http",
+        200,
+        title=f"+{raw}",
+        server=raw,
+        content_type=raw,
+        redirects=[f"http://www.acme.test/{raw}"],
+        final_url=f"http://www.acme.test/{raw}",
+        tls={"issuer": raw, "sans": [raw]},  # a hostile certificate's fields
+        tech=[raw],
+        cdn=raw,
+    )
+    save_http(ctx, [http])
+    body = SCRIPT.encode()
+    analysis = analyse(body, "http://www.acme.test/app.js", 1_000_000)
+    save_js(ctx, [JsFile(f"http://www.acme.test/app.js{raw}", "www.acme.test", "0" * 64, len(body), body, analysis)])
+
+    with session() as s:
+        for model in (DnsRecord, Service, HttpEndpoint, Finding):
+            for row in s.exec(select(model)):
+                for name, value in row.model_dump().items():
+                    if isinstance(value, str):
+                        assert_clean(
+                            value.replace("\n", "") if name == "context" else value, f"{model.__name__}.{name}"
+                        )
+    for fmt in FORMATS:
+        text = export("acme", fmt)
+        assert_clean(text.replace("\n", ""), fmt)
+        assert KEY_ID not in text, fmt
+    assert_no_formula_cells(export("acme", "csv"))
