@@ -158,6 +158,7 @@ def _db(args: argparse.Namespace) -> int:
         return 0
     engine = make_engine(get_settings().db_url)  # look without changing anything
     try:
+        migrate.check_integrity(engine)
         revision = migrate.current(engine)
         where = migrate.where(engine)
     finally:

@@ -22,7 +22,7 @@ from assetmon_tui.store.event_log import scan_events
 from assetmon_tui.store.models import Event, Scan
 from assetmon_tui.testing import free_port, wait_for
 
-pytestmark = pytest.mark.one_store
+pytestmark = [pytest.mark.one_store, pytest.mark.timeout(600)]  # several lab scans each
 HOSTS = 12  # web hosts of the lab: about a hundred names with CT and the wordlist
 ALARMS = ("host_gone", "port_closed", "secret_resolved", "secret_reopened", "takeover_resolved", "unconfirmed")
 
@@ -43,12 +43,15 @@ def project(lab: Lab, name: str = "acme") -> int:
 
 def scan(dispatcher: Dispatcher, project_id: int, lab: Lab, modules=NAMES, **options) -> tuple[Scan, list[Event]]:
     """One scan to its end; the scan row and its events (stored before the row says done)."""
-    ports = f"22,25,80,443,6379,{lab.info['http_port']},{lab.info['https_port']}"  # 80/443 may be taken here
-    options = {"nameservers": [lab.info["nameserver"]], "ports": ports, **options}
+    options = {"nameservers": [lab.info["nameserver"]], "ports": ports_of(lab), **options}
     row = dispatcher.submit(project_id, list(modules), options)
     progress, _ = run_to_end(dispatcher, row.id, timeout=240)
     assert progress.state == "done", progress
     return repo.get_scan(row.id), scan_events(row.id)
+
+
+def ports_of(lab: Lab) -> str:
+    return f"22,25,80,443,6379,{lab.info['http_port']},{lab.info['https_port']}"  # 80/443 may be taken here
 
 
 def shown(events: list[Event], why: bool = False) -> list[str]:
@@ -77,7 +80,7 @@ def test_failed_sources_are_warnings_and_keep_what_they_found(lab):
     scan(dispatcher, pid, lab)
     closed = f"http://127.0.0.1:{free_port()}/"
     row = dispatcher.submit(
-        pid, list(NAMES), {"nameservers": [lab.info["nameserver"]], "ct_url": closed, "ports": "22,80,443"}
+        pid, list(NAMES), {"nameservers": [lab.info["nameserver"]], "ct_url": closed, "ports": ports_of(lab)}
     )
     progress, _ = run_to_end(dispatcher, row.id, timeout=240)
     assert progress.state == "done" and "warning" in progress.message

@@ -13,7 +13,9 @@ some seeds only, and the source that would have seen it answered:
   in this scan's list;
 - a web endpoint: its URL answered (or refused) this scan;
 - a script or a finding in one: the script was fetched and analysed, or its
-  host's pages were read and no longer lead to it;
+  host's pages were all read (none timed out) and no longer lead to it (an
+  inline script: its own page was read); a script left out by the per-scan
+  file limit is not looked at;
 - an address: it answered the port scan, and none of its ports or endpoints
   is still there.
 A missing item becomes "unconfirmed"; after `gone_after` consecutive covered
@@ -99,6 +101,8 @@ def freeze(s: Session, scan: Scan, prev: Items, looked: Looked, gone_after: int,
             where = str(old.state.get("location") or old.state.get("url") or "")
             if where in looked.failed_scripts:
                 return False
+            if "#inline-" in where:  # an inline script: its page was read, or not
+                return Looked.has(looked.pages, where.split("#inline-", 1)[0])
             return Looked.has(looked.scripts, where) or Looked.has(looked.page_hosts, old.host)
         return False
 

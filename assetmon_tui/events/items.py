@@ -92,7 +92,8 @@ class Looked:
     probed: set[str] | None = None  # URLs that answered, or definitively refused
     scripts: set[str] | None = None  # scripts fetched and analysed
     failed_scripts: set[str] = field(default_factory=set)
-    page_hosts: set[str] | None = None  # hosts whose pages were read for scripts
+    pages: set[str] | None = None  # pages read for scripts (their inline scripts were looked at)
+    page_hosts: set[str] | None = None  # hosts whose every page was read for scripts
     cnamed: set[str] | None = None  # names whose CNAMEs the takeover check looked at
 
     @staticmethod

@@ -124,6 +124,7 @@ def encode_found(found: Found, page_blob: Callable[[Page], str]) -> dict[str, An
         "revealed": sorted(found.revealed),
         "answered": sorted(found.answered),
         "probed": sorted(found.probed),
+        "unsure_hosts": sorted(found.unsure_hosts),
         "scripts": sorted(found.scripts),
         "failed_scripts": sorted(found.failed_scripts),
         "outcomes": found.outcomes,
@@ -152,6 +153,7 @@ def decode_found(data: dict[str, Any]) -> Found:
     found.revealed = set(data.get("revealed", []))
     found.answered = set(data.get("answered", []))
     found.probed = set(data.get("probed", []))
+    found.unsure_hosts = set(data.get("unsure_hosts", []))
     found.scripts = set(data.get("scripts", []))
     found.failed_scripts = set(data.get("failed_scripts", []))
     found.outcomes = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in data.get("outcomes", {}).items()}

@@ -41,6 +41,7 @@ class Found:
     # at and not seen can be missing) and how each source fared.
     answered: set[str] = field(default_factory=set)  # addresses the port scan got an answer from
     probed: set[str] = field(default_factory=set)  # URLs that answered HTTP or refused the connection
+    unsure_hosts: set[str] = field(default_factory=set)  # hosts with a probe that gave no definitive answer
     scripts: set[str] = field(default_factory=set)  # script URLs fetched and analysed
     failed_scripts: set[str] = field(default_factory=set)  # script URLs that could not be fetched
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> step, status, reason

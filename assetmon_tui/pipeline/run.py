@@ -216,7 +216,8 @@ class Run:
             probed=found.probed,
             scripts=found.scripts,
             failed_scripts=found.failed_scripts - found.scripts,
-            page_hosts={page.host for page in found.pages},
+            pages={page.url for page in found.pages},
+            page_hosts={page.host for page in found.pages} - found.unsure_hosts,
             cnamed={result.name for result in found.cnamed} if "takeover" in self.ctx.modules else set(),
         )
         summary = self._ending("done")

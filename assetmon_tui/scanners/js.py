@@ -98,9 +98,11 @@ async def discover(
     options: JsOptions,
     run: Analyse,
     progress: Callable[[int, int], None] | None = None,
+    skipped: set[str] | None = None,
 ) -> AsyncIterator[JsFile]:
     """Fetch and analyse every script reachable from `pages`; yield each file
-    (inline scripts and source-map sources included)."""
+    (inline scripts and source-map sources included). Scripts left out by
+    `max_files` go to `skipped`: nothing is known about them this time."""
     http = HttpOptions(concurrency=options.concurrency, timeout=options.timeout, max_body=options.max_size)
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()  # (url, kind)
     seen: set[str] = set()
@@ -110,7 +112,11 @@ async def discover(
     def enqueue(url: str, kind: str = "script") -> None:
         nonlocal total
         url = url.split("#", 1)[0]
-        if url in seen or len(seen) >= options.max_files or locate(url) is None:
+        if url in seen or locate(url) is None:
+            return
+        if len(seen) >= options.max_files:
+            if skipped is not None:
+                skipped.add(url)
             return
         seen.add(url)
         total += 1

@@ -83,6 +83,7 @@ class Http(Step):
                     self.found.probed.add(result.url)
                 else:
                     silent[result.url] = result.error or "no answer"
+                    self.found.unsure_hosts.add(result.host)
                 if result.status is None:
                     continue
                 self.ctx.progress.count("endpoints")

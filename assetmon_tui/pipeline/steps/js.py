@@ -62,8 +62,11 @@ class Js(Step):
                 _analysis_cache.popitem(last=False)
             return result
 
+        capped: set[str] = set()
         async with BatchSaver[JsFile](partial(save_js, self.ctx), size=50) as saver:
-            async for file in discover(self.found.pages, self.locate, options, run, self.tick()):
+            # pages in a stable order: which scripts a file limit leaves out must not depend on timing
+            pages = sorted(self.found.pages, key=lambda page: page.url)
+            async for file in discover(pages, self.locate, options, run, self.tick(), skipped=capped):
                 if file.error:
                     self.found.failed_scripts.add(file.url)
                     continue
@@ -71,7 +74,16 @@ class Js(Step):
                 self.ctx.progress.count("js_files")
                 self.ctx.progress.count("findings", len(file.analysis.secrets))
                 await saver.add(file)
-        failed = self.found.failed_scripts - self.found.scripts
+        if capped:
+            self.found.failed_scripts |= capped
+            self.ctx.outcome(
+                self.name,
+                "scripts (limit)",
+                "failed",
+                f"{len(capped)} left out at the limit of {options.max_files} files per scan, e.g. "
+                f"{', '.join(sorted(capped)[:2])}; their findings keep what they had",
+            )
+        failed = self.found.failed_scripts - self.found.scripts - capped
         if failed:
             self.ctx.outcome(
                 self.name,
