@@ -163,3 +163,24 @@ def test_a_bad_line_among_good_ones_stores_nothing():
         ("dev.acme.test", True),
         ("10.0.0.0/24", False),
     ]
+
+
+# -- the CLI ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["scan", "10.0.0.0/8"], "over the limit of 4096"),
+        (["scan", "acme.test", "256.1.1.1"], "'256.1.1.1': not a valid IPv4 address"),
+        (["scan", f"http://u:{PASSWORD}@a..acme.test/"], "empty label"),
+        (["scan", "--", "-acme.test"], "not only exclusions"),  # `--`: a leading - is an exclusion, not an option
+    ],
+)
+def test_the_cli_refuses_bad_targets_in_one_line_and_stores_nothing(argv, message, capsys):
+    from assetmon_tui.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and PASSWORD not in err, err
+    assert all(repo.list_targets(p.id) == [] for p in repo.list_projects() if p.id is not None)
