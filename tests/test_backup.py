@@ -35,7 +35,7 @@ def digest(path: Path) -> str:
 
 
 @pytest.mark.skipif(POSTGRES, reason="PRAGMA quick_check is SQLite's: the PostgreSQL server checks its own pages")
-def test_a_damaged_sqlite_file_is_refused_in_one_line_and_not_written_to(no_redis):
+def test_a_damaged_sqlite_file_is_refused_in_one_line_not_written_to_and_restored(no_redis, tmp_path):
     project_id = make_project()
     with db.session() as s:  # a real database of a few hundred pages
         for i in range(3000):
@@ -47,6 +47,8 @@ def test_a_damaged_sqlite_file_is_refused_in_one_line_and_not_written_to(no_redi
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     db._engines.clear()
     engine.dispose()
+    saved = assetmon("backup", str(tmp_path / "before.db"))
+    assert saved.returncode == 0, saved.stderr
     page = 4096
     pages = path.stat().st_size // page
     assert pages > 50
@@ -64,6 +66,15 @@ def test_a_damaged_sqlite_file_is_refused_in_one_line_and_not_written_to(no_redi
         assert digest(path) == before
     wal = Path(f"{path}-wal")
     assert not wal.exists() or wal.stat().st_size == 0
+    current = assetmon("db", "current")
+    assert current.returncode == 2 and "damaged" in current.stderr
+
+    out = assetmon("restore", str(tmp_path / "before.db"))  # what the message says to do
+    assert out.returncode == 0, out.stderr
+    assert digest(path.with_name(path.name + ".damaged")) == before  # set aside, not lost
+    assert assetmon("scans").returncode == 0
+    db._engines.clear()
+    assert len(repo.hosts(project_id)) == 3000
 
 
 def fresh_home(monkeypatch, tmp_path: Path) -> str | None:
