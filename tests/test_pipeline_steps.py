@@ -105,3 +105,13 @@ async def test_a_checkpoint_is_written_after_the_rows_it_covers():
     assert leases.claim(ctx.scan_id, "thread", "other:2", 60, 3, dead_owner="test:1")
     with pytest.raises(LeaseLost):
         checkpoint.write(checkpoint.capture())
+
+
+@pytest.mark.parametrize(
+    "before,now,merged",
+    [(None, "ok", "ok"), ("partial", "ok", "partial"), ("ok", "timeout", "timeout"), ("nodata", "ok", "ok")],
+)
+def test_a_name_resolved_twice_keeps_the_least_certain_answer(before, now, merged):
+    from assetmon_tui.pipeline.persist import merged_status
+
+    assert merged_status(before, now) == merged

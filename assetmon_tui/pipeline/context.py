@@ -63,6 +63,7 @@ class ScanContext:
     ticker: Callable[[str], Tick]  # step name -> its progress callback (throttled reports)
     found: Found = field(default_factory=Found)
     saved_hosts: set[str] = field(default_factory=set)  # host names written this scan, to count new ones
+    dns_status: dict[str, str] = field(default_factory=dict)  # name -> its DNS status so far this scan
     checkpoint: Checkpoint | None = None  # set by the run: steps mark finished items in it
 
     @property
