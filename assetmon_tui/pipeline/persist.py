@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from ..core.sanitize import clean_lines, clean_text
 from ..core.targets import is_ip
+from ..scanners.dns import UNCERTAIN
 from ..store import repo
 from ..store.blobs import has_blob, save_blob
 from ..store.db import session
@@ -143,13 +144,25 @@ def save_names(ctx: ScanContext, names: list[str]) -> None:
         s.commit()
 
 
+def merged_status(before: str | None, now: str) -> str:
+    """A name resolved twice in one scan (a root: A/AAAA, then MX/NS/TXT) keeps
+    the least certain answer: one unanswered query means its records are unknown."""
+    if before is None or before == now:
+        return now
+    for worst in (*UNCERTAIN, "partial"):
+        if worst in (before, now):
+            return worst
+    return "ok" if "ok" in (before, now) else now
+
+
 def save_dns(ctx: ScanContext, results: list[DnsResult]) -> None:
     with session() as s:
         for result in results:
             name = _text(result.name, NAME)
             fresh = name not in ctx.saved_hosts
             ctx.saved_hosts.add(name)
-            host_id = repo.upsert_host(s, ctx.project_id, name, ctx.scan_id, dns_status=_text(result.status, 32))
+            status = ctx.dns_status[name] = merged_status(ctx.dns_status.get(name), _text(result.status, 32))
+            host_id = repo.upsert_host(s, ctx.project_id, name, ctx.scan_id, dns_status=status)
             for rec in result.records:
                 repo.upsert(
                     s,
