@@ -91,7 +91,7 @@ def main() -> None:
         create_tables(get_engine())
         project = repo.create_project("bench")
         assert project.id is not None
-        repo.add_targets(project.id, ["acme.test", "10.0.0.0/8"])
+        repo.add_targets(project.id, ["acme.test", "10.0.0.0/20"])
         rows: list[list[object]] = []
         ok = True
         before_rows, before_bytes = 0, 0
