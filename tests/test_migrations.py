@@ -132,6 +132,27 @@ def row_counts(engine: Engine) -> dict[str, int]:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in OLD_TABLES}
 
 
+def assert_versions_have_the_shape_of_today(project_id: int, last_scan: int) -> None:
+    """What the converted versions hold at the latest snapshot is what this
+    code makes of the same rows (so the next scan compares like with like)."""
+    from assetmon_tui.events.items import item_of
+    from assetmon_tui.store import snapshots
+
+    with db.session() as s:
+        today = {}
+        for kind, rows in snapshots.seen_in(s, project_id, last_scan).items():
+            for row, host in rows:
+                item = item_of(kind, row, host)
+                today[item.key] = (item.host, item.state)
+        query = "SELECT kind, asset_id, host, state FROM snapshotitem WHERE project_id = :p AND until_seq IS NULL"
+        held = {
+            (r.kind, r.asset_id): (r.host, json.loads(r.state))
+            for r in s.execute(text(query + " AND status != 'gone'"), {"p": project_id})
+        }
+    assert len(held) >= 10
+    assert held == today
+
+
 def assetmon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "assetmon"), *args],
@@ -147,7 +168,7 @@ def test_the_release_database_is_adopted_with_a_fresh_schema_and_all_its_data(tm
     url = load_release_database()
     raw = db.make_engine(url)
     before = row_counts(raw)
-    assert before["scan"] == 4 and before["snapshot"] == 4 and before["finding"] == 1
+    assert (before["scan"], before["snapshot"], before["finding"], before["jsfile"]) == (4, 4, 4, 2)
     assert migrate.current(raw) is None
     raw.dispose()
 
@@ -162,8 +183,11 @@ def test_the_release_database_is_adopted_with_a_fresh_schema_and_all_its_data(tm
     assert {t.value for t in repo.list_targets(acme.id)} == {"www.scan.test", "api.scan.test"}
     assert [s.status for s in repo.list_scans(acme.id)] == ["done"] * 3
     with db.session() as s:
-        finding = s.execute(text("SELECT value, context FROM finding")).one()
-        assert finding.value == "AKIAABCDEFGHIJKLMNOP"
+        secrets = s.execute(text("SELECT rule, value FROM finding WHERE kind = 'secret' ORDER BY rule")).all()
+        assert [tuple(f) for f in secrets] == [
+            ("aws-access-key-id", "AKIAWNM3XT6XBLV4Q7KU"),
+            ("aws-secret-access-key", "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"),
+        ]
         attempts = s.execute(text("SELECT scan_id, number, outcome FROM scanattempt ORDER BY scan_id")).all()
         assert [tuple(a) for a in attempts] == [(1, 1, "done"), (2, 1, "done"), (3, 1, "done"), (4, 1, "done")]
         seqs = s.execute(text("SELECT project_id, scan_id, seq, counts FROM snapshot ORDER BY scan_id")).all()
@@ -177,13 +201,14 @@ def test_the_release_database_is_adopted_with_a_fresh_schema_and_all_its_data(tm
         notifier = s.execute(text("SELECT url FROM notifier")).scalar_one()
     assert [(p, n) for p, _, n, _ in seqs] == [(1, 1), (1, 2), (1, 3), (2, 1)]
     first, second, third, _ = (json.loads(c) for *_, c in seqs)
-    assert (first["names"], first["endpoints"], first["gone"]) == (2, 2, 0)
-    assert (second["names"], second["endpoints"]) == (1, 1)  # api.scan.test went away in scan 2...
+    assert (first["names"], first["endpoints"], first["scripts"], first["findings"], first["gone"]) == (2, 2, 2, 4, 0)
+    assert (second["names"], second["endpoints"], second["scripts"]) == (1, 1, 1)  # api.scan.test went in scan 2...
     assert third["names"] == 2  # ...and came back in scan 3
     # versions: new in 1, gone from 2, reopened at 3 (its DNS status changed meanwhile)
     assert [tuple(v) for v in api] == [("new", 1, 2), ("gone", 2, 3), ("reopened", 3, None)]
     assert www == 2  # one per project: unchanged in acme's three scans, one version
     assert (schedule, notifier) == (3600, "json://127.0.0.1:9/hook")
+    assert_versions_have_the_shape_of_today(acme.id, last_scan=3)
 
     # a real scan and an export on the upgraded database
     monkeypatch.setenv("ASSETMON_BACKEND", "thread")
@@ -203,7 +228,7 @@ def test_the_release_database_is_adopted_with_a_fresh_schema_and_all_its_data(tm
     report = json.loads(export("acme", "json"))
     assert report
     assert "www.scan.test" in export("acme", "csv")
-    old_events = {"baseline", "host_gone", "host_new", "http_status_changed", "secret_new"}
+    old_events = {"baseline", "host_gone", "host_new", "http_status_changed"}
     with db.session() as s:
         types = {t for (t,) in s.execute(text("SELECT type FROM event WHERE project_id = :p"), {"p": acme.id})}
     assert old_events <= types
@@ -261,4 +286,4 @@ def test_processes_opening_the_database_at_the_same_moment_all_succeed(start, no
         versions = conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one()
         items = conn.execute(text("SELECT count(*) FROM snapshotitem")).scalar_one()
     assert versions == 1
-    assert items == (18 if start == "release" else 0)  # converted once
+    assert items == (28 if start == "release" else 0)  # converted once

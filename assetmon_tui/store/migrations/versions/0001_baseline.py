@@ -153,6 +153,13 @@ def _versioned_snapshots(bind: sa.Connection, inspector: Any) -> None:
     by_project: dict[int, list[int]] = {}
     for scan_id, project_id in snapshots:
         by_project.setdefault(project_id, []).append(scan_id)
+    findings = {
+        row.id: {"location": row.location or "", "fingerprint": row.fingerprint}
+        for row in bind.execute(sa.text("SELECT id, location, fingerprint FROM finding"))
+    }
+    for items in old_items.values():
+        for item in items:
+            item["state"] = json.dumps(_modern(item, findings), sort_keys=True)
     for project_id, scan_ids in by_project.items():
         versions = _walk(project_id, [old_items.get(scan_id, []) for scan_id in scan_ids])
         if versions:
@@ -202,7 +209,11 @@ def _walk(project_id: int, snapshots: list[list[dict[str, Any]]]) -> list[dict[s
             elif old["status"] == "gone":
                 old["until_seq"] = seq
                 start(row, seq, "reopened")
-            elif old["state"] != _canonical(row["state"]) or old["host"] != (row["host"] or ""):
+            elif (old["state"], old["host"], old["entity"]) != (
+                _canonical(row["state"]),
+                row["host"] or "",
+                row["entity"] or "",
+            ):
                 old["until_seq"] = seq
                 start(row, seq, "open")
         for key, old in list(current.items()):
@@ -210,6 +221,25 @@ def _walk(project_id: int, snapshots: list[list[dict[str, Any]]]) -> list[dict[s
                 old["until_seq"] = seq
                 start(old, seq, "gone", misses=1)
     return versions
+
+
+def _modern(row: dict[str, Any], findings: dict[int, dict[str, str]]) -> dict[str, Any]:
+    """An old item's watched values in the shape this revision's code gives
+    them (`events.items.item_of`): web endpoints and scripts carry their URL,
+    findings their location and fingerprint. So the first scan after the
+    upgrade compares like with like, and starts no version for nothing."""
+    try:
+        state = json.loads(row["state"] or "{}")
+    except ValueError:
+        state = {}
+    if not isinstance(state, dict):
+        state = {}
+    kind, entity = row["kind"], row["entity"] or ""
+    if kind in ("http", "js"):
+        state.setdefault("url", entity.split(":", 1)[1] if ":" in entity else entity)
+    elif kind.startswith("finding:"):
+        state.update(findings.get(row["asset_id"], {}))
+    return state
 
 
 def _canonical(state: str | None) -> str:
