@@ -55,11 +55,16 @@ ensure_redis() {  # use REDIS_URL, or start a private redis-server on loopback
     dir="$ASSETMON_STATE_DIR/redis"
     mkdir -p "$dir"
     say "no Redis at $ASSETMON_REDIS_URL; starting a private one on 127.0.0.1:$port (log: $dir/redis.log)"
-    redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$dir" \
+    # Loopback only, and a random password other local users cannot read: it
+    # is in a 0600 file, never on a command line that `ps` shows.
+    local password
+    password=$("$PY" -c 'import secrets; print(secrets.token_hex(24))')
+    printf 'requirepass %s\n' "$password" >"$dir/redis.conf"
+    redis-server "$dir/redis.conf" --bind 127.0.0.1 --protected-mode yes --port "$port" --daemonize yes --dir "$dir" \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no
     for _ in $(seq 50); do [ -s "$dir/redis.pid" ] && break; sleep 0.1; done
     PRIVATE_REDIS_PID=$(cat "$dir/redis.pid")
-    export ASSETMON_REDIS_URL="redis://127.0.0.1:$port/0" REDIS_URL="redis://127.0.0.1:$port/0"
+    export ASSETMON_REDIS_URL="redis://:$password@127.0.0.1:$port/0" REDIS_URL="redis://:$password@127.0.0.1:$port/0"
     for _ in $(seq 50); do redis_answers "$ASSETMON_REDIS_URL" && return 0; sleep 0.1; done
     say "the private Redis did not answer; see $dir/redis.log"
 }
@@ -112,6 +117,7 @@ case "$MODE" in
     test) install "[dev]" ;;
     *) install "" ;;
 esac
+umask 077  # what we write from here on (database, logs, the private Redis's files) is the user's alone
 eval "$("$PY" -m assetmon_tui.core.config)"
 export ASSETMON_REDIS_URL
 "$PY" -m assetmon_tui.cli init-db >/dev/null

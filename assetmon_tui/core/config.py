@@ -6,6 +6,7 @@ portable installs); otherwise platformdirs picks the user's folders.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -117,9 +118,23 @@ def get_settings() -> Settings:
     # Each value is converted to its field's type at run time, by name: no static type to check.
     fields: dict[str, Any] = {k: _convert(types[k], v) for k, v in values.items()}
     settings = Settings(**fields)
-    for folder in (settings.data_dir, settings.state_dir, settings.log_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+    private(settings)
     return settings
+
+
+def private(settings: Settings) -> None:
+    """Our files hold secrets (the database, stored JavaScript bodies with their
+    keys, logs, exports): from here on this process creates them 0600 in 0700
+    folders whatever the user's umask, and our folders of an older install
+    are closed to other users too."""
+    os.umask(0o077)
+    for folder in (settings.data_dir, settings.state_dir, settings.log_dir, settings.config_dir):
+        if folder == settings.config_dir and not folder.exists():
+            continue  # only read: made by the user when they write a config file
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder.stat().st_mode & 0o077:
+            with contextlib.suppress(OSError):  # not ours (an admin-made folder): its owner decides
+                folder.chmod(0o700)
 
 
 def shell_exports() -> str:
