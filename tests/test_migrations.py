@@ -81,14 +81,19 @@ def load_release_database() -> str:
 
 
 def schema(engine: Engine) -> dict[str, Any]:
-    """Tables, columns (type, nullability), indexes, unique constraints, keys."""
+    """Tables, columns (type, nullability; on PostgreSQL defaults too), indexes,
+    unique constraints, keys."""
     ins = inspect(engine)
+    postgres = engine.dialect.name == "postgresql"
     out: dict[str, Any] = {}
     for table in sorted(ins.get_table_names()):
         if table == "alembic_version":
             continue
         out[table] = {
-            "columns": {c["name"]: (str(c["type"]), c["nullable"]) for c in ins.get_columns(table)},
+            "columns": {
+                c["name"]: (str(c["type"]), c["nullable"]) + ((c["default"],) if postgres else ())
+                for c in ins.get_columns(table)
+            },
             "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in ins.get_indexes(table)),
             "unique": sorted(tuple(u["column_names"]) for u in ins.get_unique_constraints(table)),
             "pk": tuple(ins.get_pk_constraint(table)["constrained_columns"]),
@@ -287,3 +292,22 @@ def test_processes_opening_the_database_at_the_same_moment_all_succeed(start, no
         items = conn.execute(text("SELECT count(*) FROM snapshotitem")).scalar_one()
     assert versions == 1
     assert items == (28 if start == "release" else 0)  # converted once
+
+
+def test_a_database_made_since_the_release_without_migrations_is_adopted_as_it_is(tmp_path, no_redis):
+    """Commits between the release and migrations made today's tables with create_all: nothing to change."""
+    from sqlmodel import SQLModel
+
+    from assetmon_tui.store import repo
+
+    url = blank_database()
+    raw = db.make_engine(url)
+    SQLModel.metadata.create_all(raw)
+    with raw.begin() as conn:
+        conn.execute(text("INSERT INTO project (name, created_at, settings) VALUES ('acme', '2026-11-30', '{}')"))
+    assert migrate.current(raw) is None
+    raw.dispose()
+    engine = db.get_engine()
+    assert migrate.current(engine) == migrate.head()
+    assert schema(engine) == fresh_schema(tmp_path)
+    assert [p.name for p in repo.list_projects()] == ["acme"]

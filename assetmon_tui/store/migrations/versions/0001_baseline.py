@@ -120,6 +120,8 @@ def upgrade() -> None:
                 continue
             server_default = sa.text(default) if default is not None else None
             op.add_column(table, sa.Column(name, type_, nullable=nullable, server_default=server_default))
+            if server_default is not None and bind.dialect.name != "sqlite":  # (SQLite would copy the table)
+                op.alter_column(table, name, server_default=None)  # the models give no server defaults
             if table == "scan" and name == "queued_at":
                 op.execute("UPDATE scan SET queued_at = created_at WHERE status = 'queued'")
             if table == "scan" and name == "attempts":
@@ -174,6 +176,8 @@ def _versioned_snapshots(bind: sa.Connection, inspector: Any) -> None:
             )
     with op.batch_alter_table("snapshot") as batch:
         batch.alter_column("seq", existing_type=sa.Integer(), nullable=False)
+        if bind.dialect.name != "sqlite":
+            batch.alter_column("counts", existing_type=sa.Text(), server_default=None)
         batch.create_unique_constraint("snapshot_project_id_seq_key", ["project_id", "seq"])
 
 
