@@ -16,14 +16,41 @@ DEFAULT_PROJECT = "default"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every problem of configuration, files or database is one line and exit
+    status 2 (`--debug` anywhere on the command line shows the traceback)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        return _main(args)
     except Exception as exc:
-        from .store.migrate import StoreUnusable
+        if debug:
+            raise
+        line = _one_line(exc)
+        if line is None:
+            raise
+        return _fail(line)
 
-        if isinstance(exc, StoreUnusable):  # a damaged database, or one made by a newer AssetMon
-            return _fail(str(exc))
-        raise
+
+def _one_line(exc: Exception) -> str | None:
+    """What to tell the user about an error that is theirs to fix (None: a bug, keep the traceback)."""
+    from sqlalchemy.exc import OperationalError
+
+    from .core.config import SettingsError, get_settings
+    from .store.migrate import StoreUnusable
+
+    if isinstance(exc, (SettingsError, StoreUnusable)):  # a bad setting; a damaged or newer database
+        return str(exc)
+    if isinstance(exc, OperationalError):
+        from .store.db import normalise_url
+
+        where = normalise_url(get_settings().db_url).rsplit("@", 1)[-1]  # never a password
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return f"the database {where} cannot be used ({reason[:200]}): check DATABASE_URL and that it is running"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename or 'a file'}: permission denied: check its owner and mode, or set ASSETMON_HOME"
+    return None
 
 
 def _main(argv: list[str]) -> int:
@@ -148,6 +175,8 @@ def _tui() -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .core.config import get_settings
     from .store import migrate
     from .store.db import get_engine, make_engine
@@ -157,6 +186,10 @@ def _db(args: argparse.Namespace) -> int:
         print(f"{migrate.where(engine)}: at revision {migrate.current(engine)} (head)")
         return 0
     engine = make_engine(get_settings().db_url)  # look without changing anything
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and not Path(database).exists():
+        print(f"{database}: no database yet (any command creates it at revision {migrate.head()})")
+        return 0
     try:
         migrate.check_integrity(engine)
         revision = migrate.current(engine)

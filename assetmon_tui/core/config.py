@@ -80,14 +80,71 @@ def _dirs() -> tuple[Path, Path, Path]:
     )
 
 
-def _convert(kind: type, raw: object) -> object:
+class SettingsError(ValueError):
+    """A setting that cannot be used: one line naming it, where it came from, and what to do."""
+
+
+# Lower bounds of numeric settings (inclusive); 0 where 0 means "off" or "none".
+_AT_LEAST: dict[str, float] = {
+    "health_timeout": 0.1,
+    "health_interval": 0.5,
+    "scan_time_limit": 1,
+    "heartbeat_interval": 0.5,
+    "lease_timeout": 1,
+    "max_attempts": 1,
+    "checkpoint_interval": 0.1,
+    "dns_concurrency": 1,
+    "dns_timeout": 0.1,
+    "dns_retries": 0,
+    "http_concurrency": 1,
+    "http_timeout": 0.1,
+    "http_max_body": 1,
+    "port_concurrency": 1,
+    "port_timeout": 0.05,
+    "port_rate": 0,
+    "js_max_size": 1,
+    "gone_after": 1,
+    "max_cidr_addresses": 1,
+}
+
+
+def _convert(name: str, kind: type, raw: object, source: str) -> object:
     if kind is Path:
         return Path(str(raw)).expanduser()
     if kind in (int, float):
-        if not isinstance(raw, (str, int, float)):
-            raise TypeError(f"{kind.__name__} expected, got {raw!r}")
-        return kind(raw)
+        try:
+            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise ValueError
+            value = kind(raw)
+        except ValueError:
+            expected = "a whole number" if kind is int else "a number"
+            raise SettingsError(f"{name} = {str(raw)[:40]!r} in {source}: expected {expected}") from None
+        low = _AT_LEAST.get(name)
+        if low is not None and value < low:
+            raise SettingsError(f"{name} = {value} in {source}: must be at least {low:g}")
+        return value
     return str(raw)
+
+
+def _check_urls(settings: Settings, sources: dict[str, str]) -> None:
+    from urllib.parse import urlsplit
+
+    checks = (("redis_url", ("redis", "rediss", "unix")), ("database_url", ("sqlite", "postgresql", "postgres")))
+    for name, schemes in checks:
+        url = getattr(settings, name)
+        if not url:
+            continue
+        where = sources.get(name, "the defaults")
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme not in schemes:
+            raise SettingsError(f"{name} in {where}: unknown scheme {parts.scheme or '(none)'!r}, use {schemes[0]}://")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise SettingsError(f"{name} in {where}: the port must be a number 1-65535")
 
 
 @lru_cache(maxsize=1)
@@ -102,23 +159,41 @@ def get_settings() -> Settings:
     data_dir, state_dir, config_dir = _dirs()
     values: dict[str, object] = {"data_dir": data_dir, "state_dir": state_dir, "config_dir": config_dir}
     config_file = config_dir / "config.toml"
+    sources: dict[str, str] = {}
     if config_file.is_file():
-        with config_file.open("rb") as fh:
-            values.update(tomllib.load(fh))
+        try:
+            with config_file.open("rb") as fh:
+                loaded = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_file} is not valid TOML ({exc}): fix or remove it") from None
+        except OSError as exc:
+            raise SettingsError(f"{config_file} cannot be read ({exc.strerror}): check its permissions") from None
+        values.update(loaded)
+        sources.update(dict.fromkeys(loaded, str(config_file)))
     types = get_type_hints(Settings)
     for name in types:
-        env = os.environ.get(f"ASSETMON_{name.upper()}")
-        if env is None and name in ("redis_url", "database_url"):
-            env = os.environ.get(name.upper())
+        variable = f"ASSETMON_{name.upper()}"
+        env = os.environ.get(variable)
+        if env is None and name in ("redis_url", "database_url") and name.upper() in os.environ:
+            variable = name.upper()
+            env = os.environ[variable]
         if env is not None:
             values[name] = env
+            sources[name] = f"${variable}"
     unknown = set(values) - set(types)
     if unknown:
-        raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+        raise SettingsError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))} (see the README)")
     # Each value is converted to its field's type at run time, by name: no static type to check.
-    fields: dict[str, Any] = {k: _convert(types[k], v) for k, v in values.items()}
+    fields: dict[str, Any] = {k: _convert(k, types[k], v, sources.get(k, "the defaults")) for k, v in values.items()}
     settings = Settings(**fields)
-    private(settings)
+    _check_urls(settings, sources)
+    try:
+        private(settings)
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot create or use {exc.filename or settings.data_dir} ({exc.strerror}): "
+            "check its permissions, or set ASSETMON_HOME to a folder you own"
+        ) from None
     return settings
 
 
@@ -147,4 +222,10 @@ def shell_exports() -> str:
 
 
 if __name__ == "__main__":
-    print(shell_exports())
+    import sys
+
+    try:
+        print(shell_exports())
+    except SettingsError as exc:
+        print(f"assetmon: {exc}", file=sys.stderr)
+        sys.exit(2)

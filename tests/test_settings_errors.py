@@ -1,0 +1,65 @@
+"""A setting that cannot be used is one line naming it and what to do, with
+exit status 2, from the real command; values are checked when read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from assetmon_tui.core.config import SettingsError, get_settings
+from assetmon_tui.testing import ROOT, VENV_BIN
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    monkeypatch.setenv("ASSETMON_HOME", str(home))
+    get_settings.cache_clear()
+    yield home / "config" / "config.toml"
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "toml,env,says",
+    [
+        ("dns_timeout = [", {}, "is not valid TOML"),
+        ('dns_timeout = "fast"', {}, "dns_timeout = 'fast' in"),
+        ("http_concurrency = -5", {}, "http_concurrency = -5 in"),
+        ("colour = 1", {}, "unknown settings"),
+        ("", {"ASSETMON_REDIS_URL": "redis://127.0.0.1:99999/0"}, "redis_url in $ASSETMON_REDIS_URL: the port"),
+        ("", {"DATABASE_URL": "mysql://x@y/z"}, "database_url in $DATABASE_URL: unknown scheme 'mysql'"),
+        ("", {"ASSETMON_PORT_TIMEOUT": "soon"}, "port_timeout = 'soon' in $ASSETMON_PORT_TIMEOUT: expected a number"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_2(config, monkeypatch, toml, env, says):
+    config.write_text(toml)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=None) as caught:
+        get_settings()
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+    clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" or "DATABASE_URL" in env}
+    for command in ([str(VENV_BIN / "assetmon"), "scans"], [sys.executable, "-m", "assetmon_tui.core.config"]):
+        done = subprocess.run(command, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (command, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], done.stderr
+
+
+def test_a_database_that_does_not_answer_is_one_line(config):
+    from assetmon_tui.testing import free_port
+
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/assetmon"
+    env = {**os.environ, "DATABASE_URL": url}
+    done = subprocess.run([str(VENV_BIN / "assetmon"), "scans"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot be used" in line and "DATABASE_URL" in line and "hunter2" not in line
+    debug = subprocess.run(
+        [str(VENV_BIN / "assetmon"), "--debug", "scans"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
