@@ -107,7 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("tui", help="the dashboard (default)")
     scan = sub.add_parser("scan", help="scan targets headlessly; results as JSON lines with --json")
-    scan.add_argument("targets", nargs="+", metavar="TARGET", help="domain, host, IP, CIDR or URL; !TARGET excludes")
+    scan.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="domain, host, IP, CIDR or URL; !TARGET (or -TARGET after --) excludes",
+    )
+    scan.add_argument(
+        "--exclude", action="append", default=[], metavar="TARGET", help="leave TARGET out of scope (repeatable)"
+    )
     scan.add_argument("--project", default=DEFAULT_PROJECT, help="project name (created if missing)")
     scan.add_argument(
         "--modules",
@@ -248,8 +256,9 @@ def _scan(args: argparse.Namespace) -> int:
     from .core.targets import TargetError, parse_target
 
     # Validate everything before storing anything.
+    lines = [*args.targets, *("!" + t.lstrip("!-") for t in args.exclude)]
     try:
-        targets = [parse_target(t) for t in args.targets]
+        targets = [parse_target(t) for t in lines]
     except TargetError as exc:
         return _fail(str(exc))
     if not any(not t.exclude for t in targets):
@@ -273,7 +282,7 @@ def _scan(args: argparse.Namespace) -> int:
 
     project = repo.get_or_create_project(args.project)
     assert project.id is not None  # a stored row
-    repo.add_targets(project.id, args.targets)
+    repo.add_targets(project.id, lines)
     options: dict[str, object] = {"seeds": [str(t) for t in targets if not t.exclude]}
     if args.ports:
         options["ports"] = args.ports

@@ -77,3 +77,23 @@ def test_a_failed_source_is_a_warning_on_stderr_and_in_the_json(no_redis, tmp_pa
     (ct,) = [s for s in final["sources"] if s["source"] == "ct scan.test"]
     assert ct["status"] == "failed" and ct["reason"]
     assert final["inventory"]["names"] >= 1
+
+
+def test_exclusions_on_the_command_line(no_redis):
+    with estate() as e:
+        common = ["--modules", "dns", "--nameserver", e.dns.address, "--json"]
+        for project, args in (
+            ("flag", ["www.scan.test", *common, "--exclude", "api.scan.test"]),
+            ("dash", [*common, "--", "www.scan.test", "-api.scan.test"]),
+        ):
+            out = subprocess.run(
+                [str(VENV_BIN / "assetmon"), "scan", "--project", project, *args],
+                cwd=ROOT,
+                env={**os.environ, "ASSETMON_BACKEND": "thread"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert out.returncode == 0, out.stderr
+            stored = repo.list_targets(repo.get_project(project).id)
+            assert {(t.value, t.exclude) for t in stored} == {("www.scan.test", False), ("api.scan.test", True)}
