@@ -253,6 +253,9 @@ def test_a_database_newer_than_the_code_is_refused_in_one_line(no_redis):
 
 
 def test_db_current_and_upgrade_and_init_db(no_redis):
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        path = Path(make_url(get_settings().db_url).database or "")
+        assert "no database yet" in assetmon("db", "current").stdout and not path.exists()
     load_release_database()
     current = assetmon("db", "current")
     assert current.returncode == 0 and "no revision" in current.stdout, current.stderr
