@@ -63,3 +63,13 @@ def test_a_database_that_does_not_answer_is_one_line(config):
         [str(VENV_BIN / "assetmon"), "--debug", "scans"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path):
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the data folder should be")  # even root cannot make a folder here
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"ASSETMON_HOME": str(blocker)}
+    done = subprocess.run([str(VENV_BIN / "assetmon"), "scans"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot create or use" in line and "ASSETMON_HOME" in line
