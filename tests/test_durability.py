@@ -116,7 +116,9 @@ def test_names_found_before_a_kill_during_subdomains_are_in_the_store(lab, worke
     worker = worker_factory()
     dispatcher = Dispatcher()
     project_id = lab_project(lab, "subs")
-    scan = dispatcher.submit(project_id, ["subdomains", "dns"], lab_options(lab))
+    # The whole bundled wordlist (9,600 words): a brute force of several seconds, longer than a flush
+    wordlist = ROOT / "assetmon_tui" / "data" / "subdomains.txt"
+    scan = dispatcher.submit(project_id, ["subdomains", "dns"], {**lab_options(lab), "wordlist": str(wordlist)})
 
     def stored_while_running() -> set[str]:
         module = dispatcher.poll(scan.id)[1].modules.get("subdomains")
