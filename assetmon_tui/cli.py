@@ -73,6 +73,8 @@ def _main(argv: list[str]) -> int:
         return _scan(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "profiles":
+        return _profiles(args)
     if args.command == "init-db":
         from .store import migrate
         from .store.db import get_engine
@@ -118,9 +120,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--project", default=DEFAULT_PROJECT, help="project name (created if missing)")
     scan.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="scan profile (see `assetmon profiles`; default: the project's, else standard)",
+    )
+    scan.add_argument(
         "--modules",
-        default="dns,ports,http",
-        help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: dns,ports,http)",
+        help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: the project's, else the "
+        "profile's; standard: subdomains,dns,ports,http,takeover)",
     )
     scan.add_argument("--ports", help="top100 (default), top1000, all, or a list like 22,80,8000-8100")
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
@@ -129,7 +136,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("project", help="project name")
     export.add_argument("--format", default="json", choices=("json", "jsonl", "csv", "md", "html"))
     export.add_argument("--since", type=int, metavar="SCAN", help="only events of scans after this scan id")
-    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write here instead of stdout (relative: in the current folder)"
+    )
+    profiles = sub.add_parser("profiles", help="list the scan profiles: name, where it comes from, modules")
+    profiles.add_argument("--json", action="store_true", help="one JSON object per profile on stdout")
     scans = sub.add_parser("scans", help="list scans: status, backend, runner, progress, attempts, age")
     scans.add_argument("--project", help="only this project's scans")
     scans.add_argument("--active", action="store_true", help="only queued, running or cancelling scans")
@@ -156,19 +167,39 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .export import export, output_path, write_file
     from .store.repo import NotFound
 
     try:
+        path = output_path(args.output) if args.output else None  # before the work: a bad path says so at once
         text = export(args.project, args.format, since_scan=args.since)
-    except (NotFound, ValueError) as exc:
+        if path is not None:
+            write_file(path, text)
+    except (NotFound, ValueError) as exc:  # ExportPathError is a ValueError
         return _fail(str(exc))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        print(f"wrote {args.output}", file=sys.stderr)
+    if path is not None:
+        print(f"wrote {path}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    """Every profile, checked: name, where it comes from, modules, what else it sets."""
+    from .core import profiles
+
+    for profile in profiles.all_profiles():
+        others = {k: v for k, v in profile.values.items() if k != "modules"}
+        if args.json:
+            row = {"name": profile.name, "source": profile.source, "description": profile.description}
+            print(json.dumps({**row, "modules": profile.modules, "settings": others}))
+            continue
+        modules = ",".join(profile.modules) or "(the project's)"
+        settings = " ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in others.items())
+        print(f"{profile.name:12} {profile.source:10} {modules:42} {settings}".rstrip())
+        if profile.description:
+            print(f"{'':12} {profile.description}")
+    print(f"your profiles: {profiles.user_dir()}/NAME.toml", file=sys.stderr)
     return 0
 
 
@@ -267,14 +298,19 @@ def _scan(args: argparse.Namespace) -> int:
         host, _, port = ns.rpartition(":") if ":" in ns else (ns, "", "53")
         if not (host and port.isdigit() and 0 < int(port) < 65536):
             return _fail(f"bad --nameserver {ns!r}: expected HOST:PORT, e.g. 127.0.0.1:5353")
+    from .core import profiles
     from .core.modules import check_modules
     from .scanners.ports import parse_ports
 
     try:
-        modules = check_modules([m.strip() for m in args.modules.split(",") if m.strip()])
+        modules = check_modules([m.strip() for m in (args.modules or "").split(",") if m.strip()])
+        if args.modules is not None and not modules:
+            return _fail("--modules: give at least one module")
         if args.ports:
             parse_ports(args.ports)
-    except ValueError as exc:
+        if args.profile:
+            profiles.get_profile(args.profile)  # an unknown name: one line with the known ones, nothing stored
+    except ValueError as exc:  # SettingsError is one
         return _fail(str(exc))
 
     from .dispatch import Dispatcher
@@ -282,19 +318,31 @@ def _scan(args: argparse.Namespace) -> int:
 
     project = repo.get_or_create_project(args.project)
     assert project.id is not None  # a stored row
-    repo.add_targets(project.id, lines)
-    options: dict[str, object] = {"seeds": [str(t) for t in targets if not t.exclude]}
+    stored = repo.project_settings(project.id)
+    explicit: dict[str, Any] = {}
     if args.ports:
-        options["ports"] = args.ports
+        explicit["ports"] = args.ports
     if args.nameserver:
-        options["nameservers"] = args.nameserver
+        explicit["nameservers"] = args.nameserver
+    try:
+        # global < profile (--profile, else the project's, else standard) < project settings < flags
+        name = profiles.chosen(stored, {}, args.profile) or profiles.DEFAULT
+        modules, options = profiles.resolve(modules, explicit, stored, name)
+    except ValueError as exc:
+        return _fail(str(exc))
+    repo.add_targets(project.id, lines)
+    options["seeds"] = [str(t) for t in targets if not t.exclude]
     dispatcher = Dispatcher()
     try:
         scan = dispatcher.submit(project.id, modules, options)
     except ValueError as exc:
         return _fail(str(exc))
     assert scan.id is not None  # a stored row
-    print(f"scan {scan.id} of project {project.name!r} on {dispatcher.health().detail}", file=sys.stderr)
+    print(
+        f"scan {scan.id} of project {project.name!r} (profile {name}: {','.join(modules)}) "
+        f"on {dispatcher.health().detail}",
+        file=sys.stderr,
+    )
     progress = _follow(dispatcher, scan.id)
     if args.json:
         for row in repo.scan_results(scan.id):

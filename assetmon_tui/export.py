@@ -22,11 +22,14 @@ and html reports), rule-acknowledged ones are marked `acknowledged`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 import re
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .core.sanitize import clean_lines, clean_text
@@ -56,6 +59,62 @@ def export(project: str | int, fmt: str, since_scan: int | None = None) -> str:
         raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     doc = collect(project, since_scan)
     return {"json": _json, "jsonl": _jsonl, "csv": _csv, "md": _markdown, "html": _html}[fmt](doc)
+
+
+# -- where an export goes ----------------------------------------------------------------------
+
+CWD_VARIABLE = "ASSETMON_CWD"  # start.sh sets it to the caller's folder before it changes into the repository
+
+
+class ExportPathError(ValueError):
+    """A path an export cannot be written to: one line naming it."""
+
+
+def user_folder() -> Path:
+    """The folder the user started AssetMon from (start.sh changes into the
+    repository, so it passes the caller's folder as $ASSETMON_CWD)."""
+    given = os.environ.get(CWD_VARIABLE, "").strip()
+    if given:
+        folder = Path(given).expanduser()
+        if folder.is_absolute() and folder.is_dir():
+            return folder
+    return Path(os.getcwd())
+
+
+def output_path(text: str, folder: Path | None = None) -> Path:
+    """A typed file name as an absolute path: `~` expanded, a relative one in `folder`
+    (default: the user's folder). ExportPathError when it cannot be a file."""
+    text = text.strip()
+    if not text:
+        raise ExportPathError("type a file name")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (folder or user_folder()) / path
+    if path.is_dir():
+        raise ExportPathError(f"{path} is a folder: give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise ExportPathError(f"cannot write {path}: the folder {parent} {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportPathError(f"cannot write {path}: the folder {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ExportPathError(f"cannot write {path}: the file is not writable")
+    return path
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (a temporary file beside it,
+    then a rename); every failure is one ExportPathError naming `path`."""
+    path = output_path(str(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ExportPathError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def collect(project: str | int, since_scan: int | None = None) -> Doc:

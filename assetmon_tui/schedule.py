@@ -7,6 +7,11 @@ A project never has two scans at once: a due schedule waits while the
 project has an active scan. A crashed runner's scan does not hold it for
 long: the reapers (in every worker, beat, the TUI and the CLI) resume it or,
 after `max_attempts`, fail it.
+
+A schedule's options may name a scan profile (`profile`, core/profiles.py);
+each run applies it (else the project's profile) under the project's settings
+and the schedule's own options, so the profile's ports, nameservers, sources
+and rates reach every scheduled scan.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .core import profiles, project_settings
 from .core.modules import check_modules
 from .store import repo, schedules
 from .store.models import Schedule, as_utc, utcnow
@@ -62,6 +68,8 @@ def set_schedule(
     modules = check_modules(list(modules))
     if not modules:
         raise ValueError("a schedule needs at least one module")
+    if options and options.get("profile"):
+        options = {**options, "profile": project_settings.check("profile", options["profile"])}
     values: dict[str, Any]
     if cron:
         cron = " ".join(cron.split())
@@ -158,7 +166,9 @@ def run_due(submit: Submit, now: datetime | None = None) -> list[int]:
             continue  # another poller took this run
         modules = [m for m in schedule.modules.split(",") if m]
         try:
-            submit(schedule.project_id, modules, json.loads(schedule.options or "{}"))
+            options = json.loads(schedule.options or "{}")
+            modules, options = profiles.resolve(modules, options, repo.project_settings(schedule.project_id))
+            submit(schedule.project_id, modules, options)
         except Exception as exc:  # e.g. the project lost its targets; retried at the next slot
             log.warning("scheduled scan of project %s not started: %s", schedule.project_id, exc)
             schedules.set_schedule_error(schedule.id, f"{type(exc).__name__}: {exc}")

@@ -106,7 +106,7 @@ def main() -> None:
     from assetmon_tui.lab.estate import Estate
 
     lab = subprocess.Popen(
-        [sys.executable, "-m", "assetmon_tui.lab", "--free-ports", "--hosts", str(args.hosts)],
+        [sys.executable, "-m", "assetmon_tui.lab", "--json", "--free-ports", "--hosts", str(args.hosts)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -82,7 +82,7 @@ def setup_namespace(names: dict[str, str]) -> None:
 
 def start_lab(hosts: int) -> tuple[subprocess.Popen, dict]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assetmon_tui.lab", "--hosts", str(hosts)],
+        [sys.executable, "-m", "assetmon_tui.lab", "--json", "--hosts", str(hosts)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

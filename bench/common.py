@@ -122,7 +122,7 @@ class LabProcess:
     lab's JSON info line."""
 
     def __init__(self, hosts: int | None, http: int, https: int):
-        cmd = [PY, "-m", "assetmon_tui.lab", "--port-http", str(http), "--port-https", str(https)]
+        cmd = [PY, "-m", "assetmon_tui.lab", "--json", "--port-http", str(http), "--port-https", str(https)]
         cmd += ["--hosts", str(hosts)] if hosts else []
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()

@@ -342,7 +342,7 @@ def test_refuses_non_loopback():
 
 def test_cli_prints_info_and_stops_cleanly():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assetmon_tui.lab", "--hosts", "60"],
+        [sys.executable, "-m", "assetmon_tui.lab", "--json", "--hosts", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -134,7 +134,20 @@ def test_good_values_are_stored_in_one_form(tmp_path):
 
 def test_every_setting_shows_what_it_stores_and_its_global_default(tmp_path):
     defaults = get_settings()
-    assert registry.NAMES == ("modules", "ports", "nameservers", "ct_url", "wordlist", "gone_after")
+    assert registry.NAMES == (
+        "modules",
+        "ports",
+        "nameservers",
+        "ct_url",
+        "wordlist",
+        "gone_after",
+        "profile",  # a scan profile's name (core/profiles.py)
+        "dns_concurrency",  # rates: set through a profile, not lines of the form
+        "http_concurrency",
+        "port_concurrency",
+        "port_rate",
+    )
+    assert [s.name for s in registry.FORM] == list(registry.NAMES[:7])
     assert "modules" not in registry.SCAN_OPTIONS  # they choose a scan's steps, not its options
     assert registry.show("nameservers", ["127.0.0.1:53", "::1"]) == "127.0.0.1:53, ::1"
     assert registry.show("gone_after", 2) == "2" and registry.show("ports", None) == ""

@@ -1,13 +1,14 @@
 """The one registry of per-project scan settings: name, label, help, how a
 value is checked and stored, and the global default it replaces.
 
+A scan profile (core/profiles.py) sets the same keys, checked here too.
 A project's settings (the `project.settings` JSON) go into the options of
 every scan created for it (`store.repo.new_scan`: explicit options win), where
 `ScanContext.setting()` finds them over the global `Settings`. The settings
 form, the store and the CLI read this list; nothing else names the keys.
 
-Stored values are JSON: `modules` and `nameservers` lists, `gone_after` an
-int, the others strings. `check()` takes a form's text or a stored value and
+Stored values are JSON: `modules` and `nameservers` lists, `gone_after` and
+the rates ints, the others strings. `check()` takes a form's text or a stored value and
 returns the stored value, or None for an empty one (the global default
 applies); bad values raise a one-line ValueError naming the setting.
 """
@@ -37,6 +38,8 @@ class ProjectSetting:
     show: Callable[[Any], str]  # a stored value -> the form's text
     default: Callable[[Settings], str]  # the global default, as the form shows it
     scan_option: bool = True  # copied into each new scan's options (modules choose the scan's steps instead)
+    in_form: bool = True  # a line of the project settings form (rates are set through a profile)
+    in_profile: bool = True  # a key a scan profile may set (core/profiles.py)
 
 
 def _words(value: Any) -> list[str]:
@@ -122,6 +125,28 @@ def _gone_after(value: Any) -> int:
     return int(text)
 
 
+def _profile(value: Any) -> str:
+    from .profiles import profile_names  # profiles check their own keys with this registry
+
+    name = _text(value)
+    known = profile_names()
+    if name not in known:
+        raise ValueError(f"unknown profile {name!r}: choose from {', '.join(known)}")
+    return name
+
+
+def _at_least(low: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or int(text) < low:
+            raise ValueError(f"{text!r} is not a whole number of at least {low}")
+        return int(text)
+
+    return parse
+
+
 def _joined(value: Any) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value)
 
@@ -133,7 +158,7 @@ SETTINGS: tuple[ProjectSetting, ...] = (
         f"new scans' modules: {' '.join(MODULE_NAMES)}",
         _modules,
         _joined,
-        lambda s: "all (the scan form's default)",
+        lambda s: "the profile's",
         scan_option=False,
     ),
     ProjectSetting(
@@ -176,10 +201,58 @@ SETTINGS: tuple[ProjectSetting, ...] = (
         str,
         lambda s: str(s.gone_after),
     ),
+    ProjectSetting(
+        "profile",
+        "Profile",
+        "scan profile: quick, standard, full or one of yours",
+        _profile,
+        str,
+        lambda s: "standard",
+        in_profile=False,
+    ),
+    # Rates: in profiles (and scan options), not lines of the project form.
+    ProjectSetting(
+        "dns_concurrency",
+        "DNS queries",
+        "DNS queries in flight",
+        _at_least(1),
+        str,
+        lambda s: str(s.dns_concurrency),
+        in_form=False,
+    ),
+    ProjectSetting(
+        "http_concurrency",
+        "HTTP probes",
+        "HTTP requests in flight",
+        _at_least(1),
+        str,
+        lambda s: str(s.http_concurrency),
+        in_form=False,
+    ),
+    ProjectSetting(
+        "port_concurrency",
+        "Port probes",
+        "TCP connects in flight",
+        _at_least(1),
+        str,
+        lambda s: str(s.port_concurrency),
+        in_form=False,
+    ),
+    ProjectSetting(
+        "port_rate",
+        "Port rate",
+        "TCP connects a second (0: unlimited)",
+        _at_least(0),
+        str,
+        lambda s: str(s.port_rate or "unlimited"),
+        in_form=False,
+    ),
 )
 BY_NAME: dict[str, ProjectSetting] = {s.name: s for s in SETTINGS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 SCAN_OPTIONS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.scan_option)
+FORM: tuple[ProjectSetting, ...] = tuple(s for s in SETTINGS if s.in_form)  # the lines of the `p` form
+PROFILE_KEYS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.in_profile)  # what a profile may set
 
 
 def is_empty(value: Any) -> bool:

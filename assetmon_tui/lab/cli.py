@@ -1,16 +1,25 @@
-"""`assetmon lab` / `python -m assetmon_tui.lab`: print one JSON line, serve until SIGINT/SIGTERM.
+"""`assetmon lab` / `python -m assetmon_tui.lab`: serve until SIGINT/SIGTERM.
+
+At start it prints one short line for a person (the nameserver and CT URL a
+scan needs, how many hosts, where the full info went) and writes the full JSON
+info (every URL and address) to a file: `<state dir>/lab.json`, or
+`--json-file PATH`. With `--json` stdout is that JSON on one line instead (what
+scripts and tests read).
 
 SIGUSR1 advances the mutation level of the running lab (the new info goes to
-stderr, so stdout stays a single JSON line).
+stderr, so stdout stays a single line).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 from .runtime import Lab
 
@@ -27,11 +36,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port-http", type=int, default=None, metavar="P", help="HTTP port (default: 80 if free)")
     p.add_argument("--port-https", type=int, default=None, metavar="P", help="HTTPS port (default: 443 if free)")
     p.add_argument("--free-ports", action="store_true", help="do not try 80/443/22/25/6379 first")
+    p.add_argument("--json", action="store_true", help="print the full info as one JSON line on stdout")
+    p.add_argument("--json-file", metavar="PATH", help="write the full info here (default: <state dir>/lab.json)")
     return p
+
+
+def _info_file(given: str | None) -> Path:
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_absolute():  # start.sh changes into the repository: the user's folder is $ASSETMON_CWD
+            path = Path(os.environ.get("ASSETMON_CWD") or os.getcwd()) / path
+        return path
+    from ..core.config import get_settings
+
+    return get_settings().state_dir / "lab.json"
+
+
+def _write_info(path: Path, info: dict[str, Any]) -> None:
+    """The full info, whole or not at all; OSError names the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def summary(info: dict[str, Any], where: Path | None) -> str:
+    """The start line, within 80 columns: what a scan of the lab needs (its
+    nameserver and CT URL) and its size; then where the full info went."""
+    line = f"lab {info['domain']}: nameserver {info['nameserver']}  ct_url {info['ct_url']}  {info['hosts']} hosts"
+    return line + (f"\nfull info (JSON): {where}" if where else "")
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    info_file = None if args.json and not args.json_file else _info_file(args.json_file)
     lab = Lab(
         args.domain,
         args.mutate,
@@ -51,7 +89,13 @@ def main(argv: list[str]) -> int:
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda *_: bump.set())
     with lab:
-        print(json.dumps(lab.info), flush=True)
+        if info_file is not None:
+            try:
+                _write_info(info_file, lab.info)
+            except OSError as exc:
+                print(f"assetmon lab: cannot write {info_file} ({exc.strerror or exc})", file=sys.stderr)
+                return 2
+        print(json.dumps(lab.info) if args.json else summary(lab.info, info_file), flush=True)
         while not stop.wait(0.2):
             if bump.is_set():
                 bump.clear()

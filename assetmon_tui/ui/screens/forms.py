@@ -1,19 +1,30 @@
 """Modal forms: new project, add targets, launch scan, confirm. Each returns
-its answer through `dismiss`; validation errors stay on the form."""
+its answer through `dismiss`; validation errors stay on the form.
+
+Forms with buttons keep them visible in a small terminal (60x20): the fields
+scroll in a `.form-body`; the error line and the `.buttons` row are in a
+`.form-foot` docked at the bottom. The scan
+form remembers what was last started per project (`remembered`)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, SelectionList, Static
+from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
 from ...core.modules import describe
 from ...core.targets import TargetError, parse_target
 from ..actions import Action, bindings
+from ..text import safe
 
 
 class Form(ModalScreen[Any]):
@@ -24,8 +35,13 @@ class Form(ModalScreen[Any]):
     DEFAULT_CSS = """
     Form { align: center middle; }
     Form > Vertical {
-        width: 70; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 0 1;
+        width: 70; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $accent; background: $surface; padding: 0 1;
     }
+    Form .form-body { height: auto; max-height: 100%; }
+    Form .form-title { dock: top; }
+    Form .form-foot { dock: bottom; height: auto; }
+    Form .buttons { height: auto; }
     Form .error { color: $error; height: auto; }
     Form .hint { color: $text-muted; height: auto; }
     Form Button { margin-top: 1; }
@@ -33,6 +49,50 @@ class Form(ModalScreen[Any]):
 
     def show_error(self, message: str) -> None:
         self.query_one("#error", Static).update(message)
+
+
+# -- what a form remembers per project ---------------------------------------------------------
+
+
+def _remembered_file() -> Path:
+    from ...core.config import get_settings
+
+    return get_settings().state_dir / "forms.json"
+
+
+def remembered(project_id: int, project_name: str, form: str) -> dict[str, Any]:
+    """The values `form` last used for this project ({} when none, or when the
+    id now belongs to another project)."""
+    try:
+        data = json.loads(_remembered_file().read_text(encoding="utf-8"))
+        entry = data.get(str(project_id)) or {}
+        if entry.get("project") != project_name:
+            return {}
+        values = entry.get(form) or {}
+        return values if isinstance(values, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def remember(project_id: int, project_name: str, form: str, values: dict[str, Any]) -> None:
+    """Keep `values` as this project's last ones for `form` (a small JSON file in
+    the state dir, 0600; a failure to write only forgets)."""
+    path = _remembered_file()
+    with contextlib.suppress(OSError, ValueError):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        entry = data.get(str(project_id))
+        if not isinstance(entry, dict) or entry.get("project") != project_name:
+            entry = {"project": project_name}
+        entry[form] = values
+        data[str(project_id)] = entry
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        tmp.replace(path)
 
 
 class NewProjectForm(Form):
@@ -57,9 +117,10 @@ class TargetsForm(Form):
         self.project = project
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(f"Add targets to {self.project}")
-            yield Input(placeholder="acme.com 10.0.0.0/24 https://app.acme.com !dev.acme.com", id="targets")
+        with Vertical(id="targets-form"):
+            yield Label(Text.assemble("Add targets to ", safe(self.project or "the project", 40, style="bold")))
+            # not "#targets": that is the dashboard's table (app.tcss gives it height 1fr and a border)
+            yield Input(placeholder="acme.com 10.0.0.0/24 https://app.acme.com !dev.acme.com", id="targets-input")
             yield Static(
                 "Domains, hosts, IPs, CIDRs and URLs, separated by spaces or commas.\n"
                 "A leading ! excludes: !*.dev.acme.com",
@@ -82,9 +143,22 @@ class TargetsForm(Form):
         self.dismiss(lines)
 
 
+def profile_choices(profiles: list[Any]) -> list[tuple[str, str]]:
+    return [(p.name if p.source == "built-in" else f"{p.name} (yours)", p.name) for p in profiles]
+
+
 class ScanForm(Form):
-    """With a project id, its settings (modules, ports, nameservers) prefill the
-    form; what the user changed first stays."""
+    """Profile, modules, ports, nameserver. Prefilled with what this project's
+    last scan from this form used, else its settings and its profile (else
+    `standard`); what the user changed first stays. Answers (modules, options)
+    with the profile applied (core/profiles.resolve), or None."""
+
+    DEFAULT_CSS = """
+    ScanForm .field { height: 1; margin-top: 1; }
+    ScanForm .field Label { width: 9; }
+    ScanForm #profile { width: 1fr; }
+    ScanForm #profile-help { padding-left: 9; }
+    """
 
     def __init__(self, project: str, modules: tuple[str, ...], project_id: int | None = None):
         super().__init__()
@@ -92,40 +166,121 @@ class ScanForm(Form):
         self.modules = modules
         self.project_id = project_id
         self.toggled = False  # the user changed the module selection
+        self.settings: dict[str, Any] = {}  # the project's settings
+        self.profiles: dict[str, Any] = {}  # name -> Profile
+        self.loaded = False  # prefilled: a profile change from now on is the user's
+        self.shown_profile = ""  # the profile whose description and defaults the form shows
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(f"Scan {self.project}  (space toggles a module, tab moves)")
-            yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
-            yield Input(placeholder="ports: top100 (default), top1000, all, 22,80,8000-8100", id="ports")
-            yield Input(placeholder="nameserver HOST:PORT (default: system resolver)", id="nameserver")
-            yield Static("", id="error", classes="error")
-            yield Button("Start scan", variant="primary", id="start")
+        from ...core.profiles import DEFAULT
+
+        with Vertical(id="scan-form"):
+            yield Label(
+                Text.assemble(
+                    "Scan ", safe(self.project, 40, style="bold"), ("  space toggles a module, tab moves", "dim")
+                ),
+                classes="form-title",
+            )
+            with VerticalScroll(classes="form-body"):
+                with Horizontal(classes="field"):
+                    yield Label("Profile")
+                    yield Select([(DEFAULT, DEFAULT)], value=DEFAULT, allow_blank=False, id="profile", compact=True)
+                yield Static("", id="profile-help", classes="hint")
+                yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
+                yield Input(placeholder="ports: top100 (default), top1000, all, 22,80,8000-8100", id="ports")
+                yield Input(placeholder="nameserver HOST:PORT (default: system resolver)", id="nameserver")
+            with Vertical(classes="form-foot"):
+                yield Static("", id="error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Start scan", variant="primary", id="start")
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).styles.height = len(self.modules) + 2
-        if self.project_id is not None:
-            self._load_settings(self.project_id)
+        self._load(self.project_id)
 
     @work(thread=True, exit_on_error=False)
-    def _load_settings(self, project_id: int) -> None:
-        from ...store import repo
+    def _load(self, project_id: int | None) -> None:
+        from ...core.config import SettingsError
+        from ...core.profiles import all_profiles
 
-        self.app.call_from_thread(self._prefill, repo.project_settings(project_id))
+        settings: dict[str, Any] = {}
+        last: dict[str, Any] = {}
+        error = ""
+        if project_id is not None:
+            from ...store import repo
 
-    def _prefill(self, settings: dict[str, Any]) -> None:
-        modules = [m for m in settings.get("modules") or [] if m in self.modules]
+            settings = repo.project_settings(project_id)
+            last = remembered(project_id, self.project, "scan")
+        try:
+            found = all_profiles()
+        except SettingsError as exc:
+            found, error = [], str(exc)
+        self.app.call_from_thread(self._prefill, settings, found, last, error)
+
+    def _prefill(self, settings: dict[str, Any], found: list[Any], last: dict[str, Any], error: str) -> None:
+        from ...core.profiles import DEFAULT
+
+        self.settings = settings
+        self.profiles = {p.name: p for p in found}
+        if error:
+            self.show_error(error)
+        select = self.query_one("#profile", Select)
+        name = next(
+            (n for n in (last.get("profile"), settings.get("profile"), DEFAULT) if n in self.profiles),
+            next(iter(self.profiles), DEFAULT),
+        )
+        with select.prevent(Select.Changed):  # the form's own choice, not the user's
+            if found:
+                select.set_options(profile_choices(found))
+            if name in self.profiles:
+                select.value = name
+        profile = self.profiles.get(name)
+        modules = [
+            m
+            for m in last.get("modules") or settings.get("modules") or (profile.modules if profile else [])
+            if m in self.modules
+        ]
         if modules and not self.toggled:
-            selection = self.query_one(SelectionList)
-            selection.deselect_all()
-            for module in modules:
-                selection.select(module)
+            self._select(modules)
         ports = self.query_one("#ports", Input)
-        if settings.get("ports") and not ports.value:
-            ports.value = str(settings["ports"])
-        if settings.get("nameservers"):
-            shown = ", ".join(map(str, settings["nameservers"]))
-            self.query_one("#nameserver", Input).placeholder = f"nameserver HOST:PORT (default: {shown})"
+        if not ports.value:
+            ports.value = str(last.get("ports") or settings.get("ports") or "")
+        nameserver = self.query_one("#nameserver", Input)
+        if not nameserver.value:
+            nameserver.value = str(last.get("nameserver") or "")
+        self._show_profile(name)
+        self.loaded = True
+
+    def _select(self, modules: list[str]) -> None:
+        selection = self.query_one(SelectionList)
+        selection.deselect_all()
+        for module in modules:
+            selection.select(module)
+
+    def _show_profile(self, name: str) -> None:
+        """The profile's description; the placeholders say what an empty field gives."""
+        from ...core.config import get_settings
+
+        self.shown_profile = name
+        profile = self.profiles.get(name)
+        values = profile.values if profile else {}
+        self.query_one("#profile-help", Static).update(Text(profile.description if profile else ""))
+        ports = self.settings.get("ports") or values.get("ports") or get_settings().ports
+        self.query_one("#ports", Input).placeholder = f"ports (default {ports}): top100, top1000, all, 22,80,8000-8100"
+        nameservers = self.settings.get("nameservers") or values.get("nameservers")
+        shown = ", ".join(map(str, nameservers)) if nameservers else get_settings().nameservers or "system resolver"
+        self.query_one("#nameserver", Input).placeholder = f"nameserver HOST:PORT (default: {shown})"
+
+    @on(Select.Changed, "#profile")
+    def profile_changed(self, event: Select.Changed) -> None:
+        name = str(event.value)
+        if not self.loaded or name not in self.profiles or name == self.shown_profile:
+            return  # the prefill's own change, or no change
+        profile = self.profiles[name]
+        modules = [m for m in profile.modules if m in self.modules]
+        if modules:
+            self._select(modules)
+        self._show_profile(name)
 
     @on(SelectionList.SelectionToggled)
     def toggled_by_user(self) -> None:
@@ -134,24 +289,31 @@ class ScanForm(Form):
     @on(Input.Submitted)
     @on(Button.Pressed, "#start")
     def submit(self) -> None:
+        from ...core import profiles
+        from ...core import project_settings as registry
+        from ...core.config import SettingsError
+
         modules = list(self.query_one(SelectionList).selected)
         if not modules:
             self.show_error("Choose at least one module.")
             return
-        options: dict[str, Any] = {}
+        explicit: dict[str, Any] = {}
         ports = self.query_one("#ports", Input).value.strip()
-        if ports:
-            from ...core.portspec import parse_ports
-
-            try:
-                parse_ports(ports)
-            except ValueError as exc:
-                self.show_error(str(exc))
-                return
-            options["ports"] = ports
         nameserver = self.query_one("#nameserver", Input).value.strip()
-        if nameserver:
-            options["nameservers"] = [nameserver]
+        try:
+            if ports:
+                explicit["ports"] = registry.check("ports", ports)
+            if nameserver:
+                explicit["nameservers"] = registry.check("nameservers", nameserver)
+            select = self.query_one("#profile", Select)
+            name = select.value if self.profiles and isinstance(select.value, str) else None
+            modules, options = profiles.resolve(modules, explicit, self.settings, name)
+        except (ValueError, SettingsError) as exc:
+            self.show_error(str(exc))
+            return
+        if self.project_id is not None:
+            last = {"profile": name, "modules": modules, "ports": ports, "nameserver": nameserver}
+            remember(self.project_id, self.project, "scan", {k: v for k, v in last.items() if v})
         self.dismiss((modules, options))
 
 

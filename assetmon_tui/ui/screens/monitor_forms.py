@@ -13,14 +13,14 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, SelectionList, Static
 
 from ...core.modules import describe
 from ...core.sanitize import clean_text
 from ..actions import Action, bindings
 from ..text import SEVERITIES, safe, severity, when
-from .forms import Form
+from .forms import Form, profile_choices
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 EXPORT_FORMATS = ("html", "json", "jsonl", "csv", "md")
@@ -60,7 +60,17 @@ def format_every(seconds: int | None) -> str:
 
 
 class ScheduleForm(Form):
-    """Answers a message for the app to show, or None."""
+    """Answers a message for the app to show, or None. The profile (with its
+    ports, nameservers, sources and rates) applies to every scheduled run, under
+    the project's own settings; choosing one selects its modules."""
+
+    DEFAULT_CSS = """
+    ScheduleForm .field { height: 1; margin-top: 1; }
+    ScheduleForm .field Label { width: 9; }
+    ScheduleForm #schedule-profile { width: 1fr; }
+    ScheduleForm #enabled { margin: 1 0 0 1; }
+    ScheduleForm #current { margin-top: 1; }
+    """
 
     def __init__(self, project_id: int, project_name: str, modules: tuple[str, ...]):
         super().__init__()
@@ -68,19 +78,32 @@ class ScheduleForm(Form):
         self.project_name = project_name
         self.modules = modules
         self.options: dict[str, Any] = {}  # kept from the existing schedule (ports, nameservers)
+        self.profiles: dict[str, Any] = {}
+        self.shown_profile = ""  # the profile the Select shows (set by the form, not the user)
 
     def compose(self) -> ComposeResult:
+        from ...core.profiles import DEFAULT
+
         with Vertical(id="schedule-form"):
-            yield Label(Text.assemble("Scheduled scans of ", safe(self.project_name, 40, style="bold")))
-            yield Input(placeholder="every: 6h, 30m, 1d, 3600 s — or cron: 0 3 * * *", id="every")
-            yield Static("At least 1m apart; cron lines have 5 fields in local time.", classes="hint")
-            yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
-            yield Checkbox("enabled", True, id="enabled", compact=True)
-            yield Static("No schedule yet.", id="current", classes="hint")
-            yield Static("", id="error", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Delete schedule", variant="error", id="delete")
+            yield Label(
+                Text.assemble("Scheduled scans of ", safe(self.project_name, 40, style="bold")), classes="form-title"
+            )
+            with VerticalScroll(classes="form-body"):
+                yield Input(placeholder="every: 6h, 30m, 1d, 3600 s — or cron: 0 3 * * *", id="every")
+                yield Static("At least 1m apart; cron lines have 5 fields in local time.", classes="hint")
+                with Horizontal(classes="field"):
+                    yield Label("Profile")
+                    yield Select(
+                        [(DEFAULT, DEFAULT)], value=DEFAULT, allow_blank=False, id="schedule-profile", compact=True
+                    )
+                yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
+                yield Checkbox("enabled", True, id="enabled", compact=True)
+                yield Static("No schedule yet.", id="current", classes="hint")
+            with Vertical(classes="form-foot"):
+                yield Static("", id="error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Save", variant="primary", id="save")
+                    yield Button("Delete schedule", variant="error", id="delete")
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).styles.height = len(self.modules) + 2
@@ -89,23 +112,44 @@ class ScheduleForm(Form):
 
     @work(thread=True, exit_on_error=False)
     def _load(self) -> None:
+        from ...core.config import SettingsError
+        from ...core.profiles import all_profiles
         from ...schedule import get_schedule
+        from ...store import repo
 
-        self.app.call_from_thread(self._prefill, get_schedule(self.project_id))
+        error = ""
+        try:
+            found = all_profiles()
+        except SettingsError as exc:
+            found, error = [], str(exc)
+        settings = repo.project_settings(self.project_id)
+        self.app.call_from_thread(self._prefill, get_schedule(self.project_id), found, settings, error)
 
-    def _prefill(self, schedule: Any) -> None:
+    def _prefill(self, schedule: Any, found: list[Any], settings: dict[str, Any], error: str) -> None:
+        from ...core.profiles import DEFAULT
+
+        self.profiles = {p.name: p for p in found}
+        if error:
+            self.show_error(error)
+        options = json.loads(schedule.options or "{}") if schedule is not None else {}
+        select = self.query_one("#schedule-profile", Select)
+        name = next((n for n in (options.get("profile"), settings.get("profile"), DEFAULT) if n in self.profiles), "")
+        with select.prevent(Select.Changed):  # the form's own choice, not the user's
+            if found:
+                select.set_options(profile_choices(found))
+            if name:
+                select.value = name
+        self.shown_profile = name
         if schedule is None:
+            modules = settings.get("modules") or (self.profiles[name].modules if name else [])
+            if modules:
+                self._select(modules)
             return
-        self.options = json.loads(schedule.options or "{}")
+        self.options = options
         every = self.query_one("#every", Input)
         if not every.value:
             every.value = schedule.cron if schedule.kind == "cron" else format_every(schedule.interval_seconds)
-        chosen = set(schedule.modules.split(","))
-        selection = self.query_one(SelectionList)
-        selection.deselect_all()
-        for module in self.modules:
-            if module in chosen:
-                selection.select(module)
+        self._select(schedule.modules.split(","))
         self.query_one("#enabled", Checkbox).value = schedule.enabled
         status = Text.assemble(
             ("on" if schedule.enabled else "off", "green" if schedule.enabled else "dim"),
@@ -116,6 +160,23 @@ class ScheduleForm(Form):
             status.append("\nlast error: ", style="red")
             status.append(clean_text(schedule.last_error, 200))
         self.query_one("#current", Static).update(status)
+
+    def _select(self, modules: list[str]) -> None:
+        chosen = set(modules)
+        selection = self.query_one(SelectionList)
+        selection.deselect_all()
+        for module in self.modules:
+            if module in chosen:
+                selection.select(module)
+
+    @on(Select.Changed, "#schedule-profile")
+    def profile_changed(self, event: Select.Changed) -> None:
+        name = str(event.value)
+        if name == self.shown_profile or name not in self.profiles:
+            return  # the form's own prefill
+        self.shown_profile = name
+        if self.profiles[name].modules:
+            self._select(self.profiles[name].modules)
 
     @on(Input.Submitted, "#every")
     @on(Button.Pressed, "#save")
@@ -130,6 +191,9 @@ class ScheduleForm(Form):
             self.show_error("Choose at least one module.")
             return
         self.show_error("")
+        profile = self.query_one("#schedule-profile", Select).value
+        if self.profiles and isinstance(profile, str):
+            self.options = {**self.options, "profile": profile}
         self._save(seconds, cron, modules, self.query_one("#enabled", Checkbox).value)
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
@@ -339,33 +403,47 @@ def default_export_name(project_name: str, fmt: str, today: datetime | None = No
 
 
 class ExportForm(Form):
-    """Writes the export itself (in a thread); answers the written path, or None."""
+    """Writes the export itself (in a thread); answers the written path, or None.
+    A relative path is in the user's folder (`export.user_folder`: where they
+    started AssetMon, even through start.sh); a folder that does not exist or
+    cannot be written is one line naming it."""
+
+    DEFAULT_CSS = """
+    ExportForm #since { margin: 1 0 0 1; width: 1fr; }
+    """
 
     def __init__(self, project_id: int, project_name: str, directory: Path | None = None):
         super().__init__()
+        from ...export import user_folder
+
         self.project_id = project_id
         self.project_name = project_name
-        self.directory = directory or Path.cwd()
+        self.directory = directory or user_folder()
         self.default_path = ""
         self.confirmed: Path | None = None  # an existing file the user agreed to replace
 
     def compose(self) -> ComposeResult:
         self.default_path = default_export_name(self.project_name, EXPORT_FORMATS[0])
         with Vertical(id="export-form"):
-            yield Label(Text.assemble("Export ", safe(self.project_name, 40, style="bold")))
-            yield Select([(f, f) for f in EXPORT_FORMATS], value=EXPORT_FORMATS[0], allow_blank=False, id="format")
-            yield Input(self.default_path, placeholder="output file", id="path")
-            yield Input(placeholder="only events after scan # (optional)", id="since", restrict=r"\d*", compact=True)
-            yield Static(
-                Text.assemble(
-                    "relative paths are in ",
-                    safe(str(self.directory), 50),
-                    "\nsecret values are never exported (redacted forms only)",
-                ),
-                classes="hint",
-            )
-            yield Static("", id="error", classes="error")
-            yield Button("Export", variant="primary", id="export")
+            yield Label(Text.assemble("Export ", safe(self.project_name, 40, style="bold")), classes="form-title")
+            with VerticalScroll(classes="form-body"):
+                yield Select([(f, f) for f in EXPORT_FORMATS], value=EXPORT_FORMATS[0], allow_blank=False, id="format")
+                yield Input(self.default_path, placeholder="output file", id="path")
+                yield Input(
+                    placeholder="only events after scan # (optional)", id="since", restrict=r"\d*", compact=True
+                )
+                yield Static(
+                    Text.assemble(
+                        "relative paths are in ",
+                        safe(str(self.directory), 50),
+                        "\nsecret values are never exported (redacted forms only)",
+                    ),
+                    classes="hint",
+                )
+            with Vertical(classes="form-foot"):
+                yield Static("", id="error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Export", variant="primary", id="export")
 
     def on_mount(self) -> None:
         self.query_one("#format").focus()
@@ -381,15 +459,16 @@ class ExportForm(Form):
     @on(Input.Submitted, "#since")
     @on(Button.Pressed, "#export")
     def submit(self) -> None:
+        from ...export import ExportPathError, output_path
+
         text = self.query_one("#path", Input).value.strip()
         if not text:
             self.show_error("Type a file name.")
             return
-        path = Path(text).expanduser()
-        if not path.is_absolute():
-            path = self.directory / path
-        if path.is_dir():
-            self.show_error("That is a directory: type a file name.")
+        try:
+            path = output_path(text, self.directory)
+        except ExportPathError as exc:
+            self.show_error(clean_text(str(exc), 300))
             return
         if path.exists() and self.confirmed != path:
             self.confirmed = path
@@ -401,14 +480,11 @@ class ExportForm(Form):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _write(self, fmt: str, path: Path, since: int | None) -> None:
-        from ...export import export
+        from ...export import export, write_file
 
         try:
-            text = export(self.project_id, fmt, since_scan=since)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        except (OSError, ValueError, LookupError) as exc:
+            write_file(path, export(self.project_id, fmt, since_scan=since))
+        except (OSError, ValueError, LookupError) as exc:  # ExportPathError: one line naming the path
             self.app.call_from_thread(self.show_error, clean_text(f"Export failed: {exc}", 300))
             return
         self.app.call_from_thread(self.dismiss, str(path))

@@ -1,5 +1,6 @@
 """The scan settings of one project (core/project_settings.py: modules, ports,
-nameservers, CT URL, wordlist, gone after): one line per setting, prefilled
+nameservers, CT URL, wordlist, gone after, profile; the rates are set through
+a profile): one line per setting, prefilled
 with the project's value, the global default as the placeholder, and the
 setting's help under it, replaced by a one-line error while the value is bad.
 Save stores them (an emptied field: the global default again); every scan and
@@ -12,7 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from ...core import project_settings as registry
@@ -28,7 +29,7 @@ class ProjectSettingsForm(Form):
     ACTIONS = PROJECT_SETTINGS_FORM
     BINDINGS = bindings(ACTIONS)
     DEFAULT_CSS = """
-    ProjectSettingsForm > Vertical { width: 78; max-height: 100%; overflow-y: auto; }
+    ProjectSettingsForm > Vertical { width: 78; }
     ProjectSettingsForm .setting { height: 1; }
     ProjectSettingsForm .setting Label { width: 13; }
     ProjectSettingsForm .setting Input { width: 1fr; background: $boost; }
@@ -53,16 +54,19 @@ class ProjectSettingsForm(Form):
                     ("  (empty: the global default)", "dim"),
                 ),
                 id="settings-title",
+                classes="form-title",
             )
-            for setting in registry.SETTINGS:
-                with Horizontal(classes="setting"):
-                    yield Label(setting.label)
-                    yield Input(id=f"setting-{setting.name}", compact=True, disabled=True)
-                yield Static(setting.help, id=f"help-{setting.name}", classes="help")
-            yield Static("", id="error", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+            with VerticalScroll(classes="form-body"):
+                for setting in registry.FORM:
+                    with Horizontal(classes="setting"):
+                        yield Label(setting.label)
+                        yield Input(id=f"setting-{setting.name}", compact=True, disabled=True)
+                    yield Static(self._help(setting.name), id=f"help-{setting.name}", classes="help")
+            with Vertical(classes="form-foot"):
+                yield Static("", id="error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Save", variant="primary", id="save")
+                    yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
         self._load()
@@ -79,8 +83,11 @@ class ProjectSettingsForm(Form):
             return
         self.app.call_from_thread(self._prefill, values, get_settings())
 
+    def _help(self, name: str) -> str:
+        return registry.BY_NAME[name].help
+
     def _prefill(self, values: dict[str, Any], defaults: Any) -> None:
-        for setting in registry.SETTINGS:
+        for setting in registry.FORM:
             field = self._input(setting.name)
             field.placeholder = clean_text(setting.default(defaults), 200)
             field.value = registry.show(setting.name, values.get(setting.name))
@@ -103,7 +110,7 @@ class ProjectSettingsForm(Form):
             help_line.update(Text(clean_text(str(exc), 300)))
             help_line.add_class("-invalid")
             return False, None
-        help_line.update(registry.BY_NAME[name].help)
+        help_line.update(self._help(name))
         help_line.remove_class("-invalid")
         return True, value
 
@@ -125,7 +132,7 @@ class ProjectSettingsForm(Form):
             return
         values: dict[str, Any] = {}
         bad = []
-        for name in registry.NAMES:
+        for name in (s.name for s in registry.FORM):
             ok, value = self.check_field(name)
             if ok:
                 values[name] = value
