@@ -296,7 +296,9 @@ async def test_schedule_form_rejects_bad_cron_and_saves_an_interval(data):
         await until(pilot, lambda: schedules.get_schedule(project.id) is not None, what="the saved schedule")
         schedule = schedules.get_schedule(project.id)
         assert schedule.kind == "interval" and schedule.interval_seconds == 6 * 3600 and schedule.enabled
-        assert schedule.modules == ",".join(MODULES)  # every module is ticked by default
+        # the default profile's modules are ticked by default, and each run applies that profile
+        assert schedule.modules == "subdomains,dns,ports,http,takeover"
+        assert json.loads(schedule.options) == {"profile": "standard"}
         await until(pilot, lambda: on_dashboard(a), what="the form to close")
 
         # reopened, the form shows the saved schedule; a valid cron line replaces it
