@@ -12,13 +12,15 @@ PY=$VENV/bin/python
 MODE=${1:-all}
 [ $# -gt 0 ] && shift
 
-say() { printf 'start.sh: %s\n' "$*" >&2; }
+say() { printf 'start.sh: %s\n' "$*" >&2 2>/dev/null || true; }  # the terminal may be gone (hang-up)
 
 install() {  # (re)install only when pyproject.toml (or the extras wanted) changed
     local extras=$1 stamp
     [ -x "$PY" ] || { say "creating $VENV"; python3 -m venv "$VENV"; }
     stamp="$VENV/.installed-$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)"
     [ -f "$stamp" ] && return 0
+    # the test extras hold everything the plain install does: no reinstall after ./start.sh test
+    [ -z "$extras" ] && [ -f "$VENV/.installed-$( (cat pyproject.toml; echo "[dev]") | sha256sum | cut -c1-16)" ] && return 0
     say "installing AssetMon into $VENV (once per pyproject.toml change)…"
     "$PY" -m pip install --quiet --disable-pip-version-check -e ".$extras"
     rm -f "$VENV"/.installed-*
@@ -71,6 +73,7 @@ ensure_redis() {  # use REDIS_URL, or start a private redis-server on loopback
 
 WORKER_PID=""
 BEAT_PID=""
+TUI_PID=""
 start_worker() {  # each in its own process group, so stopping it leaves no child behind
     local log="$ASSETMON_LOG_DIR/worker.log"
     say "starting a Celery worker (log: $log) and beat for schedules (log: $ASSETMON_LOG_DIR/beat.log)"
@@ -93,7 +96,7 @@ stop_group() {  # TERM (Celery's warm shutdown), then KILL the group after a tim
 }
 
 stop_all() {
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP
     stop_group "$BEAT_PID" beat
     stop_group "$WORKER_PID" worker
     if [ -n "$PRIVATE_REDIS_PID" ] && kill -0 "$PRIVATE_REDIS_PID" 2>/dev/null; then
@@ -101,6 +104,17 @@ stop_all() {
         kill -TERM "$PRIVATE_REDIS_PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$PRIVATE_REDIS_PID" 2>/dev/null || break; sleep 0.1; done
     fi
+}
+
+hang_up() {  # the terminal is gone (an SSH session dropped): stop all we started; say it in the log folder
+    exec 2>>"$ASSETMON_LOG_DIR/start.log"
+    say "hang-up: stopping the TUI, the worker, beat and the private Redis"
+    if [ -n "$TUI_PID" ] && kill -HUP "$TUI_PID" 2>/dev/null; then  # it ends as q would (its local scans cancelled)
+        for _ in $(seq 50); do kill -0 "$TUI_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$TUI_PID" 2>/dev/null || true
+    fi
+    stop_all
+    exit 129
 }
 
 gates() {  # lint, format, types and layer contracts: each fails the run when broken
@@ -125,15 +139,24 @@ export ASSETMON_REDIS_URL
 case "$MODE" in
     all)
         trap stop_all EXIT INT TERM
+        trap hang_up HUP
         ensure_redis
         start_worker
-        "$VENV/bin/assetmon" tui "$@" || true
+        # The TUI waits (20 s at most) for this worker to answer before it picks a
+        # backend: its header says "starting worker…" meanwhile, and no scan runs
+        # in the TUI by mistake. It runs in the background of this script (same
+        # process group, so it still owns the terminal) because a foreground child
+        # would hold a hang-up back from our trap until it exits by itself.
+        exec 3<&0
+        ASSETMON_WORKER_STARTING=$(($(date +%s) + 20)) "$VENV/bin/assetmon" tui "$@" <&3 3<&- &
+        TUI_PID=$!
+        wait "$TUI_PID" || true
         ;;
     tui)
         exec "$VENV/bin/assetmon" tui "$@"
         ;;
     worker)
-        trap stop_all EXIT INT TERM
+        trap stop_all EXIT INT TERM HUP
         ensure_redis
         start_worker
         say "worker running; Ctrl+C stops it"

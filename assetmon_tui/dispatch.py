@@ -302,10 +302,25 @@ class Dispatcher:
             return False
         return scan.submitter == self.owner or (bool(scan.submitter) and is_dead(scan.submitter))
 
+    def local_scans(self) -> list[Scan]:
+        """The active scans this process runs in its threads: they end when it exits."""
+        return [s for s in repo.active_scans() if s.backend == "thread" and s.owner == self.owner]
+
+    def wait_for_worker(self, until: float) -> Health:
+        """A worker is starting beside us (./start.sh): ask until it answers or
+        `until` (a time.time()) passes, so no scan runs here meanwhile. Each ask
+        waits up to the health timeout (at least 0.25 s, should the ping fail at once)."""
+        while True:
+            asked = time.monotonic()
+            health = self.check_health(quick=True)
+            if health.backend == "celery" or not health.redis_ok or time.time() >= until:
+                return health
+            time.sleep(max(0.0, 0.25 - (time.monotonic() - asked)))
+
     def shutdown(self, timeout: float = 3.0) -> None:
         """Before this process exits: stop the scans its threads run (they would
         die with it), so their rows say "cancelled" rather than wait for the reaper."""
-        mine = [s for s in repo.active_scans() if s.backend == "thread" and s.owner == self.owner]
+        mine = self.local_scans()
         for scan in mine:
             repo.request_cancel(row_id(scan))
         self.thread.join(timeout)

@@ -29,6 +29,7 @@ class Action:
     help: str = ""
     footer: bool = True
     palette: bool = True
+    priority: bool = False  # before the focused widget's own keys (Ctrl+C quits even in an input)
 
     @property
     def key_display(self) -> str:
@@ -41,7 +42,7 @@ class Action:
         return f"{self.help} ({keys})" if keys else self.help
 
     def binding(self) -> Binding:
-        return Binding(self.keys, self.name, self.label, show=self.footer)
+        return Binding(self.keys, self.name, self.label, show=self.footer, priority=self.priority)
 
 
 def bindings(actions: Iterable[Action]) -> list[BindingType]:

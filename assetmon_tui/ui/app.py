@@ -6,7 +6,12 @@ before the first frame."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import signal
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["POLL_INTERVAL", "AssetMonApp"]
 
 SCHEDULE_INTERVAL = 5.0  # thread backend only: due schedules are started from here (Celery has beat)
+# ./start.sh sets it (a time.time()) when it has just started a worker: until then, or until the
+# worker answers, the header says so and no scan runs in this process by mistake.
+WORKER_STARTING = "ASSETMON_WORKER_STARTING"
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +40,11 @@ class AssetMonApp(App[None]):
     CSS_PATH = "app.tcss"
     ACTIONS = [  # on every screen (a screen's own key wins)
         Action("events", "e", "Events", "Change events", "What changed between scans, across projects"),
+        Action("help", "question_mark,f1", "Help", "Help: keys", "Every key of this screen and the global ones"),
         Action("check_health", title="Check backend", help="Ask Redis and the workers again now"),
         Action("quit", "q", "Quit", palette=False),  # Textual's palette has its own Quit
+        # Ctrl+C quits (the README and every terminal user's reflex), even in an input
+        Action("quit", "ctrl+c,ctrl+q", "Quit", palette=False, footer=False, priority=True),
     ]
     BINDINGS = bindings(ACTIONS)
 
@@ -46,15 +57,22 @@ class AssetMonApp(App[None]):
         self._scheduling = False
         self._health_detail = "checking backend…"
         self._new_events = 0
+        self._quitting = False  # the quit confirmation is open
 
     def get_default_screen(self) -> Screen[None]:
         return self.dashboard
 
     def on_unmount(self) -> None:
+        if not self.is_headless:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.dispatcher is not None:
             self.dispatcher.shutdown()  # local scans die with this process: say so in their rows
 
     def on_mount(self) -> None:
+        if not self.is_headless:  # the terminal hung up (an SSH session dropped): end as q would, but ask nothing
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         self.sub_title = self._health_detail
         self.call_after_refresh(self._start)  # the first frame first: nothing heavy is imported before it
 
@@ -65,6 +83,12 @@ class AssetMonApp(App[None]):
         from ..dispatch import Dispatcher
 
         dispatcher = Dispatcher()
+        self.call_from_thread(self.dashboard.store_ready)
+        until = _worker_starting()
+        if until > time.time():
+            self._health_detail = "starting worker…"
+            self.call_from_thread(self._show_header)
+            self._health_detail = dispatcher.wait_for_worker(until).detail
         dispatcher.reap()
         self.dispatcher = dispatcher
         self.call_from_thread(self._after_start)
@@ -127,6 +151,34 @@ class AssetMonApp(App[None]):
 
     # -- global actions and the palette --------------------------------------------------
 
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        """Quit at once, unless this process runs scans in its threads: those
+        end with it, so one confirmation names them (a second q or Ctrl+C: yes)."""
+        if self._quitting or self.dispatcher is None:
+            self.exit()
+            return
+        local = self.dispatcher.local_scans()
+        if not local:
+            self.exit()
+            return
+        from .screens.forms import ConfirmForm
+
+        names = ", ".join(f"#{s.id} ({self.project_names.get(s.project_id, s.project_id)})" for s in local)
+        question = f"Quit and cancel the scan{'s' if len(local) > 1 else ''} running in this TUI: {names}?"
+        self._quitting = True
+        self.push_screen(ConfirmForm(question), self._quit_answer)
+
+    def _quit_answer(self, yes: bool | None) -> None:
+        self._quitting = False
+        if yes:
+            self.exit()
+
     def action_events(self) -> None:
         from .screens.events import EventsScreen
 
@@ -142,6 +194,14 @@ class AssetMonApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Textual's own commands, then the actions of the screen the palette was opened on, then the global ones."""
-        yield from super().get_system_commands(screen)
+        # Textual's "Keys" panel is replaced by our help screen (it lists every key, and Escape closes it)
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         yield from palette_commands(self, actions_of(screen), screen)
         yield from palette_commands(self, actions_of(self), self)
+
+
+def _worker_starting() -> float:
+    try:
+        return float(os.environ.get(WORKER_STARTING, "0"))
+    except ValueError:
+        return 0.0

@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 from ...core.progress import Progress
 from ...core.targets import display
 from ..actions import PROJECT_SETTINGS, Action, bindings
+from ..columns import Column, cut, fit
 from ..panels import ScanDetails, ScanPanel, found_text, scan_state
 from ..text import duration, safe, when
 
@@ -29,6 +30,22 @@ if TYPE_CHECKING:
 
 POLL_INTERVAL = 0.25  # active scans only: the cost grows with active scans, not history
 REAP_INTERVAL = 5.0
+# Most useful first (rank 0): at 80x24 the scans pane is ~50 cells wide and shows
+# #, status and found ("264 hosts · 20 svc · 292 urls"); `w` (wide) hides the
+# projects pane to show when each scan started and how long it took too.
+SCAN_COLUMNS = (
+    Column("#", 5, least=4),
+    Column("status", 12, least=11, rank=1),  # "done 2 warn"
+    Column("started", 11, rank=2),
+    Column("took", 6, rank=3),
+    Column("found", 40, least=22, rank=1),
+    Column("modules", 30, least=10, rank=4),
+    Column("backend", 7, rank=5),
+)
+# An exclusion reads "!value" in red, as it is typed: the rule column shows when there is room.
+TARGET_COLUMNS = (Column("target", 60, least=16), Column("rule", 7, rank=1))
+CHROME = 4  # a table's border and its vertical scrollbar: not cells
+MARK = "◆"  # the scan marked as diff base (m)
 
 
 def then(worker: Callable[[Any], object]) -> Callable[[Any], None]:
@@ -113,6 +130,7 @@ class DashboardScreen(Screen[None]):
             "Write the project's inventory and events to json, jsonl, csv, md or html",
             footer=False,
         ),
+        Action("wide", "w", "Wide", "Wide/narrow", "Hide or show the projects pane: more scan columns", footer=False),
         Action(
             "scan_details",
             "i",
@@ -132,6 +150,8 @@ class DashboardScreen(Screen[None]):
         self._polling = False
         self._last_reap = 0.0
         self.diff_base: int | None = None  # a scan marked with m
+        self._targets: list[Any] = []  # as last loaded: refilled to fit on resize
+        self._scans: tuple[list[Any], dict[int, dict[str, Any] | None]] = ([], {})
 
     @property
     def assetmon(self) -> AssetMonApp:
@@ -147,33 +167,21 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="right"):
                 yield VerticalScroll(id="active")
                 yield DataTable(id="scans", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)  # 8 shown keys fit in 80 columns
+        yield Footer(compact=True, show_command_palette=False)  # 9 keys fit in 80 columns; ? lists all
 
     def on_mount(self) -> None:
         self.query_one("#projects").border_title = "Projects"
-        targets = self.query_one("#targets", DataTable)
-        targets.border_title = "Targets"
-        targets.add_column("rule", width=7)
-        targets.add_column("target", width=48)
-        scans = self.query_one("#scans", DataTable)
-        scans.border_title = "Scans"
-        # Fixed widths, most useful first: the pane is ~50 columns at 80x24.
-        for label, width in (
-            ("#", 4),
-            ("status", 12),  # "done 2 warn"
-            ("started", 11),
-            ("took", 6),
-            ("found", 16),
-            ("modules", 24),
-            ("backend", 7),
-        ):
-            scans.add_column(label, width=width)
+        self.query_one("#targets", DataTable).border_title = "Targets"
+        self.query_one("#scans", DataTable).border_title = "Scans"
         self.query_one("#active").border_title = "Active scans"
         self.query_one("#projects").focus()
 
-    def backend_ready(self) -> None:
-        """The app has its dispatcher: fill the tables and watch active scans."""
+    def store_ready(self) -> None:
+        """The database is open: fill the tables (a worker may still be starting)."""
         self.load_projects()
+
+    def backend_ready(self) -> None:
+        """The app has its dispatcher: watch active scans."""
         self.set_interval(POLL_INTERVAL, self._poll)
 
     # -- active scans ------------------------------------------------------------------
@@ -285,12 +293,18 @@ class DashboardScreen(Screen[None]):
         self.app.call_from_thread(self._fill_targets, targets)
 
     def _fill_targets(self, targets: list[Any]) -> None:
+        self._targets = targets
         table = self.query_one("#targets", DataTable)
-        table.clear()
+        cursor = table.cursor_row
+        columns = _columns(table, TARGET_COLUMNS)
         for t in targets:
             rule = Text("exclude", style="red") if t.exclude else Text("include", style="green")
-            table.add_row(rule, safe(display(t.value), 60), key=str(t.id))  # a URL's password hidden
+            target = safe(("!" if t.exclude else "") + display(t.value), 300, style="red" if t.exclude else "")
+            cells = {"rule": rule, "target": target}  # display(): a URL's password hidden
+            table.add_row(*(cut(cells[c.label], w) for c, w in columns), key=str(t.id))
         table.border_subtitle = f"{len(targets)} rules"
+        if targets:
+            table.move_cursor(row=min(cursor, len(targets) - 1))
 
     @work(thread=True, exclusive=True, group="scans", exit_on_error=False)
     def load_scans(self) -> None:
@@ -310,25 +324,40 @@ class DashboardScreen(Screen[None]):
         self.app.call_from_thread(self._fill_scans, scans, counts)
 
     def _fill_scans(self, scans: list[Any], counts: dict[int, dict[str, Any] | None]) -> None:
+        self._scans = (scans, counts)
         table = self.query_one("#scans", DataTable)
         cursor = table.cursor_row
-        table.clear()
+        columns = _columns(table, SCAN_COLUMNS)
         for scan in scans:
             took = (
                 (scan.finished_at - scan.started_at).total_seconds() if scan.finished_at and scan.started_at else None
             )
-            table.add_row(
-                str(scan.id),
-                scan_state(scan),
-                when(scan.started_at, short=True),
-                duration(took),
-                found_text(scan, counts.get(scan.id)),
-                scan.modules,
-                scan.backend,
-                key=str(scan.id),
-            )
+            cells = {
+                "#": Text(f"{MARK if scan.id == self.diff_base else ''}{scan.id}", style="bold"),
+                "status": scan_state(scan),
+                "started": when(scan.started_at, short=True),
+                "took": duration(took),
+                "found": found_text(scan, counts.get(scan.id)),
+                "modules": scan.modules,
+                "backend": scan.backend or "",
+            }
+            table.add_row(*(cut(cells[c.label], w) for c, w in columns), key=str(scan.id))
         if scans:
             table.move_cursor(row=min(cursor, len(scans) - 1))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)  # the panes have their new sizes after this refresh
+
+    def _refit(self) -> None:
+        self._fill_targets(self._targets)
+        self._fill_scans(*self._scans)
+
+    def action_wide(self) -> None:
+        left = self.query_one("#left")
+        left.display = not left.display
+        if not left.display and not self.query_one("#scans").has_focus:
+            self.query_one("#scans").focus()
+        self.call_after_refresh(self._refit)
 
     # -- actions -------------------------------------------------------------------------
 
@@ -340,7 +369,7 @@ class DashboardScreen(Screen[None]):
 
     def _backend_ready(self) -> bool:
         if self.assetmon.dispatcher is None:
-            self.notify("Still starting, one moment…", markup=False)
+            self.notify(f"Still starting ({self.app.sub_title}), one moment…", markup=False)
             return False
         return True
 
@@ -384,14 +413,22 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#targets", DataTable)
         if not table.has_focus or table.row_count == 0:
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        self._delete_target(int(key or 0))
+        from .forms import ConfirmForm
+
+        key = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or 0)
+        target = next((t for t in self._targets if t.id == key), None)
+        if target is None:
+            return
+        shown = display(target.value)
+        question = f"Delete the target {'!' if target.exclude else ''}{shown} from {self._project_name()}?"
+        self.app.push_screen(ConfirmForm(question), then(lambda yes: yes and self._delete_target(key, shown)))
 
     @work(thread=True, exit_on_error=False)
-    def _delete_target(self, target_id: int) -> None:
+    def _delete_target(self, target_id: int, shown: str) -> None:
         from ...store import repo
 
         repo.delete_target(target_id)
+        self.app.call_from_thread(self.notify, f"Target {shown} deleted", markup=False)
         self.app.call_from_thread(self.load_targets)
 
     def action_delete_project(self) -> None:
@@ -510,8 +547,9 @@ class DashboardScreen(Screen[None]):
             self.notify(f"Scan #{scan_id} unmarked.", markup=False)
         else:
             self.diff_base = scan_id
-            table.border_subtitle = f"diff base #{scan_id} · d compares"
+            table.border_subtitle = f"{MARK} diff base #{scan_id} · d compares"
             self.notify(f"Scan #{scan_id} marked: highlight another scan and press d.", markup=False)
+        self._fill_scans(*self._scans)  # the mark shows in its row
 
     def action_diff(self) -> None:
         if not self._need_project() or self.project_id is None:
@@ -583,3 +621,12 @@ class DashboardScreen(Screen[None]):
     def _exported(self, path: Any) -> None:
         if path:
             self.notify(f"Exported to {path}", markup=False)
+
+
+def _columns(table: DataTable[Any], columns: tuple[Column, ...]) -> list[tuple[Column, int]]:
+    """Empty `table` and give it the columns that fit its current width."""
+    fitted = fit(columns, max(table.size.width - CHROME, 10))
+    table.clear(columns=True)
+    for column, width in fitted:
+        table.add_column(column.label, width=width, key=column.label)
+    return fitted
