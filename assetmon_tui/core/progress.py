@@ -3,6 +3,12 @@
 The pipeline fills a `Progress` and calls `report(progress)`. The Celery task
 stores `progress.to_dict()` with `update_state`; the thread backend keeps the
 object in memory. The TUI reads either through `Progress.from_dict`.
+
+A module's `total` is final (`total_final`) when the step knew all its work
+before it started (names to resolve, address x port probes, URLs to probe).
+Discovery steps (subdomains, js) find more work as they go: their total is a
+lower bound until they end, and readers show "n of ≥N" and no fraction.
+Payloads from before `total_final` (and keys from later versions) still read.
 """
 
 from __future__ import annotations
@@ -21,12 +27,35 @@ class ModuleProgress:
     status: str = "pending"  # pending | running | done | failed | skipped
     done: int = 0
     total: int = 0
+    total_final: bool = True  # False: more work may still be found (the total only grows)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "skipped")
 
     @property
     def fraction(self) -> float:
-        if self.status in ("done", "skipped"):
+        if self.finished:
             return 1.0
         return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def determinate(self) -> bool:
+        """Whether `fraction` means something: the work is known (or over)."""
+        return self.finished or (self.total_final and self.total > 0)
+
+    def count_text(self) -> str:
+        """ "45/100", "45 of ≥100" while the total may still grow, else the status."""
+        if not self.total:
+            return self.status
+        if self.total_final or self.finished:
+            return f"{self.done:,}/{self.total:,}"
+        return f"{self.done:,} of ≥{self.total:,}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModuleProgress:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -68,6 +97,6 @@ class Progress:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Progress:
         fields = dict(data)
-        fields["modules"] = {k: ModuleProgress(**v) for k, v in fields.get("modules", {}).items()}
+        fields["modules"] = {k: ModuleProgress.from_dict(v) for k, v in fields.get("modules", {}).items()}
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in fields.items() if k in known})

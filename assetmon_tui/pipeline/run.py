@@ -116,7 +116,8 @@ class Run:
     def ticker(self, module: str) -> Tick:
         def tick(done: int, total: int) -> None:
             mod = self.progress.module(module)
-            mod.done, mod.total = done, total
+            # A final total is fixed; a growing one never shrinks (a bar never moves backwards).
+            mod.done, mod.total = done, total if mod.total_final else max(total, mod.total)
             self.report()
 
         return tick
@@ -172,6 +173,7 @@ class Run:
                 mod.done = mod.total = max(mod.total, 1)
                 continue
             mod.status = "running"
+            mod.total_final = not STEPS[name].growing
             self.report(f"{name}: running", force=True)
             self.checkpoint.begin(name)
             try:
@@ -187,6 +189,7 @@ class Run:
                 raise
             await asyncio.to_thread(self.checkpoint.write, self.checkpoint.finish_step(name))
             mod.status = "done"
+            mod.total_final = True
             if mod.total == 0:
                 mod.done = mod.total = 1
             self.report(f"{name}: done", force=True)

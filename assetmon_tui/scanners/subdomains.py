@@ -710,6 +710,7 @@ class _Run:
             return
         words = self.wordlist() if depth == 0 else self.wordlist()[: max(0, self.options.recursive_words)]
         if words:
+            self.plan(len(words))  # counted now, before the wildcard check: the roots' words at the start
             self.spawn(self._brute(zone, words))
 
     def wordlist(self) -> list[str]:
@@ -789,14 +790,15 @@ class _Run:
         tallied = zone in resume.unanswered  # the interrupted run's count of unanswered lookups is known
         wildcard = await self.wildcard(zone)  # first: it decides what counts
         if start >= len(words):  # done before an interruption: its outcome was reported then
+            self.tick(len(words))  # (planned by `zone`)
             if tallied:
                 self.report(source, self._brute_outcome(resume.unanswered[zone], len(words)))
             return
         if not wildcard.trusted:
+            self.tick(len(words))  # none will be asked
             self.report(source, Outcome("skipped", wildcard.reason))
             return
         resume.unanswered.setdefault(zone, 0)
-        self.plan(len(words))
         self.tick(start)
         todo = iter(enumerate(words[start:], start))
         finished: set[int] = set()

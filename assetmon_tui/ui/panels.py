@@ -12,7 +12,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -22,7 +24,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..core.progress import Progress
+from ..core.progress import ModuleProgress, Progress
 from .actions import Action, bindings
 from .text import duration, grid, safe, state, when
 
@@ -64,14 +66,68 @@ def scan_state(scan: Any) -> Text:
     return text
 
 
-def found_text(scan: Any, counts: dict[str, Any] | None) -> str:
+# The counts of a scan in words, in full and shortened for a narrow column
+# (key: (singular, plural, short singular, short plural)).
+COUNT_NOUNS = {
+    "hosts": ("host", "hosts", "host", "hosts"),
+    "services": ("service", "services", "svc", "svc"),
+    "endpoints": ("endpoint", "endpoints", "url", "urls"),
+    "findings": ("finding", "findings", "finding", "findings"),
+}
+
+
+class Counts:
+    """ "264 hosts · 20 services · 292 endpoints", or "264 hosts · 20 svc · 292 urls"
+    when the space it is drawn in is narrower (a table column): one renderable,
+    the longest form that fits, cut with an ellipsis when none does. `str()`
+    is the full form."""
+
+    def __init__(self, counts: Mapping[str, int]):
+        self.counts = {k: int(v) for k, v in counts.items() if k in COUNT_NOUNS and v}
+
+    def form(self, short: bool = False) -> str:
+        parts = []
+        for key, (one, many, short_one, short_many) in COUNT_NOUNS.items():
+            n = self.counts.get(key, 0)
+            if n:
+                noun = (short_one if n == 1 else short_many) if short else (one if n == 1 else many)
+                parts.append(f"{n:,} {noun}")
+        return " · ".join(parts)
+
+    def fitting(self, width: int) -> Text:
+        full = self.form()
+        text = Text(full if cell_len(full) <= width else self.form(short=True), end="")
+        text.truncate(width, overflow="ellipsis")
+        return text
+
+    def __str__(self) -> str:
+        return self.form()
+
+    def key(self) -> tuple[int, ...]:
+        return tuple(self.counts.get(k, 0) for k in COUNT_NOUNS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Counts) and self.key() == other.key()
+
+    def __lt__(self, other: Counts) -> bool:  # a table sorted by this column: by hosts, then services, …
+        return self.key() < other.key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.fitting(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(cell_len(self.form(short=True)), cell_len(self.form()))
+
+
+def found_text(scan: Any, counts: Mapping[str, Any] | None) -> Counts:
     """The scans table's counts cell: a done scan's inventory (hosts, services,
     web endpoints, findings), else the counters its run reported."""
     if counts is None:
-        summary = json.loads(scan.summary or "{}")
-        return " ".join(f"{summary[k]}{k[0]}" for k in ("hosts", "services", "endpoints") if summary.get(k))
-    letters = (("hosts", "h"), ("services", "s"), ("endpoints", "e"), ("findings", "f"))
-    return " ".join(f"{counts[k]}{letter}" for k, letter in letters if counts.get(k))
+        summary = _json(scan.summary)
+        counts = {k: summary[k] for k in ("hosts", "services", "endpoints") if isinstance(summary.get(k), int)}
+    return Counts({k: v for k, v in counts.items() if isinstance(v, int)})
 
 
 class ScanPanel(Static):
@@ -86,6 +142,7 @@ class ScanPanel(Static):
         self.scan_id = scan_id
         self.border_title = title
         self.progress: Progress | None = None
+        self.shown: dict[str, float] = {}  # module -> the fraction its bar drew last: bars never go back
 
     def show(self, progress: Progress, backend: str) -> None:
         self.progress = progress
@@ -100,15 +157,29 @@ class ScanPanel(Static):
         bars = Table.grid(padding=(0, 1), expand=True)
         bars.add_column(width=10)
         bars.add_column(ratio=1)
-        bars.add_column(width=12, justify="right")
+        bars.add_column(width=16, justify="right")  # "12,345 of ≥23,456"
         for name, mod in progress.modules.items():
-            count = f"{mod.done}/{mod.total}" if mod.total else mod.status
-            bar = ProgressBar(total=1.0, completed=mod.fraction, complete_style=MODULE_STYLES.get(mod.status, "cyan"))
-            bars.add_row(Text(name, style=MODULE_STYLES.get(mod.status, "")), bar, Text(count, style="dim"))
+            bars.add_row(
+                Text(name, style=MODULE_STYLES.get(mod.status, "")),
+                self.bar(name, mod, progress.updated_at),
+                Text(mod.count_text(), style="dim"),
+            )
         counters = "  ".join(f"{k} {v}" for k, v in sorted(progress.counters.items())) or "no results yet"
         message = safe(progress.message, 120, style="italic")
         message.end = "\n"  # a Group's last Text without a newline is not shown at all
         self.update(Group(header, bars, Text(counters), message, *warning_lines(progress.warnings)))
+
+    def bar(self, name: str, mod: ModuleProgress, now: float) -> ProgressBar:
+        """A module's bar: its share of a known total, never less than it drew
+        before; a pulse while it runs on a total that may still grow (or none
+        reported yet). The pulse moves with the progress' own clock, so a
+        stalled scan's bar stands still."""
+        style = MODULE_STYLES.get(mod.status, "cyan")
+        if mod.status in ("running", "cancelling") and not mod.determinate:
+            return ProgressBar(total=None, pulse=True, animation_time=now, pulse_style=style)
+        fraction = mod.fraction if mod.status == "pending" else max(mod.fraction, self.shown.get(name, 0.0))
+        self.shown[name] = fraction
+        return ProgressBar(total=1.0, completed=fraction, complete_style=style)
 
 
 def warning_lines(warnings: list[str], shown: int = SHOWN_WARNINGS) -> list[Text]:

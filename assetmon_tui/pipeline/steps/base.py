@@ -24,6 +24,10 @@ class Step:
     inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     saves: ClassVar[tuple[str, ...]] = ()
+    # True for discovery steps, whose work grows as they find it: their
+    # progress total is a lower bound (`ModuleProgress.total_final` False)
+    # until they end. The others report their whole total before they start.
+    growing: ClassVar[bool] = False
 
     def __init__(self, ctx: ScanContext) -> None:
         self.ctx = ctx

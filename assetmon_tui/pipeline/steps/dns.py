@@ -38,6 +38,8 @@ async def resolve_names(
     done = finished(ctx)
     todo = [n for n in names if key + n not in done]
     unsure: dict[str, int] = {}
+    if progress is not None and names:
+        progress(len(names) - len(todo), len(names))  # the whole total before the first answer
     async with saver(ctx, partial(save_dns, ctx), 200) as batch:
         async for result in resolve(todo, options, offset(progress, len(names) - len(todo))):
             ctx.found.addresses[result.name].update(result.addresses)

@@ -75,6 +75,8 @@ class Http(Step):
         done = finished(self.ctx)
         todo = [t for t in targets if target_url(t) not in done]
         silent: dict[str, str] = {}  # url -> why it gave no answer
+        if progress is not None and targets:
+            progress(len(targets) - len(todo), len(targets))  # the whole total before the first answer
         async with self.saver(partial(save_http, self.ctx), 100) as batch:
             async for result in probe(todo, options, offset(progress, len(targets) - len(todo))):
                 mark(self.ctx, result.url)

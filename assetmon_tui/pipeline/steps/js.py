@@ -34,6 +34,7 @@ class Js(Step):
     name = "js"
     inputs = ("pages", "addresses")
     saves = ("host", "jsfile", "finding")
+    growing = True  # chunks and source maps are found in the scripts fetched
 
     def locate(self, url: str) -> tuple[str, int, str, str | None] | None:
         """(host, port, scheme, address) for an in-scope http(s) URL we can reach."""

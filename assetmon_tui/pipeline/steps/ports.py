@@ -35,6 +35,8 @@ class Ports(Step):
         size = max(1, CHUNK_PROBES // max(1, len(ports)))
         tick, total = self.tick(), len(addresses) * len(ports)
         base = (len(addresses) - len(todo)) * len(ports)
+        if total:
+            tick(base, total)  # the whole total before the first probe
         async with self.saver(partial(save_services, self.ctx), 500) as batch:
             for start in range(0, len(todo), size):
                 chunk = todo[start : start + size]

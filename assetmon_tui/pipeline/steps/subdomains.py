@@ -15,6 +15,7 @@ class Subdomains(Step):
     inputs = ("roots",)
     outputs = ("addresses", "wildcards")  # new names, addresses still unknown
     saves = ("host",)
+    growing = True  # zones found on the way (certificates, CT, empty non-terminals) are brute forced too
 
     async def run(self) -> None:
         options = SubdomainOptions(
