@@ -1,10 +1,17 @@
 """Findings of a project (secrets, takeovers, exposures, API endpoints): a table
 filtered by severity, a detail pane with the redacted context, the secret value
 shown only while the user asks for it, and a read-only view of the beautified
-JavaScript file a finding was found in."""
+JavaScript file a finding was found in.
+
+Secrets are redacted everywhere unless revealed: a context or a file shows
+every other secret found in the same file redacted too (a stored context
+redacts only its own finding's value), and a revealed value is only ever the
+highlighted finding's."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Group
@@ -24,6 +31,31 @@ from .base import BACK, ProjectScreen
 COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
 BEAUTIFY_TIMEOUT = 30.0
 MAX_VIEW_BYTES = 20_000_000  # bigger bodies are shown truncated
+
+
+def hidden(finding: Any) -> bool:
+    """Whether a finding's value is a secret, shown only when revealed (an API
+    endpoint's path is not)."""
+    return bool(finding.value) and not (finding.kind == "endpoint" and not finding.redacted)
+
+
+def mask_secrets(text: str, findings: Iterable[Any], keep: str = "") -> str:
+    """`text` with the value of every hidden finding replaced by its redacted
+    form, except `keep` (the one revealed value). A value spanning lines (a
+    PEM block) is also redacted line by line, as stored contexts are."""
+    masks: dict[str, str] = {}
+    for f in findings:
+        if not hidden(f) or f.value == keep:
+            continue
+        masks[f.value] = f.redacted or "[redacted]"
+        for part in f.value.split("\n") if "\n" in f.value else ():
+            if len(part.strip()) >= 4:
+                masks.setdefault(part, "…")
+    if not masks:
+        return text
+    alternatives = sorted({*masks, *([keep] if keep else [])}, key=len, reverse=True)  # the longest first
+    pattern = re.compile("|".join(map(re.escape, alternatives)))
+    return pattern.sub(lambda m: m.group() if m.group() == keep else masks[m.group()], text)
 
 
 class FindingsScreen(ProjectScreen):
@@ -190,7 +222,8 @@ class FindingsScreen(ProjectScreen):
         pairs = [("what", what), ("host", where), ("file", finding.location), ("value", value), ("seen", seen)]
         parts: list[Any] = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
         if finding.context:
-            context = multiline(finding.context)
+            same_file = [f for f, _ in self.rows if f.location == finding.location] if finding.location else [finding]
+            context = multiline(mask_secrets(finding.context, [*same_file, finding]))
             if finding.redacted:
                 context.highlight_words([finding.redacted], style="bold yellow")
             parts += [Text(""), Text("context (b: whole file)", style="bold underline"), context]
@@ -224,8 +257,9 @@ def find_js_file(project_id: int, url: str) -> Any:
 
 
 class JsViewScreen(Screen[None]):
-    """The beautified file, read-only. The finding's secret stays redacted in it
-    unless it was revealed when the view was opened."""
+    """The beautified file, read-only. Every secret found in the file is
+    redacted in it; the finding's own is shown only when it was revealed when
+    the view was opened."""
 
     ACTIONS = [BACK]
     BINDINGS = bindings(ACTIONS)
@@ -251,9 +285,12 @@ class JsViewScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _load(self) -> None:
+        from ...store import repo
         from ...store.blobs import load_blob
 
-        row = find_js_file(self.project_id, self.finding.location)
+        location = self.finding.location
+        in_file = [f for f, _ in repo.findings(self.project_id) if f.location == location]
+        row = find_js_file(self.project_id, location)
         body = load_blob(row.sha256) if row is not None and row.sha256 else None
         if body is None:
             self.app.call_from_thread(self._show, None, "The body of this file was not stored here.")
@@ -275,10 +312,13 @@ class JsViewScreen(Screen[None]):
         # hostile content: no escape sequences or control characters reach the terminal
         text = clean_text(text, len(text) + 1, single_line=False)
         value, redacted = self.finding.value, self.finding.redacted or "[redacted]"
-        if value and not self.reveal:
-            text = text.replace(value, redacted)
-        else:
-            note += " · secret shown"
+        shown = value if value and self.reveal and hidden(self.finding) else ""
+        masked = {f.value for f in [*in_file, self.finding] if hidden(f) and f.value != shown}
+        text = mask_secrets(text, [*in_file, self.finding], keep=shown)
+        if masked:
+            note += f" · {len(masked)} secret{'s' if len(masked) != 1 else ''} redacted"
+        if shown:
+            note += " · this finding's secret shown"
         needle = value if value and self.reveal else redacted
         line = next((n for n, ln in enumerate(text.split("\n")) if needle and needle in ln), None)
         self.app.call_from_thread(self._show, text, note, line)
