@@ -167,9 +167,10 @@ case "$MODE" in
         ;;
     test)
         trap stop_all EXIT INT TERM
-        # The tests start private redis-servers and open the HTML report in Chromium.
+        # The tests start private redis-servers, open the HTML report in Chromium, and use tmux.
         need_tool redis-server redis-server
         need_tool chromium chromium
+        need_tool tmux tmux  # tests/test_tmux.py runs ./start.sh in a real terminal
         ensure_redis
         gates
         "$PY" -m pytest "$@"
