@@ -5,6 +5,7 @@
 #   ./start.sh test     install, start what the tests need, run lint, types, import contracts and the whole suite
 #   ./start.sh lab      the offline lab target (see README)
 set -euo pipefail
+export ASSETMON_CWD=${ASSETMON_CWD:-$PWD}  # where the user was: relative export paths land there, not in this folder
 cd "$(dirname "$0")"
 ROOT=$PWD
 VENV=${ASSETMON_VENV:-$ROOT/.venv}
