@@ -182,14 +182,14 @@ class Dispatcher:
         if os.environ.get("ASSETMON_BACKEND") == "thread":
             health = Health("thread", False, 0, "Local thread · chosen by ASSETMON_BACKEND")
         elif not self.celery.redis_ok():
-            health = Health("thread", False, 0, f"Local thread · Redis unreachable at {url}")
+            health = Health("thread", False, 0, f"Local thread · no Redis at {url}")
         else:
             workers = self.celery.workers(limit=1 if quick else None)
             if workers:
                 label = "worker" if workers == 1 else "workers"
                 health = Health("celery", True, workers, f"Celery · {workers}{'+' if quick else ''} {label}")
             else:
-                health = Health("thread", True, 0, f"Local thread · no Celery worker answers ({url})")
+                health = Health("thread", True, 0, f"Local thread · no worker on {url}")
         with self._health_lock:
             self._health = health
         return health
