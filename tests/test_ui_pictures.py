@@ -205,6 +205,8 @@ def test_trend_ticks():
     assert y_ticks(y_top(22), 12) == [0, 5, 10, 15, 20]
     assert y_ticks(y_top(8), 12) == [0, 2, 4, 6, 8]
     assert y_ticks(y_top(18_666), 30) == [0, 5_000, 10_000, 15_000, 20_000]
+    assert y_ticks(y_top(4), 12) == [0, 2, 4]  # at most one tick per two rows: 0..5 would be 6 in 10 rows
+    assert y_ticks(y_top(22), 27) == [0, 5, 10, 15, 20]
     assert x_ticks(3, 60) == [1, 2, 3]
     many = x_ticks(100, 60)
     assert many[0] == 1 and many[-1] == 100 and len(many) <= 60 // 7
@@ -395,8 +397,8 @@ def test_counts_fit_their_column():
     assert str(counts) == "264 hosts · 20 services · 292 endpoints"
     assert counts.fitting(60).plain == "264 hosts · 20 services · 292 endpoints"
     assert counts.fitting(30).plain == "264 hosts · 20 svc · 292 urls"
-    cut = counts.fitting(16).plain
-    assert len(cut) == 16 and cut.endswith("…")
+    assert counts.fitting(22).plain == "264 hosts · 20 svc …"  # whole counts, and a sign of more
+    assert counts.fitting(6).plain == "264 h…"
     one = Counts({"hosts": 1, "services": 1, "endpoints": 1, "findings": 1})
     assert str(one) == "1 host · 1 service · 1 endpoint · 1 finding"
 

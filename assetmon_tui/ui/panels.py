@@ -79,24 +79,32 @@ COUNT_NOUNS = {
 class Counts:
     """ "264 hosts · 20 services · 292 endpoints", or "264 hosts · 20 svc · 292 urls"
     when the space it is drawn in is narrower (a table column): one renderable,
-    the longest form that fits, cut with an ellipsis when none does. `str()`
-    is the full form."""
+    the longest form that fits; narrower still, the short counts that fit and
+    "…" for the rest. `str()` is the full form."""
 
     def __init__(self, counts: Mapping[str, int]):
         self.counts = {k: int(v) for k, v in counts.items() if k in COUNT_NOUNS and v}
 
-    def form(self, short: bool = False) -> str:
+    def parts(self, short: bool = False) -> list[str]:
         parts = []
         for key, (one, many, short_one, short_many) in COUNT_NOUNS.items():
             n = self.counts.get(key, 0)
             if n:
                 noun = (short_one if n == 1 else short_many) if short else (one if n == 1 else many)
                 parts.append(f"{n:,} {noun}")
-        return " · ".join(parts)
+        return parts
+
+    def form(self, short: bool = False) -> str:
+        return " · ".join(self.parts(short))
 
     def fitting(self, width: int) -> Text:
-        full = self.form()
-        text = Text(full if cell_len(full) <= width else self.form(short=True), end="")
+        for short in (False, True):
+            if cell_len(self.form(short)) <= width:
+                return Text(self.form(short), end="")
+        parts = self.parts(short=True)
+        while len(parts) > 1 and cell_len(" · ".join(parts[:-1]) + " …") > width:
+            parts.pop()
+        text = Text(" · ".join(parts[:-1]) + " …" if len(parts) > 1 else parts[0], end="")
         text.truncate(width, overflow="ellipsis")
         return text
 

@@ -11,7 +11,6 @@ first frame."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -46,13 +45,17 @@ def y_top(top: float) -> float:
 
 
 def y_ticks(upper: float, rows: int) -> list[int]:
-    """Whole-number ticks from 0 up to `upper`, two rows apart or more
-    (`rows`: the chart's height, its x axis included)."""
-    wanted = max(1, min((rows - 2) // 2, 6))
-    raw = max(1.0, upper / wanted)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    return [int(i * step) for i in range(int(upper // step) + 1)]
+    """Whole-number ticks from 0 up to `upper` (a step of 1, 2 or 5 times a
+    power of ten), about two rows apart or more (`rows`: the chart's
+    height, its x axis included)."""
+    most = max(2, min((rows - 2) // 2, 7))
+    magnitude = 1
+    while True:
+        for m in (1, 2, 5):
+            step = m * magnitude
+            if int(upper // step) + 1 <= most:
+                return [i * step for i in range(int(upper // step) + 1)]
+        magnitude *= 10
 
 
 def x_ticks(n: int, width: int, label: int = 4) -> list[int]:
