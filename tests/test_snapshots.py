@@ -442,3 +442,38 @@ def test_schedule_form(snap_compare, data, size):
         await showing(pilot, "Scheduled scans of", "No schedule yet.")
 
     assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, form))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, data, size):
+    """? on the dashboard: its keys, then the global ones, from the action registry."""
+    from assetmon_tui.ui.app import AssetMonApp
+
+    assert snap_compare(
+        AssetMonApp(), terminal_size=size, run_before=view(data, 2, press("question_mark", until_shown=("Keys",)))
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_wide(snap_compare, data, size):
+    """w: the projects pane hidden, every scan column that fits; the marked scan (m) shows ◆."""
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def wide(pilot: Pilot) -> None:
+        await pilot.press("w")
+        await showing(pilot, "took")
+        await pilot.press("m")
+        await showing(pilot, "◆")
+
+    assert snap_compare(AssetMonApp(), terminal_size=size, run_before=view(data, 2, wide))
+
+
+def test_delete_target_asks(snap_compare, data):
+    from assetmon_tui.ui.app import AssetMonApp
+
+    async def ask(pilot: Pilot) -> None:
+        pilot.app.query_one("#targets").focus()
+        await pilot.press("x")
+        await showing(pilot, "Delete the target")
+
+    assert snap_compare(AssetMonApp(), terminal_size=(80, 24), run_before=view(data, 2, ask))

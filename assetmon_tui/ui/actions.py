@@ -33,8 +33,8 @@ class Action:
 
     @property
     def key_display(self) -> str:
-        """The keys as shown to the user: "x", "Del/x", "/"."""
-        return "/".join(format_key(k.strip()) for k in self.keys.split(",") if k.strip())
+        """The keys as shown to the user: "x", "del/x", "/", "^c" (as the footer writes Ctrl)."""
+        return "/".join(format_key(k.strip()).replace("ctrl+", "^") for k in self.keys.split(",") if k.strip())
 
     @property
     def palette_help(self) -> str:

@@ -200,13 +200,14 @@ class DashboardScreen(Screen[None]):
             if time.time() - self._last_reap > REAP_INTERVAL:
                 self._last_reap = time.time()
                 dispatcher.reap()
+            known = self.active_ids
             active = dispatcher.active()
-            finished = [dispatcher.poll(i) for i in self.active_ids - {s.id for s, _ in active}]
-            self.app.call_from_thread(self._show_active, active, finished)
+            finished = [dispatcher.poll(i) for i in known - {s.id for s, _ in active}]
+            self.app.call_from_thread(self._show_active, active, finished, known)
         finally:
             self._polling = False
 
-    def _show_active(self, active: list[Any], finished: list[Any]) -> None:
+    def _show_active(self, active: list[Any], finished: list[Any], known: set[int]) -> None:
         container = self.query_one("#active", VerticalScroll)
         seen = set()
         for scan, progress in active:
@@ -239,7 +240,12 @@ class DashboardScreen(Screen[None]):
         self._states = states
         if finished:
             self.assetmon.refresh_event_count()  # a done scan has just computed its change events
-        self.active_ids = seen
+        self.active_ids = seen | (self.active_ids - known)  # and those started since the poll began
+
+    def _watch(self, scan_id: int) -> None:
+        """A scan we started: its end is told even if it ends before the next poll sees it
+        active. A new set, not a change: the poll thread reads the old one."""
+        self.active_ids = self.active_ids | {scan_id}
 
     # -- projects, targets, scans tables ---------------------------------------------
 
@@ -466,6 +472,7 @@ class DashboardScreen(Screen[None]):
             self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False)
             return
         where = "a Celery worker" if scan.backend == "celery" else "a local thread"
+        self.app.call_from_thread(self._watch, scan.id)
         self.app.call_from_thread(self.notify, f"Scan #{scan.id} started on {where}", markup=False)
         self.app.call_from_thread(self.load_scans)
 
