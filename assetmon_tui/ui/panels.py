@@ -165,7 +165,7 @@ class ScanPanel(Static):
         bars = Table.grid(padding=(0, 1), expand=True)
         bars.add_column(width=10)
         bars.add_column(ratio=1)
-        bars.add_column(width=16, justify="right")  # "12,345 of ≥23,456"
+        bars.add_column(width=18, justify="right", no_wrap=True)  # "123,456 of ≥234,567"
         for name, mod in progress.modules.items():
             bars.add_row(
                 Text(name, style=MODULE_STYLES.get(mod.status, "")),
