@@ -614,7 +614,7 @@ def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:
 
 def _progress_line(progress: Progress) -> str:
     mods = " ".join(
-        f"{name}:{m.status}" + (f" {m.done}/{m.total}" if m.status == "running" and m.total else "")
+        f"{name}:{m.status}" + (f" {m.count_text()}" if m.status == "running" and m.total else "")
         for name, m in progress.modules.items()
     )
     counters = " ".join(f"{k}={v}" for k, v in sorted(progress.counters.items()))
