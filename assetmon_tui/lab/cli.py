@@ -63,8 +63,8 @@ def _write_info(path: Path, info: dict[str, Any]) -> None:
 def summary(info: dict[str, Any], where: Path | None) -> str:
     """The start line, within 80 columns: what a scan of the lab needs (its
     nameserver and CT URL) and its size; then where the full info went."""
-    line = f"lab {info['domain']}: nameserver {info['nameserver']}  ct_url {info['ct_url']}  {info['hosts']} hosts"
-    return line + (f"\nfull info (JSON): {where}" if where else "")
+    line = f"{info['domain']}: nameserver {info['nameserver']}  ct_url {info['ct_url']}  {info['hosts']} hosts"
+    return line + (f"\nlab info (JSON): {where}" if where else "")
 
 
 def main(argv: list[str]) -> int:

@@ -47,8 +47,18 @@ class Form(ModalScreen[Any]):
     Form Button { margin-top: 1; }
     """
 
+    FOLD_ERROR = False  # an empty error line takes no row (the forms that must fit 60x20)
+
+    def on_mount(self) -> None:
+        if self.FOLD_ERROR:
+            for line in self.query("#error"):
+                line.display = False
+
     def show_error(self, message: str) -> None:
-        self.query_one("#error", Static).update(message)
+        line = self.query_one("#error", Static)
+        line.update(message)
+        if self.FOLD_ERROR:
+            line.display = bool(message)
 
 
 # -- what a form remembers per project ---------------------------------------------------------
@@ -153,11 +163,16 @@ class ScanForm(Form):
     `standard`); what the user changed first stays. Answers (modules, options)
     with the profile applied (core/profiles.resolve), or None."""
 
+    FOLD_ERROR = True
+    AUTO_FOCUS = ""  # the modules get it in on_mount, without scrolling the profile away
     DEFAULT_CSS = """
     ScanForm .field { height: 1; margin-top: 1; }
-    ScanForm .field Label { width: 9; }
-    ScanForm #profile { width: 1fr; }
-    ScanForm #profile-help { padding-left: 9; }
+    ScanForm .field Label { width: 11; }
+    ScanForm .field Input, ScanForm #profile { width: 1fr; }
+    ScanForm .field Input { background: $boost; }
+    ScanForm .field Input:focus { background: $surface-lighten-2; }
+    ScanForm #profile-help { padding-left: 11; }
+    ScanForm #modules { margin-top: 1; }
     """
 
     def __init__(self, project: str, modules: tuple[str, ...], project_id: int | None = None):
@@ -187,8 +202,12 @@ class ScanForm(Form):
                     yield Select([(DEFAULT, DEFAULT)], value=DEFAULT, allow_blank=False, id="profile", compact=True)
                 yield Static("", id="profile-help", classes="hint")
                 yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
-                yield Input(placeholder="ports: top100 (default), top1000, all, 22,80,8000-8100", id="ports")
-                yield Input(placeholder="nameserver HOST:PORT (default: system resolver)", id="nameserver")
+                with Horizontal(classes="field"):
+                    yield Label("Ports")
+                    yield Input(placeholder="top100, top1000, all, 22,80,8000-8100", id="ports", compact=True)
+                with Horizontal(classes="field"):
+                    yield Label("Nameserver")
+                    yield Input(placeholder="IP or IP:PORT (default: system resolver)", id="nameserver", compact=True)
             with Vertical(classes="form-foot"):
                 yield Static("", id="error", classes="error")
                 with Horizontal(classes="buttons"):
@@ -196,6 +215,8 @@ class ScanForm(Form):
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).styles.height = len(self.modules) + 2
+        # as before profiles: tab, tab reaches the nameserver (shift+tab the profile)
+        self.query_one(SelectionList).focus(scroll_visible=False)
         self._load(self.project_id)
 
     @work(thread=True, exit_on_error=False)
@@ -266,10 +287,10 @@ class ScanForm(Form):
         values = profile.values if profile else {}
         self.query_one("#profile-help", Static).update(Text(profile.description if profile else ""))
         ports = self.settings.get("ports") or values.get("ports") or get_settings().ports
-        self.query_one("#ports", Input).placeholder = f"ports (default {ports}): top100, top1000, all, 22,80,8000-8100"
+        self.query_one("#ports", Input).placeholder = f"default {ports} · or top1000, all, 22,80,8000-8100"
         nameservers = self.settings.get("nameservers") or values.get("nameservers")
         shown = ", ".join(map(str, nameservers)) if nameservers else get_settings().nameservers or "system resolver"
-        self.query_one("#nameserver", Input).placeholder = f"nameserver HOST:PORT (default: {shown})"
+        self.query_one("#nameserver", Input).placeholder = f"IP or IP:PORT (default: {shown})"
 
     @on(Select.Changed, "#profile")
     def profile_changed(self, event: Select.Changed) -> None:

@@ -64,12 +64,15 @@ class ScheduleForm(Form):
     ports, nameservers, sources and rates) applies to every scheduled run, under
     the project's own settings; choosing one selects its modules."""
 
+    FOLD_ERROR = True
     DEFAULT_CSS = """
     ScheduleForm .field { height: 1; margin-top: 1; }
     ScheduleForm .field Label { width: 9; }
-    ScheduleForm #schedule-profile { width: 1fr; }
-    ScheduleForm #enabled { margin: 1 0 0 1; }
-    ScheduleForm #current { margin-top: 1; }
+    ScheduleForm .field Input, ScheduleForm #schedule-profile { width: 1fr; }
+    ScheduleForm .field Input { background: $boost; }
+    ScheduleForm .field Input:focus { background: $surface-lighten-2; }
+    ScheduleForm .hint.under { padding-left: 9; }
+    ScheduleForm #schedule-enabled { margin: 1 0 0 1; }
     """
 
     def __init__(self, project_id: int, project_name: str, modules: tuple[str, ...]):
@@ -89,21 +92,23 @@ class ScheduleForm(Form):
                 Text.assemble("Scheduled scans of ", safe(self.project_name, 40, style="bold")), classes="form-title"
             )
             with VerticalScroll(classes="form-body"):
-                yield Input(placeholder="every: 6h, 30m, 1d, 3600 s — or cron: 0 3 * * *", id="every")
-                yield Static("At least 1m apart; cron lines have 5 fields in local time.", classes="hint")
+                yield Static("No schedule yet.", id="schedule-status", classes="hint")
+                with Horizontal(classes="field"):
+                    yield Label("Every")
+                    yield Input(placeholder="6h, 30m, 1d, 3600 (s) — or cron: 0 3 * * *", id="every", compact=True)
+                yield Static("at least 1m apart; cron: 5 fields, local time", classes="hint under")
                 with Horizontal(classes="field"):
                     yield Label("Profile")
                     yield Select(
                         [(DEFAULT, DEFAULT)], value=DEFAULT, allow_blank=False, id="schedule-profile", compact=True
                     )
                 yield SelectionList[str](*[(describe(m), m, True) for m in self.modules], id="modules")
-                yield Checkbox("enabled", True, id="enabled", compact=True)
-                yield Static("No schedule yet.", id="current", classes="hint")
             with Vertical(classes="form-foot"):
                 yield Static("", id="error", classes="error")
                 with Horizontal(classes="buttons"):
                     yield Button("Save", variant="primary", id="save")
                     yield Button("Delete schedule", variant="error", id="delete")
+                    yield Checkbox("enabled", True, id="schedule-enabled", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).styles.height = len(self.modules) + 2
@@ -150,7 +155,7 @@ class ScheduleForm(Form):
         if not every.value:
             every.value = schedule.cron if schedule.kind == "cron" else format_every(schedule.interval_seconds)
         self._select(schedule.modules.split(","))
-        self.query_one("#enabled", Checkbox).value = schedule.enabled
+        self.query_one("#schedule-enabled", Checkbox).value = schedule.enabled
         status = Text.assemble(
             ("on" if schedule.enabled else "off", "green" if schedule.enabled else "dim"),
             f" · next run {when(schedule.next_run_at, empty='—') if schedule.enabled else '—'}"
@@ -159,7 +164,7 @@ class ScheduleForm(Form):
         if schedule.last_error:
             status.append("\nlast error: ", style="red")
             status.append(clean_text(schedule.last_error, 200))
-        self.query_one("#current", Static).update(status)
+        self.query_one("#schedule-status", Static).update(status)
 
     def _select(self, modules: list[str]) -> None:
         chosen = set(modules)
@@ -194,7 +199,7 @@ class ScheduleForm(Form):
         profile = self.query_one("#schedule-profile", Select).value
         if self.profiles and isinstance(profile, str):
             self.options = {**self.options, "profile": profile}
-        self._save(seconds, cron, modules, self.query_one("#enabled", Checkbox).value)
+        self._save(seconds, cron, modules, self.query_one("#schedule-enabled", Checkbox).value)
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def _save(self, seconds: int | None, cron: str | None, modules: list[str], enabled: bool) -> None:
@@ -408,6 +413,7 @@ class ExportForm(Form):
     started AssetMon, even through start.sh); a folder that does not exist or
     cannot be written is one line naming it."""
 
+    FOLD_ERROR = True
     DEFAULT_CSS = """
     ExportForm #since { margin: 1 0 0 1; width: 1fr; }
     """

@@ -28,6 +28,7 @@ class ProjectSettingsForm(Form):
 
     ACTIONS = PROJECT_SETTINGS_FORM
     BINDINGS = bindings(ACTIONS)
+    FOLD_ERROR = True
     DEFAULT_CSS = """
     ProjectSettingsForm > Vertical { width: 78; }
     ProjectSettingsForm .setting { height: 1; }
