@@ -129,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: the project's, else the "
         "profile's; standard: subdomains,dns,ports,http,takeover)",
     )
-    scan.add_argument("--ports", help="top100 (default), top1000, all, or a list like 22,80,8000-8100")
+    scan.add_argument(
+        "--ports", help="top100, top1000, all, or a list like 22,80,8000-8100 (default: the project's, else the profile's)"
+    )
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
     scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
     export = sub.add_parser("export", help="inventory and change events of a project, as a file or on stdout")
