@@ -130,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         "profile's; standard: subdomains,dns,ports,http,takeover)",
     )
     scan.add_argument(
-        "--ports", help="top100, top1000, all, or a list like 22,80,8000-8100 (default: the project's, else the profile's)"
+        "--ports",
+        help="top100, top1000, all, or a list like 22,80,8000-8100 (default: the project's, else the profile's)",
     )
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
     scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
