@@ -14,25 +14,32 @@ is shown. A project with no snapshot yet shows what its scans found so far."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.events import Resize
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
 
+from ...core.sanitize import clean_text
 from ..actions import Action, bindings
 from ..panels import inventory_text
 from ..text import grid, safe, when
-from ..widgets import FilterInput
+from ..widgets import Column, FilterInput, PagedTable, ellipsis
 from .base import ProjectScreen
 
 if TYPE_CHECKING:
     from ...events import Inventory, Item
+
+log = logging.getLogger(__name__)
 
 TABS = ("hosts", "dns", "services", "http")
 TAB_OF = {"host": "hosts", "ip": "hosts", "dns": "dns", "service": "services", "http": "http"}
@@ -40,25 +47,54 @@ TAB_OF = {"host": "hosts", "ip": "hosts", "dns": "dns", "service": "services", "
 # project without snapshots yet, no lifecycle). The as-of line is the legend.
 STATUS_STYLES = {"new": "green", "open": "dim", "unconfirmed": "bold yellow", "gone": "dim", "reopened": "bold cyan"}
 MARKS = {"new": "+", "unconfirmed": "?", "gone": "×", "reopened": "*"}
-# Fixed widths (the detail pane shows whole values): a long hostile value cannot
-# push the other columns off screen. The mark column costs 3 of the ~48 the
-# tables get at 80 columns.
+STATUS_ORDER = {"new": 0, "reopened": 1, "unconfirmed": 2, "open": 3, "": 3, "gone": 4}  # sorting by the mark
+# Columns fit the table's width by rank (widgets.fit_columns): at 80 columns the
+# tables get about 48 cells, so the first columns say what the row is and the
+# rest show as room allows; long values end in "…" (the detail pane shows them whole).
 COLUMNS = {
-    "hosts": (("", 1), ("name", 32), ("dns", 8), ("first seen", 16), ("last seen", 16)),
-    "dns": (("", 1), ("name", 28), ("type", 5), ("value", 40), ("ttl", 6)),
-    "services": (("", 1), ("address", 16), ("port", 5), ("service", 10), ("banner", 50)),
-    "http": (("", 1), ("url", 40), ("status", 6), ("title", 40), ("server", 24)),
+    "hosts": (
+        Column("mark", "", 1),
+        Column("name", "name", 40, least=18, grow=True),
+        Column("dns", "dns", 8, least=7, rank=1),
+        Column("last_seen", "last seen", 16, rank=2),
+        Column("first_seen", "first seen", 16, rank=3),
+    ),
+    "dns": (
+        Column("mark", "", 1),
+        Column("name", "name", 32, least=16, rank=0),
+        Column("type", "type", 5, rank=0),
+        Column("value", "value", 40, least=14, rank=1, grow=True),
+        Column("ttl", "ttl", 6, rank=2),
+    ),
+    "services": (
+        Column("mark", "", 1),
+        Column("address", "address", 16, least=15),
+        Column("port", "port", 5),
+        Column("service", "service", 10, least=7, rank=1),
+        Column("banner", "banner", 50, least=10, rank=2, grow=True),
+    ),
+    "http": (
+        Column("mark", "", 1),
+        Column("url", "url", 40, least=20, grow=True),
+        Column("status", "status", 6),
+        Column("title", "title", 40, least=12, rank=1),
+        Column("server", "server", 24, least=8, rank=2),
+    ),
 }
+NAMES = {tab: [c.name for c in cols] for tab, cols in COLUMNS.items()}
 NO_ROW = "Highlight a row to see its details."
+WEB = ("http", "https")
 
 
-@dataclass
+@dataclass(eq=False)
 class Row:
-    """One asset as the tables show it."""
+    """One asset as the tables show it: its cells and sort keys are made once, when first needed."""
 
     item: Item
     status: str  # as of the scan shown ("" without snapshots)
-    live: Any = None  # its live row (Host, DnsRecord, Service, HttpEndpoint), when it has one
+    live: Any = None  # its live row (host, dns_record, service, http_endpoint columns), when it has one
+    cells: dict[str, Text] | None = None  # column name -> its cell, for the view it is in
+    haystack: str = ""  # what the text filter looks in, lower case
 
     @property
     def gone(self) -> bool:
@@ -76,6 +112,13 @@ class View:
     counts: Inventory
     note: str = ""  # why another scan than the one asked for is shown
     details: dict[str, list[Row]] = field(default_factory=dict)  # host name -> its records, services, endpoints
+    tabs: dict[str, list[Row]] = field(default_factory=dict)  # tab -> its rows, in the natural order
+    # a first look (`load_first`): only each tab's first rows (gone ones left out), and how many there are
+    totals: dict[str, int] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.totals is None
 
     @property
     def latest(self) -> bool:
@@ -83,10 +126,12 @@ class View:
 
 
 def load_view(project_id: int, wanted: int | None) -> View:
-    """The inventory as of `wanted` (None: the latest snapshotted scan), with the live rows."""
+    """The inventory as of `wanted` (None: the latest snapshotted scan), with the
+    live rows: one query per table (store.browse), no query per row."""
     from ...events import as_of, history
     from ...events.items import inventory, item_of
     from ...store import repo
+    from ...store.browse import live_rows
     from ...store.repo import NotFound
 
     done = history(project_id)
@@ -99,22 +144,16 @@ def load_view(project_id: int, wanted: int | None) -> View:
             status = "deleted"
         note = f"scan #{wanted} ({status}) has no inventory of its own"
         wanted = None
+    found = live_rows(project_id)
     live: dict[tuple[str, int], Any] = {}
-    made: list[Item] = []  # without snapshots: items made from the live rows
-    for h in repo.hosts(project_id):
-        assert h.id is not None  # stored rows
+    for h in found["host"]:
         live["ip" if h.is_address else "host", h.id] = h
-        made.append(item_of("host", h, h.name))
-    children: list[tuple[str, list[Any]]] = [
-        ("dns", repo.dns_records(project_id)),
-        ("service", repo.services(project_id)),
-        ("http", repo.endpoints(project_id)),
-    ]
-    for kind, found in children:
-        for child, name in found:
+    for kind in ("dns", "service", "http"):
+        for child in found[kind]:
             live[kind, child.id] = child
-            made.append(item_of(kind, child, name))
-    if not scans:
+    if not scans:  # without snapshots: items made from the live rows
+        made = [item_of("host", h, h.name) for h in found["host"]]
+        made += [item_of(kind, c, c.host_name) for kind in ("dns", "service", "http") for c in found[kind]]
         items = [(i, "") for i in made]
         scan_id, finished = None, None
     else:
@@ -123,19 +162,90 @@ def load_view(project_id: int, wanted: int | None) -> View:
         finished = next(r["finished_at"] for r in done if r["id"] == scan_id)
     shown = [Row(i, status, live.get(i.key)) for i, status in items if i.kind in TAB_OF]
     view = View(scan_id, finished, scans, sorted(shown, key=_order), inventory([i for i, _ in items]), note)
+    view.tabs = {tab: [] for tab in TABS}
     for row in view.rows:
+        view.tabs[TAB_OF[row.item.kind]].append(row)
         if row.item.kind in ("dns", "service", "http"):
             view.details.setdefault(row.item.host, []).append(row)
     return view
 
 
+FIRST_LOOK_AT = 2000  # items: a bigger inventory shows its first rows before it is read whole
+
+
+def load_first(project_id: int, wanted: int | None) -> View | None:
+    """A big inventory's first look: each tab's first page in the natural order,
+    the true totals and counts, in a few small queries; None when the inventory
+    is small (or has no snapshot): then `load_view` is as quick."""
+    from ...events import Inventory, history
+    from ...events.items import Item
+    from ...store import snapshots
+    from ...store.browse import first_items, live_rows_of
+
+    done = history(project_id)
+    scans = [int(r["id"]) for r in done]
+    if not scans or (wanted is not None and wanted not in scans):
+        return None
+    scan_id = wanted if wanted is not None else scans[-1]
+    snap = snapshots.get_snapshot(scan_id)
+    if snap is None:
+        return None
+    rows, totals = first_items(project_id, snap.seq, PagedTable.PAGE)
+    if sum(totals.values()) < FIRST_LOOK_AT:
+        return None
+    items = {tab: [Item.from_row(r) for r in found] for tab, found in rows.items()}
+    ids: dict[str, list[int]] = {}
+    for found in items.values():
+        for i in found:
+            ids.setdefault("host" if i.kind == "ip" else i.kind, []).append(i.asset_id)
+    live: dict[tuple[str, int], Any] = {}
+    for kind, found_live in live_rows_of(ids).items():
+        for one in found_live:
+            live["ip" if kind == "host" and one.is_address else kind, one.id] = one
+    finished = next(r["finished_at"] for r in done if r["id"] == scan_id)
+    counts = Inventory.of(json.loads(snap.counts or "{}"))
+    view = View(scan_id, finished, scans, [], counts, totals=totals)
+    view.tabs = {
+        tab: [Row(i, i.shown_status(snap.seq), live.get(i.key)) for i in found] for tab, found in items.items()
+    }
+    view.rows = [r for tab in TABS for r in view.tabs[tab]]
+    return view
+
+
 def _order(row: Row) -> tuple[Any, ...]:
+    """The natural order, as `store.browse.first_items` sorts: hosts and endpoints
+    by entity, records by host then entity, services by host then port."""
     item = row.item
     if item.kind == "dns":
-        return item.host, item.state.get("rtype", ""), item.state.get("value", "")
+        return item.host, item.entity
     if item.kind == "service":
-        return item.host, item.state.get("port") or 0
-    return (item.label,)
+        return item.host, len(item.entity), item.entity
+    return (item.entity,)
+
+
+def _sort_key(tab: str, name: str, latest: bool) -> Any:
+    """A key function sorting a tab's rows by one column (numbers as numbers, text case-blind)."""
+    if name == "mark":
+        return lambda row: STATUS_ORDER.get(row.status, 3)
+    if name in ("port", "status", "ttl"):
+
+        def number(row: Row) -> tuple[int, float]:
+            value = row.live.ttl if name == "ttl" and latest and row.live is not None else row.item.state.get(name)
+            try:
+                return 0, float(value)  # type: ignore[arg-type]  # None and text: the except
+            except (TypeError, ValueError):
+                return 1, 0.0  # rows without a number last
+
+        return number
+    if name in ("first_seen", "last_seen"):
+
+        def seen(row: Row) -> tuple[int, str]:
+            live = row.live if name == "first_seen" or latest else None
+            value = getattr(live, name, None) if live is not None else None
+            return (0, value.isoformat()) if value is not None else (1, "")
+
+        return seen
+    return lambda row: str(_cell_values(row, latest).get(name) or "").lower()
 
 
 class ResultsScreen(ProjectScreen):
@@ -166,70 +276,233 @@ class ResultsScreen(ProjectScreen):
             "Newer scan",
             "The inventory as of the next snapshotted scan",
         ),
+        # off the footer (it is full at 80 columns): the line under the table names them
+        Action(
+            "sort",
+            "o",
+            "Sort",
+            "Sort by next column",
+            "Sort the table by its next column (clicking a header too)",
+            footer=False,
+        ),
+        Action("reverse", "O", "Reverse", "Reverse sort", "Reverse the table's order", footer=False),
+        Action(
+            "copy",
+            "c",
+            "Copy",
+            "Copy value",
+            "Copy the highlighted row's name, address or URL to the clipboard",
+            footer=False,
+        ),
+        Action(
+            "open_url",
+            "u",
+            "Open URL",
+            "Open in browser",
+            "Open the highlighted web endpoint's URL (HTTP tab)",
+            footer=False,
+        ),
+        Action(
+            "wide",
+            "w",
+            "Wide",
+            "Wide table",
+            "Toggle: the table at full width (detail pane hidden) or beside it",
+            footer=False,
+        ),
+        Action("more", "ctrl+end", "Last row", "Last row", "Go to the table's last row (every row)", footer=False),
     ]
     BINDINGS = bindings(ACTIONS)
+    NARROW = 72  # below this many columns the detail pane goes under the table, so the tab bar fits
+    # (No screen CSS: a screen's own CSS re-styles the whole app when first shown, 0.17 s.
+    # app.tcss's #tabs and #detail-pane widths are overridden inline by `_layout`.)
     DEFAULT_CSS = """
     ResultsScreen #asof { height: auto; padding: 0 1; }
+    ResultsScreen #tabs { height: 1fr; }
+    ResultsScreen #tabs > ContentSwitcher { height: 1fr; }
+    ResultsScreen #tabs TabPane { height: 1fr; padding: 0; }
+    ResultsScreen .results-table { height: 1fr; overflow-x: hidden; }
+    ResultsScreen .table-status { height: 1; padding: 0 1; color: $text-muted; }
     """
 
     def __init__(self, project_id: int, project_name: str, scan_id: int | None = None):
         super().__init__(project_id, project_name)
         self.scan_id = scan_id  # None: the latest snapshotted scan
         self.view: View | None = None
-        self.rows: dict[str, list[Row]] = {tab: [] for tab in TABS}
+        self.rows: dict[str, list[Row]] = {tab: [] for tab in TABS}  # per tab: the rows the table goes over
+        self.sorting: dict[str, tuple[str | None, bool]] = dict.fromkeys(TABS, (None, False))  # column, reversed
+        self.stale: set[str] = set()  # tabs to fill again when shown (the filter or the history changed)
         self.filter_text = ""
         self.show_gone = False
+        self._laid_out = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("reading the inventory…", id="asof")
-        yield FilterInput(placeholder="filter rows (Enter applies, Escape clears)", id="filter", classes="hidden")
+        yield FilterInput(
+            placeholder="filter rows as you type (Enter: to the table, Escape clears)",
+            id="filter",
+            classes="hidden",
+            live=True,
+        )
         with Horizontal(id="results-body"):
             with TabbedContent(*[_label(t) for t in TABS], id="tabs"):
                 for tab in TABS:
                     with TabPane(_label(tab), id=f"tab-{tab}"):
-                        yield DataTable(id=f"table-{tab}", cursor_type="row", zebra_stripes=True)
+                        yield PagedTable(
+                            COLUMNS[tab],
+                            self._row_cells,
+                            id=f"table-{tab}",
+                            classes="results-table",
+                            cursor_type="row",
+                            zebra_stripes=True,
+                        )
+                        yield Static("", id=f"status-{tab}", classes="table-status")
             with VerticalScroll(id="detail-pane"):
                 yield Static(NO_ROW, id="detail")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"results · {self.project_name}"
-        for tab, cols in COLUMNS.items():
-            table = self.query_one(f"#table-{tab}", DataTable)
-            for label, width in cols:
-                table.add_column(label, width=width)
         self.action_reload()
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
+    def on_resize(self, event: Resize) -> None:
+        self._layout(event.size.width < self.NARROW)
+
+    def _layout(self, narrow: bool) -> None:
+        """Side by side (the table 2/3, the detail pane 1/3, at least 30), or narrow:
+        the detail pane under the table, so the tab bar and the columns keep their room."""
+        if narrow == self.has_class("narrow") and self.is_mounted and self._laid_out:
+            return
+        self._laid_out = True
+        self.set_class(narrow, "narrow")
+        body, tabs, pane = self.query_one("#results-body"), self.query_one("#tabs"), self.query_one("#detail-pane")
+        if narrow:
+            body.styles.layout = "vertical"
+            tabs.styles.width = "1fr"
+            pane.styles.width = "1fr"
+            pane.styles.min_width = 0
+            pane.styles.height = 8
+        else:
+            for widget, rules in ((body, ("layout",)), (tabs, ("width",)), (pane, ("width", "min_width", "height"))):
+                for rule in rules:
+                    widget.styles.clear_rule(rule)
+
     def action_reload(self) -> None:
+        """A big inventory's first rows at once (`load_first`: a few small bounded
+        queries, read here so they are in the first frame: a thread would wait for
+        the GIL behind the screen's layout), then all of it in a thread (`load_view`)."""
+        first = None
+        try:
+            first = load_first(self.project_id, self.scan_id)
+        except Exception:  # the whole read says what is wrong
+            log.exception("results: the first look failed")
+        if first is not None:
+            self._show(first)
+            self.call_after_refresh(self._load_all)  # once the first rows are painted
+        else:
+            self._load_all()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _load_all(self) -> None:
         view = load_view(self.project_id, self.scan_id)
-        self.app.call_from_thread(self._show, view)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, view)
 
     def _show(self, view: View) -> None:
-        self.view = view
-        self._fill()
+        previous, self.view = self.view, view
+        self.query_one("#asof", Static).update(self._asof(view))
+        after_first = previous is not None and not previous.complete and previous.scan_id == view.scan_id
+        active = self._active_tab()
+        self.stale = set(TABS)
+        for tab in TABS:  # a first look fills the visible tab only (the others when shown)
+            if view.complete or tab == active:  # after a first look the cursors stay where they are
+                self._refill(tab, at=self.table(tab).cursor_row if after_first else 0)
+        self._focus_table()
+        self._show_highlighted()
+        self._show_status()
 
-    def _fill(self) -> None:
+    # -- the rows of a tab ----------------------------------------------------------------
+
+    def table(self, tab: str | None = None) -> PagedTable[Row]:
+        table: PagedTable[Row] = self.query_one(f"#table-{tab or self._active_tab()}", PagedTable)
+        return table
+
+    def _row_cells(self, row: Row, names: list[str]) -> list[Text]:
+        if row.cells is None:
+            row.cells = _cells(row, self.view.latest if self.view else True)
+        return [row.cells[name] for name in names]
+
+    def _refill(self, tab: str, keep: Row | None = None, at: int = 0) -> None:
+        """The tab's rows as the history toggle, the filter and the sort say; the
+        cursor on `keep` if still there, else on row `at`."""
         view = self.view
         if view is None:
             return
-        self.query_one("#asof", Static).update(self._asof(view))
+        rows = view.tabs.get(tab, [])
+        if not self.show_gone:
+            rows = [r for r in rows if not r.gone]
         needle = self.filter_text.lower()
-        for tab in TABS:
-            rows = [r for r in view.rows if TAB_OF[r.item.kind] == tab and (self.show_gone or not r.gone)]
-            table = self.query_one(f"#table-{tab}", DataTable)
-            table.clear()
-            self.rows[tab] = []
-            for row in rows:
-                cells = _cells(row, view.latest)
-                if needle and not any(needle in str(c).lower() for c in (*cells, row.status)):  # "/gone" works
-                    continue
-                # row keys are indexes into self.rows, so the detail pane finds its data
-                table.add_row(*cells, key=str(len(self.rows[tab])))
-                self.rows[tab].append(row)
-        self._focus_table()
+        if needle:
+            rows = [r for r in rows if needle in _haystack(r, view.latest)]  # the status too: "gone" works
+        column, reverse = self.sorting[tab]
+        if column is not None:
+            rows = sorted(rows, key=_sort_key(tab, column, view.latest), reverse=reverse)
+        elif reverse:
+            rows = rows[::-1]
+        self.rows[tab] = rows
+        table = self.table(tab)
+        if keep is not None:
+            at = next((i for i, r in enumerate(rows) if r is keep), 0)
+        table.show(rows, cursor=at, labels=self._labels(tab))
+        self.stale.discard(tab)
+
+    def _labels(self, tab: str) -> dict[str, str]:
+        column, reverse = self.sorting[tab]
+        labels = {c.name: c.label for c in COLUMNS[tab]}
+        if column is not None:
+            labels[column] = f"{labels[column]}{'▼' if reverse else '▲'}"
+        return labels
+
+    def _all_stale(self) -> None:
+        """Fill the visible tab now, the others when shown."""
+        self.stale = set(TABS)
+        tab = self._active_tab()
+        self._refill(tab, keep=self.table(tab).highlighted())
         self._show_highlighted()
+
+    @on(PagedTable.Paged)
+    def _paged(self, event: PagedTable.Paged) -> None:
+        if event.table.id == f"table-{self._active_tab()}":
+            self._show_status()
+
+    def _show_status(self) -> None:
+        """Under the table: how many rows it holds of how many, the order, and the table's keys."""
+        view = self.view
+        if view is None:
+            return
+        tab = self._active_tab()
+        table = self.table(tab)
+        every = view.tabs.get(tab, [])
+        total = len(every) if self.show_gone else sum(1 for r in every if not r.gone)
+        shown = table.total
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        if view.totals is not None:  # a first look: the first rows, the rest being read
+            total = view.totals.get(tab, 0)
+            text.append(f"{total:,} row{'s' if total != 1 else ''} · 1-{table.loaded:,} shown, reading the rest…")
+        elif self.filter_text:
+            text.append(f"{shown:,} of {total:,} match", style="bold" if shown else "yellow")
+        else:
+            text.append(f"{total:,} row{'s' if total != 1 else ''}")
+        if table.loaded < shown and view.complete:
+            text.append(f" · 1-{table.loaded:,} loaded, ↓ PgDn for more", style="bold")
+        column, reverse = self.sorting[tab]
+        if column is not None:
+            label = next(c.label or "status" for c in COLUMNS[tab] if c.name == column)
+            text.append(f" · by {label} {'▼' if reverse else '▲'}")
+        keys = "o sort · c copy" + (" · u open" if tab == "http" else "") + " · w wide"
+        text.append(f" · {keys}", style="dim")
+        self.query_one(f"#status-{tab}", Static).update(text)
 
     def _asof(self, view: View) -> Text:
         """Which scan is shown, its lifecycle counts and whether gone assets are; then its inventory's counts.
@@ -263,15 +536,22 @@ class ResultsScreen(ProjectScreen):
         return (self.query_one("#tabs", TabbedContent).active or "tab-hosts").removeprefix("tab-")
 
     def _focus_table(self) -> None:
-        self.query_one(f"#table-{self._active_tab()}", DataTable).focus()
+        self.table().focus()
+
+    # -- actions ---------------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
+        if tab in self.stale:
+            self._refill(tab)
         self._focus_table()
+        self._show_status()
 
     def action_history(self) -> None:
         self.show_gone = not self.show_gone
-        self._fill()
+        if self.view is not None:
+            self.query_one("#asof", Static).update(self._asof(self.view))
+        self._all_stale()
 
     def action_older(self) -> None:
         self._step(-1)
@@ -291,18 +571,100 @@ class ResultsScreen(ProjectScreen):
         self.scan_id = None if at == len(view.scans) - 1 else view.scans[at]  # None: follow new scans
         self.action_reload()
 
+    def sort_state(self) -> tuple[str | None, bool]:
+        """The visible tab's order: (column name or None for the natural order, reversed)."""
+        return self.sorting[self._active_tab()]
+
+    def action_sort(self) -> None:
+        """The next column shown (after the last one: the natural order again)."""
+        tab = self._active_tab()
+        shown = self.table(tab).names or NAMES[tab]
+        names = [*shown[1:], shown[0]]  # the row's main column first, the status mark last
+        column, _ = self.sorting[tab]
+        at = names.index(column) + 1 if column in names else 0
+        self._sort(tab, names[at] if at < len(names) else None, False)
+
+    def action_reverse(self) -> None:
+        tab = self._active_tab()
+        column, reverse = self.sorting[tab]
+        self._sort(tab, column, not reverse)
+
+    @on(DataTable.HeaderSelected)
+    def header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by its column; on the sorted one, reverses."""
+        event.stop()
+        tab = self._active_tab()
+        name = str(event.column_key.value)
+        column, reverse = self.sorting[tab]
+        self._sort(tab, name, not reverse if name == column else False)
+
+    def _sort(self, tab: str, column: str | None, reverse: bool) -> None:
+        self.sorting[tab] = (column, reverse)
+        self._refill(tab, keep=self.table(tab).highlighted())
+        self._focus_table()
+        self._show_highlighted()
+
+    def action_copy(self) -> None:
+        row = self.highlighted()
+        if row is None:
+            self.notify("No row highlighted.", markup=False)
+            return
+        value = _main_value(row)
+        self.app.copy_to_clipboard(value)
+        self.notify(f"Copied {value}", title="Clipboard", markup=False)
+
+    def action_open_url(self) -> None:
+        row = self.highlighted()
+        url = _web_url(row) if row is not None and self._active_tab() == "http" else None
+        if url is None:
+            self.notify("Only a web endpoint (the HTTP tab) has a URL to open.", markup=False)
+            return
+        self.app.open_url(url)
+        self.notify(f"Opening {url}", markup=False)
+
+    def action_wide(self) -> None:
+        pane = self.query_one("#detail-pane")
+        pane.display = not pane.display
+
+    def action_more(self) -> None:
+        table = self.table()
+        table.load_all()
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+
     def action_filter(self) -> None:
         self.query_one(FilterInput).open()
 
+    def filter_pending(self) -> bool:
+        """A filter typed but not yet applied (its debounce delay runs)."""
+        return self.query_one(FilterInput).pending
+
+    @on(FilterInput.Typed)
+    def filter_typed(self, event: FilterInput.Typed) -> None:
+        """Narrow as the user types (debounced by the box); the focus stays in it."""
+        if event.text != self.filter_text:
+            self._set_filter(event.text)
+
     @on(FilterInput.Applied)
     def apply_filter(self, event: FilterInput.Applied) -> None:
-        self.filter_text = event.text
-        self._fill()  # (and focuses the table)
+        if event.text != self.filter_text:
+            self._set_filter(event.text)
+        self._focus_table()
+
+    def _set_filter(self, text: str) -> None:
+        self.filter_text = text
+        if self.view is not None:
+            self.query_one("#asof", Static).update(self._asof(self.view))
+        self._all_stale()
 
     @on(TabbedContent.TabActivated)
     def tab_changed(self) -> None:
+        tab = self._active_tab()
+        if tab in self.stale:
+            self._refill(tab)
         self._focus_table()
         self._show_highlighted()
+        self._show_status()
 
     @on(DataTable.RowHighlighted)
     def show_detail(self, event: DataTable.RowHighlighted) -> None:
@@ -311,12 +673,7 @@ class ResultsScreen(ProjectScreen):
 
     def highlighted(self) -> Row | None:
         """The row under the cursor of the visible tab."""
-        tab = self._active_tab()
-        table = self.query_one(f"#table-{tab}", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.rows[tab][int(key)] if key is not None else None
+        return self.table().highlighted()
 
     def _show_highlighted(self) -> None:
         """The detail pane follows the highlighted row of the visible tab."""
@@ -329,6 +686,40 @@ class ResultsScreen(ProjectScreen):
             detail.update(_host_detail(row, children, view))
         else:
             detail.update(_detail(row, view))
+
+
+def _main_value(row: Row) -> str:
+    """What `c` copies: a host's name or address, a record's name, a service's address:port, an endpoint's URL."""
+    item, st = row.item, row.item.state
+    if item.kind == "service":
+        value: object = f"{item.host}:{st.get('port')}"
+    elif item.kind == "http":
+        value = st.get("url") or item.label
+    else:
+        value = item.host
+    return clean_text(value, 2000)
+
+
+def _web_url(row: Row) -> str | None:
+    """The row's URL when it is a web endpoint's, http or https, with a host, and nothing hidden in it."""
+    if row.item.kind != "http":
+        return None
+    url = str(row.item.state.get("url") or row.item.label)
+    if clean_text(url, 4000) != url or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in WEB and parts.hostname else None
+
+
+def _haystack(row: Row, latest: bool) -> str:
+    """What the filter looks in: every column's value and the status, lower case (made once)."""
+    if not row.haystack:
+        values = _cell_values(row, latest)
+        row.haystack = "\x00".join(str(v) for v in (*values.values(), row.status) if v not in ("", None)).lower()
+    return row.haystack
 
 
 def _label(tab: str) -> str:
@@ -345,30 +736,46 @@ def _mark(status: str) -> Text:
     return Text(MARKS.get(status, " "), style=STATUS_STYLES.get(status, ""), no_wrap=True, end="")
 
 
-def _cells(row: Row, latest: bool) -> list[Text]:
-    """A row's cells; a gone asset's dimmed. Values a snapshot does not hold come
-    from the live row on the latest scan only (older scans: the snapshot's)."""
+def _cell_values(row: Row, latest: bool) -> dict[str, object]:
+    """A row's values by column name. Values a snapshot does not hold come from
+    the live row on the latest scan only (older scans: the snapshot's)."""
     item, live, st = row.item, row.live, row.item.state
     extra = live if latest else None  # live values that may be newer than an older scan
-    style = "dim" if row.gone else ""
-
-    def cell(value: object, limit: int) -> Text:
-        return safe("" if value is None else value, limit, style=style)
-
     if item.kind in ("host", "ip"):
-        dns = "address" if item.kind == "ip" else st.get("dns") or ""
-        first = when(live.first_seen) if live else ""  # first seen never changes
-        cells = [cell(item.host, 80), cell(dns, 20), cell(first, 20), cell(when(extra.last_seen) if extra else "", 20)]
-    elif item.kind == "dns":
-        ttl = extra.ttl if extra else ""
-        cells = [cell(item.host, 60), cell(st.get("rtype"), 10), cell(st.get("value"), 80), cell(ttl, 10)]
-    elif item.kind == "service":
-        banner = extra.banner if extra else ""
-        cells = [cell(item.host, 60), cell(st.get("port"), 6), cell(st.get("service"), 20), cell(banner, 60)]
-    else:
-        cells = [cell(st.get("url") or item.label, 70), cell(st.get("status"), 6)]
-        cells += [cell(st.get("title"), 60), cell(st.get("server"), 30)]
-    return [_mark(row.status), *cells]
+        return {
+            "name": item.host,
+            "dns": "address" if item.kind == "ip" else st.get("dns") or "",
+            "first_seen": when(live.first_seen) if live is not None else "",  # first seen never changes
+            "last_seen": when(extra.last_seen) if extra is not None else "",
+        }
+    if item.kind == "dns":
+        ttl = extra.ttl if extra is not None else ""
+        return {"name": item.host, "type": st.get("rtype"), "value": st.get("value"), "ttl": ttl}
+    if item.kind == "service":
+        banner = extra.banner if extra is not None else ""
+        return {"address": item.host, "port": st.get("port"), "service": st.get("service"), "banner": banner}
+    return {
+        "url": st.get("url") or item.label,
+        "status": st.get("status"),
+        "title": st.get("title"),
+        "server": st.get("server"),
+    }
+
+
+LIMITS = {"name": 200, "value": 200, "url": 300, "title": 200, "banner": 200, "server": 100}
+
+
+def _cells(row: Row, latest: bool) -> dict[str, Text]:
+    """A row's cells by column name (made once per row); a gone asset's dimmed.
+    Host-derived values go through `safe` (no markup, no escapes); a cell cut by
+    its column ends in "…"."""
+    style = "dim" if row.gone else ""
+    cells = {
+        name: ellipsis(safe("" if value is None else value, LIMITS.get(name, 30), style=style))
+        for name, value in _cell_values(row, latest).items()
+    }
+    cells["mark"] = _mark(row.status)
+    return cells
 
 
 def _lifecycle(row: Row) -> Text:
