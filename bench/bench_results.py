@@ -59,9 +59,7 @@ def write_scan(project_id: int, hosts: int, scan_no: int) -> int:
             aid = repo.upsert_host(s, project_id, address, scan.id, is_address=True)
             for port, service in ((80, "http"), (22 if n % 3 else 443, "ssh" if n % 3 else "https")):
                 banner = f"SSH-2.0-OpenSSH_9.{n % 9}p1 Debian-{n % 5}" if service == "ssh" else ""
-                repo.upsert(
-                    s, Service, {"host_id": aid, "port": port}, {"service": service, "banner": banner}, scan.id
-                )
+                repo.upsert(s, Service, {"host_id": aid, "port": port}, {"service": service, "banner": banner}, scan.id)
             title = f"Host {n} · {'admin console' if n % 11 == 0 else 'welcome page'}"
             title += f" rev {scan_no}" if scan_no > 1 and n % 50 == 0 else ""
             tls = json.dumps({"sha256": f"{n:064x}", "issuer": "R3", "not_after": "2031-01-01T00:00:00+00:00"})
@@ -150,7 +148,8 @@ def filled(screen: Any, tab: str) -> bool:
 
     if screen.view is None or not screen.query(f"#table-{tab}"):
         return False
-    return screen.query_one(f"#table-{tab}", DataTable).row_count > 0
+    table: DataTable[Any] = screen.query_one(f"#table-{tab}", DataTable)
+    return table.row_count > 0
 
 
 async def time_ours(size: tuple[int, int], project_id: int) -> dict[str, float]:
@@ -294,7 +293,11 @@ def main() -> None:
         return f"{statistics.median(values):.3f}" if values else "-"
 
     names = list(ours) + [n for n in peer if n not in ours]
-    print(table(["step (median s)", "AssetMon", "bare DataTable"], [[n, med(ours.get(n)), med(peer.get(n))] for n in names]))
+    print(
+        table(
+            ["step (median s)", "AssetMon", "bare DataTable"], [[n, med(ours.get(n)), med(peer.get(n))] for n in names]
+        )
+    )
     tabs = [statistics.median(v) for n, v in ours.items() if n.startswith("tab ")]
     ok = statistics.median(ours["open"]) < 0.2 and max(tabs) < 0.05
     print(f"{args.assets} assets, {args.size}, {args.runs} runs: open < 0.2 s and tab switches < 0.05 s: {verdict(ok)}")
