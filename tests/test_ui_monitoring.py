@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from support.world import World, fake_scan, project_with_targets
 
-from assetmon_tui.core.modules import NAMES as MODULES
 from assetmon_tui.events import compute_events
 from assetmon_tui.store import event_log, notifiers, schedules
 from assetmon_tui.store.blobs import save_blob
@@ -369,6 +368,7 @@ async def test_notifier_form_adds_a_url_and_sends_a_test(data, receiver):
 async def test_export_writes_a_json_file(data, tmp_path, monkeypatch):
     _, first, second = data
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSETMON_CWD", raising=False)  # ./start.sh test exports the caller's folder
     async with app().run_test(size=SIZE) as pilot:
         a = pilot.app
         await started(pilot)
