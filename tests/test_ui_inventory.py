@@ -241,11 +241,12 @@ async def test_scans_table_and_trends_show_the_inventory_counts(aging):
         a = pilot.app
         await started(pilot, 4)
         scans = a.query_one("#scans", DataTable)
-        found = {str(scans.get_row_at(i)[0]): str(scans.get_row_at(i)[4]) for i in range(scans.row_count)}
+        found = {sid: str(scans.get_cell(str(sid), "found")) for sid in (first, second, third)}
         for sid in (first, second, third):
             n = inventory([i for i, _ in as_of(project_id, sid)[1]])
-            assert found[str(sid)] == f"{n.hosts}h {n.services}s {n.endpoints}e {n.findings}f"
-        assert found[str(third)] == "4h 3s 2e 1f"  # dev.acme.test and 10.0.0.3 (no name points at it now)
+            assert found[sid].startswith(f"{n.hosts} hosts · {n.services} services · {n.endpoints} endpoints")
+        # dev.acme.test and 10.0.0.3 (no name points at it now)
+        assert found[third] == "4 hosts · 3 services · 2 endpoints · 1 finding"
 
         await pilot.press("t")
         await until(
@@ -259,7 +260,7 @@ async def test_scans_table_and_trends_show_the_inventory_counts(aging):
         by_scan = {str(history.get_row_at(i)[0]): [str(c) for c in history.get_row_at(i)] for i in range(3)}
         assert by_scan[f"#{second}"][-1] == "4" and by_scan[f"#{third}"][-1] == "2"
         assert by_scan[f"#{third}"][2] == "4"  # hosts: the Inventory's
-        assert a.screen.query_one("#spark-hosts").data == [3.0, 3.0, 4.0]
+        assert [r["hosts"] for r in a.screen.history] == [3, 3, 4]
 
 
 # -- scans whose sources failed ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, OptionList
 from textual.widgets.option_list import Option
 
 from ...core.progress import Progress
+from ...core.sanitize import clean_text
 from ...core.targets import display
 from ..actions import PROJECT_SETTINGS, Action, bindings
 from ..columns import Column, cut, fit
@@ -500,6 +501,14 @@ class DashboardScreen(Screen[None]):
 
         if self._need_project() and self.project_id is not None:
             self.app.push_screen(ResultsScreen(self.project_id, self._project_name(), scan_id))
+
+    @on(DataTable.RowSelected, "#targets")
+    def target_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a target: its whole value (the narrow pane cuts long ones with …)."""
+        target = next((t for t in self._targets if str(t.id) == event.row_key.value), None)
+        if target is not None:
+            kind = "exclusion" if target.exclude else "target"
+            self.notify(f"{kind}: {clean_text(display(target.value), 2000)}", markup=False)
 
     @on(DataTable.RowSelected, "#scans")
     def scan_selected(self, event: DataTable.RowSelected) -> None:
