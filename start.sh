@@ -174,13 +174,16 @@ case "$MODE" in
         need_tool tmux tmux  # tests/test_tmux.py runs ./start.sh in a real terminal
         ensure_redis
         gates
-        "$PY" -m pytest "$@"
+        # Tests wait on sockets and subprocesses far more than on the CPU: three
+        # at a time on two cores (ASSETMON_TEST_WORKERS=0 runs them one by one).
+        workers=(-n "${ASSETMON_TEST_WORKERS:-3}")
+        "$PY" -m pytest "${workers[@]}" "$@"
         # The same suite again on PostgreSQL, the store for several machines.
         pg=${ASSETMON_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
         if [ -z "${DATABASE_URL:-}" ]; then
             if "$PY" -c "import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$pg" 2>/dev/null; then
                 say "running the suite again with DATABASE_URL=$pg"
-                DATABASE_URL="$pg" "$PY" -m pytest -m "not one_store" "$@"
+                DATABASE_URL="$pg" "$PY" -m pytest "${workers[@]}" -m "not one_store" "$@"
             elif [ "${ASSETMON_REQUIRE_POSTGRES:-}" = 1 ]; then
                 say "PostgreSQL is required (ASSETMON_REQUIRE_POSTGRES=1) but does not answer at $pg"
                 exit 1
