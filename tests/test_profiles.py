@@ -133,6 +133,9 @@ def test_precedence_global_then_profile_then_project_then_explicit():
     assert profiles.resolve([], {}, {"profile": "mine"})[1]["profile"] == "mine"
     assert profiles.resolve([], {"profile": "quick"}, {"profile": "mine"})[1]["profile"] == "quick"
     assert profiles.resolve(["dns"], {"ports": "1"}, {}) == (["dns"], {"ports": "1"})
+    gone = r"^project setting wordlist: no readable file at '/gone.txt'.*project's settings"
+    with pytest.raises(ValueError, match=gone):
+        profiles.resolve([], {}, {"wordlist": "/gone.txt"}, "mine")
 
 
 def test_the_project_profile_setting_is_checked():

@@ -139,7 +139,8 @@ def resolve(
     project's settings under the caller's `options` (and `modules`, when given).
     The profile's name is recorded in the options. Without a profile (none
     given, none in the options or the project) the options are returned as
-    they are. Raises SettingsError for an unknown or bad profile."""
+    they are. Raises SettingsError for an unknown or bad profile, ValueError
+    for a project setting gone bad since it was saved."""
     name = chosen(project, options, profile)
     if name is None:
         return list(modules), dict(options)
@@ -147,7 +148,10 @@ def resolve(
     merged: dict[str, Any] = {k: v for k, v in chosen_profile.values.items() if k in registry.SCAN_OPTIONS}
     for key in registry.SCAN_OPTIONS:
         if not registry.is_empty(project.get(key)):
-            merged[key] = project[key]
+            try:
+                merged[key] = registry.check(key, project[key])
+            except ValueError as exc:  # e.g. a wordlist deleted since it was saved
+                raise ValueError(f"project setting {exc} (fix it in the project's settings)") from None
     for key, value in options.items():
         if not registry.is_empty(value):
             merged[key] = value
