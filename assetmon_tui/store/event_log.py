@@ -285,8 +285,9 @@ def list_feed(
     *,
     include_suppressed: bool = False,
     scan_id: int | None = None,
+    offset: int = 0,
 ) -> list[FeedEvent]:
-    """Newest first, at most `limit` (None: all), each with the rule that
+    """Newest first, at most `limit` (None: all) after the first `offset`, each with the rule that
     decides it. `severity` is a minimum: "high" lists high and critical.
     Suppressed events are left out unless `include_suppressed`;
     `unacknowledged_only` leaves out acknowledged ones, by hand or by rule
@@ -298,7 +299,51 @@ def list_feed(
     if rules:
         decided = case(*[(_rule_clause(r, sqlite), literal(r.id)) for r in rules], else_=None).label("rule_id")
         query = select(Event, decided)
-    query = query.order_by(col(Event.id).desc()).limit(limit)
+    query = query.order_by(col(Event.id).desc()).limit(limit).offset(offset or None)
+    query = _feed_filters(
+        query, rules, sqlite, project_id, severity, type, unacknowledged_only, since_scan, include_suppressed, scan_id
+    )
+    by_id = {r.id: r for r in rules}
+    with db.session() as s:
+        if not rules:
+            return [FeedEvent(e) for e in s.exec(query)]
+        return [FeedEvent(e, by_id.get(rule_id)) for e, rule_id in s.exec(query)]
+
+
+def feed_count(
+    project_id: int | None = None,
+    severity: str | None = None,
+    type: str | None = None,
+    unacknowledged_only: bool = False,
+    since_scan: int | None = None,
+    *,
+    include_suppressed: bool = False,
+    scan_id: int | None = None,
+) -> int:
+    """How many events `list_feed` lists with the same filters and no limit (a feed shown page by page says so)."""
+    rules = _by_precedence(list_rules(project_id))
+    sqlite = _on_sqlite()
+    query: Any = select(func.count()).select_from(Event)
+    query = _feed_filters(
+        query, rules, sqlite, project_id, severity, type, unacknowledged_only, since_scan, include_suppressed, scan_id
+    )
+    with db.session() as s:
+        return int(s.exec(query).one())
+
+
+def _feed_filters(
+    query: Any,
+    rules: list[EventRule],
+    sqlite: bool,
+    project_id: int | None,
+    severity: str | None,
+    type: str | None,
+    unacknowledged_only: bool,
+    since_scan: int | None,
+    include_suppressed: bool,
+    scan_id: int | None,
+) -> Any:
+    """The feed's WHERE clauses (list_feed, feed_count)."""
     if project_id is not None:
         query = query.where(Event.project_id == project_id)
     if scan_id is not None:
@@ -315,11 +360,7 @@ def list_feed(
         query = query.where(not_(_any_clause((r for r in rules if r.action == "suppress"), sqlite)))
     if since_scan is not None:
         query = query.where(Event.scan_id > since_scan)
-    by_id = {r.id: r for r in rules}
-    with db.session() as s:
-        if not rules:
-            return [FeedEvent(e) for e in s.exec(query)]
-        return [FeedEvent(e, by_id.get(rule_id)) for e, rule_id in s.exec(query)]
+    return query
 
 
 def list_events(
