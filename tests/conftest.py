@@ -58,6 +58,7 @@ def home(tmp_path, monkeypatch, _pg_template):
     monkeypatch.setenv("ASSETMON_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSETMON_HEALTH_TIMEOUT", "0.5")
     monkeypatch.delenv("ASSETMON_BACKEND", raising=False)
+    monkeypatch.delenv("ASSETMON_CWD", raising=False)  # ./start.sh test sets it: exports must not land in its folder
     admin = _pg_admin_url()
     dbname = None
     if admin:

@@ -246,6 +246,7 @@ class ScanDetails(ModalScreen[None]):
             ("finished", when(scan.finished_at)),
             ("took", duration(took)),
             ("attempts", scan.attempts if scan.attempts > 1 else ""),
+            ("profile", options.get("profile") or ""),
             ("ports", options.get("ports") or ""),
             ("nameservers", ", ".join(map(str, options.get("nameservers") or []))),
             ("error", scan.error),

@@ -17,7 +17,7 @@ def dns_options(ctx: ScanContext, rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME
     return DnsOptions(
         nameservers=ctx.nameservers,
         rtypes=rtypes,
-        concurrency=ctx.settings.dns_concurrency,
+        concurrency=int(ctx.setting("dns_concurrency")),  # a profile may set it
         timeout=ctx.settings.dns_timeout,
         retries=ctx.settings.dns_retries,
     )

@@ -66,7 +66,7 @@ class Http(Step):
         `found.revealed`."""
         settings = self.ctx.settings
         options = HttpOptions(
-            concurrency=settings.http_concurrency,
+            concurrency=int(self.ctx.setting("http_concurrency")),  # a profile may set it
             timeout=settings.http_timeout,
             max_body=settings.http_max_body,
             favicon=True,
