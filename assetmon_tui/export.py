@@ -28,11 +28,13 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .core.sanitize import clean_lines, clean_text
+from .secrets.redact import mask_secrets
 from .store import repo
 from .store.event_log import SEVERITIES, list_feed
 from .store.models import Finding, Scan, as_utc, utcnow
@@ -161,7 +163,7 @@ def collect(project: str | int, since_scan: int | None = None) -> Doc:
             }
             for e, name in repo.endpoints(p.id)
         ],
-        "findings": [_finding(f, name, seen(f)) for f, name in repo.findings(p.id)],
+        "findings": _findings(repo.findings(p.id), seen),
     }
     latest = next((scan for scan in repo.list_scans(p.id, limit=50) if scan.status == "done"), None)
     feed = list_feed(p.id, since_scan=since_scan, limit=None, include_suppressed=True)
@@ -224,11 +226,16 @@ def _warning_lines(doc: Doc) -> list[str]:
     ]
 
 
-def _finding(f: Finding, host: str, seen: Row) -> Row:
+def _findings(rows: list[tuple[Finding, str]], seen: Callable[[Any], Row]) -> list[Row]:
+    """Each finding with its context masked of every secret of its file, not only its own."""
+    by_file: dict[str, list[Finding]] = {}
+    for f, _ in rows:
+        by_file.setdefault(f.location, []).append(f)
+    return [_finding(f, host, seen(f), by_file[f.location] if f.location else [f]) for f, host in rows]
+
+
+def _finding(f: Finding, host: str, seen: Row, same_file: list[Finding]) -> Row:
     shown = f.value if f.kind == "endpoint" else f.redacted
-    context = f.context or ""
-    if f.value and f.kind != "endpoint":
-        context = context.replace(f.value, f.redacted or "[redacted]")
     return {
         "kind": f.kind,
         "rule": f.rule,
@@ -239,7 +246,7 @@ def _finding(f: Finding, host: str, seen: Row) -> Row:
         "line": f.line,
         "column": f.column,
         "value": shown,
-        "context": context,
+        "context": mask_secrets(f.context or "", same_file),
         "fingerprint": f.fingerprint,
         **seen,
     }

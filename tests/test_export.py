@@ -194,3 +194,28 @@ def test_the_latest_scans_failed_sources_are_in_every_report(project):
     assert "ct acme.test: failed (timed out &lt;b&gt;\\|x\\|&lt;/b&gt;)" in md
     html = export("acme", "html")
     assert "timed out &lt;b&gt;|x|&lt;/b&gt;" in html and "<b>|x|" not in html
+
+
+def test_a_context_holding_another_secret_of_the_file_masks_both():
+    """A stored context masks only its own finding's value; the file's other secrets must not leak through it."""
+    project = project_with_targets()
+    world = World()
+    other = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+    world.findings["fp-aws"]["context"] = f'key="{SECRET}"; stripe="{other}"'
+    world.findings["fp-stripe"] = dict(
+        kind="secret",
+        rule="stripe_secret_key",
+        severity="high",
+        value=other,
+        redacted="sk_l…p7dc",
+        location="https://www.acme.test/main.js",
+        line=3,
+        host="www.acme.test",
+        context=f'key="{SECRET}"; stripe="{other}"',
+    )
+    fake_scan(project.id, world)
+    for fmt in ("json", "jsonl", "csv", "md", "html"):
+        out = export(project.id, fmt)
+        assert SECRET not in out and other not in out, fmt
+    contexts = {f["rule"]: f["context"] for f in json.loads(export(project.id, "json"))["inventory"]["findings"]}
+    assert contexts["aws_access_key_id"] == 'key="AKIA…LUE1"; stripe="sk_l…p7dc"'

@@ -477,7 +477,7 @@ async def test_no_secret_in_clear_unless_revealed(secrets):
 def test_mask_secrets_keeps_only_the_revealed_one():
     from types import SimpleNamespace
 
-    from assetmon_tui.ui.screens.findings import mask_secrets
+    from assetmon_tui.secrets.redact import mask_secrets
 
     def finding(value: str, redacted: str, kind: str = "secret") -> Any:
         return SimpleNamespace(value=value, redacted=redacted, kind=kind)

@@ -10,8 +10,6 @@ highlighted finding's."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Group
@@ -23,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, LoadingIndicator, Static, TextArea
 
 from ...core.sanitize import clean_text
+from ...secrets.redact import hidden, mask_secrets
 from ..actions import Action, bindings
 from ..text import grid, multiline, next_filter, rank, safe, severity, when
 from ..widgets import FilterInput, fill_table
@@ -31,31 +30,6 @@ from .base import BACK, ProjectScreen
 COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
 BEAUTIFY_TIMEOUT = 30.0
 MAX_VIEW_BYTES = 20_000_000  # bigger bodies are shown truncated
-
-
-def hidden(finding: Any) -> bool:
-    """Whether a finding's value is a secret, shown only when revealed (an API
-    endpoint's path is not)."""
-    return bool(finding.value) and not (finding.kind == "endpoint" and not finding.redacted)
-
-
-def mask_secrets(text: str, findings: Iterable[Any], keep: str = "") -> str:
-    """`text` with the value of every hidden finding replaced by its redacted
-    form, except `keep` (the one revealed value). A value spanning lines (a
-    PEM block) is also redacted line by line, as stored contexts are."""
-    masks: dict[str, str] = {}
-    for f in findings:
-        if not hidden(f) or f.value == keep:
-            continue
-        masks[f.value] = f.redacted or "[redacted]"
-        for part in f.value.split("\n") if "\n" in f.value else ():
-            if len(part.strip()) >= 4:
-                masks.setdefault(part, "…")
-    if not masks:
-        return text
-    alternatives = sorted({*masks, *([keep] if keep else [])}, key=len, reverse=True)  # the longest first
-    pattern = re.compile("|".join(map(re.escape, alternatives)))
-    return pattern.sub(lambda m: m.group() if m.group() == keep else masks[m.group()], text)
 
 
 class FindingsScreen(ProjectScreen):
