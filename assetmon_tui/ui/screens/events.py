@@ -2,7 +2,10 @@
 the diff of an event's scan with the one before. Event rules apply here as in
 notifications and exports: `r` makes one from the highlighted event (suppress
 or acknowledge events like it, past and future), `R` lists them, `h` shows the
-suppressed events too, marked ×."""
+suppressed events too, marked ×. The feed is read `PAGE` events at a time:
+moving down past the last one reads the next page (Ctrl+End: all of them),
+and the title says how many there are in all. A text filter reads them all
+(it filters what was read), and narrows as you type."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ def _cycle(options: list[Any], current: Any) -> Any:
 
 
 EVENT_COLUMNS = (" ", "time", "project", "severity", "type", "summary")
+PAGE = 500  # events read at a time
 
 
 class EventsScreen(Screen[None]):
@@ -39,8 +43,9 @@ class EventsScreen(Screen[None]):
         Action("project", "p", "Project", "Project filter", "Cycle the project shown (or all)"),
         Action("unacked", "u", "New only", "New events only", "Show new events only, or acknowledged too"),
         *EVENT_RULE_KEYS,
-        Action("filter", "slash", "Filter", "Filter", "Filter the summaries by text", footer=False),
+        Action("filter", "slash", "Filter", "Filter", "Filter the summaries by text, as you type", footer=False),
         Action("reload", "f5", "Reload", "Reload", "Read the events again", footer=False),
+        Action("last", "ctrl+end", "Last", "Last event", "Read every event and go to the oldest", footer=False),
     ]
     BINDINGS = bindings(ACTIONS)
 
@@ -60,11 +65,20 @@ class EventsScreen(Screen[None]):
         self.suppressed = 0  # events hidden by suppress rules (in the project filter)
         self._times: dict[int, str] = {}
         self.shown: list[Any] = []
+        self.limit = PAGE  # how many events to read (more as the cursor goes down)
+        self.total = 0  # how many the feed has with these filters
+        self._reading = False
+        self._to_last = False  # after reading them all: the cursor to the last one
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="events-filters")
-        yield FilterInput(placeholder="filter summaries (Enter applies, Escape clears)", id="filter", classes="hidden")
+        yield FilterInput(
+            placeholder="filter summaries as you type (Enter: to the list, Escape clears)",
+            id="filter",
+            classes="hidden",
+            live=True,
+        )
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Static("", id="event-detail")
         yield Footer(compact=True)
@@ -78,23 +92,39 @@ class EventsScreen(Screen[None]):
     def action_reload(self) -> None:
         from ...store import event_log, repo
 
+        self._reading = True
+        try:
+            self._read(event_log, repo)
+        finally:
+            self._reading = False
+
+    def _read(self, event_log: Any, repo: Any) -> None:
         projects = {p.id: p.name for p in repo.list_projects()}
-        feed = event_log.list_feed(
+        filters: dict[str, Any] = dict(
             project_id=self.project_id,
             severity=self.min_severity,
             type=self.type,
             unacknowledged_only=self.unacked_only,
-            limit=500,
             include_suppressed=self.show_suppressed,
         )
+        # a text filter looks at every event: it filters what was read
+        feed = event_log.list_feed(**filters, limit=None if self.filter_text else self.limit)
+        total = event_log.feed_count(**filters)
         rules = len(event_log.list_rules(self.project_id))
         suppressed = event_log.suppressed_count(self.project_id) if rules else 0
         times = {item.event.id: when(item.event.created_at, short=True) for item in feed}
-        self.app.call_from_thread(self._loaded, projects, feed, rules, suppressed, times)
+        self.app.call_from_thread(self._loaded, projects, feed, rules, suppressed, times, total)
 
     def _loaded(
-        self, projects: dict[int, str], feed: list[Any], rules: int, suppressed: int, times: dict[int, str]
+        self,
+        projects: dict[int, str],
+        feed: list[Any],
+        rules: int,
+        suppressed: int,
+        times: dict[int, str],
+        total: int = 0,
     ) -> None:
+        self.total = max(total, len(feed))
         self.feed = {item.event.id: item for item in feed}
         self.rule_count = rules
         self.suppressed = suppressed
@@ -147,11 +177,17 @@ class EventsScreen(Screen[None]):
             )
         fill_table(table, EVENT_COLUMNS, rows, (1, 11, 12, 8, 20, 0))
         if self.shown:
-            table.move_cursor(row=min(cursor, len(self.shown) - 1))
+            last = len(self.shown) - 1
+            table.move_cursor(row=last if self._to_last else min(cursor, last))
+            self._to_last = False
         else:
             self.query_one("#event-detail", Static).update(Text("No events match.", style="dim"))
         new = sum(1 for e in self.shown if self._mark(e)[0] == "new")
-        table.border_title = f"Events ({len(self.shown)} shown, {new} new)"
+        more = self.total - len(events)
+        if more > 0:  # a page of the feed: how many in all, and how to see the others
+            table.border_title = f"Events ({len(self.shown)} of {self.total} shown, {new} new · ↓ reads more)"
+        else:
+            table.border_title = f"Events ({len(self.shown)} shown, {new} new)"
         table.border_subtitle = self._rules_line()
         self._show_filters()
 
@@ -213,11 +249,42 @@ class EventsScreen(Screen[None]):
     def action_filter(self) -> None:
         self.query_one(FilterInput).open()
 
+    @on(FilterInput.Typed)
+    def filter_typed(self, event: FilterInput.Typed) -> None:
+        """Narrow as the user types: in memory once every event is read."""
+        if event.text != self.filter_text:
+            self._set_filter(event.text)
+
     @on(FilterInput.Applied)
     def apply_filter(self, event: FilterInput.Applied) -> None:
-        self.filter_text = event.text
-        self.action_reload()
+        if event.text != self.filter_text:
+            self._set_filter(event.text)
         self.query_one("#events", DataTable).focus()
+
+    def _set_filter(self, text: str) -> None:
+        self.filter_text = text
+        if text and len(self.events) < self.total:
+            self.action_reload()  # read them all first
+        else:
+            self._fill(self.projects, self.events, self._times)
+
+    def filter_pending(self) -> bool:
+        return self.query_one(FilterInput).pending
+
+    # -- paging -------------------------------------------------------------------------
+
+    def _read_more(self) -> None:
+        if not self._reading and len(self.events) < self.total and not self.filter_text:
+            self.limit = len(self.events) + PAGE
+            self.action_reload()
+
+    def action_last(self) -> None:
+        if len(self.events) < self.total and not self.filter_text:
+            self.limit = self.total
+            self._to_last = True
+            self.action_reload()
+        elif self.shown:
+            self.query_one("#events", DataTable).move_cursor(row=len(self.shown) - 1)
 
     # -- rows ---------------------------------------------------------------------------
 
@@ -229,7 +296,9 @@ class EventsScreen(Screen[None]):
         return next((e for e in self.shown if str(e.id) == key), None)
 
     @on(DataTable.RowHighlighted, "#events")
-    def show_detail(self) -> None:
+    def show_detail(self, highlighted: DataTable.RowHighlighted) -> None:
+        if highlighted.cursor_row >= len(self.shown) - 1:  # the last one read: read the next page
+            self._read_more()
         event = self._highlighted()
         if event is None:
             return
