@@ -242,7 +242,7 @@ def _finding(f: Finding, host: str, seen: Row, same_file: list[Finding]) -> Row:
         "severity": f.severity,
         "confidence": f.confidence,
         "host": host,
-        "location": f.location,
+        "location": mask_secrets(f.location, same_file),  # a token in a URL's query
         "line": f.line,
         "column": f.column,
         "value": shown,

@@ -488,3 +488,21 @@ def test_mask_secrets_keeps_only_the_revealed_one():
     assert mask_secrets(text, found, keep="abcd1234") == "x=ab…Z9; y=abcd1234; z='/api/v1'"
     pem = finding("-----BEGIN KEY-----\nMIIEabcdef\n-----END KEY-----", "-----BEGIN…")
     assert "MIIEabcdef" not in mask_secrets("'-----BEGIN KEY-----'\n'MIIEabcdef'", [pem])
+
+
+async def test_a_token_in_a_files_url_is_masked_in_the_table_and_the_detail():
+    """A key in a script's query string (main.js?key=AKIA…) is a finding of that file: its URL shows it masked."""
+    project = project_with_targets("acme")
+    world = World()
+    url = f"https://www.acme.test/main.js?key={AWS}"
+    world.findings["fp-aws"].update(location=url, value=AWS, redacted=AWS_MASK, context=f"src='{url}'")
+    scan = fake_scan(project.id, world)
+    compute_events(scan)
+    async with app().run_test(size=(120, 40)) as pilot:
+        a: Any = pilot.app
+        await dashboard(pilot, 1)
+        await pilot.press("f")
+        await until(pilot, lambda: a.screen.query_one("#findings").row_count == 1, "the findings")
+        text = await showing(pilot, f"main.js?key={AWS_MASK}", "v reveals")
+        assert AWS not in text
+        assert AWS not in str(a.screen.query_one("#findings").get_row_at(0))

@@ -83,6 +83,9 @@ class FindingsScreen(ProjectScreen):
         needle = self.filter_text.lower()
         floor = rank(self.min_severity) if self.min_severity else 0
         shown_rows = []
+        by_file: dict[str, list[Any]] = {}
+        for f, _ in rows:
+            by_file.setdefault(f.location, []).append(f)
         for index, (f, host) in enumerate(rows):
             if rank(f.severity) < floor:
                 continue
@@ -93,7 +96,7 @@ class FindingsScreen(ProjectScreen):
                 safe(f.rule, 40),
                 safe(host, 50),
                 position,
-                safe(f.location, 200),
+                safe(mask_secrets(f.location, by_file[f.location]), 200),  # a token in a URL's query
             ]
             if needle and not any(needle in str(c).lower() for c in cells):
                 continue
@@ -193,10 +196,11 @@ class FindingsScreen(ProjectScreen):
             ("  fp ", "dim"),
             safe(finding.fingerprint, 24, style="dim"),
         )
-        pairs = [("what", what), ("host", where), ("file", finding.location), ("value", value), ("seen", seen)]
+        same_file = [f for f, _ in self.rows if f.location == finding.location] if finding.location else [finding]
+        file = mask_secrets(finding.location, [*same_file, finding])
+        pairs = [("what", what), ("host", where), ("file", file), ("value", value), ("seen", seen)]
         parts: list[Any] = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
         if finding.context:
-            same_file = [f for f, _ in self.rows if f.location == finding.location] if finding.location else [finding]
             context = multiline(mask_secrets(finding.context, [*same_file, finding]))
             if finding.redacted:
                 context.highlight_words([finding.redacted], style="bold yellow")
@@ -243,10 +247,11 @@ class JsViewScreen(Screen[None]):
         self.project_id = project_id
         self.finding = finding
         self.reveal = reveal
+        self.location = mask_secrets(finding.location, [finding])  # and the file's other secrets, once loaded
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(Text.assemble(("file ", "bold"), safe(self.finding.location, 200)), id="js-note")
+        yield Static(Text.assemble(("file ", "bold"), safe(self.location, 200)), id="js-note")
         yield LoadingIndicator(id="js-loading")
         yield TextArea.code_editor(
             "", language="javascript", read_only=True, id="js-text", soft_wrap=False, classes="hidden"
@@ -264,6 +269,7 @@ class JsViewScreen(Screen[None]):
 
         location = self.finding.location
         in_file = [f for f, _ in repo.findings(self.project_id) if f.location == location]
+        self.location = mask_secrets(location, [*in_file, self.finding])
         row = find_js_file(self.project_id, location)
         body = load_blob(row.sha256) if row is not None and row.sha256 else None
         if body is None:
@@ -300,7 +306,7 @@ class JsViewScreen(Screen[None]):
     def _show(self, text: str | None, note: str, line: int | None = None) -> None:
         self.query_one("#js-loading").display = False
         self.query_one("#js-note", Static).update(
-            Text.assemble(("file ", "bold"), safe(self.finding.location, 120), "\n", (note, "dim"))
+            Text.assemble(("file ", "bold"), safe(self.location, 120), "\n", (note, "dim"))
         )
         if text is None:
             return
