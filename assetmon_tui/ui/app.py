@@ -74,7 +74,9 @@ class AssetMonApp(App[None]):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         self.sub_title = self._health_detail
-        self.call_after_refresh(self._start)  # the first frame first: nothing heavy is imported before it
+        # the complete first frame first (the footer mounts its keys a refresh later): the start-up
+        # thread imports the store, and while it holds the GIL no frame is drawn
+        self.call_after_refresh(self.call_after_refresh, self._start)
 
     # -- start-up and background loops --------------------------------------------
 
