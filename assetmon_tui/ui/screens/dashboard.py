@@ -22,9 +22,9 @@ from ...core.progress import Progress
 from ...core.sanitize import clean_text
 from ...core.targets import display
 from ..actions import PROJECT_SETTINGS, Action, bindings
-from ..columns import Column, cut, fit
 from ..panels import ScanDetails, ScanPanel, found_text, scan_state
 from ..text import duration, safe, when
+from ..widgets import Column, ellipsis, fit_columns
 
 if TYPE_CHECKING:
     from ..app import AssetMonApp
@@ -35,17 +35,17 @@ REAP_INTERVAL = 5.0
 # #, status and found ("264 hosts · 20 svc · 292 urls"); `w` (wide) hides the
 # projects pane to show when each scan started and how long it took too.
 SCAN_COLUMNS = (
-    Column("#", 5, least=4),
-    Column("status", 12, least=11, rank=1),  # "done 2 warn"
-    Column("started", 11, rank=2),
-    Column("took", 6, rank=3),
-    Column("found", 40, least=22, rank=1),
-    Column("modules", 30, least=10, rank=4),
-    Column("backend", 7, rank=5),
+    Column("#", "#", 5, least=4),
+    Column("status", "status", 12, least=11, rank=1),  # "done 2 warn"
+    Column("started", "started", 11, rank=2),
+    Column("took", "took", 6, rank=3),
+    Column("found", "found", 44, least=22, rank=1, grow=True),
+    Column("modules", "modules", 30, least=16, rank=4),  # given up before found is cut short
+    Column("backend", "backend", 7, rank=5),
 )
-# An exclusion reads "!value" in red, as it is typed: the rule column shows when there is room.
-TARGET_COLUMNS = (Column("target", 60, least=16), Column("rule", 7, rank=1))
-CHROME = 4  # a table's border and its vertical scrollbar: not cells
+# One column: an exclusion reads "!value" in red, as it is typed.
+TARGET_COLUMNS = (Column("target", "target", 60, least=8, grow=True),)
+BORDER = 2  # a table's border: not cells
 MARK = "◆"  # the scan marked as diff base (m)
 
 
@@ -305,10 +305,9 @@ class DashboardScreen(Screen[None]):
         cursor = table.cursor_row
         columns = _columns(table, TARGET_COLUMNS)
         for t in targets:
-            rule = Text("exclude", style="red") if t.exclude else Text("include", style="green")
             target = safe(("!" if t.exclude else "") + display(t.value), 300, style="red" if t.exclude else "")
-            cells = {"rule": rule, "target": target}  # display(): a URL's password hidden
-            table.add_row(*(cut(cells[c.label], w) for c, w in columns), key=str(t.id))
+            cells = {"target": target}  # display(): a URL's password hidden
+            table.add_row(*(_cell(cells[c.name]) for c, _ in columns), key=str(t.id))
         table.border_subtitle = f"{len(targets)} rules"
         if targets:
             table.move_cursor(row=min(cursor, len(targets) - 1))
@@ -348,7 +347,7 @@ class DashboardScreen(Screen[None]):
                 "modules": scan.modules,
                 "backend": scan.backend or "",
             }
-            table.add_row(*(cut(cells[c.label], w) for c, w in columns), key=str(scan.id))
+            table.add_row(*(_cell(cells[c.name]) for c, _ in columns), key=str(scan.id))
         if scans:
             table.move_cursor(row=min(cursor, len(scans) - 1))
 
@@ -641,8 +640,15 @@ class DashboardScreen(Screen[None]):
 
 def _columns(table: DataTable[Any], columns: tuple[Column, ...]) -> list[tuple[Column, int]]:
     """Empty `table` and give it the columns that fit its current width."""
-    fitted = fit(columns, max(table.size.width - CHROME, 10))
+    fitted = fit_columns(columns, max(table.size.width - BORDER, 10))
     table.clear(columns=True)
     for column, width in fitted:
-        table.add_column(column.label, width=width, key=column.label)
+        table.add_column(column.label, width=width, key=column.name)
     return fitted
+
+
+def _cell(value: object) -> object:
+    """Text cut with "…" at its column's edge; other renderables (panels.Counts) fit themselves."""
+    if isinstance(value, str):
+        value = Text(value)
+    return ellipsis(value) if isinstance(value, Text) else value
