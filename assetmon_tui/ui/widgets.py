@@ -321,6 +321,14 @@ class PagedTable(DataTable[Any], Generic[R]):
         if not self._adding and new >= self.max_scroll_y - self.size.height:
             self.call_after_refresh(self._more, self.row_count)
 
+    def move_cursor(
+        self, *, row: int | None = None, column: int | None = None, animate: bool = False, scroll: bool = True
+    ) -> None:
+        """As DataTable's; a row not added yet is added first (with the rows before it)."""
+        if row is not None and row >= self.row_count:
+            self._add(row + self.AHEAD)
+        super().move_cursor(row=row, column=column, animate=animate, scroll=scroll)
+
     def action_scroll_bottom(self) -> None:
         """Ctrl+End: the last row (every row added first)."""
         self.load_all()

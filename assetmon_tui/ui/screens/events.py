@@ -33,6 +33,17 @@ EVENT_COLUMNS = (" ", "time", "project", "severity", "type", "summary")
 PAGE = 500  # events read at a time
 
 
+class EventTable(DataTable[Any]):
+    """The feed's table: Ctrl+End (its own key) reads every event before going to the last one."""
+
+    def action_scroll_bottom(self) -> None:
+        last = getattr(self.screen, "action_last", None)
+        if last is not None:
+            last()
+        else:
+            super().action_scroll_bottom()
+
+
 class EventsScreen(Screen[None]):
     ACTIONS = [
         BACK,
@@ -79,7 +90,7 @@ class EventsScreen(Screen[None]):
             classes="hidden",
             live=True,
         )
-        yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
+        yield EventTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Static("", id="event-detail")
         yield Footer(compact=True)
 
