@@ -321,6 +321,33 @@ async def test_events_ctrl_end_reads_them_all():
         await until(pilot, lambda: table.row_count == 520 and table.cursor_row == 519, "every event, the last")
 
 
+async def test_at_60_columns_the_tab_bar_fits_and_w_widens_the_table(long_names):
+    """Narrow: the detail pane goes under the table, so every tab shows; `w` hides the pane, and back."""
+    async with AssetMonApp().run_test(size=(60, 20)) as pilot:
+        app: Any = pilot.app
+        screen = await results(pilot)
+        await until(pilot, lambda: screen.query_one("#table-hosts").row_count > 0, "the hosts")
+        await pilot.press("4")
+        table = screen.query_one("#table-http", PagedTable)
+        await until(pilot, lambda: table.row_count == 6 and table.size.width > 0, "the http tab")
+        http_tab = screen.query_one("#tabs-list > Tab.-active")
+        assert str(http_tab.label).endswith("HTTP") and http_tab.region.right <= 60 and http_tab.region.width > 0
+        assert "4 HTTP" in screen_text(app).splitlines()[http_tab.region.y]
+        assert screen.has_class("narrow") and screen.query_one("#detail-pane").region.y > table.region.y
+        assert [c for c, _ in table.shown][:3] == table.specs[:3]  # mark, url, status shown
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.size.width
+        assert table.scrollbars_enabled[1] is False  # no horizontal scrollbar
+        # hostile text from a scanned host: literal, escapes gone
+        first = cells(table, 0)
+        assert first[3].startswith("[bold]boom") and all("\x1b" not in c and "\x07" not in c for c in first)
+        before = table.size.height
+        await pilot.press("w")
+        await until(pilot, lambda: not screen.query_one("#detail-pane").display, "the pane hidden")
+        await until(pilot, lambda: table.size.height > before, "the table taller")
+        await pilot.press("w")
+        await until(pilot, lambda: screen.query_one("#detail-pane").display, "the pane back")
+
+
 # -- snapshots at 80x24 ---------------------------------------------------------------------------
 
 
