@@ -419,7 +419,7 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#targets", DataTable)
         if not table.has_focus or table.row_count == 0:
             return
-        from .forms import ConfirmForm
+        from .forms import confirm
 
         key = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or 0)
         target = next((t for t in self._targets if t.id == key), None)
@@ -427,7 +427,7 @@ class DashboardScreen(Screen[None]):
             return
         shown = display(target.value)
         question = f"Delete the target {'!' if target.exclude else ''}{shown} from {self._project_name()}?"
-        self.app.push_screen(ConfirmForm(question), then(lambda yes: yes and self._delete_target(key, shown)))
+        confirm(self.app, question, lambda: self._delete_target(key, shown))
 
     @work(thread=True, exit_on_error=False)
     def _delete_target(self, target_id: int, shown: str) -> None:

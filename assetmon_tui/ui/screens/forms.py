@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
@@ -353,3 +354,13 @@ class ConfirmForm(Form):
         with Vertical():
             yield Label(self.question)
             yield Static("y: yes   n: no", classes="hint")
+
+
+def confirm(app: App[Any], question: str, on_yes: Callable[[], object]) -> None:
+    """Ask `question` (y / n); `on_yes` runs only on a yes. Every deletion goes through here."""
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            on_yes()
+
+    app.push_screen(ConfirmForm(question), answered)

@@ -20,7 +20,7 @@ from ...core.modules import describe
 from ...core.sanitize import clean_text
 from ..actions import Action, bindings
 from ..text import SEVERITIES, safe, severity, when
-from .forms import Form, profile_choices
+from .forms import Form, confirm, profile_choices
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 EXPORT_FORMATS = ("html", "json", "jsonl", "csv", "md")
@@ -225,7 +225,8 @@ class ScheduleForm(Form):
 
     @on(Button.Pressed, "#delete")
     def delete(self) -> None:
-        self._delete()
+        question = f"Delete the schedule of {self.project_name}? No scan starts by itself any more."
+        confirm(self.app, question, self._delete)
 
     @work(thread=True, exit_on_error=False)
     def _delete(self) -> None:
@@ -386,7 +387,8 @@ class NotifiersForm(Form):
     def action_delete(self) -> None:
         chosen = self._chosen()
         if chosen is not None:
-            self._delete(chosen)
+            question = f"Delete notifier #{chosen}? Its URL (and any token in it) must be typed again to restore it."
+            confirm(self.app, question, lambda: self._delete(chosen))
 
     @work(thread=True, exit_on_error=False)
     def _delete(self, notifier_id: int) -> None:

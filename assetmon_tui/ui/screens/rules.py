@@ -17,7 +17,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, RadioButt
 from ...core.sanitize import clean_text
 from ..actions import RULE_TABLE, RULES_FORM, bindings
 from ..text import safe, when
-from .forms import ConfirmForm, Form
+from .forms import Form, confirm
 
 ACTION_HELP = {
     "suppress": "suppress: hidden from the feed, notifications and exports",
@@ -290,12 +290,8 @@ class RulesForm(Form):
         if rule is None:
             self.show_error("No rule to delete.")
             return
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._delete(rule.id)
-
-        self.app.push_screen(ConfirmForm(f"Delete rule #{rule.id} ({rule.action})? Its events show again."), confirmed)
+        question = f"Delete rule #{rule.id} ({rule.action})? Its events show again."
+        confirm(self.app, question, lambda: self._delete(rule.id))
 
     @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
     def _delete(self, rule_id: int) -> None:
