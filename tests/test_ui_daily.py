@@ -194,3 +194,28 @@ async def test_a_toast_when_a_scan_ends(thread_backend):
             app.dashboard._submit((["dns"], e.options()))  # what the scan form's answer does
             # a dns-only scan of two names often ends before the dashboard's next poll sees it active
             await until(pilot, lambda: notified(app, "Scan #1 done"), timeout=60, what="the toast")
+
+
+async def test_deleting_a_schedule_asks_first(thread_backend):
+    from assetmon_tui.schedule import set_schedule
+    from assetmon_tui.store.schedules import get_schedule
+
+    project_id = make_project("acme", ["acme.test"])
+    set_schedule(project_id, interval_seconds=6 * 3600)
+    app = AssetMonApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.project_id == project_id, what="project loaded")
+        await pilot.press("S")
+        await until(pilot, lambda: app.screen.query("#delete"), what="the schedule form")
+        form = app.screen
+        await pilot.click("#delete")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmForm), what="the question")
+        assert "acme" in app.screen.question
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is form, what="back on the form")
+        assert get_schedule(project_id) is not None
+        await pilot.click("#delete")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmForm), what="the question again")
+        await pilot.press("y")
+        await until(pilot, lambda: get_schedule(project_id) is None, what="the schedule deleted")
+        await until(pilot, lambda: notified(app, "Schedule deleted"), what="the toast")
