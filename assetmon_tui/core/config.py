@@ -40,6 +40,7 @@ class Settings:
     dns_concurrency: int = 200
     dns_timeout: float = 2.0
     dns_retries: int = 2
+    dns_rate: int = 0  # brute-force queries a second to each nameserver at most (0: no ceiling); adapted to losses
     nameservers: str = ""  # comma separated host[:port]
     http_concurrency: int = 50
     http_timeout: float = 5.0
@@ -96,6 +97,7 @@ _AT_LEAST: dict[str, float] = {
     "dns_concurrency": 1,
     "dns_timeout": 0.1,
     "dns_retries": 0,
+    "dns_rate": 0,
     "http_concurrency": 1,
     "http_timeout": 0.1,
     "http_max_body": 1,

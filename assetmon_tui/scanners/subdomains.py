@@ -51,8 +51,9 @@ import re2
 
 from assetmon_tui.core.sanitize import clean_text
 
-from .dns import DnsOptions, DnsResult, make_resolver, normalise, resolve_one
+from .dns import DnsOptions, DnsResult, normalise
 from .http import CertInfo, HttpResult, fetch_certificate
+from .udp_resolver import ServerStats, UdpResolver
 
 SOURCES = ("ct", "wordlist", "san", "subfinder", "amass", "html", "js", "redirect", "header", "wildcard")
 TOOLS = ("subfinder", "amass")
@@ -138,6 +139,12 @@ class SubdomainOptions:
     wildcard_probes: int = 5  # random labels per zone: enough to tell a stable wildcard from a varying one
     wildcard_rounds: int = 3  # tries of a probe that got no answer (timeout, SERVFAIL) before the zone is skipped
     dns: DnsOptions = field(default_factory=lambda: DnsOptions(rtypes=("A", "AAAA")))
+    # Queries a second to each nameserver at most (settings.dns_rate; 0: no ceiling), adapted
+    # down on timeouts and SERVFAIL and back up (scanners/udp_resolver.py).
+    dns_rate: float = 0.0
+    # dns_pace(stats): each nameserver's counters and the rate in use, about every
+    # second while lookups run and once at the end.
+    dns_pace: Callable[[list[ServerStats]], None] | None = None
     resume: Resume = field(default_factory=lambda: Resume())  # what an interrupted run already did
     # report(source, status, reason), once per source when it ends: source "ct <root>",
     # "wordlist <zone>" or "<tool> <root>"; status "ok" | "failed" | "skipped"; reason one
@@ -571,7 +578,9 @@ class _Run:
         self.in_scope = in_scope
         self.excludes_below = excludes_below
         self.progress = progress
-        self.resolver = make_resolver(options.dns)
+        dns = options.dns
+        self.resolver = UdpResolver(dns.nameservers, dns.timeout, dns.retries, options.dns_rate)
+        self.paced = 0.0  # when dns_pace was last called (loop time)
         self.rtypes = tuple(options.dns.rtypes) or ("A", "AAAA")
         self.dns_slots = asyncio.Semaphore(max(1, options.dns.concurrency))
         self.tls_slots = asyncio.Semaphore(max(1, options.tls_concurrency))
@@ -721,7 +730,13 @@ class _Run:
     # -- DNS
     async def lookup(self, name: str) -> DnsResult:
         async with self.dns_slots:
-            return await resolve_one(self.resolver, name, self.rtypes)
+            result = await self.resolver.resolve(name, self.rtypes)
+        if self.options.dns_pace is not None:
+            now = asyncio.get_running_loop().time()
+            if now - self.paced >= 1.0:
+                self.paced = now
+                self.options.dns_pace(self.resolver.stats())
+        return result
 
     async def _resolve(self, name: str) -> None:
         if name in self.resolved:
@@ -991,3 +1006,7 @@ async def discover(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        stats = run.resolver.stats()
+        run.resolver.close()
+        if stats and options.dns_pace is not None:
+            options.dns_pace(stats)

@@ -1,0 +1,684 @@
+"""Fast existence checks over UDP: the resolver of the subdomain brute force.
+
+dnspython (scanners/dns.py) opens a socket, builds a `Message` and parses a
+whole answer per query: about 0.7 ms of CPU, so a brute force of 10,000 words
+costs seconds whatever the server. Here every nameserver has one shared,
+connected, non-blocking UDP socket; a query is 12 header bytes and the
+question, built by hand; answers are matched by query id *and* question (name,
+type, class: an answer for another question is dropped), and parsed only as
+far as an existence check needs (rcode, TC, the answer section's CNAME chain
+and the addresses at its end). Timeouts are swept from one deadline queue
+(no timer per query).
+
+Untrusted input: an answer that is short, garbage, truncated in the middle of
+a record, huge (64 KiB), not a response, for another id or another question
+is counted and ignored, so the query waits on for its true answer and times
+out without one; nothing but a well-formed answer to the very question asked
+produces a result. Compression pointers must point backwards (no loops), and
+every count and length is bounded by the datagram. A truncated answer (TC) is
+asked again over TCP, as dnspython does, with the same checks.
+
+Results are dnspython's, word for word (`DnsResult`, statuses "ok",
+"nxdomain", "nodata", "servfail", "timeout", "error", "partial"; the CNAME
+chain hop by hop, then the records of the type asked at its end), so callers
+can switch without changing what they find.
+
+Rate: each nameserver has a pace, at most `rate` queries a second (0: no
+ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
+current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
+to what got through (at most half the rate it was sending at); while they stay
+under 1 %, it rises again by a sixteenth of its peak every quarter of a second,
+back to the ceiling (or to no limit). `stats()` tells the rate in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import re
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dns.ipv4
+import dns.ipv6
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from assetmon_tui.core.sanitize import clean_text
+
+from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, normalise
+
+_A, _CNAME, _AAAA = 1, 5, 28
+_TYPE_TEXT = {_A: "A", _CNAME: "CNAME", _AAAA: "AAAA"}
+_CHAIN_LIMIT = 16  # CNAME hops followed inside one answer (dns.py's too)
+_POINTERS = 64  # compression pointers followed in one name, at most
+_ESCAPED = frozenset(b'"().;\\@$')  # dnspython's: label bytes written as \c
+_UNSAFE = re.compile(r'[^\x21-\x7e]|["();\\@$]')  # in a name to ask for: not sent (dnspython would read escapes)
+_HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
+_RECV = 65535
+_DRAIN = 512  # datagrams read per wake-up, at most (others get their turn)
+# Statuses that say nothing about the name (dns.py's UNCERTAIN).
+_UNSURE = frozenset(("timeout", "servfail", "error"))
+_PRIORITY = ("ok", "nxdomain", "servfail", "timeout", "error", "nodata")
+# AIMD
+_WINDOW = 0.25  # seconds between increases
+_LOSS = 0.05  # share of bad outcomes that cuts the pace
+_CLEAN = 0.01  # share under which the pace rises
+_MIN_BAD = 3  # bad outcomes before a cut (one lost query is noise)
+_SAMPLES = 8  # outcomes a window needs before it is judged
+
+
+class _Malformed(Exception):
+    pass
+
+
+# ---- wire format ------------------------------------------------------------------------
+
+
+def encode_name(name: str) -> bytes | None:
+    """`www.example.com` -> wire labels, lower-case; None if no valid DNS name."""
+    if not name or not name.isascii():
+        return None
+    if _UNSAFE.search(name):
+        return None
+    out = bytearray()
+    for label in name.lower().split("."):
+        if not 0 < len(label) < 64:
+            return None
+        out.append(len(label))
+        out += label.encode()
+    out.append(0)
+    return bytes(out) if len(out) <= 255 else None
+
+
+def _text(labels: list[bytes]) -> str:
+    """Label bytes as dnspython writes them (escapes included), lower-case, no final dot."""
+    parts = []
+    for label in labels:
+        if all(0x20 < c < 0x7F and c not in _ESCAPED for c in label):
+            parts.append(label.decode("ascii"))
+        else:
+            parts.append(
+                "".join("\\" + chr(c) if c in _ESCAPED else chr(c) if 0x20 < c < 0x7F else f"\\{c:03d}" for c in label)
+            )
+    return ".".join(parts).lower()
+
+
+def _read_name(msg: bytes, at: int) -> tuple[list[bytes], int]:
+    """The name at `at` (labels) and the offset after it. Pointers point backwards only."""
+    labels: list[bytes] = []
+    end = -1
+    size = 0
+    jumps = 0
+    size_msg = len(msg)
+    while True:
+        if at >= size_msg:
+            raise _Malformed("name runs past the end")
+        length = msg[at]
+        if length == 0:
+            at += 1
+            break
+        if length & 0xC0 == 0xC0:
+            if at + 1 >= size_msg:
+                raise _Malformed("pointer runs past the end")
+            target = ((length & 0x3F) << 8) | msg[at + 1]
+            if target >= at or jumps >= _POINTERS:
+                raise _Malformed("compression loop")
+            jumps += 1
+            if end < 0:
+                end = at + 2
+            at = target
+            continue
+        if length & 0xC0:
+            raise _Malformed("unknown label type")
+        at += 1
+        if at + length > size_msg:
+            raise _Malformed("label runs past the end")
+        size += length + 1
+        if size > 255:
+            raise _Malformed("name over 255 bytes")
+        labels.append(msg[at : at + length])
+        at += length
+    return labels, (end if end >= 0 else at)
+
+
+# An answer record: (owner text, type, class, ttl, rdata offset, rdata length)
+_Record = tuple[str, int, int, int, int, int]
+
+
+def parse_answers(msg: bytes, at: int, count: int) -> list[_Record]:
+    """The answer section's records (owner lower-case text); _Malformed on anything cut or broken."""
+    records: list[_Record] = []
+    size = len(msg)
+    for _ in range(count):
+        labels, at = _read_name(msg, at)
+        if at + 10 > size:
+            raise _Malformed("record header cut")
+        rtype, rclass, ttl, rdlen = struct.unpack_from(">HHIH", msg, at)
+        at += 10
+        if at + rdlen > size:
+            raise _Malformed("record data cut")
+        records.append((_text(labels), rtype, rclass, ttl, at, rdlen))
+        at += rdlen
+    return records
+
+
+def _rdata_text(msg: bytes, rtype: int, at: int, length: int) -> str:
+    """One record's value as dns.py's `_value` writes it."""
+    if rtype == _A:
+        if length != 4:
+            raise _Malformed("A record of the wrong size")
+        return dns.ipv4.inet_ntoa(msg[at : at + 4])
+    if rtype == _AAAA:
+        if length != 16:
+            raise _Malformed("AAAA record of the wrong size")
+        return dns.ipv6.inet_ntoa(msg[at : at + 16])
+    if rtype == _CNAME:
+        labels, end = _read_name(msg, at)
+        if end != at + length:
+            raise _Malformed("CNAME of the wrong size")
+        return clean_text(_text(labels), VALUE_LIMIT)
+    try:  # anything else (a caller asking for MX, TXT...): dnspython reads it
+        rdata = dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RdataType.make(rtype), msg, at, length)
+    except Exception as exc:  # dnspython raises many kinds on broken rdata
+        raise _Malformed("bad record data") from exc
+    return _value(rdata)
+
+
+def chain(qname: str, rtype: int, msg: bytes, records: list[_Record]) -> list[DnsRecord]:
+    """dns.py's `_records` on raw records: CNAME hops from qname, then the rtype records at the end."""
+    type_text = _TYPE_TEXT.get(rtype) or dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rtype))
+    out: list[DnsRecord] = []
+    current = qname
+    for _ in range(_CHAIN_LIMIT):
+        if rtype == _CNAME:
+            break
+        cname = next((r for r in records if r[0] == current and r[1] == _CNAME and r[2] == 1), None)
+        if cname is None:
+            break
+        ttl = min(r[3] for r in records if r[0] == current and r[1] == _CNAME and r[2] == 1)
+        target = _rdata_text(msg, _CNAME, cname[4], cname[5])
+        out.append(DnsRecord(clean_text(current, VALUE_LIMIT), "CNAME", target, ttl))
+        current = target
+    final = [r for r in records if r[0] == current and r[1] == rtype and r[2] == 1]
+    if final:
+        ttl = min(r[3] for r in final)
+        values = dict.fromkeys(_rdata_text(msg, rtype, r[4], r[5]) for r in final)  # an rrset: no duplicates
+        out += [DnsRecord(clean_text(current, VALUE_LIMIT), type_text, v, ttl) for v in values]
+    return out
+
+
+# ---- pace: per-nameserver rate, adapted -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """One nameserver's counters; `rate` is queries a second over the last second,
+    `limit` the pace in force (None: no limit), `lowest` the lowest this run."""
+
+    address: str
+    sent: int
+    answered: int
+    timeouts: int
+    servfails: int  # SERVFAIL, REFUSED and other failing rcodes
+    truncated: int  # TC answers (asked again over TCP)
+    ignored: int  # datagrams that answered nothing we asked (wrong id, other question, garbage)
+    rate: float
+    limit: float | None
+    lowest: float | None
+    ceiling: float | None
+    backoffs: int
+
+
+class _Pace:
+    """AIMD pacing of one nameserver (see the module doc)."""
+
+    def __init__(self, ceiling: float, now: float) -> None:
+        self.ceiling = ceiling if ceiling > 0 else None
+        self.limit: float | None = self.ceiling
+        self.lowest: float | None = self.ceiling
+        self.floor = max(1.0, min(self.ceiling or 80.0, 80.0) / 4)
+        self.next = now
+        self.epoch = 0  # outcomes of queries sent before the last change do not judge the new pace
+        self.peak = 0.0
+        self.backoffs = 0
+        self._start = now
+        self._good = 0
+        self._bad = 0
+        self._buckets: collections.deque[list[float]] = collections.deque()  # [start, sends] per 0.1 s
+
+    def delay(self, now: float) -> float:
+        """Reserve the next send slot; seconds to wait for it (0: go)."""
+        self._count(now)
+        if self.limit is None:
+            return 0.0
+        slot = max(now, self.next)
+        self.next = slot + 1.0 / self.limit
+        return slot - now
+
+    def _count(self, now: float) -> None:
+        buckets = self._buckets
+        if buckets and now - buckets[-1][0] < 0.1:
+            buckets[-1][1] += 1
+        else:
+            buckets.append([now, 1])
+            while now - buckets[0][0] > 1.0:
+                buckets.popleft()
+
+    def rate(self, now: float) -> float:
+        """Queries sent a second, over the last second."""
+        buckets = self._buckets
+        while buckets and now - buckets[0][0] > 1.0:
+            buckets.popleft()
+        if not buckets:
+            return 0.0
+        return sum(b[1] for b in buckets) / max(0.1, now - buckets[0][0])
+
+    def outcome(self, epoch: int, good: bool, now: float) -> None:
+        if epoch != self.epoch:
+            return
+        if good:
+            self._good += 1
+        else:
+            self._bad += 1
+        total = self._good + self._bad
+        if self._bad >= _MIN_BAD and self._bad > _LOSS * total and total >= _SAMPLES:
+            self._cut(now, self._bad / total)
+        elif now - self._start >= _WINDOW and total >= _SAMPLES:
+            if self._bad <= _CLEAN * total:
+                self._raise(now)
+            self._reset(now)
+
+    def _reset(self, now: float) -> None:
+        self._start = now
+        self._good = self._bad = 0
+
+    def _cut(self, now: float, share: float) -> None:
+        sending = self.rate(now)
+        base = min(self.limit, sending) if self.limit is not None else sending
+        base = max(base, self.floor)
+        self.peak = max(self.peak, base)
+        self.limit = max(self.floor, base * min(0.5, 1.0 - share))  # what got through, at most half
+        self.lowest = self.limit if self.lowest is None else min(self.lowest, self.limit)
+        self.next = max(self.next, now)
+        self.backoffs += 1
+        self.epoch += 1
+        self._reset(now)
+
+    def _raise(self, now: float) -> None:
+        if self.limit is None:
+            return
+        top = self.ceiling or self.peak
+        self.limit += max(self.floor, top / 16)
+        if self.ceiling is not None:
+            self.limit = min(self.limit, self.ceiling)
+        elif self.limit >= 1.5 * self.peak:
+            self.limit = None  # no ceiling set: back to full speed (and cut again if it hurts)
+        self.epoch += 1
+
+
+# ---- one nameserver ---------------------------------------------------------------------
+
+
+# An attempt's outcome: (header flags, records) or None (no answer in time).
+_Answer = tuple[int, list[DnsRecord]] | None
+
+
+class _Query:
+    __slots__ = ("epoch", "future", "kind", "name", "qname", "tail")
+
+    def __init__(self, future: asyncio.Future[_Answer], qname: str, kind: int, name: bytes, tail: bytes, epoch: int):
+        self.future = future
+        self.qname = qname  # text, lower-case
+        self.kind = kind
+        self.name = name  # the question's name, wire form, lower-case
+        self.tail = tail  # type and class
+        self.epoch = epoch
+
+
+def _ids() -> Iterator[int]:
+    """Random query ids, from the OS's random source (8 KiB at a time)."""
+    while True:
+        yield from memoryview(os.urandom(8192)).cast("H")
+
+
+class _Server:
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float, rate: float) -> None:
+        self.loop = loop
+        self.host, self.port = host, port
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.timeout = timeout
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self.sock.setblocking(False)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):  # a bigger queue for bursts, where allowed
+                    self.sock.setsockopt(socket.SOL_SOCKET, option, 1 << 20)
+            self.sock.connect((host, port))  # the kernel drops datagrams from anyone else
+        except OSError:
+            self.sock.close()
+            raise
+        self.pending: dict[int, _Query] = {}
+        self.deadlines: collections.deque[tuple[float, int, _Query]] = collections.deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.backlog: collections.deque[bytes] = collections.deque()
+        self.ids = _ids()
+        self.pace = _Pace(rate, loop.time())
+        self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.sock.fileno())
+        if self.backlog:
+            self.loop.remove_writer(self.sock.fileno())
+        if self.timer is not None:
+            self.timer.cancel()
+        for query in self.pending.values():
+            if not query.future.done():
+                query.future.set_result(None)
+        self.pending.clear()
+        self.sock.close()
+
+    def stats(self) -> ServerStats:
+        pace = self.pace
+        return ServerStats(
+            self.address,
+            self.sent,
+            self.answered,
+            self.timeouts,
+            self.servfails,
+            self.truncated,
+            self.ignored,
+            pace.rate(self.loop.time()),
+            pace.limit,
+            pace.lowest,
+            pace.ceiling,
+            pace.backoffs,
+        )
+
+    async def ask(self, qname: str, kind: int, name: bytes, tail: bytes) -> _Answer:
+        """One attempt: (the answer's header flags, its records), or None on timeout."""
+        delay = self.pace.delay(self.loop.time())
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        pending = self.pending
+        qid = next(self.ids)
+        while qid in pending:
+            qid = next(self.ids)
+        future: asyncio.Future[_Answer] = self.loop.create_future()
+        query = pending[qid] = _Query(future, qname, kind, name, tail, self.pace.epoch)
+        self.deadlines.append((self.loop.time() + self.timeout, qid, query))
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadlines[0][0], self._sweep)
+        self._send(qid.to_bytes(2, "big") + _HEADER_TAIL + name + tail)
+        self.sent += 1
+        try:
+            return await future
+        finally:
+            if pending.get(qid) is query:
+                del pending[qid]
+
+    def judge(self, query_epoch: int, good: bool) -> None:
+        self.pace.outcome(query_epoch, good, self.loop.time())
+
+    def _send(self, packet: bytes) -> None:
+        if self.backlog:
+            self.backlog.append(packet)
+            return
+        for _ in range(2):  # a pending ICMP error fails one send: once more
+            try:
+                self.sock.send(packet)
+                return
+            except (BlockingIOError, InterruptedError):
+                self.backlog.append(packet)
+                self.loop.add_writer(self.sock.fileno(), self._writable)
+                return
+            except OSError:
+                continue  # unsent: the query times out
+
+    def _writable(self) -> None:
+        while self.backlog:
+            try:
+                self.sock.send(self.backlog[0])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                pass
+            self.backlog.popleft()
+        self.loop.remove_writer(self.sock.fileno())
+
+    def _sweep(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        deadlines = self.deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][2].future.done()):
+            _, qid, query = deadlines.popleft()
+            if not query.future.done():
+                if self.pending.get(qid) is query:
+                    del self.pending[qid]
+                self.timeouts += 1
+                self.judge(query.epoch, False)
+                query.future.set_result(None)
+        if deadlines:
+            self.timer = self.loop.call_at(deadlines[0][0], self._sweep)
+
+    def _readable(self) -> None:
+        sock = self.sock
+        for _ in range(_DRAIN):
+            try:
+                data = sock.recv(_RECV)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error (port unreachable): the queries time out
+                continue
+            self._received(data)
+
+    def _received(self, data: bytes) -> None:
+        if len(data) < 12:
+            self.ignored += 1
+            return
+        qid = (data[0] << 8) | data[1]
+        query = self.pending.get(qid)
+        flags = (data[2] << 8) | data[3]
+        if query is None or not flags & 0x8000 or flags & 0x7800 or data[4] != 0 or data[5] != 1:
+            self.ignored += 1  # no such query, not a response, not a plain query, not one question
+            return
+        name, tail = query.name, query.tail
+        end = 12 + len(name)
+        if data[12:end].lower() != name or data[end : end + 4] != tail:
+            self.ignored += 1  # an answer to another question: never ours
+            return
+        records: list[DnsRecord] = []
+        count = (data[6] << 8) | data[7]
+        if count and flags & 0x000F in (0, 3) and not flags & 0x0200:  # NOERROR, NXDOMAIN, whole
+            try:
+                records = chain(query.qname, query.kind, data, parse_answers(data, end + 4, count))
+            except _Malformed:
+                self.ignored += 1  # broken: the true answer may still come
+                return
+        del self.pending[qid]
+        if not query.future.done():
+            query.future.set_result((flags, records))
+
+
+# ---- the resolver -----------------------------------------------------------------------
+
+
+def _hostport(spec: str) -> tuple[str, int]:
+    """dns.py's reading of "host", "host:port", "[v6]:port" and a bare IPv6 address."""
+    spec = spec.strip()
+    host, port = spec, 53
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else 53
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+        port = int(port_text)
+    return host, port
+
+
+def system_nameservers() -> list[str]:
+    """The system resolver's nameservers (/etc/resolv.conf), as host:port specs."""
+    resolver = dns.resolver.Resolver()
+    out = []
+    for server in resolver.nameservers:
+        host = str(server)
+        out.append(f"[{host}]:{resolver.port}" if ":" in host else f"{host}:{resolver.port}")
+    return out
+
+
+class UdpResolver:
+    """Existence checks for many names: `await resolve(name, ("A", "AAAA"))`.
+
+    nameservers: "host", "host:port" or "[v6]:port" (empty: the system's);
+    timeout: seconds per attempt; retries: attempts after the first (timeouts
+    and failing rcodes; each attempt goes to the next nameserver); rate: the
+    most queries a second sent to each nameserver (0: no ceiling), adapted
+    down on losses and back up (see the module doc). Use inside one event
+    loop; `close()` when done (or `async with`)."""
+
+    def __init__(self, nameservers: list[str], timeout: float = 2.0, retries: int = 2, rate: float = 0.0) -> None:
+        self.timeout = max(0.01, timeout)
+        self.attempts = 1 + max(0, retries)
+        self.rate = max(0.0, rate)
+        self.specs = [s for s in nameservers if s.strip()] or system_nameservers()
+        self._servers: list[_Server] = []
+        self._turn = 0
+        self._started = time.monotonic()
+        self._questions: dict[tuple[str, int], bytes | None] = {}
+
+    async def __aenter__(self) -> UdpResolver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def servers(self) -> list[_Server]:
+        if not self._servers:
+            loop = asyncio.get_running_loop()
+            for spec in self.specs:
+                host, port = _hostport(spec)
+                self._servers.append(_Server(loop, host, port, self.timeout, self.rate))
+        return self._servers
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers = []
+
+    def stats(self) -> list[ServerStats]:
+        return [s.stats() for s in self._servers]
+
+    async def query(self, name: str, rtype: str | int) -> tuple[str, list[DnsRecord]]:
+        """One type of one name: (status, records), as dns.py's `_query`."""
+        kind = rtype if isinstance(rtype, int) else int(dns.rdatatype.from_text(rtype))
+        qname = normalise(name)
+        wire = encode_name(qname)
+        if wire is None:
+            return "error", []
+        tail = struct.pack(">HH", kind, 1)
+        servers = self.servers()
+        count = len(servers)
+        start = self._turn
+        self._turn = (start + 1) % count
+        status = "timeout"
+        for attempt in range(self.attempts):
+            server = servers[(start + attempt) % count]
+            epoch = server.pace.epoch
+            answer = await server.ask(qname, kind, wire, tail)
+            if answer is None:
+                status = "timeout"
+                continue
+            flags, records = answer
+            if flags & 0x0200:  # truncated: over TCP, as dnspython does
+                server.truncated += 1
+                server.judge(epoch, False)
+                over_tcp = await self._tcp(server, qname, kind, wire, tail)
+                if over_tcp is None:
+                    status = "error"
+                    continue
+                flags, records = over_tcp
+            else:
+                server.answered += 1
+            rcode = flags & 0x000F
+            if rcode in (0, 3):  # NOERROR, NXDOMAIN
+                if not flags & 0x0200:
+                    server.judge(epoch, True)
+                if rcode == 3:
+                    return "nxdomain", records
+                return ("ok" if records else "nodata"), records
+            server.servfails += 1
+            server.judge(epoch, False)
+            status = "servfail" if rcode == 2 else "error"
+        return status, []
+
+    async def _tcp(self, server: _Server, qname: str, kind: int, wire: bytes, tail: bytes) -> _Answer:
+        """The question over TCP (after a truncated answer): (flags, records) of
+        an answer to it, else None (no answer, another question, broken)."""
+        qid = next(server.ids)
+        packet = qid.to_bytes(2, "big") + _HEADER_TAIL + wire + tail
+        writer = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(server.host, server.port)
+                writer.write(len(packet).to_bytes(2, "big") + packet)
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                msg = await reader.readexactly(size)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            return None
+        finally:
+            if writer is not None:
+                writer.close()
+        end = 12 + len(wire)
+        if len(msg) < end + 4:
+            return None
+        flags = (msg[2] << 8) | msg[3]
+        if (
+            (msg[0] << 8) | msg[1] != qid
+            or not flags & 0x8000
+            or flags & 0x7800
+            or msg[4:6] != b"\x00\x01"
+            or msg[12:end].lower() != wire
+            or msg[end : end + 4] != tail
+        ):
+            return None
+        flags &= ~0x0200  # (a TC bit over TCP: what came is what there is)
+        records: list[DnsRecord] = []
+        count = (msg[6] << 8) | msg[7]
+        if count and flags & 0x000F in (0, 3):
+            try:
+                records = chain(qname, kind, msg, parse_answers(msg, end + 4, count))
+            except _Malformed:
+                return None
+        return flags, records
+
+    async def resolve(self, name: str, rtypes: tuple[str, ...]) -> DnsResult:
+        """All of `rtypes` for one name, combined as dns.py's `resolve_one`: the
+        first type alone when it says the name is missing (NXDOMAIN) or the
+        server does not answer; else the others too, in parallel."""
+        types = tuple(dict.fromkeys(t.upper() for t in rtypes)) or ("A",)
+        first = await self.query(name, types[0])
+        outcomes = [first]
+        if first[0] not in ("nxdomain", "timeout") and len(types) > 1:
+            outcomes += await asyncio.gather(*(self.query(name, t) for t in types[1:]))
+        records: list[DnsRecord] = []
+        seen: set[tuple[str, str, str]] = set()
+        for _, found in outcomes:
+            for record in found:
+                key = (record.name, record.rtype, record.value)
+                if key not in seen:  # A and AAAA both report the same CNAME chain
+                    seen.add(key)
+                    records.append(record)
+        statuses = {status for status, _ in outcomes}
+        status = "ok" if records else next(s for s in _PRIORITY if s in statuses)
+        if records and statuses & _UNSURE:
+            status = "partial"
+        return DnsResult(name, status, records)
