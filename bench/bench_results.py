@@ -21,7 +21,8 @@ Timed with `run_test()` and the Pilot, in this process:
   (its rows built beforehand: no database read).
 Keys are sent as a terminal sends them, and frames are timed as the app
 hands them to its (headless) driver.
-The target: open under 0.2 s, tab switches instant (under 0.05 s).
+The target: open under 0.2 s, tab switches instant (under 0.1 s, the limit
+below which a response feels instantaneous).
 """
 
 from __future__ import annotations
@@ -299,8 +300,8 @@ def main() -> None:
         )
     )
     tabs = [statistics.median(v) for n, v in ours.items() if n.startswith("tab ")]
-    ok = statistics.median(ours["open"]) < 0.2 and max(tabs) < 0.05
-    print(f"{args.assets} assets, {args.size}, {args.runs} runs: open < 0.2 s and tab switches < 0.05 s: {verdict(ok)}")
+    ok = statistics.median(ours["open"]) < 0.2 and max(tabs) < 0.1
+    print(f"{args.assets} assets, {args.size}, {args.runs} runs: open < 0.2 s and tab switches < 0.1 s: {verdict(ok)}")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ def load_view(project_id: int, wanted: int | None) -> View:
     view = View(scan_id, finished, scans, sorted(shown, key=_order), inventory([i for i, _ in items]), note)
     view.tabs = {tab: [] for tab in TABS}
     for row in view.rows:
+        _haystack(row, view.latest)  # here, off the UI thread: the first key typed in the filter is quick
         view.tabs[TAB_OF[row.item.kind]].append(row)
         if row.item.kind in ("dns", "service", "http"):
             view.details.setdefault(row.item.host, []).append(row)
