@@ -130,6 +130,21 @@ async def test_a_big_project_opens_with_its_true_totals_and_every_row_is_reachab
             assert f"{total} rows" in status_line(screen, tab)
 
 
+async def test_f5_reads_again_and_the_cursor_stays(big):
+    async with AssetMonApp().run_test(size=SIZE) as pilot:
+        app: Any = pilot.app
+        screen = await results(pilot)
+        await until(pilot, lambda: screen.view is not None and screen.view.complete, "the whole inventory")
+        table = screen.query_one("#table-hosts", PagedTable)
+        table.move_cursor(row=300)
+        before = screen.view
+        await pilot.press("f5")
+        await until(pilot, lambda: screen.view is not before, "read again")
+        await app.workers.wait_for_complete()
+        assert screen.view is not None and screen.view.complete  # no first look of the scan shown
+        assert table.cursor_row == 300 and table.row_count > 300
+
+
 def test_the_first_look_reads_one_page_per_tab_and_the_true_totals(big):
     first = load_first(big["project"], None)
     assert first is not None and not first.complete

@@ -9,7 +9,18 @@ scan (gone assets left out) and the whole history (gone ones included,
 dimmed). The counts are the scan's `events.Inventory`, the same the scans
 table and Trends show. What a snapshot does not hold (banners, TTLs, TLS
 details, times) comes from the live rows, by asset id, when the latest scan
-is shown. A project with no snapshot yet shows what its scans found so far."""
+is shown. A project with no snapshot yet shows what its scans found so far.
+
+Big inventories stay quick: the tables are `PagedTable`s holding only the
+rows looked at so far (more are added as the cursor or the scroll nears the
+end; Ctrl+End adds them all), and a project over `FIRST_LOOK_AT` items first
+shows each tab's first rows with the true totals (`load_first`, a few bounded
+queries) while the whole inventory is read in a thread, one query per table.
+Columns fit the width by priority, long values end in "…" (the detail pane
+shows them whole). `o` sorts by the next column (or click a header), `O`
+reverses; `/` filters as you type; `c` copies the row's name, address or URL;
+`u` opens a web endpoint's URL in the browser; `w` hides the detail pane.
+Below `NARROW` columns the detail pane goes under the table."""
 
 from __future__ import annotations
 
@@ -394,8 +405,10 @@ class ResultsScreen(ProjectScreen):
         queries, read here so they are in the first frame: a thread would wait for
         the GIL behind the screen's layout), then all of it in a thread (`load_view`)."""
         first = None
-        try:
-            first = load_first(self.project_id, self.scan_id)
+        shown = self.view
+        again = shown is not None and shown.scan_id == (self.scan_id or (shown.scans[-1] if shown.scans else None))
+        try:  # (reading the scan shown again, F5: its rows stay until the new ones are read)
+            first = None if again else load_first(self.project_id, self.scan_id)
         except Exception:  # the whole read says what is wrong
             log.exception("results: the first look failed")
         if first is not None:
@@ -413,11 +426,11 @@ class ResultsScreen(ProjectScreen):
     def _show(self, view: View) -> None:
         previous, self.view = self.view, view
         self.query_one("#asof", Static).update(self._asof(view))
-        after_first = previous is not None and not previous.complete and previous.scan_id == view.scan_id
+        after_first = previous is not None and previous.scan_id == view.scan_id  # the same scan read again
         active = self._active_tab()
         self.stale = set(TABS)
         for tab in TABS:  # a first look fills the visible tab only (the others when shown)
-            if view.complete or tab == active:  # after a first look the cursors stay where they are
+            if view.complete or tab == active:  # the same scan read again: the cursors stay where they are
                 self._refill(tab, at=self.table(tab).cursor_row if after_first else 0)
         self._focus_table()
         self._show_highlighted()
