@@ -294,4 +294,4 @@ async def test_a_silent_tls_service_on_an_odd_port_is_named(tmp_path):
     cert, key = make_cert(tmp_path, ["odd.test"])
     with HttpServer({"/": page("<title>odd</title>")}, tls=(cert, key)) as server:
         results = [r async for r in scan(["127.0.0.1"], [server.port], PortOptions(banner_timeout=1.0))]
-    assert [(r.port, r.service) for r in results] == [(server.port, "ssl")]
+    assert [(r.port, r.service) for r in results] == [(server.port, "https")]  # HTTP answered inside TLS

@@ -38,7 +38,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from assetmon_tui.core.sanitize import clean_text
 
-from . import fingerprint
+from . import banners, fingerprint
 from .pool import bounded
 
 
@@ -57,38 +57,8 @@ class CertInfo(TypedDict, total=False):
     serial: str  # hex
 
 
-HTTPS_PORTS = frozenset({443, 2083, 2087, 2096, 4443, 5443, 6443, 7443, 8443, 8834, 9443, 10443})
-HTTP_PORTS = frozenset(
-    {
-        80,
-        81,
-        591,
-        2082,
-        2086,
-        2095,
-        3000,
-        4200,
-        5000,
-        5601,
-        7001,
-        8000,
-        8008,
-        8080,
-        8081,
-        8082,
-        8088,
-        8090,
-        8180,
-        8280,
-        8800,
-        8880,
-        8888,
-        9000,
-        9090,
-        9200,
-        10000,
-    }
-)
+# The web ports are one set, shared with the banner grab (which names the services on them).
+HTTP_PORTS, HTTPS_PORTS = banners.HTTP_PORTS, banners.HTTPS_PORTS
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 TITLE_LIMIT, HEADER_LIMIT, URL_LIMIT, MAX_HEADERS = 256, 512, 2048, 64
 

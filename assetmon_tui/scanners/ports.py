@@ -3,7 +3,10 @@
 One coroutine per port costs ~10x more than the syscalls themselves, so the
 connect phase runs in one worker thread driving non-blocking sockets with
 epoll (thousands in flight, timeouts swept in deadline order) and posts open
-ports to the event loop. Banner grabs then run as ordinary asyncio tasks.
+ports to the event loop. Each open port's banner grab starts as soon as it is
+found (asyncio tasks, BANNER_CONCURRENCY at a time), so banners overlap
+discovery and a whole scan ends about one banner budget after its last open
+port is found. Progress counts both: connect attempts and banner grabs.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from typing import Literal
 from assetmon_tui.core.portspec import TOP_100 as TOP_100  # port specs are parsed in core (re-exported here)
 from assetmon_tui.core.portspec import TOP_1000 as TOP_1000
 from assetmon_tui.core.portspec import parse_ports as parse_ports
-from assetmon_tui.scanners.banners import PORT_NAMES, grab
+from assetmon_tui.scanners.banners import PORT_NAMES, grab, tls_context
 
-BANNER_CONCURRENCY = 64
+BANNER_CONCURRENCY = 128
+BANNER_SHARE = 0.5  # of the connect timeout: the banner budget of a silent port
 PROGRESS_EVERY = 512  # connect attempts between progress reports...
 PROGRESS_INTERVAL = 0.1  # ...and seconds
+PROGRESS_BEAT = 0.25  # the latest counts again this often, so a throttling reporter never keeps a stale one
 _FD_HEADROOM = 256  # descriptors left for the event loop, banner grabs, DB...
 _POLL_MAX = 0.05  # longest epoll wait, so a stop request is seen quickly
 
@@ -47,7 +52,13 @@ class PortOptions:
     timeout: float = 1.0  # connect timeout
     rate: int = 0  # max new connections per second per host, 0 = unlimited
     banners: bool = True
-    banner_timeout: float = 2.0
+    banner_timeout: float = 0.5  # what a silent port's banner grab costs in all (see banners.grab)
+
+
+def banner_budget(connect_timeout: float) -> float:
+    """The banner budget that goes with a connect timeout (the setting that
+    says how far or slow the network is): half of it, 0.5 s by default."""
+    return max(0.05, connect_timeout * BANNER_SHARE)
 
 
 @dataclass
@@ -64,6 +75,7 @@ _Message = (
     | tuple[Literal["progress"], int]  # connect attempts done
     | tuple[Literal["done"], BaseException | None]  # the thread's last message
     | tuple[Literal["result"], PortResult]  # a banner grab finished
+    | tuple[Literal["beat"]]  # time to repeat the progress
 )
 
 
@@ -211,11 +223,16 @@ async def scan(
     options: PortOptions,
     progress: Callable[[int, int], None] | None = None,
     answered: set[str] | None = None,
+    banners: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[PortResult]:
     """Yield one PortResult per open port, as found (after its banner grab
-    when options.banners). progress(done, total) counts connect attempts.
-    `answered` receives the addresses that gave some definitive answer (a
-    port open or refused): of the others, nothing is known (down, filtered)."""
+    when options.banners). progress(done, total) counts connect attempts plus
+    the banner grabs of the ports found so far (the total grows by one per
+    open port); banners(done, found) counts the grabs alone. Both are called
+    at least every PROGRESS_BEAT seconds while the scan runs, and once more
+    with the final counts. `answered` receives the addresses that gave some
+    definitive answer (a port open or refused): of the others, nothing is
+    known (down, filtered)."""
     families = _families(addresses)
     ports = list(dict.fromkeys(ports))
     for port in ports:
@@ -255,6 +272,20 @@ async def scan(
     backlog: collections.deque[tuple[str, int]] = collections.deque()
     grabs: set[asyncio.Task[None]] = set()
     running = 0
+    connected = found = grabbed = 0  # connect attempts done, banner grabs started/queued, grabs done
+
+    def report() -> None:
+        if banners and options.banners:
+            banners(grabbed, found)
+        if progress:
+            progress(connected + grabbed, total + found)
+
+    beats: asyncio.TimerHandle | None = None
+
+    def beat() -> None:
+        nonlocal beats
+        queue.put_nowait(("beat",))
+        beats = loop.call_later(PROGRESS_BEAT, beat)
 
     async def grab_one(address: str, port: int) -> None:
         banner, service = await grab(address, port, options.banner_timeout)
@@ -268,7 +299,11 @@ async def scan(
             task.add_done_callback(grabs.discard)
             running += 1
 
+    if options.banners:  # the shared TLS context, built (and its module imported) off the event loop
+        warm = asyncio.ensure_future(asyncio.to_thread(tls_context))
+        warm.add_done_callback(lambda f: f.cancelled() or f.exception())
     worker.start()
+    beats = loop.call_later(PROGRESS_BEAT, beat)
     scanning = True
     try:
         while scanning or running:
@@ -278,21 +313,30 @@ async def scan(
                 if not options.banners:
                     yield PortResult(address, port, service=PORT_NAMES.get(port, ""))
                     continue
+                found += 1
                 backlog.append((address, port))
                 start_grabs()
             elif message[0] == "result":
                 running -= 1
+                grabbed += 1
                 start_grabs()
+                report()
                 yield message[1]
-            elif message[0] == "progress" and progress:
-                progress(message[1], total)
+            elif message[0] == "progress":
+                connected = message[1]
+                report()
+            elif message[0] == "beat":
+                report()
             elif message[0] == "done":
                 scanning = False
                 if message[1] is not None:
                     raise message[1]
-                if progress:
-                    progress(total, total)
+                connected = total
+                report()
+        report()  # the final counts, whatever a reporter dropped before
     finally:
+        if beats is not None:
+            beats.cancel()
         stop.set()
         for task in list(grabs):
             task.cancel()

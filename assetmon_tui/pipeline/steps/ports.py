@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ...scanners.ports import PortOptions, parse_ports, scan
+from ...scanners.ports import PortOptions, banner_budget, parse_ports, scan
 from ..persist import save_services
 from .base import Step, finished, mark
 
@@ -22,35 +22,49 @@ class Ports(Step):
         return sorted(resolved | self.found.direct)
 
     async def run(self) -> None:
-        settings = self.ctx.settings
-        ports = parse_ports(self.ctx.setting("ports"))
+        ctx = self.ctx
+        ports = parse_ports(ctx.setting("ports"))
+        timeout = float(ctx.setting("port_timeout"))
         options = PortOptions(
-            concurrency=settings.port_concurrency, timeout=settings.port_timeout, rate=settings.port_rate
+            concurrency=int(ctx.setting("port_concurrency")),  # a project may set it
+            timeout=timeout,
+            rate=int(ctx.setting("port_rate")),
+            banner_timeout=banner_budget(timeout),  # a slow network's longer timeout: longer banner waits too
         )
         addresses = self.addresses()
         self.found.port_scanned.update(addresses)
-        done = finished(self.ctx)
+        done = finished(ctx)
         todo = [a for a in addresses if a not in done]
         # Chunks of a few seconds each: the unit a resume repeats at most.
         size = max(1, CHUNK_PROBES // max(1, len(ports)))
-        tick, total = self.tick(), len(addresses) * len(ports)
-        base = (len(addresses) - len(todo)) * len(ports)
-        if total:
-            tick(base, total)  # the whole total before the first probe
-        async with self.saver(partial(save_services, self.ctx), 500) as batch:
+        # The work: every probe, plus one banner grab per open port found so
+        # far (the total grows as ports are found, never shrinks).
+        tick, probes = self.tick(), len(addresses) * len(ports)
+        base = (len(addresses) - len(todo)) * len(ports)  # probes (and grabs) of earlier chunks
+        counts = {"grabs": 0, "chunk": 0}  # banner grabs of earlier chunks; of this one
+        if probes:
+            tick(base, probes)  # the whole total before the first probe
+        async with self.saver(partial(save_services, ctx), 500) as batch:
             for start in range(0, len(todo), size):
                 chunk = todo[start : start + size]
+                chunk_probes = len(chunk) * len(ports)
 
-                def progress(done: int, _total: int, base: int = base) -> None:
-                    tick(base + done, total)
+                def progress(done: int, total: int, base: int = base, chunk_probes: int = chunk_probes) -> None:
+                    counts["chunk"] = total - chunk_probes
+                    tick(base + done, probes + counts["grabs"] + counts["chunk"])
 
-                async for result in scan(chunk, ports, options, progress, answered=self.found.answered):
+                def banners(done: int, found: int) -> None:  # shown beside the bar: the banner phase
+                    if found:
+                        ctx.progress.message = f"ports: banners {counts['grabs'] + done:,}/{counts['grabs'] + found:,}"
+
+                async for result in scan(chunk, ports, options, progress, self.found.answered, banners):
                     self.found.open_ports[result.address][result.port] = result.service
-                    self.ctx.progress.count("services")
+                    ctx.progress.count("services")
                     await batch.add(result)
                 for address in chunk:
-                    mark(self.ctx, address)
-                base += len(chunk) * len(ports)
+                    mark(ctx, address)
+                base += chunk_probes + counts["chunk"]
+                counts["grabs"] += counts["chunk"]
         silent = sorted(set(addresses) - self.found.answered)
         if silent:
             self.ctx.outcome(
