@@ -440,6 +440,7 @@ def snapshot_of(tab: str) -> Any:
     return run_before
 
 
+@pytest.mark.one_store  # the layout is what this tests: the SQLite pass is enough
 @pytest.mark.parametrize("tab", ["hosts", "http"])
 def test_results_at_80_columns(snap_compare, long_names, tab):
     """The important columns show, long values end in "…", no stray scrollbar, hostile text literal."""

@@ -50,15 +50,18 @@ def first_items(project_id: int, seq: int, per_tab: int) -> tuple[dict[str, list
 
     item = SnapshotItem.__table__  # type: ignore[attr-defined]
     present = and_(_holding(project_id, seq), item.c.status != "gone")
-    orders: dict[str, tuple[Any, ...]] = {
-        "hosts": (item.c.entity,),
-        "dns": (item.c.host, item.c.entity),
-        "services": (item.c.host, func.length(item.c.entity), item.c.entity),  # same length: digits compare
-        "http": (item.c.entity,),
-    }
     rows: dict[str, list[Any]] = {}
     with session() as s:
         conn = s.connection()
+        # text in code point order, as Python sorts (SQLite's default; PostgreSQL's by its locale otherwise)
+        pg = conn.dialect.name == "postgresql"
+        entity, host = _binary(item.c.entity, pg), _binary(item.c.host, pg)
+        orders: dict[str, tuple[Any, ...]] = {
+            "hosts": (entity,),
+            "dns": (host, entity),
+            "services": (host, func.length(item.c.entity), entity),  # the same length: the port's digits compare
+            "http": (entity,),
+        }
         for tab, kinds in TAB_KINDS.items():
             query = (
                 select(*ITEM_COLUMNS)  # type: ignore[call-overload]  # sqlmodel's select() is typed for at most 4 columns
@@ -72,6 +75,10 @@ def first_items(project_id: int, seq: int, per_tab: int) -> tuple[dict[str, list
         )
     totals = {tab: sum(counts.get(k, 0) for k in kinds) for tab, kinds in TAB_KINDS.items()}
     return rows, totals
+
+
+def _binary(column: Any, postgresql: bool) -> Any:
+    return column.collate("C") if postgresql else column
 
 
 def live_rows_of(ids: dict[str, list[int]]) -> dict[str, list[Any]]:
