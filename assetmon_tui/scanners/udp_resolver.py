@@ -27,7 +27,7 @@ Rate: each nameserver has a pace, at most `rate` queries a second (0: no
 ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
 current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
 to what got through (at most half the rate it was sending at); while they stay
-under 1 %, it rises again by a sixteenth of its peak every quarter of a second,
+under 1 %, it rises again by a tenth of its peak every quarter of a second,
 back to the ceiling (or to no limit). `stats()` tells the rate in use.
 """
 
@@ -316,7 +316,7 @@ class _Pace:
         if self.limit is None:
             return
         top = self.ceiling or self.peak
-        self.limit += max(self.floor, top / 16)
+        self.limit += max(self.floor, top / 10)
         if self.ceiling is not None:
             self.limit = min(self.limit, self.ceiling)
         elif self.limit >= 1.5 * self.peak:
