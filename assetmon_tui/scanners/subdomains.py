@@ -17,6 +17,12 @@ dropped, so `*.dyn.example.com` does not turn into thousands of fake hosts;
 a zone whose random labels get varying answers, or whose probes get no
 answer after a few tries, is not brute forced at all.
 
+Lookups (brute force, wildcard probes, names other sources found) go through
+the brute force's own resolver, scanners/udp_resolver.py: one UDP socket per
+nameserver, hand-built queries, answers matched by id and question, a pace
+per nameserver (`dns_rate`, adapted to timeouts and SERVFAIL, told through
+`dns_pace`); its results are dnspython's, which the dns step keeps using.
+
 Scope comes before traffic: nothing out of scope is looked up or
 handshaken, and nothing is sent below a zone the scope excludes whole.
 Each source says how it fared (`SubdomainOptions.report`): ok, failed (its
@@ -142,8 +148,8 @@ class SubdomainOptions:
     # Queries a second to each nameserver at most (settings.dns_rate; 0: no ceiling), adapted
     # down on timeouts and SERVFAIL and back up (scanners/udp_resolver.py).
     dns_rate: float = 0.0
-    # dns_pace(stats): each nameserver's counters and the rate in use, about every
-    # second while lookups run and once at the end.
+    # dns_pace(stats): each nameserver's counters and the rate in use, about four
+    # times a second while lookups run and once at the end.
     dns_pace: Callable[[list[ServerStats]], None] | None = None
     resume: Resume = field(default_factory=lambda: Resume())  # what an interrupted run already did
     # report(source, status, reason), once per source when it ends: source "ct <root>",
@@ -733,7 +739,7 @@ class _Run:
             result = await self.resolver.resolve(name, self.rtypes)
         if self.options.dns_pace is not None:
             now = asyncio.get_running_loop().time()
-            if now - self.paced >= 1.0:
+            if now - self.paced >= 0.25:
                 self.paced = now
                 self.options.dns_pace(self.resolver.stats())
         return result

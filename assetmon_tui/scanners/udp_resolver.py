@@ -231,6 +231,7 @@ class ServerStats:
     truncated: int  # TC answers (asked again over TCP)
     ignored: int  # datagrams that answered nothing we asked (wrong id, other question, garbage)
     rate: float
+    average: float  # queries a second from the first query sent to the last
     limit: float | None
     lowest: float | None
     ceiling: float | None
@@ -373,6 +374,7 @@ class _Server:
         self.ids = _ids()
         self.pace = _Pace(rate, loop.time())
         self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
+        self.first = self.last = 0.0  # loop times of the first and the last query sent
         loop.add_reader(self.sock.fileno(), self._readable)
 
     def close(self) -> None:
@@ -398,6 +400,7 @@ class _Server:
             self.truncated,
             self.ignored,
             pace.rate(self.loop.time()),
+            self.sent / (self.last - self.first) if self.last > self.first else float(self.sent),
             pace.limit,
             pace.lowest,
             pace.ceiling,
@@ -419,7 +422,10 @@ class _Server:
         if self.timer is None:
             self.timer = self.loop.call_at(self.deadlines[0][0], self._sweep)
         self._send(qid.to_bytes(2, "big") + _HEADER_TAIL + name + tail)
+        if not self.sent:
+            self.first = self.loop.time()
         self.sent += 1
+        self.last = self.loop.time()
         try:
             return await future
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from ...scanners.subdomains import Resume, SubdomainOptions, discover
+from ...scanners.udp_resolver import ServerStats
 from ..persist import save_names
 from .base import Step
 from .dns import dns_options
@@ -23,7 +24,10 @@ class Subdomains(Step):
             wordlist_path=self.ctx.setting("wordlist") or None,
             dns=dns_options(self.ctx, ("A", "AAAA")),
             report=lambda source, status, reason: self.ctx.outcome(self.name, source, status, reason),
+            dns_rate=float(self.ctx.setting("dns_rate") or 0),
+            dns_pace=self.pace,
         )
+        self.paces: list[ServerStats] = []
         # A resumed step skips the CT searches that ended and the words already
         # tried; the names found before are followed up again (zones,
         # certificates) but neither yielded nor counted twice.
@@ -42,6 +46,20 @@ class Subdomains(Step):
                     self.ctx.progress.count("subdomains")
                     await batch.add(found.name)  # saved as found: a crash keeps what was found
                 resume.pending.discard(found.name)
+        if self.paces:  # the brute force's average, once it is over
+            self.ctx.progress.counters["dns_qps"] = round(sum(s.average for s in self.paces))
+
+    def pace(self, stats: list[ServerStats]) -> None:
+        """The brute force's DNS pace in the progress counters: queries a second,
+        and the limit in force while a nameserver is slowed down (back-off)."""
+        self.paces = stats
+        counters = self.ctx.progress.counters
+        counters["dns_qps"] = round(sum(s.rate for s in stats))
+        slowed = [s.limit for s in stats if s.backoffs and s.limit is not None]
+        if slowed:
+            counters["dns_limit"] = round(sum(slowed))
+        else:
+            counters.pop("dns_limit", None)
 
     def resumed(self) -> Resume:
         """The scanner's resume state from the checkpoint, tracked by it from now on."""
