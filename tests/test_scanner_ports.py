@@ -295,3 +295,22 @@ async def test_a_silent_tls_service_on_an_odd_port_is_named(tmp_path):
     with HttpServer({"/": page("<title>odd</title>")}, tls=(cert, key)) as server:
         results = [r async for r in scan(["127.0.0.1"], [server.port], PortOptions(banner_timeout=1.0))]
     assert [(r.port, r.service) for r in results] == [(server.port, "https")]  # HTTP answered inside TLS
+
+
+async def test_sockets_reused_after_a_refusal_find_every_open_port():
+    """Refused sockets are reconnected to the next target: open ports between
+    refused ones (and the sockets' count) must come out the same."""
+    fds = open_fds()
+    servers = [TcpServer(banner=None, host=WIDE) for _ in range(12)]
+    for server in servers:
+        server.__enter__()
+    try:
+        open_ports = {s.port for s in servers}
+        low = min(open_ports)
+        ports = sorted(set(range(max(1, low - 500), low + 1500)) | open_ports)
+        found = await collect([WIDE], ports, banners=False)
+    finally:
+        for server in servers:
+            server.__exit__()
+    assert {p for _, p in found} == open_ports
+    assert open_fds() <= fds
