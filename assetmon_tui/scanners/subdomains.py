@@ -186,6 +186,14 @@ class Found:
 # ---- pure helpers -------------------------------------------------------------
 
 
+_LABEL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+def _is_label(label: str) -> bool:
+    """`_LABEL` at string-method speed (a wordlist has thousands of words)."""
+    return 0 < len(label) < 64 and label[0] != "-" and label[-1] != "-" and not label.strip(_LABEL_CHARS)
+
+
 def valid_name(name: str) -> bool:
     # ASCII first: a lone surrogate or other non-ASCII text (from JSON escapes,
     # say) is no host name, and RE2 cannot even encode it.
@@ -326,7 +334,7 @@ def load_wordlist(path: str | None = None) -> list[str]:
     words: dict[str, None] = {}
     for line in text.splitlines():
         word = line.strip().lower().strip(".")
-        if word and word.isascii() and not word.startswith("#") and all(_LABEL.search(p) for p in word.split(".")):
+        if word and word.isascii() and not word.startswith("#") and all(map(_is_label, word.split("."))):
             words.setdefault(word, None)
     return list(words)
 
