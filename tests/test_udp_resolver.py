@@ -565,3 +565,12 @@ async def test_brute_force_is_fast_on_loopback(tmp_path):
         cpu = time.thread_time() - cpu
     assert {f.name for f in found} == {f"w{i}.fast.test" for i in range(0, 2000, 100)}
     assert cpu / 2000 < 0.00035, cpu  # per lookup (ours: ~0.03 ms; with dnspython: ~0.7 ms)
+
+
+async def test_a_nameserver_that_cannot_be_used_is_left_out():
+    with FakeDNS(ZONE) as server:
+        async with UdpResolver(["[::1]:bad", server.address], timeout=1.0, retries=0) as resolver:
+            assert (await resolver.resolve("www.acme.test", ("A",))).status == "ok"
+            assert [s.address for s in resolver.stats()] == [server.address]
+    async with UdpResolver(["[::1]:bad"], timeout=1.0, retries=0) as resolver:
+        assert (await resolver.resolve("www.acme.test", ("A",))).status == "error"

@@ -557,6 +557,7 @@ class UdpResolver:
         self.rate = max(0.0, rate)
         self.specs = [s for s in nameservers if s.strip()] or system_nameservers()
         self._servers: list[_Server] = []
+        self._tried = False
         self._turn = 0
         self._started = time.monotonic()
         self._questions: dict[tuple[str, int], bytes | None] = {}
@@ -568,17 +569,24 @@ class UdpResolver:
         self.close()
 
     def servers(self) -> list[_Server]:
-        if not self._servers:
+        """The nameservers' sockets, made at the first query (one that cannot be
+        made, say an IPv6 address without a route, is left out)."""
+        if not self._servers and not self._tried:
+            self._tried = True
             loop = asyncio.get_running_loop()
             for spec in self.specs:
-                host, port = _hostport(spec)
-                self._servers.append(_Server(loop, host, port, self.timeout, self.rate))
+                try:
+                    host, port = _hostport(spec)
+                    self._servers.append(_Server(loop, host, port, self.timeout, self.rate))
+                except (OSError, ValueError):
+                    continue
         return self._servers
 
     def close(self) -> None:
         for server in self._servers:
             server.close()
         self._servers = []
+        self._tried = True  # closed for good
 
     def stats(self) -> list[ServerStats]:
         return [s.stats() for s in self._servers]
@@ -593,6 +601,8 @@ class UdpResolver:
         tail = struct.pack(">HH", kind, 1)
         servers = self.servers()
         count = len(servers)
+        if not count:  # no nameserver could be reached at all
+            return "error", []
         start = self._turn
         self._turn = (start + 1) % count
         status = "timeout"
