@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Footer, Input
 
 R = TypeVar("R")
 
@@ -333,3 +333,9 @@ class PagedTable(DataTable[Any], Generic[R]):
         """Ctrl+End: the last row (every row added first)."""
         self.load_all()
         super().action_scroll_bottom()
+
+
+def footer() -> Footer:
+    """Every screen's footer: its keys in a compact line; the palette key is left out
+    (80 columns hold about nine keys; `?` lists every key, `^p` included)."""
+    return Footer(compact=True, show_command_palette=False)

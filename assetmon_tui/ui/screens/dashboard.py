@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, OptionList
+from textual.widgets import DataTable, Header, OptionList
 from textual.widgets.option_list import Option
 
 from ...core.progress import Progress
@@ -24,7 +24,7 @@ from ...core.targets import display
 from ..actions import PROJECT_SETTINGS, Action, bindings
 from ..panels import ScanDetails, ScanPanel, found_text, scan_state
 from ..text import duration, safe, when
-from ..widgets import Column, ellipsis, fit_columns
+from ..widgets import Column, ellipsis, fit_columns, footer
 
 if TYPE_CHECKING:
     from ..app import AssetMonApp
@@ -168,7 +168,7 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="right"):
                 yield VerticalScroll(id="active")
                 yield DataTable(id="scans", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True, show_command_palette=False)  # 9 keys fit in 80 columns; ? lists all
+        yield footer()
 
     def on_mount(self) -> None:
         self.query_one("#projects").border_title = "Projects"

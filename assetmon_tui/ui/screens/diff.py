@@ -10,11 +10,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from ...core.sanitize import clean_text
 from ..actions import Action, bindings
 from ..text import safe
+from ..widgets import footer
 from .base import BACK
 
 DIFF_GROUPS = (
@@ -40,7 +41,7 @@ class DiffScreen(Screen[None]):
         yield Header()
         with VerticalScroll(id="diff-pane"):
             yield Static("Comparing…", id="diff")
-        yield Footer(compact=True)
+        yield footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"diff · {self.project_name}".rstrip(" ·")

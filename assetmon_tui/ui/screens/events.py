@@ -15,12 +15,12 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ...core.sanitize import clean_text
 from ..actions import EVENT_RULE_KEYS, Action, bindings
 from ..text import next_filter, safe, severity, when
-from ..widgets import FilterInput, fill_table
+from ..widgets import FilterInput, fill_table, footer
 from .base import BACK
 from .diff import DiffScreen
 
@@ -92,7 +92,7 @@ class EventsScreen(Screen[None]):
         )
         yield EventTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Static("", id="event-detail")
-        yield Footer(compact=True)
+        yield footer()
 
     def on_mount(self) -> None:
         self.title = "Events"  # the sub-title stays the app's: N new events · backend

@@ -18,13 +18,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, LoadingIndicator, Static, TextArea
+from textual.widgets import DataTable, Header, LoadingIndicator, Static, TextArea
 
 from ...core.sanitize import clean_text
 from ...secrets.redact import hidden, mask_secrets
 from ..actions import Action, bindings
 from ..text import grid, multiline, next_filter, rank, safe, severity, when
-from ..widgets import FilterInput, fill_table
+from ..widgets import FilterInput, fill_table, footer
 from .base import BACK, ProjectScreen
 
 COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
@@ -55,7 +55,7 @@ class FindingsScreen(ProjectScreen):
             yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="finding-pane"):
                 yield Static("Highlight a finding to see its details.", id="finding-detail")
-        yield Footer(compact=True)
+        yield footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"findings · {self.project_name}"
@@ -256,7 +256,7 @@ class JsViewScreen(Screen[None]):
         yield TextArea.code_editor(
             "", language="javascript", read_only=True, id="js-text", soft_wrap=False, classes="hidden"
         )
-        yield Footer(compact=True)
+        yield footer()
 
     def on_mount(self) -> None:
         self.sub_title = "JavaScript file (read-only)"

@@ -37,14 +37,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import Resize
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ...core.sanitize import clean_text
 from ..actions import Action, bindings
 from ..panels import inventory_text
 from ..text import grid, safe, when
-from ..widgets import Column, FilterInput, PagedTable, ellipsis
+from ..widgets import Column, FilterInput, PagedTable, ellipsis, footer
 from .base import ProjectScreen
 
 if TYPE_CHECKING:
@@ -372,7 +372,7 @@ class ResultsScreen(ProjectScreen):
                         yield Static("", id=f"status-{tab}", classes="table-status")
             with VerticalScroll(id="detail-pane"):
                 yield Static(NO_ROW, id="detail")
-        yield Footer(compact=True)
+        yield footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"results · {self.project_name}"

@@ -18,10 +18,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ..actions import Action, bindings
 from ..text import when
+from ..widgets import footer
 from .base import BACK
 from .diff import DiffScreen
 
@@ -100,7 +101,7 @@ class TrendsScreen(Screen[None]):
             yield PlotextPlot(id="trend-plot")
             yield Static("", id="trend-values")
         yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"trends · {self.project_name}"
