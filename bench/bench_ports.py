@@ -29,10 +29,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.server
 import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -60,20 +62,45 @@ async def _hold(reader: asyncio.StreamReader) -> None:
             pass
 
 
-def _http(delay: float = 0.0) -> Serve:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            head = await reader.readuntil(b"\r\n\r\n")
-            await asyncio.sleep(delay)
-            body = b"<html><title>bench</title></html>"
-            writer.write(
-                b"HTTP/1.0 200 OK\r\nServer: bench-http/1.0\r\nContent-Type: text/html\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + (b"" if head.startswith(b"HEAD") else body)
-            )
-            await writer.drain()
+class _Web(http.server.BaseHTTPRequestHandler):
+    """A small page from the standard library's HTTP server (what nmap knows as SimpleHTTPServer)."""
 
-    return serve
+    delay = 0.0
+    body = b"<html><title>bench</title></html>"
+
+    def do_GET(self) -> None:
+        self._answer(self.body)
+
+    def do_HEAD(self) -> None:
+        self._answer(b"")
+
+    def _answer(self, body: bytes) -> None:
+        time.sleep(self.delay)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def handle(self) -> None:
+        with contextlib.suppress(OSError):  # TLS noise and resets from the scanners
+            super().handle()
+
+
+class _SlowWeb(_Web):
+    delay = 0.2
+
+
+def web_server(handler: type[_Web], tls: ssl.SSLContext | None) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer((TARGET, 0), handler)
+    server.daemon_threads = True
+    if tls is not None:  # the handshake in the request's thread, not in accept()
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True, name="bench-web").start()
+    return server
 
 
 def _greeter(greeting: bytes, replies: dict[bytes, bytes]) -> Serve:
@@ -106,10 +133,8 @@ LISTENERS = {
         ),
         False,
     ),
-    "http": (_http(), False),
-    "slow-http (0.2 s)": (_http(0.2), False),
-    "https": (_http(), True),
 }
+WEB = {"http": (_Web, False), "slow-http (0.2 s)": (_SlowWeb, False), "https": (_Web, True)}
 
 
 class Listeners:
@@ -117,6 +142,7 @@ class Listeners:
 
     def __init__(self) -> None:
         self.ports: dict[str, int] = {}
+        self._web: list[http.server.ThreadingHTTPServer] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="bench-listeners")
@@ -130,6 +156,9 @@ class Listeners:
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        for server in self._web:
+            server.shutdown()
+            server.server_close()
 
     def _run(self) -> None:
         from assetmon_tui.lab.certs import server_context
@@ -139,6 +168,10 @@ class Listeners:
         for name, (serve, secure) in LISTENERS.items():
             server = self._loop.run_until_complete(asyncio.start_server(serve, TARGET, 0, ssl=tls if secure else None))
             self.ports[name] = server.sockets[0].getsockname()[1]
+        for name, (handler, secure) in WEB.items():
+            web = web_server(handler, tls if secure else None)
+            self._web.append(web)
+            self.ports[name] = web.server_address[1]
         self._ready.set()
         self._loop.run_forever()
 
