@@ -403,16 +403,27 @@ async def test_many_silent_ports_grabbed_together():
     assert elapsed < 5 * DEFAULT_BUDGET + 1  # in parallel: ~one budget
 
 
-async def test_a_grab_never_exceeds_its_hard_cap(tmp_path):
-    """A TLS server whose handshake never ends, on a TLS port: bounded all the same."""
-
-    async def stalls(conn: Conn) -> None:
-        await conn.hold()
-
-    with Scripted(stalls) as server:
+async def test_a_stalled_handshake_on_a_tls_port_is_bounded(monkeypatch):
+    """A TLS port whose handshake never ends (nor anything else): one budget
+    for the handshake, one for the plain exchange, never past the hard cap."""
+    with Scripted(silent) as server:
+        monkeypatch.setattr(banners, "TLS_PORTS", banners.TLS_PORTS | {server.port})
         started = time.monotonic()
-        await grab_one(server.port, 0.2)
-        assert time.monotonic() - started < 0.2 * banners.HARD_CAP + 0.5
+        assert await grab_one(server.port, 0.3) == ("", "")
+        elapsed = time.monotonic() - started
+    assert 0.3 * 2 * 0.9 <= elapsed < 0.3 * banners.HARD_CAP + 0.5
+    assert server.received[0][:1] == b"\x16" and server.received[1] == HTTP_PROBE  # a hello, then plain text
+
+
+async def test_a_slow_web_app_on_an_odd_port():
+    async def slow(conn: Conn) -> None:
+        if await conn.recv():
+            await asyncio.sleep(0.3)
+            await conn.send(b"HTTP/1.1 200 OK\r\nServer: slowapp\r\nContent-Length: 0\r\n\r\n")
+            await conn.hold()
+
+    with Scripted(slow) as server:
+        assert await grab_one(server.port) == ("HTTP/1.1 200 OK Server: slowapp", "http")
 
 
 # ---------------------------------------------------------------------- progress
@@ -463,12 +474,17 @@ async def test_without_banners_progress_is_connects_only():
 async def test_the_ports_step_reports_banners_until_done(monkeypatch):
     """Through the pipeline's own throttled reporter: the bar reaches done/total
     with the banners, and the line tells the banner phase."""
-    from test_pipeline_steps import scan_context
+    from support.scenario import make_project
 
+    from assetmon_tui.core.config import get_settings
+    from assetmon_tui.pipeline.run import Run
     from assetmon_tui.pipeline.steps import Ports
+    from assetmon_tui.store import leases, repo
 
+    scan_row = repo.create_scan(make_project(), ["ports"], {})
+    assert leases.claim(scan_row.id, "thread", "test:1", 60, 3)
+    ctx = Run(scan_row.id, lambda progress: None, get_settings(), "thread", "test:1").ctx
     with Scripted(silent) as quiet, Scripted(greets(b"SSH-2.0-x\r\n")) as ssh:
-        ctx = scan_context()
         ctx.options["ports"] = f"{quiet.port},{ssh.port}"
         ctx.options["port_timeout"] = 2.0  # a banner budget of 1 s: time for several reports
         ctx.found.direct = {"127.0.0.1"}
