@@ -180,7 +180,7 @@ class Dispatcher:
         reply (for submitting); otherwise it waits the full timeout to count them."""
         url = redis_place(self.settings.redis_url)
         if os.environ.get("ASSETMON_BACKEND") == "thread":
-            health = Health("thread", False, 0, "Local thread · chosen by ASSETMON_BACKEND")
+            health = Health("thread", False, 0, "Local thread · ASSETMON_BACKEND=thread")
         elif not self.celery.redis_ok():
             health = Health("thread", False, 0, f"Local thread · no Redis at {url}")
         else:

@@ -35,7 +35,7 @@ STARTED = 1_795_000_000.0  # the live scan's start, as a time.time() value
 
 @pytest.fixture(autouse=True)
 def fixed_world(monkeypatch):
-    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # header: "Local thread · chosen by ASSETMON_BACKEND"
+    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # header: "Local thread · ASSETMON_BACKEND=thread"
     old_tz = os.environ.get("TZ")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()

@@ -219,3 +219,50 @@ async def test_deleting_a_schedule_asks_first(thread_backend):
         await pilot.press("y")
         await until(pilot, lambda: get_schedule(project_id) is None, what="the schedule deleted")
         await until(pilot, lambda: notified(app, "Schedule deleted"), what="the toast")
+
+
+async def test_names_with_markup_are_plain_text_in_questions(thread_backend):
+    """A project called "[/bold]" once crashed the TUI (MarkupError) when a question quoted it."""
+    make_project("[/bold]", ["acme.test"])
+    app = AssetMonApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.project_id is not None, what="project loaded")
+        await pilot.press("D")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmForm), what="the question")
+        assert "Delete project [/bold] and all it found?" in str(app.screen.query_one("Label").render())
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is app.dashboard, what="no")
+        assert app.is_running
+
+
+async def test_a_taken_project_name_is_refused_in_the_form(thread_backend):
+    make_project("acme", ["acme.test"])
+    app = AssetMonApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.project_id is not None, what="project loaded")
+        await pilot.press("n", *"acme", "enter")
+        await until(pilot, lambda: "exists already" in text_of(app.screen.query_one("#error", Static)), what="error")
+        await pilot.press("ctrl+u", *"acme2", "enter")  # the form is still open: fix the name and go on
+        await until(pilot, lambda: app.screen.query("#targets-input"), what="the targets form")
+        assert "acme2" in str(app.screen.query_one("Label").render())
+        assert [p.name for p in repo.list_projects()] == ["acme", "acme2"]
+
+
+async def test_only_a_done_scan_can_be_marked_for_a_diff(thread_backend):
+    project_id = make_project("acme", ["acme.test"])
+    done = repo.new_scan(project_id, ["dns"], {})
+    repo.finish_scan(done.id, "done")
+    cancelled = repo.new_scan(project_id, ["dns"], {})
+    repo.finish_scan(cancelled.id, "cancelled")
+    app = AssetMonApp()
+    async with app.run_test(size=SIZE) as pilot:
+        scans = app.query_one("#scans", DataTable)
+        await until(pilot, lambda: scans.row_count == 2, what="scans listed")
+        scans.focus()
+        scans.move_cursor(row=0)  # the newest first: the cancelled one
+        await pilot.press("m")
+        await until(pilot, lambda: notified(app, "only done scans are compared"), what="the refusal")
+        assert app.dashboard.diff_base is None
+        scans.move_cursor(row=1)
+        await pilot.press("m")
+        await until(pilot, lambda: app.dashboard.diff_base == done.id, what="the mark")

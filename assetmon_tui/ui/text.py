@@ -92,3 +92,8 @@ def grid(pairs: list[tuple[str, object]], limit: int = 500) -> Table:
             value.no_wrap = False  # detail panes wrap long values rather than cut them
         table.add_row(key, value)
     return table
+
+
+def plural(n: int, noun: str) -> str:
+    """ "1 rule", "2 rules", "1,204 hosts" (nouns whose plural adds an s)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -23,7 +23,7 @@ from ...core.sanitize import clean_text
 from ...core.targets import display
 from ..actions import PROJECT_SETTINGS, Action, bindings
 from ..panels import ScanDetails, ScanPanel, found_text, scan_state
-from ..text import duration, safe, when
+from ..text import duration, plural, safe, when
 from ..widgets import Column, ellipsis, fit_columns, footer
 
 if TYPE_CHECKING:
@@ -308,7 +308,7 @@ class DashboardScreen(Screen[None]):
             target = safe(("!" if t.exclude else "") + display(t.value), 300, style="red" if t.exclude else "")
             cells = {"target": target}  # display(): a URL's password hidden
             table.add_row(*(_cell(cells[c.name]) for c, _ in columns), key=str(t.id))
-        table.border_subtitle = f"{len(targets)} rules"
+        table.border_subtitle = plural(len(targets), "rule")
         if targets:
             table.move_cursor(row=min(cursor, len(targets) - 1))
 
@@ -382,22 +382,16 @@ class DashboardScreen(Screen[None]):
     def action_new_project(self) -> None:
         from .forms import NewProjectForm
 
-        self.app.push_screen(NewProjectForm(), then(self._create_project))
+        self.app.push_screen(NewProjectForm(), self._create_project)
 
-    @work(thread=True, exit_on_error=False)
-    def _create_project(self, name: str | None) -> None:
-        from ...store import repo
-
-        if not name:
-            return
-        try:
-            project = repo.create_project(name)
-        except ValueError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error", markup=False)
-            return
-        self.assetmon.project_id = project.id
-        self.app.call_from_thread(self.load_projects, project.id)
-        self.app.call_from_thread(self.action_add_targets)
+    def _create_project(self, made: tuple[int, str] | None) -> None:
+        """The form made the project: select it and ask for its targets."""
+        if made:
+            project_id, name = made
+            self.assetmon.project_id = project_id
+            self.assetmon.project_names[project_id] = name  # the targets form's title, before the reload lands
+            self.load_projects(project_id)
+            self.action_add_targets()
 
     def action_add_targets(self) -> None:
         from .forms import TargetsForm
@@ -412,12 +406,15 @@ class DashboardScreen(Screen[None]):
         if not lines or self.project_id is None:
             return
         added = repo.add_targets(self.project_id, lines)
-        self.app.call_from_thread(self.notify, f"{len(added)} target(s) added", markup=False)
+        self.app.call_from_thread(self.notify, f"{plural(len(added), 'target')} added", markup=False)
         self.app.call_from_thread(self.load_targets)
 
     def action_delete_target(self) -> None:
         table = self.query_one("#targets", DataTable)
-        if not table.has_focus or table.row_count == 0:
+        if not table.has_focus:
+            self.notify("x deletes the highlighted target: Tab to the Targets pane (D: the project).", markup=False)
+            return
+        if table.row_count == 0:
             return
         from .forms import confirm
 
@@ -556,6 +553,8 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#scans", DataTable)
         if scan_id is None:
             self.notify("No scan to mark.", markup=False)
+        elif self.diff_base != scan_id and not self._done(scan_id):
+            self.notify(f"Scan #{scan_id} cannot be a diff base: only done scans are compared.", markup=False)
         elif self.diff_base == scan_id:
             self.diff_base = None
             table.border_subtitle = ""
@@ -565,6 +564,9 @@ class DashboardScreen(Screen[None]):
             table.border_subtitle = f"{MARK} diff base #{scan_id} · d compares"
             self.notify(f"Scan #{scan_id} marked: highlight another scan and press d.", markup=False)
         self._fill_scans(*self._scans)  # the mark shows in its row
+
+    def _done(self, scan_id: int) -> bool:
+        return any(scan.id == scan_id and scan.status == "done" for scan in self._scans[0])
 
     def action_diff(self) -> None:
         if not self._need_project() or self.project_id is None:

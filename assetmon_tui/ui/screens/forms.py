@@ -119,7 +119,19 @@ class NewProjectForm(Form):
         if not name:
             self.show_error("A project needs a name.")
         else:
-            self.dismiss(name)
+            self._create(name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _create(self, name: str) -> None:
+        """The project is made here, so a refused name (one taken) stays in the form with its reason."""
+        from ...store import repo
+
+        try:
+            project = repo.create_project(name)
+        except ValueError as exc:
+            self.app.call_from_thread(self.show_error, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, (project.id, project.name))
 
 
 class TargetsForm(Form):
@@ -352,7 +364,7 @@ class ConfirmForm(Form):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(Text(self.question))  # plain text: it quotes names the user typed ("[/bold]")
             yield Static("y: yes   n: no", classes="hint")
 
 
