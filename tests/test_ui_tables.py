@@ -445,3 +445,17 @@ def snapshot_of(tab: str) -> Any:
 def test_results_at_80_columns(snap_compare, long_names, tab):
     """The important columns show, long values end in "…", no stray scrollbar, hostile text literal."""
     assert snap_compare(AssetMonApp(), terminal_size=SIZE, run_before=snapshot_of(tab))
+
+
+def test_text_columns_sort_digit_runs_as_numbers():
+    from assetmon_tui.ui.screens.results import natural
+
+    names = ["127.0.1.250", "App10.acme.test", "127.0.1.3", "app2.acme.test", "10.0.0.1", "api.acme.test"]
+    assert sorted(names, key=natural) == [
+        "10.0.0.1",
+        "127.0.1.3",
+        "127.0.1.250",
+        "api.acme.test",
+        "app2.acme.test",
+        "App10.acme.test",
+    ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -235,6 +236,14 @@ def _order(row: Row) -> tuple[Any, ...]:
     return (item.entity,)
 
 
+_RUNS = re.compile(r"(\d+)")
+
+
+def natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Case-blind, with digit runs as numbers: 127.0.1.3 before 127.0.1.250, app2 before app10."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _RUNS.split(text.lower()) if part)
+
+
 def _sort_key(tab: str, name: str, latest: bool) -> Any:
     """A key function sorting a tab's rows by one column (numbers as numbers, text case-blind)."""
     if name == "mark":
@@ -257,7 +266,7 @@ def _sort_key(tab: str, name: str, latest: bool) -> Any:
             return (0, value.isoformat()) if value is not None else (1, "")
 
         return seen
-    return lambda row: str(_cell_values(row, latest).get(name) or "").lower()
+    return lambda row: natural(str(_cell_values(row, latest).get(name) or ""))
 
 
 class ResultsScreen(ProjectScreen):
