@@ -31,6 +31,7 @@ import re
 import socket
 import ssl
 import struct
+import threading
 from dataclasses import dataclass
 
 from assetmon_tui.core.portspec import TOP_PORTS
@@ -241,12 +242,24 @@ def banner_text(data: bytes, service: str = "") -> str:
     return clean_text(data, BANNER_LIMIT)
 
 
+_context_lock = threading.Lock()
+_contexts: list[ssl.SSLContext] = []  # the one context, once made
+
+
 def tls_context() -> ssl.SSLContext:
     """The HTTP scanner's cached no-verify context: one for the whole process
     (building one loads the CA store: ~35 ms of CPU)."""
-    from .http import _tls_context  # http imports this module: import it lazily
+    with _context_lock:
+        if not _contexts:
+            from .http import _tls_context  # http imports this module: import it lazily
 
-    return _tls_context(False)
+            _contexts.append(_tls_context(False))
+        return _contexts[0]
+
+
+async def _shared_context() -> ssl.SSLContext:
+    """tls_context() without stalling the event loop the first time (an import, a CA store)."""
+    return _contexts[0] if _contexts else await asyncio.to_thread(tls_context)
 
 
 # -- the conversation -----------------------------------------------------------------
@@ -372,8 +385,9 @@ class _Grab:
         budget, port = self.budget, self.port
         try:
             async with asyncio.timeout(budget):
+                context = await _shared_context()
                 reader, writer = await asyncio.open_connection(
-                    self.address, port, ssl=tls_context(), server_hostname="", ssl_handshake_timeout=budget
+                    self.address, port, ssl=context, server_hostname="", ssl_handshake_timeout=budget
                 )
         except (*_CLOSED, TimeoutError, ValueError):
             return False

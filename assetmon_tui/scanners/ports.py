@@ -32,7 +32,7 @@ from typing import Literal
 from assetmon_tui.core.portspec import TOP_100 as TOP_100  # port specs are parsed in core (re-exported here)
 from assetmon_tui.core.portspec import TOP_1000 as TOP_1000
 from assetmon_tui.core.portspec import parse_ports as parse_ports
-from assetmon_tui.scanners.banners import PORT_NAMES, grab, tls_context
+from assetmon_tui.scanners.banners import PORT_NAMES, grab
 
 BANNER_CONCURRENCY = 128
 BANNER_SHARE = 0.4  # of the connect timeout: the banner budget of a silent port
@@ -318,9 +318,6 @@ async def scan(
             task.add_done_callback(grabs.discard)
             running += 1
 
-    if options.banners:  # the shared TLS context, built (and its module imported) off the event loop
-        warm = asyncio.ensure_future(asyncio.to_thread(tls_context))
-        warm.add_done_callback(lambda f: f.cancelled() or f.exception())
     worker.start()
     beats = loop.call_later(PROGRESS_BEAT, beat)
     scanning = True
