@@ -383,9 +383,9 @@ class _Grab:
         """A TLS handshake (the shared context: certificates are not checked, we
         only ask), then the same conversation inside it."""
         budget, port = self.budget, self.port
+        context = await _shared_context()  # the first one may take longer than a budget: not the host's doing
         try:
             async with asyncio.timeout(budget):
-                context = await _shared_context()
                 reader, writer = await asyncio.open_connection(
                     self.address, port, ssl=context, server_hostname="", ssl_handshake_timeout=budget
                 )
