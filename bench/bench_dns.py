@@ -143,7 +143,7 @@ def free_port() -> int:
 class Nsd:
     """NSD on 127.0.0.1:PORT in a folder of its own, as a child process."""
 
-    def __init__(self, folder: Path, zone_text: str):
+    def __init__(self, folder: Path, zone_text: str, rrl: int = 0):
         self.folder = folder
         self.port = free_port()
         (folder / "zone").write_text(zone_text)
@@ -163,7 +163,8 @@ class Nsd:
     logfile: "{folder}/nsd.log"
     server-count: 1
     tcp-count: 200
-    rrl-ratelimit: 0
+    rrl-ratelimit: {rrl}
+    rrl-whitelist-ratelimit: {rrl}
     verbosity: 0
 remote-control:
     control-enable: yes
@@ -263,6 +264,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=200, help="gobuster -t, and our concurrency")
     parser.add_argument("--rate", type=float, default=0.0, help="our per-nameserver rate ceiling (0: none)")
     parser.add_argument("--wordlist", help="default: the bundled one")
+    parser.add_argument("--rrl", type=int, default=0, help="NSD's response rate limit (0: off, the default)")
     parser.add_argument("--child", nargs=2, metavar=("NAMESERVER", "WORDLIST"))
     args = parser.parse_args()
     if args.child:
@@ -283,12 +285,13 @@ def main() -> None:
         wordlist.chmod(0o644)
         zone_text, kinds = make_zone(words, args.names)
         (folder / "nsd").mkdir()
-        nsd = Nsd(folder / "nsd", zone_text)
+        nsd = Nsd(folder / "nsd", zone_text, args.rrl)
         expected = set(kinds) | ({f"ns1.{ZONE}"} if "ns1" in words else set())  # the zone's own name server
         print(
             f"NSD {nsd.address}: zone {ZONE} with {len(expected)} names "
             f"({', '.join(f'{sum(k == x for k in kinds.values())} {x}' for x in ('a', 'a+aaaa', 'aaaa', 'cname'))}); "
             f"{len(words)} words; {args.rounds} rounds; {os.cpu_count()} CPUs"
+            + (f"; NSD limits responses to {args.rrl} a second" if args.rrl else "")
         )
         commands = {
             f"gobuster dns -t {args.threads}": (

@@ -26,9 +26,13 @@ can switch without changing what they find.
 Rate: each nameserver has a pace, at most `rate` queries a second (0: no
 ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
 current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
-to what got through (at most half the rate it was sending at); while they stay
-under 1 %, it rises again by a tenth of its peak every quarter of a second,
-back to the ceiling (or to no limit). `stats()` tells the rate in use.
+to what got through (at most half the rate it was sending at, at least a
+tenth; half a second between two cuts at least); while they stay under 1 %
+(judged once its queries had the time to time out, a second at most), it
+rises again by a tenth of the ceiling, back to it; without one, by a tenth of
+the rate that failed, and no limit again once the limit is twice what is
+being sent.
+`stats()` tells the rate in use.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ _LOSS = 0.05  # share of bad outcomes that cuts the pace
 _CLEAN = 0.01  # share under which the pace rises
 _MIN_BAD = 3  # bad outcomes before a cut (one lost query is noise)
 _SAMPLES = 8  # outcomes a window needs before it is judged
+_SPACING = 0.5  # seconds between two cuts at least (the server's own limit needs a moment to recover too)
 
 
 class _Malformed(Exception):
@@ -241,28 +246,67 @@ class ServerStats:
 class _Pace:
     """AIMD pacing of one nameserver (see the module doc)."""
 
-    def __init__(self, ceiling: float, now: float) -> None:
+    def __init__(self, ceiling: float, now: float, timeout: float = 1.0) -> None:
         self.ceiling = ceiling if ceiling > 0 else None
         self.limit: float | None = self.ceiling
         self.lowest: float | None = self.ceiling
         self.floor = max(1.0, min(self.ceiling or 80.0, 80.0) / 4)
-        self.next = now
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._pacer: asyncio.Task[None] | None = None
+        self._credit = 1.0  # queries that may go now
+        self.settle = min(timeout, 1.0)  # a pace is judged good only once its queries had time to time out
+        self._since = now  # when the pace last changed
+        self._released = now
         self.epoch = 0  # outcomes of queries sent before the last change do not judge the new pace
         self.peak = 0.0
         self.backoffs = 0
+        self.cut_at = -1e9
         self._start = now
         self._good = 0
         self._bad = 0
         self._buckets: collections.deque[list[float]] = collections.deque()  # [start, sends] per 0.1 s
 
-    def delay(self, now: float) -> float:
-        """Reserve the next send slot; seconds to wait for it (0: go)."""
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until this query may be sent: at once without a limit, else in
+        turn (first come, first served) at the limit in force when its turn
+        comes, so a change of pace applies to every query still waiting."""
+        if self.limit is None and not self._waiters:
+            return
+        turn: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(turn)
+        if self._pacer is None or self._pacer.done():
+            self._pacer = loop.create_task(self._release(loop))
+        await turn
+
+    async def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiters = self._waiters
+        while waiters:
+            now = loop.time()
+            limit = self.limit
+            if limit is None:
+                self._credit = float(len(waiters))
+            else:  # what the time since the last release allows, a couple of milliseconds' worth at most
+                self._credit = min(self._credit + (now - self._released) * limit, max(1.0, limit * 0.002))
+            self._released = now
+            while self._credit >= 1.0 and waiters:
+                turn = waiters.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    self._credit -= 1.0
+            if waiters and limit is not None:
+                await asyncio.sleep(max(0.001, (1.0 - self._credit) / limit))
+        self._credit = min(self._credit, 1.0)
+
+    def close(self) -> None:
+        if self._pacer is not None:
+            self._pacer.cancel()
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+
+    def sent(self, now: float) -> None:
         self._count(now)
-        if self.limit is None:
-            return 0.0
-        slot = max(now, self.next)
-        self.next = slot + 1.0 / self.limit
-        return slot - now
 
     def _count(self, now: float) -> None:
         buckets = self._buckets
@@ -291,8 +335,9 @@ class _Pace:
             self._bad += 1
         total = self._good + self._bad
         if self._bad >= _MIN_BAD and self._bad > _LOSS * total and total >= _SAMPLES:
-            self._cut(now, self._bad / total)
-        elif now - self._start >= _WINDOW and total >= _SAMPLES:
+            if now - self.cut_at >= _SPACING:
+                self._cut(now, self._bad / total)
+        elif now - self._start >= _WINDOW and now - self._since >= self.settle and total >= _SAMPLES:
             if self._bad <= _CLEAN * total:
                 self._raise(now)
             self._reset(now)
@@ -305,24 +350,27 @@ class _Pace:
         sending = self.rate(now)
         base = min(self.limit, sending) if self.limit is not None else sending
         base = max(base, self.floor)
-        self.peak = max(self.peak, base)
-        self.limit = max(self.floor, base * min(0.5, 1.0 - share))  # what got through, at most half
+        # The rate that proved too much: the first cut's, until the pace is back where it was.
+        self.peak = base if self.limit == self.ceiling else max(self.peak, base)
+        # What got through, at most half, at least a tenth (a burst of losses is not the whole story).
+        self.limit = max(self.floor, base * min(0.5, max(0.1, 1.0 - share)))
         self.lowest = self.limit if self.lowest is None else min(self.lowest, self.limit)
-        self.next = max(self.next, now)
         self.backoffs += 1
+        self.cut_at = self._since = now
         self.epoch += 1
         self._reset(now)
 
     def _raise(self, now: float) -> None:
         if self.limit is None:
             return
-        top = self.ceiling or self.peak
-        self.limit += max(self.floor, top / 10)
         if self.ceiling is not None:
-            self.limit = min(self.limit, self.ceiling)
-        elif self.limit >= 1.5 * self.peak:
-            self.limit = None  # no ceiling set: back to full speed (and cut again if it hurts)
+            self.limit = min(self.ceiling, self.limit + max(self.floor, self.ceiling / 10))
+        elif self.limit > 2 * self.rate(now):
+            self.limit = None  # not what holds it back any more: no limit, as set (cut again if it hurts)
+        else:
+            self.limit += max(self.floor, self.peak / 10)
         self.epoch += 1
+        self._since = now
 
 
 # ---- one nameserver ---------------------------------------------------------------------
@@ -372,12 +420,13 @@ class _Server:
         self.timer: asyncio.TimerHandle | None = None
         self.backlog: collections.deque[bytes] = collections.deque()
         self.ids = _ids()
-        self.pace = _Pace(rate, loop.time())
+        self.pace = _Pace(rate, loop.time(), timeout)
         self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
         self.first = self.last = 0.0  # loop times of the first and the last query sent
         loop.add_reader(self.sock.fileno(), self._readable)
 
     def close(self) -> None:
+        self.pace.close()
         self.loop.remove_reader(self.sock.fileno())
         if self.backlog:
             self.loop.remove_writer(self.sock.fileno())
@@ -407,11 +456,10 @@ class _Server:
             pace.backoffs,
         )
 
-    async def ask(self, qname: str, kind: int, name: bytes, tail: bytes) -> _Answer:
-        """One attempt: (the answer's header flags, its records), or None on timeout."""
-        delay = self.pace.delay(self.loop.time())
-        if delay > 0.0005:
-            await asyncio.sleep(delay)
+    async def ask(self, qname: str, kind: int, name: bytes, tail: bytes) -> tuple[_Answer, int]:
+        """One attempt: (the answer's header flags, its records) or None on
+        timeout, and the pace's epoch when it was sent (what it judges)."""
+        await self.pace.wait(self.loop)
         pending = self.pending
         qid = next(self.ids)
         while qid in pending:
@@ -422,12 +470,14 @@ class _Server:
         if self.timer is None:
             self.timer = self.loop.call_at(self.deadlines[0][0], self._sweep)
         self._send(qid.to_bytes(2, "big") + _HEADER_TAIL + name + tail)
+        now = self.loop.time()
         if not self.sent:
-            self.first = self.loop.time()
+            self.first = now
         self.sent += 1
-        self.last = self.loop.time()
+        self.last = now
+        self.pace.sent(now)
         try:
-            return await future
+            return await future, query.epoch
         finally:
             if pending.get(qid) is query:
                 del pending[qid]
@@ -608,8 +658,7 @@ class UdpResolver:
         status = "timeout"
         for attempt in range(self.attempts):
             server = servers[(start + attempt) % count]
-            epoch = server.pace.epoch
-            answer = await server.ask(qname, kind, wire, tail)
+            answer, epoch = await server.ask(qname, kind, wire, tail)
             if answer is None:
                 status = "timeout"
                 continue
