@@ -1,7 +1,7 @@
 """DNS brute force, side by side with gobuster: the same wordlist, the same
 fast authoritative server (NSD) on loopback, whole commands timed in one run.
 
-Usage: python -m bench.bench_dns [--names 200] [--rounds 3] [--threads 200] [--rate 0] [--wordlist FILE]
+Usage: python -m bench.bench_dns [--names 200] [--rounds 3] [--threads 200] [--rate 0] [--rrl 0] [--wordlist FILE]
 
 Needs `nsd` and `gobuster` (apt-get install -y nsd gobuster). The bench writes
 a zone `bench.test` of ~200 real names taken from the wordlist (A, some with
@@ -245,7 +245,7 @@ def gobuster_names(stdout: str) -> set[str]:
     return names
 
 
-def scan_env(home: Path, wordlist: Path) -> dict[str, str]:
+def scan_env(home: Path, wordlist: Path, rate: float = 0) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETMON_") and k != "DATABASE_URL"}
     env.update(
         ASSETMON_HOME=str(home),
@@ -253,6 +253,7 @@ def scan_env(home: Path, wordlist: Path) -> dict[str, str]:
         ASSETMON_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nobody there: the in-process backend
         ASSETMON_NAMESERVERS="127.0.0.1:9",  # (the --nameserver flag is given; this only guards the default)
         ASSETMON_WORDLIST=str(wordlist),  # the list gobuster reads
+        ASSETMON_DNS_RATE=str(int(rate)),
     )
     return env
 
@@ -317,7 +318,7 @@ def main() -> None:
                     env = None
                     if kind == "scan":
                         home = Path(tempfile.mkdtemp(prefix="home-", dir=folder))
-                        env = scan_env(home, wordlist)
+                        env = scan_env(home, wordlist, args.rate)
                     wall, cpu, result = timed(command, env)
                     queries = nsd.stats()["num.queries"]
                     if result.returncode != 0:
@@ -373,7 +374,7 @@ def main() -> None:
         f"brute force inside the API process: {inner['elapsed']:.2f} s, {inner['sent']:,} queries sent = "
         f"{inner['sent'] / inner['elapsed']:,.0f} q/s, {inner['cpu'] / max(1, inner['sent']) * 1e6:.0f} µs CPU/query; "
         f"timeouts {inner['timeouts']}, back-offs {inner['backoffs']}"
-        + (f" (lowest pace {inner['lowest']:.0f} q/s)" if inner["lowest"] else "")
+        + (f" (lowest pace {inner['lowest']:.0f} q/s)" if inner["backoffs"] else "")
     )
     print(
         f"gobuster / ours (median wall): API {gobuster['wall'] / api['wall']:.2f}x, "
