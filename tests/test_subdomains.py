@@ -649,17 +649,15 @@ async def test_an_excluded_root_is_neither_searched_nor_brute_forced(tmp_path, m
 
 
 async def test_lab_dns_server_logs_the_queries_it_receives():
-    import socket
 
     from assetmon_tui.lab import dns_server
     from assetmon_tui.lab.estate import Estate
+    from assetmon_tui.lab.runtime import bind_dns
     from assetmon_tui.scanners.dns import make_resolver, resolve_one
 
     estate = Estate(DOMAIN, 1, 20, 0)
     log = dns_server.QueryLog(limit=3)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    tcp = socket.create_server(("127.0.0.1", udp.getsockname()[1]))
+    udp, tcp = bind_dns("127.0.0.1", 0)  # a free port for both (another test may hold its TCP twin)
     transport, server = await dns_server.serve(lambda: estate, udp, tcp, log=log)
     try:
         address = f"127.0.0.1:{udp.getsockname()[1]}"

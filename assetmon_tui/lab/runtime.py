@@ -63,8 +63,8 @@ def _bind_same_port(addresses: list[str], candidates: list[int]) -> tuple[int, l
     raise error or OSError("no port candidates")
 
 
-def _bind_dns(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP on the same port."""
+def bind_dns(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP on the same port (0: a free one, tried again while the pair is taken)."""
     for _ in range(20):
         tcp = _tcp_socket(host, port)
         udp = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
@@ -144,7 +144,7 @@ class Lab:
             return self.info
         socks: list[socket.socket] = []
         try:
-            udp, tcp = _bind_dns(self.host, self._dns_port)
+            udp, tcp = bind_dns(self.host, self._dns_port)
             socks += [udp, tcp]
             ct_sock = _tcp_socket(self.host, self._ct_port)
             socks.append(ct_sock)
