@@ -94,6 +94,7 @@ def test_scan_queued_to_a_worker_that_died_is_taken_back_by_its_submitter(worker
         assert repo.get_scan(scan.id).backend == "thread"
 
 
+@pytest.mark.alone  # cancel within 2 s: timed
 @pytest.mark.parametrize("backend", ["thread", "celery"])
 def test_cancel_a_running_scan(backend, request, monkeypatch):
     if backend == "celery":

@@ -16,7 +16,7 @@ from assetmon_tui.store import repo
 PORTS = "22,25,80,443,6379"
 
 
-pytestmark = pytest.mark.one_store
+pytestmark = [pytest.mark.one_store, pytest.mark.alone]
 
 
 @pytest.fixture

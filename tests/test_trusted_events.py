@@ -22,7 +22,7 @@ from assetmon_tui.store.event_log import scan_events
 from assetmon_tui.store.models import Event, Scan
 from assetmon_tui.testing import free_port, wait_for
 
-pytestmark = [pytest.mark.one_store, pytest.mark.timeout(600)]  # several lab scans each
+pytestmark = [pytest.mark.one_store, pytest.mark.alone, pytest.mark.timeout(600)]  # several lab scans each
 HOSTS = 12  # web hosts of the lab: about a hundred names with CT and the wordlist
 ALARMS = ("host_gone", "port_closed", "secret_resolved", "secret_reopened", "takeover_resolved", "unconfirmed")
 
