@@ -357,6 +357,32 @@ def test_a_finding_not_looked_for_stays_open_and_only_a_resolved_one_reopens():
     assert (secret, "reopened") in {(i.entity, status) for i, status in items}
 
 
+def test_pages_read_on_one_port_say_nothing_of_the_scripts_on_another(monkeypatch):
+    """A rescan without the ports module reads www's pages on :443 only; its app's scripts on :8443
+    were not looked at (the rule was by host: they went unconfirmed, then gone, on an unchanged host)."""
+    monkeypatch.setenv("ASSETMON_GONE_AFTER", "2")
+    project = project_with_targets()
+    world = World()
+    world.js["https://www.acme.test:8443/app.js"] = "sha-2"
+    compute_events(fake_scan(project.id, world))
+    w = world.copy()
+    del w.js["https://www.acme.test:8443/app.js"]  # not fetched: its page on :8443 was not probed
+    on_443 = events.Looked(scripts={"https://www.acme.test/main.js"}, page_origins={"https://www.acme.test:443"})
+    assert compute_events(fake_scan(project.id, w), looked=on_443) == []
+    both = events.Looked(
+        scripts={"https://www.acme.test/main.js"},
+        page_origins={"https://www.acme.test:443", "https://www.acme.test:8443"},
+    )
+    missed = compute_events(fake_scan(project.id, w), looked=both)  # its pages were read and no longer lead to it
+    assert [(e.type, e.entity) for e in missed] == [("unconfirmed", "js:https://www.acme.test:8443/app.js")]
+
+
+def test_an_origin_names_its_default_port():
+    assert events.origin("https://App.acme.test/x.js?v=1") == "https://app.acme.test:443"
+    assert events.origin("http://www.acme.test:8080/") == "http://www.acme.test:8080"
+    assert events.origin("http://[::1]/a.js") == "http://::1:80"
+
+
 def test_what_a_scan_did_not_reach_is_kept_whatever_its_modules_cover():
     project = project_with_targets()
     compute_events(fake_scan(project.id, World()))

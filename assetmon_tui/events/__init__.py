@@ -33,7 +33,7 @@ from ..store.event_log import acknowledge, list_events, scan_events, unacknowled
 from ..store.models import Event, Scan, Snapshot, as_utc
 from .compare import Diff, Thresholds, baseline
 from .freeze import COVERAGE, freeze, gone_after_of
-from .items import Inventory, Item, Looked, inventory
+from .items import Inventory, Item, Looked, inventory, origin
 
 __all__ = [
     "COVERAGE",
@@ -47,6 +47,7 @@ __all__ = [
     "compute_events",
     "history",
     "list_events",
+    "origin",
     "record",
     "scan_diff",
     "unacknowledged_count",

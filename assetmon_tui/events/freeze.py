@@ -13,9 +13,9 @@ some seeds only, and the source that would have seen it answered:
   in this scan's list;
 - a web endpoint: its URL answered (or refused) this scan;
 - a script or a finding in one: the script was fetched and analysed, or its
-  host's pages were all read (none timed out) and no longer lead to it (an
-  inline script: its own page was read); a script left out by the per-scan
-  file limit is not looked at;
+  origin's pages (scheme, host, port) were all read (none timed out) and no
+  longer lead to it (an inline script: its own page was read); a script left
+  out by the per-scan file limit is not looked at;
 - an address: it answered the port scan, and none of its ports or endpoints
   is still there.
 A missing item becomes "unconfirmed"; after `gone_after` consecutive covered
@@ -35,7 +35,7 @@ from ..core.modules import coverage
 from ..scanners.dns import UNCERTAIN
 from ..store import snapshots
 from ..store.models import Scan
-from .items import DEFINITIVE_DNS, LIVE_DNS, Item, Items, Looked, item_of
+from .items import DEFINITIVE_DNS, LIVE_DNS, Item, Items, Looked, item_of, origin
 
 # Which scan modules see *all* of an asset kind (so absence can mean missing);
 # a kind no module covers is never missing, only new.
@@ -103,7 +103,7 @@ def freeze(s: Session, scan: Scan, prev: Items, looked: Looked, gone_after: int,
                 return False
             if "#inline-" in where:  # an inline script: its page was read, or not
                 return Looked.has(looked.pages, where.split("#inline-", 1)[0])
-            return Looked.has(looked.scripts, where) or Looked.has(looked.page_hosts, old.host)
+            return Looked.has(looked.scripts, where) or Looked.has(looked.page_origins, origin(where))
         return False
 
     def seen(item: Item, old: Item | None) -> None:

@@ -10,6 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..store.models import as_utc
 
@@ -93,12 +94,25 @@ class Looked:
     scripts: set[str] | None = None  # scripts fetched and analysed
     failed_scripts: set[str] = field(default_factory=set)
     pages: set[str] | None = None  # pages read for scripts (their inline scripts were looked at)
-    page_hosts: set[str] | None = None  # hosts whose every page was read for scripts
+    # origins (scheme://host:port) whose every page was read for scripts: by origin, not host,
+    # so pages read on :80 say nothing of the scripts of the same host's app on :8443
+    page_origins: set[str] | None = None
     cnamed: set[str] | None = None  # names whose CNAMEs the takeover check looked at
 
     @staticmethod
     def has(values: set[str] | None, value: str) -> bool:
         return values is None or value in values
+
+
+def origin(url: str) -> str:
+    """ "https://App.acme.test/x.js" -> "https://app.acme.test:443" (the default port written out)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    except ValueError:  # a port out of range in a stored URL
+        port = 0
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def item_of(kind: str, row: Any, host: str) -> Item:

@@ -22,7 +22,7 @@ from ..core.modules import check_modules
 from ..core.owners import is_dead, this_process
 from ..core.progress import Progress
 from ..core.targets import Scope
-from ..events import Looked, after_scan, record
+from ..events import Looked, after_scan, origin, record
 from ..store import leases, repo
 from ..store.models import as_utc
 from .checkpoint import Checkpoint, LeaseLost
@@ -220,7 +220,7 @@ class Run:
             scripts=found.scripts,
             failed_scripts=found.failed_scripts - found.scripts,
             pages={page.url for page in found.pages},
-            page_hosts={page.host for page in found.pages} - found.unsure_hosts,
+            page_origins={origin(page.url) for page in found.pages if page.host not in found.unsure_hosts},
             cnamed={result.name for result in found.cnamed} if "takeover" in self.ctx.modules else set(),
         )
         summary = self._ending("done")
