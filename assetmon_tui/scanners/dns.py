@@ -177,6 +177,13 @@ async def resolve_one(resolver: dns.asyncresolver.Resolver, name: str, rtypes: t
     # A missing or unreachable name is missing for every type: stop early.
     if first[0] not in ("nxdomain", "timeout") and len(rtypes) > 1:
         outcomes += await asyncio.gather(*(_query(resolver, qname, t) for t in rtypes[1:]))
+    return merge(name, outcomes)
+
+
+def merge(name: str, outcomes: Iterable[tuple[str, list[DnsRecord]]]) -> DnsResult:
+    """One name's result from its queries' (status, records): records once each,
+    the most telling status, "partial" when it exists but some types are unknown."""
+    outcomes = list(outcomes)
     records: list[DnsRecord] = []
     seen: set[tuple[str, str, str]] = set()
     for _, found in outcomes:

@@ -57,7 +57,7 @@ import dns.resolver
 
 from assetmon_tui.core.sanitize import clean_text
 
-from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, normalise
+from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, merge, normalise
 
 _A, _CNAME, _AAAA = 1, 5, 28
 _TYPE_TEXT = {_A: "A", _CNAME: "CNAME", _AAAA: "AAAA"}
@@ -68,9 +68,6 @@ _UNSAFE = re.compile(r'[^\x21-\x7e]|["();\\@$]')  # in a name to ask for: not se
 _HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 _RECV = 65535
 _DRAIN = 512  # datagrams read per wake-up, at most (others get their turn)
-# Statuses that say nothing about the name (dns.py's UNCERTAIN).
-_UNSURE = frozenset(("timeout", "servfail", "error"))
-_PRIORITY = ("ok", "nxdomain", "servfail", "timeout", "error", "nodata")
 # AIMD
 _WINDOW = 0.25  # seconds between increases
 _LOSS = 0.05  # share of bad outcomes that cuts the pace
@@ -734,16 +731,4 @@ class UdpResolver:
         outcomes = [first]
         if first[0] not in ("nxdomain", "timeout") and len(types) > 1:
             outcomes += await asyncio.gather(*(self.query(name, t) for t in types[1:]))
-        records: list[DnsRecord] = []
-        seen: set[tuple[str, str, str]] = set()
-        for _, found in outcomes:
-            for record in found:
-                key = (record.name, record.rtype, record.value)
-                if key not in seen:  # A and AAAA both report the same CNAME chain
-                    seen.add(key)
-                    records.append(record)
-        statuses = {status for status, _ in outcomes}
-        status = "ok" if records else next(s for s in _PRIORITY if s in statuses)
-        if records and statuses & _UNSURE:
-            status = "partial"
-        return DnsResult(name, status, records)
+        return merge(name, outcomes)
