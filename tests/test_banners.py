@@ -11,13 +11,12 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 
 import pytest
-from support.loopback import HttpServer, TcpServer, free_port, make_cert, page
+from support.loopback import HttpServer, LoopServer, TcpServer, free_port, make_cert, page
 
 from assetmon_tui.scanners import banners
 from assetmon_tui.scanners import http as http_module
@@ -61,50 +60,25 @@ class Conn:
             pass
 
 
-class Scripted:
+class Scripted(LoopServer):
     """A loopback TCP (or TLS) server running `script(conn)` for every
     connection, in its own thread and event loop. `conns` lists them all."""
 
+    name = "scripted-server"
+
     def __init__(self, script: Script, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None):
-        self.script, self.host, self.tls = script, host, tls
+        super().__init__(host, tls)
+        self.script = script
         self.conns: list[Conn] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="scripted-server")
 
     def __enter__(self) -> Scripted:
-        self._thread.start()
-        assert self._ready.wait(5), "scripted server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._shutdown)
-        self._thread.join(5)
+        return super().__enter__()
 
     @property
     def received(self) -> list[bytes]:
         return [c.received for c in self.conns]
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(asyncio.start_server(self._client, self.host, 0, ssl=self.tls))
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    def _shutdown(self) -> None:
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        self._loop.call_later(0.05, self._loop.stop)
-
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         conn = Conn(reader, writer)
         self.conns.append(conn)
         try:
@@ -112,7 +86,6 @@ class Scripted:
         except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
             pass
         finally:
-            self._tasks.discard(task)
             writer.transport.abort()
 
 

@@ -250,46 +250,35 @@ def make_cert(directory: Path, names: list[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class HttpServer:
-    """HTTP/1.x server with scripted routes {path: handler}; unknown paths 404.
+class LoopServer:
+    """A loopback asyncio server in its own thread and event loop: `_client`
+    (subclasses) serves each connection; started and stopped as a context
+    manager. `port` is free, chosen when it starts."""
 
-    tls=(cert, key) serves HTTPS and records the SNI name of each request.
-    `requests` lists what was received (method, path, headers, sni).
-    """
+    name = "loop-server"
 
-    def __init__(self, routes: dict[str, Handler], host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None):
-        self.routes = routes
+    def __init__(self, host: str, tls: ssl.SSLContext | None):
         self.host = host
-        self.requests: list[Request] = []
-        self._ssl = None
-        self._sni: dict[int, str | None] = {}  # id(SSLObject) -> name sent by the client
-        if tls:
-            self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self._ssl.load_cert_chain(*tls)
-            self._ssl.sni_callback = lambda obj, name, ctx: self._sni.__setitem__(id(obj), name)
+        self.port = 0
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task] = set()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="http-server")
-        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
 
-    @property
-    def url(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
-
-    def __enter__(self) -> HttpServer:
+    def __enter__(self):
         self._thread.start()
         if not self._ready.wait(5):
-            raise RuntimeError("test HTTP server did not start")
+            raise RuntimeError(f"test {self.name} did not start")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._shutdown)
         self._thread.join(5)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(asyncio.start_server(self._client, self.host, 0, ssl=self._ssl))
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, self.host, 0, ssl=self._tls))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
@@ -301,9 +290,47 @@ class HttpServer:
             task.cancel()
         self._loop.call_later(0.05, self._loop.stop)
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None
         self._tasks.add(task)
+        try:
+            await self._client(reader, writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class HttpServer(LoopServer):
+    """HTTP/1.x server with scripted routes {path: handler}; unknown paths 404.
+
+    tls=(cert, key) serves HTTPS and records the SNI name of each request.
+    `requests` lists what was received (method, path, headers, sni).
+    """
+
+    name = "http-server"
+
+    def __init__(self, routes: dict[str, Handler], host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None):
+        self.routes = routes
+        self.requests: list[Request] = []
+        context = None
+        self._sni: dict[int, str | None] = {}  # id(SSLObject) -> name sent by the client
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            context.sni_callback = lambda obj, name, ctx: self._sni.__setitem__(id(obj), name)
+        super().__init__(host, context)
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
+
+    def __enter__(self) -> HttpServer:
+        return super().__enter__()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             line, *rest = head.decode("latin-1").split("\r\n")
@@ -322,7 +349,6 @@ class HttpServer:
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, asyncio.CancelledError):
             pass
         finally:
-            self._tasks.discard(task)
             writer.close()
 
 
