@@ -10,18 +10,15 @@ scan panel fed a fixed `Progress`, no animation and no blinking cursor.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from support import frozen
+from support.frozen import settle, showing, until, utc_thread_world
 from support.world import World, fake_scan, project_with_targets
 from textual.pilot import Pilot
-from textual.widgets import Input, TextArea
 
-from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import ModuleProgress, Progress
 from assetmon_tui.events import compute_events
 from assetmon_tui.store import event_log, leases, repo
@@ -29,23 +26,13 @@ from assetmon_tui.store import event_log, leases, repo
 pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
-BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 STARTED = 1_795_000_000.0  # the live scan's start, as a time.time() value
 
 
 @pytest.fixture(autouse=True)
 def fixed_world(monkeypatch):
-    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # header: "Local thread · ASSETMON_BACKEND=thread"
-    old_tz = os.environ.get("TZ")
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    get_settings.cache_clear()
-    yield
-    if old_tz is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old_tz
-    time.tzset()
+    with utc_thread_world(monkeypatch):
+        yield
 
 
 # minutes after the row's hour, by column name (other columns: on the hour), so that a
@@ -54,29 +41,7 @@ MINUTES = {"started_at": 1, "finished_at": 4, "heartbeat": 4, "last_seen": 3, "u
 
 
 def freeze_times() -> None:
-    """Every stored time becomes BASE + the row's rank (by id) in hours + MINUTES of its column:
-    the same on every run and on both databases (PostgreSQL's upserts skip ids)."""
-    from sqlalchemy import DateTime, select, update
-    from sqlmodel import SQLModel
-
-    from assetmon_tui.store.db import session
-
-    with session() as s:
-        conn = s.connection()
-        for table in SQLModel.metadata.sorted_tables:
-            columns = [c for c in table.columns if isinstance(getattr(c.type, "impl", c.type), DateTime)]
-            if not columns or "id" not in table.c:
-                continue
-            rows = conn.execute(select(table.c.id, *columns).order_by(table.c.id)).all()
-            for number, row in enumerate(rows, 1):
-                values = {
-                    c.name: BASE + timedelta(hours=number, minutes=MINUTES.get(c.name, 0))
-                    for c in columns
-                    if row._mapping[c.name] is not None
-                }
-                if values:
-                    conn.execute(update(table).where(table.c.id == row.id).values(values))
-        s.commit()
+    frozen.freeze_times(MINUTES)
 
 
 @pytest.fixture
@@ -208,32 +173,6 @@ def text_of(widget: Any) -> str:
     console = Console(file=io.StringIO(), width=200, record=True)
     console.print(widget.content)
     return console.export_text()
-
-
-def screen_text(pilot: Pilot) -> str:
-    return "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
-
-
-async def until(pilot: Pilot, condition: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if condition():
-            return
-    raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot)}")
-
-
-async def showing(pilot: Pilot, *needles: str) -> None:
-    await until(pilot, lambda: all(n in screen_text(pilot) for n in needles), f"the screen to show {needles}")
-
-
-async def settle(pilot: Pilot) -> None:
-    """Let the last updates land, then stop every cursor blinking."""
-    await pilot.pause(0.3)
-    for widget in pilot.app.screen.query(Input):
-        widget.cursor_blink = False
-    for area in pilot.app.screen.query(TextArea):
-        area.cursor_blink = False
-    await pilot.pause(0.1)
 
 
 def dashboard_ready(data: dict[str, Any], scans: int) -> Callable[[Pilot], Awaitable[None]]:

@@ -12,15 +12,14 @@
 
 from __future__ import annotations
 
-import os
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from support import frozen
+from support.frozen import screen_text, settle, showing, until, utc_thread_world
 from support.world import World, fake_scan, project_with_targets
 from textual.pilot import Pilot
-from textual.widgets import Input, TextArea
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import ModuleProgress, Progress
@@ -31,7 +30,6 @@ from assetmon_tui.store.blobs import save_blob
 pytestmark = pytest.mark.one_store
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
-BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 MAIN_JS = "https://www.acme.test/main.js"
 AWS, AWS_MASK = "AKIAREALSECRETVALUE1", "AKIA…LUE1"
 GITHUB, GITHUB_MASK = "ghp_0123456789abcdefghijABCDEFGHIJ012345", "ghp_…2345"
@@ -44,37 +42,12 @@ JS = (
 
 @pytest.fixture(autouse=True)
 def fixed_world(monkeypatch):
-    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # no Redis needed; a fixed header
-    old_tz = os.environ.get("TZ")
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    get_settings.cache_clear()
-    yield
-    if old_tz is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old_tz
-    time.tzset()
+    with utc_thread_world(monkeypatch):
+        yield
 
 
 def freeze_times() -> None:
-    """Every stored time becomes BASE + the row's rank in hours (snapshots show times)."""
-    from sqlalchemy import DateTime, select, update
-    from sqlmodel import SQLModel
-
-    from assetmon_tui.store.db import session
-
-    with session() as s:
-        conn = s.connection()
-        for table in SQLModel.metadata.sorted_tables:
-            columns = [c for c in table.columns if isinstance(getattr(c.type, "impl", c.type), DateTime)]
-            if not columns or "id" not in table.c:
-                continue
-            for number, row in enumerate(conn.execute(select(table.c.id, *columns).order_by(table.c.id)).all(), 1):
-                values = {c.name: BASE + timedelta(hours=number) for c in columns if row._mapping[c.name] is not None}
-                if values:
-                    conn.execute(update(table).where(table.c.id == row.id).values(values))
-        s.commit()
+    frozen.freeze_times()  # on the hour: the trends' scans read 10:00, 11:00, ...
 
 
 def services(n: int) -> dict[tuple[str, int], str]:
@@ -136,23 +109,6 @@ def app():
     return AssetMonApp()
 
 
-def screen_text(pilot: Pilot) -> str:
-    return "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
-
-
-async def until(pilot: Pilot, condition, what: str, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if condition():
-            return
-    raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot)}")
-
-
-async def showing(pilot: Pilot, *needles: str) -> str:
-    await until(pilot, lambda: all(n in screen_text(pilot) for n in needles), f"the screen to show {needles}")
-    return screen_text(pilot)
-
-
 async def dashboard(pilot: Pilot, scans: int) -> None:
     a: Any = pilot.app
     await until(
@@ -210,15 +166,6 @@ def test_trend_ticks():
     assert x_ticks(3, 60) == [1, 2, 3]
     many = x_ticks(100, 60)
     assert many[0] == 1 and many[-1] == 100 and len(many) <= 60 // 7
-
-
-async def settle(pilot: Pilot) -> None:
-    await pilot.pause(0.3)
-    for widget in pilot.app.screen.query(Input):
-        widget.cursor_blink = False
-    for area in pilot.app.screen.query(TextArea):
-        area.cursor_blink = False
-    await pilot.pause(0.1)
 
 
 @pytest.mark.parametrize("size", SIZES)
