@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 from sqlmodel import select
+from support import frozen
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -616,15 +617,8 @@ async def test_tui_rule_form_errors_stay_on_the_form_and_hostile_text_is_inert(a
 
 @pytest.fixture
 def utc(monkeypatch):
-    old = os.environ.get("TZ")
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with frozen.utc(monkeypatch):
+        yield
 
 
 def test_rule_form_snapshot(snap_compare, thread_backend, utc):

@@ -9,13 +9,13 @@ events feed past its first 500; and 80x24 snapshots of the hosts and HTTP tabs
 from __future__ import annotations
 
 import io
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from rich.console import Console
+from support import frozen
 from support.world import World, fake_scan, project_with_targets
 from textual.pilot import Pilot
 from textual.widgets import DataTable
@@ -368,15 +368,8 @@ async def test_at_60_columns_the_tab_bar_fits_and_w_widens_the_table(long_names)
 
 @pytest.fixture
 def utc(monkeypatch):
-    old = os.environ.get("TZ")
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with frozen.utc(monkeypatch):
+        yield
 
 
 def freeze_times() -> None:

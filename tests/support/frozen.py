@@ -20,13 +20,11 @@ BASE = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
 @contextmanager
-def utc_thread_world(monkeypatch: Any) -> Iterator[None]:
-    """UTC times and the thread backend (its header is fixed: no Redis asked)."""
-    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # header: "Local thread · ASSETMON_BACKEND=thread"
+def utc(monkeypatch: Any) -> Iterator[None]:
+    """Local time is UTC (C's tzset: monkeypatch alone does not reach it), and back after."""
     old_tz = os.environ.get("TZ")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    get_settings.cache_clear()
     try:
         yield
     finally:
@@ -35,6 +33,15 @@ def utc_thread_world(monkeypatch: Any) -> Iterator[None]:
         else:
             os.environ["TZ"] = old_tz
         time.tzset()
+
+
+@contextmanager
+def utc_thread_world(monkeypatch: Any) -> Iterator[None]:
+    """UTC times and the thread backend (its header is fixed: no Redis asked)."""
+    monkeypatch.setenv("ASSETMON_BACKEND", "thread")  # header: "Local thread · ASSETMON_BACKEND=thread"
+    get_settings.cache_clear()
+    with utc(monkeypatch):
+        yield
 
 
 def freeze_times(minutes: Mapping[str, int] | None = None) -> None:
