@@ -194,3 +194,21 @@ class Beat:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def machine_listeners() -> set[int]:
+    """TCP ports listening on every interface (0.0.0.0, ::): this machine's own
+    services, reachable on any loopback address, which wide test scans and
+    benches leave alone (LISTEN is state 0A in /proc/net/tcp*)."""
+    ports = set()
+    for name, wildcard in (("tcp", "00000000"), ("tcp6", "0" * 32)):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port = fields[1].split(":")
+            if fields[3] == "0A" and address == wildcard:
+                ports.add(int(port, 16))
+    return ports

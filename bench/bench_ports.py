@@ -45,6 +45,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+from assetmon_tui.testing import machine_listeners
 from bench.common import table, verdict
 
 TARGET = "127.0.0.1"
@@ -188,19 +189,6 @@ def redis_server(workdir: Path) -> Iterator[int | None]:
         yield server.port
 
 
-def wildcard_listeners() -> set[int]:
-    """TCP ports listening on 0.0.0.0 or :: (LISTEN is state 0A in /proc/net/tcp*)."""
-    ports = set()
-    for name, wildcard in (("tcp", "00000000"), ("tcp6", "0" * 32)):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
-                fields = line.split()
-                address, port = fields[1].split(":")
-                if fields[3] == "0A" and address == wildcard:
-                    ports.add(int(port, 16))
-    return ports
-
-
 def port_spec(excluded: set[int]) -> str:
     """All ports but `excluded`, as ranges ("all" when none)."""
     if not excluded:
@@ -299,7 +287,7 @@ def main() -> None:
             known["redis-server"] = redis_port
         env = {**os.environ, "ASSETMON_HOME": str(Path(tmp) / "home"), "ASSETMON_BACKEND": "thread"}
         env.pop("DATABASE_URL", None)
-        excluded = wildcard_listeners() - set(known.values())
+        excluded = machine_listeners() - set(known.values())
         spec = port_spec(excluded)
         count = 65535 - len(excluded)
         nmap_ports = "-p-" if spec == "all" else f"-p{spec}"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from support.loopback import TcpServer, free_port
@@ -16,7 +14,7 @@ from support.loopback import TcpServer, free_port
 from assetmon_tui.scanners import ports as ports_module
 from assetmon_tui.scanners.banners import guess_service
 from assetmon_tui.scanners.ports import TOP_100, TOP_1000, PortOptions, PortResult, parse_ports, scan
-from assetmon_tui.testing import wait_for
+from assetmon_tui.testing import machine_listeners, wait_for
 
 pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
@@ -24,20 +22,6 @@ SSH = b"SSH-2.0-OpenSSH_9.6\r\n"
 # Wide scans target an otherwise unused loopback address, so they do not
 # poke whatever services the machine runs on 127.0.0.1.
 WIDE = "127.0.0.5"
-
-
-def machine_listeners() -> set[int]:
-    """Ports listening on every interface (0.0.0.0, ::): this machine's own, reachable on
-    WIDE too; wide scans leave them alone (LISTEN is state 0A in /proc/net/tcp*)."""
-    ports = set()
-    for name, wildcard in (("tcp", "00000000"), ("tcp6", "0" * 32)):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
-                fields = line.split()
-                address, port = fields[1].split(":")
-                if fields[3] == "0A" and address == wildcard:
-                    ports.add(int(port, 16))
-    return ports
 
 
 def every_port() -> list[int]:
