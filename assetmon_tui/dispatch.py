@@ -249,8 +249,8 @@ class Dispatcher:
                 live = self._outage(scan)
         progress = live or Progress(scan_id, state=scan.status, message=scan.error or _waiting(scan))
         if scan.status in FINAL_STATES and progress.state != scan.status:
-            progress.state = scan.status  # the row is the truth once a scan ended
-            progress.message = scan.error or progress.message
+            ended = as_utc(scan.finished_at)  # the row is the truth once a scan ended
+            progress.end(scan.status, scan.error, ended.timestamp() if ended else None)
         elif scan.status == "cancelling" and progress.state == "running":
             progress.state = "cancelling"
         if progress.started_at is None and scan.started_at is not None:

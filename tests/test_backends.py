@@ -171,3 +171,19 @@ def test_the_broker_is_asked_which_messages_it_still_holds(redis_server):
     assert task_id in held_tasks(app)
     redis_server.stop()
     assert held_tasks(app) is None  # cannot tell: the reaper then leaves the scan alone
+
+
+def test_a_poll_between_the_rows_end_and_the_last_report_tells_the_end(no_redis):
+    """The runner commits the row's end, then reports: a poll in between saw
+    the row's state beside the last step's line ("js: done"), seen in CI."""
+    from assetmon_tui.core.progress import Progress
+
+    dispatcher = Dispatcher()
+    scan = repo.create_scan(make_project(), ["dns"], {})
+    repo.set_backend(scan.id, "thread", owner=dispatcher.owner)
+    running = Progress(scan.id, state="running", message="js: done", warnings=["ct acme.test: failed (refused)"])
+    dispatcher.thread._progress[scan.id] = running  # the runner's report before its last one
+    assert repo.finish_scan(scan.id, "done")
+    _, progress = dispatcher.poll(scan.id)
+    assert progress.state == "done" and progress.message == "finished with 1 warning(s)"
+    assert progress.finished_at is not None and not progress.active

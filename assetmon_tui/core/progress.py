@@ -83,6 +83,15 @@ class Progress:
     def module(self, name: str) -> ModuleProgress:
         return self.modules.setdefault(name, ModuleProgress())
 
+    def end(self, state: str, error: str = "", at: float | None = None) -> None:
+        """The one way a scan's progress ends: the runner calls it, and so does a
+        poll that sees the row ended before the runner's last report arrived."""
+        self.state = state
+        self.finished_at = at or self.finished_at or time.time()
+        self.message = error or {"done": "finished", "cancelled": "cancelled"}.get(state, state)
+        if state == "done" and self.warnings:
+            self.message = f"finished with {len(self.warnings)} warning(s)"
+
     def warn(self, line: str) -> None:
         if line not in self.warnings:
             self.warnings.append(line)

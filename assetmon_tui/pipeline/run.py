@@ -195,11 +195,7 @@ class Run:
             self.report(f"{name}: done", force=True)
 
     def _ending(self, state: str, error: str = "") -> dict[str, Any]:
-        self.progress.state = state
-        self.progress.finished_at = time.time()
-        self.progress.message = error or {"done": "finished", "cancelled": "cancelled"}.get(state, state)
-        if state == "done" and self.progress.warnings:
-            self.progress.message = f"finished with {len(self.progress.warnings)} warning(s)"
+        self.progress.end(state, error, time.time())
         return {**self.progress.counters, "elapsed": self.progress.elapsed, "warnings": len(self.progress.warnings)}
 
     def sources(self) -> list[dict[str, str]]:
