@@ -66,6 +66,7 @@ class Progress:
     counters: dict[str, int] = field(default_factory=dict)
     message: str = ""
     warnings: list[str] = field(default_factory=list)  # sources that failed or did not run (one line each)
+    workers: list[str] = field(default_factory=list)  # who works on it now: "host:pid #12 ports chunk 3/8 40/120"
     started_at: float | None = None
     updated_at: float = field(default_factory=time.time)
     finished_at: float | None = None

@@ -1,0 +1,166 @@
+"""Who works on what, now: heartbeats of runners and workers in Redis.
+
+Every runner (a whole-scan runner or one chunk of a fanned-out step) writes
+one small key on each progress report, with a time to live: what it runs,
+how far it is, and when it last beat. Worker processes write one key each
+too. Nothing here is the truth about a scan (the database is); it is what
+the workers view, the live panel and `assetmon scans` show, and a key that
+is not renewed simply expires. Best effort: Redis being away costs nothing
+but this view (and is never retried more than every few seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RUNNER = "assetmon:runner:"  # + runner id ("host:pid")
+WORKER = "assetmon:worker:"  # + Celery worker name ("celery@host")
+TTL = 15  # seconds a beat is shown after its writer went silent
+RETRY = 3.0  # seconds between tries while Redis is away
+
+
+@dataclass
+class Beat:
+    """One runner's last word: scan, step, chunk and progress."""
+
+    runner: str  # "host:pid"
+    scan_id: int
+    worker: str = ""  # the Celery worker's name; "" in a TUI or CLI thread
+    step: str = ""  # the step it runs ("" between steps)
+    chunk: int = 0  # 1-based chunk number of the step; 0: the scan's own runner
+    chunks: int = 0  # chunks of that step
+    done: int = 0
+    total: int = 0
+    since: float = field(default_factory=time.time)  # when it began this work
+    at: float = field(default_factory=time.time)  # this beat
+
+    @property
+    def age(self) -> float:
+        return max(0.0, time.time() - self.at)
+
+    def doing(self) -> str:
+        """`#12 ports chunk 3/8 40/120`: what the workers view and panels show."""
+        what = f"#{self.scan_id} {self.step or 'scan'}"
+        if self.chunk:
+            what += f" chunk {self.chunk}/{self.chunks}"
+        if self.total:
+            what += f" {self.done:,}/{self.total:,}"
+        return what
+
+
+@dataclass
+class WorkerBeat:
+    name: str  # "celery@host"
+    host: str
+    pid: int
+    concurrency: int
+    version: str
+    started: float
+    at: float = field(default_factory=time.time)
+
+    @property
+    def age(self) -> float:
+        return max(0.0, time.time() - self.at)
+
+
+class Fleet:
+    """One Redis connection for beats; a no-op without a URL."""
+
+    def __init__(self, redis_url: str, timeout: float = 0.5) -> None:
+        self.redis_url = redis_url
+        self.timeout = timeout
+        self._client: Any = None
+        self._next_try = 0.0
+
+    def _redis(self) -> Any:
+        if not self.redis_url or time.monotonic() < self._next_try:
+            return None
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
+        return self._client
+
+    def _failed(self, exc: Exception) -> None:
+        log.debug("fleet: Redis unreachable (%s)", exc)
+        self._next_try = time.monotonic() + RETRY
+
+    def beat(self, beat: Beat) -> None:
+        client = self._redis()
+        if client is None:
+            return
+        beat.at = time.time()
+        try:
+            client.set(RUNNER + beat.runner, json.dumps(asdict(beat)), ex=TTL)
+        except Exception as exc:  # redis raises many kinds when it vanishes
+            self._failed(exc)
+
+    def clear(self, runner: str) -> None:
+        client = self._redis()
+        if client is None:
+            return
+        try:
+            client.delete(RUNNER + runner)
+        except Exception as exc:
+            self._failed(exc)
+
+    def worker(self, beat: WorkerBeat) -> None:
+        client = self._redis()
+        if client is None:
+            return
+        beat.at = time.time()
+        try:
+            client.set(WORKER + beat.name, json.dumps(asdict(beat)), ex=TTL)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _read(self, prefix: str) -> list[dict[str, Any]]:
+        client = self._redis()
+        if client is None:
+            return []
+        try:
+            keys = list(client.scan_iter(match=prefix + "*", count=500))
+            raw = client.mget(keys) if keys else []
+        except Exception as exc:
+            self._failed(exc)
+            return []
+        out = []
+        for value in raw:
+            try:
+                data = json.loads(value) if value else None
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                out.append(data)
+        return out
+
+    def beats(self, scan_id: int | None = None) -> list[Beat]:
+        """Runners alive now (newest beat first), of one scan or of all."""
+        known = Beat.__dataclass_fields__
+        beats = []
+        for data in self._read(RUNNER):
+            try:
+                beat = Beat(**{k: v for k, v in data.items() if k in known})
+            except TypeError:
+                continue
+            if scan_id is None or beat.scan_id == scan_id:
+                beats.append(beat)
+        return sorted(beats, key=lambda b: (b.scan_id, b.step, b.chunk, b.runner))
+
+    def workers(self) -> list[WorkerBeat]:
+        known = WorkerBeat.__dataclass_fields__
+        workers = []
+        for data in self._read(WORKER):
+            try:
+                workers.append(WorkerBeat(**{k: v for k, v in data.items() if k in known}))
+            except TypeError:
+                continue
+        return sorted(workers, key=lambda w: w.name)
