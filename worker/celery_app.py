@@ -15,7 +15,7 @@ QUEUE = "assetmon"
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks"])
+    app = Celery("assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks", "worker.heartbeat"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

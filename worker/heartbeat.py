@@ -1,0 +1,1 @@
+"""This worker's heartbeat in Redis (core.fleet), for the workers view."""
