@@ -37,10 +37,12 @@ class Settings:
     lease_timeout: float = 30.0  # a runner silent this long has lost its scan: anyone may resume it
     max_attempts: int = 3  # runs of one scan (the first and its resumes) before it is failed
     checkpoint_interval: float = 2.0  # seconds of work a resume may repeat (checkpoint writes in between)
+    chunk_seconds: float = 5.0  # the work one chunk of a big step aims at (any worker takes any chunk)
+    max_chunks: int = 64  # chunks of one step at most
     dns_concurrency: int = 200
     dns_timeout: float = 2.0
     dns_retries: int = 2
-    dns_rate: int = 0  # brute-force queries a second to each nameserver at most (0: no ceiling); adapted to losses
+    dns_rate: int = 0  # DNS queries a second per nameserver, every query, shared by all workers (0: no ceiling)
     nameservers: str = ""  # comma separated host[:port]
     http_concurrency: int = 50
     http_timeout: float = 5.0
@@ -94,6 +96,8 @@ _AT_LEAST: dict[str, float] = {
     "lease_timeout": 1,
     "max_attempts": 1,
     "checkpoint_interval": 0.1,
+    "chunk_seconds": 0.01,
+    "max_chunks": 1,
     "dns_concurrency": 1,
     "dns_timeout": 0.1,
     "dns_retries": 0,

@@ -3,11 +3,17 @@
 A fixed pool of workers pulls names from a shared iterator, so memory and
 sockets stay bounded however long the list; results are yielded as each name
 completes. Failures are statuses, never exceptions.
+
+`rate` paces each nameserver (shared_rate.py: shared through Redis with
+`share_url`). A name's first query waits for its turn before dnspython's
+lifetime starts, so a long queue does not eat its retries; a retry waits
+ahead of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
@@ -24,8 +30,10 @@ import dns.resolver
 from assetmon_tui.core.sanitize import clean_text
 
 from .pool import bounded
+from .shared_rate import Pacer, SharedRate
 
 if TYPE_CHECKING:
+    import dns._asyncbackend  # Backend (dns.asyncbackend does not re-export it for mypy)
     import dns.rdata
     from dns.rdtypes.IN.A import A
     from dns.rdtypes.IN.AAAA import AAAA
@@ -44,6 +52,10 @@ class DnsOptions:
     concurrency: int = 200
     timeout: float = 2.0  # per query attempt
     retries: int = 2  # retries on timeout
+    # Queries a second to each nameserver at most (0: no limit), every attempt counted; with
+    # share_url (a Redis URL) the rate is shared by every process asking that nameserver.
+    rate: float = 0.0
+    share_url: str = ""
 
 
 @dataclass
@@ -101,6 +113,63 @@ def make_resolver(options: DnsOptions) -> dns.asyncresolver.Resolver:
     return resolver
 
 
+def _address(host: str, port: int) -> str:
+    """The key of a nameserver's rate (udp_resolver's `address` too, so both paths share it)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# The nameserver whose turn the current lookup already waited for (its first attempt).
+_prepaid: contextvars.ContextVar[object] = contextvars.ContextVar("prepaid", default=None)
+
+
+class _PacedNameserver(dns.nameserver.Do53Nameserver):
+    """A Do53 nameserver whose every query waits its turn at the pace."""
+
+    def __init__(self, address: str, port: int, shared: SharedRate) -> None:
+        super().__init__(address, port)
+        self.shared = shared
+        self.pacer = Pacer(lambda: shared.share)
+
+    async def async_query(
+        self,
+        request: dns.message.QueryMessage,
+        timeout: float,
+        source: str | None,
+        source_port: int,
+        max_size: bool,
+        backend: dns._asyncbackend.Backend,
+        one_rr_per_rrset: bool = False,
+        ignore_trailing: bool = False,
+    ) -> dns.message.Message:
+        if _prepaid.get() is self:
+            _prepaid.set(None)
+        else:
+            await self.pacer.wait(urgent=True)  # a retry: dnspython's lifetime is running
+        return await super().async_query(
+            request, timeout, source, source_port, max_size, backend, one_rr_per_rrset, ignore_trailing
+        )
+
+
+def _paced(resolver: dns.asyncresolver.Resolver, options: DnsOptions) -> list[_PacedNameserver]:
+    """The resolver's Do53 nameservers, paced at options.rate each (others, DoH, are left as they are)."""
+    paced: list[_PacedNameserver] = []
+    servers: list[str | dns.nameserver.Nameserver] = []
+    for server in resolver.nameservers:
+        if isinstance(server, dns.nameserver.Do53Nameserver):
+            host, port = server.address, server.port
+        elif isinstance(server, str) and not server.startswith("https:"):
+            host, port = server, resolver.nameserver_ports.get(server, resolver.port)
+        else:
+            servers.append(server)
+            continue
+        shared = SharedRate(_address(host, port), options.rate, options.share_url).start()
+        paced.append(_PacedNameserver(host, port, shared))
+        servers.append(paced[-1])
+    resolver.nameservers = servers
+    resolver.rotate = False  # the first one is asked first: its turn is taken before the lifetime starts
+    return paced
+
+
 def _value(rdata: dns.rdata.Rdata) -> str:
     # Dispatch on the record type; the casts name the class dnspython uses for it.
     kind = rdata.rdtype
@@ -142,6 +211,18 @@ def _text(name: dns.name.Name) -> str:
 
 
 async def _query(resolver: dns.asyncresolver.Resolver, qname: dns.name.Name, rtype: str) -> tuple[str, list[DnsRecord]]:
+    first = resolver.nameservers[0] if resolver.nameservers else None
+    if not isinstance(first, _PacedNameserver):
+        return await _ask(resolver, qname, rtype)
+    await first.pacer.wait()  # dnspython asks the first one first (no rotation)
+    token = _prepaid.set(first)
+    try:
+        return await _ask(resolver, qname, rtype)
+    finally:
+        _prepaid.reset(token)
+
+
+async def _ask(resolver: dns.asyncresolver.Resolver, qname: dns.name.Name, rtype: str) -> tuple[str, list[DnsRecord]]:
     try:
         answer = await resolver.resolve(qname, rtype, raise_on_no_answer=False, search=False)
     except dns.resolver.NXDOMAIN as exc:
@@ -215,7 +296,15 @@ async def resolve(
     if not unique or not options.rtypes:
         return
     resolver = make_resolver(options)
-    async for result in bounded(
-        unique, lambda name: resolve_one(resolver, name, options.rtypes), options.concurrency, progress
-    ):
-        yield result
+    paced = _paced(resolver, options) if options.rate > 0 else []
+    try:
+        for server in paced:
+            await server.shared.started()
+        async for result in bounded(
+            unique, lambda name: resolve_one(resolver, name, options.rtypes), options.concurrency, progress
+        ):
+            yield result
+    finally:
+        for server in paced:
+            server.pacer.close()
+            server.shared.close()

@@ -146,7 +146,8 @@ class SubdomainOptions:
     wildcard_rounds: int = 3  # tries of a probe that got no answer (timeout, SERVFAIL) before the zone is skipped
     dns: DnsOptions = field(default_factory=lambda: DnsOptions(rtypes=("A", "AAAA")))
     # Queries a second to each nameserver at most (settings.dns_rate; 0: no ceiling), adapted
-    # down on timeouts and SERVFAIL and back up (scanners/udp_resolver.py).
+    # down on timeouts and SERVFAIL and back up (scanners/udp_resolver.py); shared through
+    # Redis with every process asking the same nameserver when dns.share_url is set.
     dns_rate: float = 0.0
     # dns_pace(stats): each nameserver's counters and the rate in use, about four
     # times a second while lookups run and once at the end.
@@ -593,7 +594,7 @@ class _Run:
         self.excludes_below = excludes_below
         self.progress = progress
         dns = options.dns
-        self.resolver = UdpResolver(dns.nameservers, dns.timeout, dns.retries, options.dns_rate)
+        self.resolver = UdpResolver(dns.nameservers, dns.timeout, dns.retries, options.dns_rate, dns.share_url)
         self.paced = 0.0  # when dns_pace was last called (loop time)
         self.rtypes = tuple(options.dns.rtypes) or ("A", "AAAA")
         self.dns_slots = asyncio.Semaphore(max(1, options.dns.concurrency))

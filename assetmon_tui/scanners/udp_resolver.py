@@ -33,6 +33,11 @@ rises again by a tenth of the ceiling, back to it; without one, by a tenth of
 the rate that failed, and no limit again once the limit is twice what is
 being sent.
 `stats()` tells the rate in use.
+
+Shared: with a Redis URL (`share_url`), the ceiling is this process's part
+of `rate` among all processes asking that nameserver (shared_rate.py), so
+workers running one scan's chunks send `rate` between them; the pace adapts
+below it as above.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import dns.resolver
 from assetmon_tui.core.sanitize import clean_text
 
 from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, merge, normalise
+from .shared_rate import SharedRate
 
 _A, _CNAME, _AAAA = 1, 5, 28
 _TYPE_TEXT = {_A: "A", _CNAME: "CNAME", _AAAA: "AAAA"}
@@ -243,7 +249,8 @@ class ServerStats:
 class _Pace:
     """AIMD pacing of one nameserver (see the module doc)."""
 
-    def __init__(self, ceiling: float, now: float, timeout: float = 1.0) -> None:
+    def __init__(self, ceiling: float, now: float, timeout: float = 1.0, shared: SharedRate | None = None) -> None:
+        self.shared = shared  # the ceiling follows its share
         self.ceiling = ceiling if ceiling > 0 else None
         self.limit: float | None = self.ceiling
         self.lowest: float | None = self.ceiling
@@ -267,6 +274,10 @@ class _Pace:
         """Until this query may be sent: at once without a limit, else in
         turn (first come, first served) at the limit in force when its turn
         comes, so a change of pace applies to every query still waiting."""
+        if self.shared is not None:
+            if not self.shared.ready.is_set():
+                await self.shared.started()
+            self._follow()
         if self.limit is None and not self._waiters:
             return
         turn: asyncio.Future[None] = loop.create_future()
@@ -279,6 +290,7 @@ class _Pace:
         waiters = self._waiters
         while waiters:
             now = loop.time()
+            self._follow()
             limit = self.limit
             if limit is None:
                 self._credit = float(len(waiters))
@@ -294,7 +306,19 @@ class _Pace:
                 await asyncio.sleep(max(0.001, (1.0 - self._credit) / limit))
         self._credit = min(self._credit, 1.0)
 
+    def _follow(self) -> None:
+        """The shared ceiling, as it is now: an unreduced pace follows it, a reduced one stays under it."""
+        if self.shared is None or self.shared.share == self.ceiling:
+            return
+        share = self.shared.share
+        if self.limit == self.ceiling or (self.limit is not None and self.limit > share):
+            self.limit = share
+            self.lowest = share if self.lowest is None else min(self.lowest, share)
+        self.ceiling = share
+
     def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
         if self._pacer is not None:
             self._pacer.cancel()
         while self._waiters:
@@ -351,6 +375,8 @@ class _Pace:
         self.peak = base if self.limit == self.ceiling else max(self.peak, base)
         # What got through, at most half, at least a tenth (a burst of losses is not the whole story).
         self.limit = max(self.floor, base * min(0.5, max(0.1, 1.0 - share)))
+        if self.ceiling is not None:
+            self.limit = min(self.limit, self.ceiling)  # a shared ceiling may be under the floor
         self.lowest = self.limit if self.lowest is None else min(self.lowest, self.limit)
         self.backoffs += 1
         self.cut_at = self._since = now
@@ -396,7 +422,9 @@ def _ids() -> Iterator[int]:
 
 
 class _Server:
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float, rate: float) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float, rate: float, share_url: str = ""
+    ) -> None:
         self.loop = loop
         self.host, self.port = host, port
         self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -417,7 +445,8 @@ class _Server:
         self.timer: asyncio.TimerHandle | None = None
         self.backlog: collections.deque[bytes] = collections.deque()
         self.ids = _ids()
-        self.pace = _Pace(rate, loop.time(), timeout)
+        shared = SharedRate(self.address, rate, share_url).start() if rate > 0 and share_url else None
+        self.pace = _Pace(rate, loop.time(), timeout, shared)
         self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
         self.first = self.last = 0.0  # loop times of the first and the last query sent
         loop.add_reader(self.sock.fileno(), self._readable)
@@ -595,13 +624,18 @@ class UdpResolver:
     timeout: seconds per attempt; retries: attempts after the first (timeouts
     and failing rcodes; each attempt goes to the next nameserver); rate: the
     most queries a second sent to each nameserver (0: no ceiling), adapted
-    down on losses and back up (see the module doc). Use inside one event
+    down on losses and back up (see the module doc); share_url: a Redis URL
+    through which that rate is shared with every process asking the same
+    nameserver ("": this process alone). Use inside one event
     loop; `close()` when done (or `async with`)."""
 
-    def __init__(self, nameservers: list[str], timeout: float = 2.0, retries: int = 2, rate: float = 0.0) -> None:
+    def __init__(
+        self, nameservers: list[str], timeout: float = 2.0, retries: int = 2, rate: float = 0.0, share_url: str = ""
+    ) -> None:
         self.timeout = max(0.01, timeout)
         self.attempts = 1 + max(0, retries)
         self.rate = max(0.0, rate)
+        self.share_url = share_url
         self.specs = [s for s in nameservers if s.strip()] or system_nameservers()
         self._servers: list[_Server] = []
         self._tried = False
@@ -624,7 +658,7 @@ class UdpResolver:
             for spec in self.specs:
                 try:
                     host, port = _hostport(spec)
-                    self._servers.append(_Server(loop, host, port, self.timeout, self.rate))
+                    self._servers.append(_Server(loop, host, port, self.timeout, self.rate, self.share_url))
                 except (OSError, ValueError):
                     continue
         return self._servers
