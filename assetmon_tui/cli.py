@@ -90,6 +90,8 @@ def _main(argv: list[str]) -> int:
         return _restore(args)
     if args.command == "scans":
         return _scans(args)
+    if args.command == "workers":
+        return _workers(args)
     if args.command == "cancel":
         return _cancel(args)
     if args.command == "resume":
@@ -149,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     scans.add_argument("--active", action="store_true", help="only queued, running or cancelling scans")
     scans.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
     scans.add_argument("--json", action="store_true", help="one JSON object per scan on stdout")
+    workers = sub.add_parser("workers", help="Celery workers and what each runs now, from their heartbeats in Redis")
+    workers.add_argument("--json", action="store_true", help="one JSON object per worker and per runner on stdout")
     cancel = sub.add_parser("cancel", help="stop a scan (a queued one at once, a running one within seconds)")
     cancel.add_argument("scan", type=int, metavar="SCAN", help="scan id (see `assetmon scans`)")
     resume = sub.add_parser("resume", help="resume a failed or cancelled scan from its last checkpoint")
@@ -411,6 +415,8 @@ def _scans(args: argparse.Namespace) -> int:
                 f"{row['progress']:>5}  {row['attempts']:>2}  {row['age']:>7}  {row['runner'] or '-':24}  "
                 f"{row['message']}"[:200].rstrip()
             )
+            if row["workers"]:
+                print(f"       {_workers_line(row['workers'])}"[:200])
     if not rows and not args.json:
         print("no scans", file=sys.stderr)
     return 0
@@ -435,12 +441,76 @@ def _scan_row(scan: Any, progress: Progress | None, project: str) -> dict[str, A
         "age": _age(age),
         "modules": scan.modules,
         "message": clean_text((progress.message if progress else "") or scan.error, 120),
+        "workers": [clean_text(str(w), 200) for w in (progress.workers if progress else [])],
         "warnings": [
             {k: clean_text(str(v), 300) for k, v in source.items()}
             for source in json.loads(scan.sources or "[]")
             if source.get("status") != "ok"
         ],
     }
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """The workers view in text: each worker's last beat, then each runner's."""
+    from .core import fleet
+    from .core.config import get_settings
+    from .core.sanitize import clean_text
+    from .dispatch import redis_place
+
+    url = get_settings().redis_url
+    place = redis_place(url)
+    beats = fleet.Fleet(url, timeout=2.0)
+    workers, runners = beats.workers(), beats.beats()
+    if beats.down:
+        return _fail_with(1, f"Redis unreachable at {place}")
+    now = time.time()
+    for w in workers:
+        age = max(0.0, now - w.at)
+        row: dict[str, Any] = {
+            "type": "worker",
+            "name": clean_text(w.name, 200),
+            "host": clean_text(w.host, 200),
+            "pid": w.pid,
+            "concurrency": w.concurrency,
+            "version": clean_text(w.version, 60),
+            "started": w.started,
+            "beat_age": round(age, 1),
+        }
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(
+                f"{row['name'][:30]:30}  pid {w.pid:<7}  x{w.concurrency:<3}  {row['version'][:12]:12}  "
+                f"beat {_age(age)} ago  up {_age(max(0.0, now - w.started))}"
+            )
+    for b in runners:
+        age = max(0.0, now - b.at)
+        row = {
+            "type": "runner",
+            "runner": clean_text(b.runner, 200),
+            "worker": clean_text(b.worker, 200),
+            "scan_id": b.scan_id,
+            "doing": clean_text(b.doing(), 200),
+            "step": clean_text(b.step, 60),
+            "chunk": b.chunk,
+            "chunks": b.chunks,
+            "done": b.done,
+            "total": b.total,
+            "beat_age": round(age, 1),
+        }
+        if args.json:
+            print(json.dumps(row))
+        else:
+            where = row["worker"] or "(thread)"
+            print(f"  {row['doing'][:60]:60}  {where[:30]:30}  {row['runner'][:24]:24}  {_age(age)} ago")
+    if not workers:
+        print(f"no worker has beaten in the last {fleet.TTL} s (Redis at {place})", file=sys.stderr)
+    return 0
+
+
+def _fail_with(status: int, message: str) -> int:
+    print(f"assetmon: {message}", file=sys.stderr)
+    return status
 
 
 def _age(seconds: float) -> str:
@@ -621,7 +691,16 @@ def _progress_line(progress: Progress) -> str:
         for name, m in progress.modules.items()
     )
     counters = " ".join(f"{k}={v}" for k, v in sorted(progress.counters.items()))
-    return f"[{progress.state} {progress.elapsed:5.1f}s] {mods} {counters} {progress.message}".strip()
+    line = f"[{progress.state} {progress.elapsed:5.1f}s] {mods} {counters} {progress.message}".strip()
+    shown = _workers_line(progress.workers)
+    return f"{line} · {shown}" if shown else line
+
+
+def _workers_line(workers: list[str]) -> str:
+    from .core.fleet import workers_line
+    from .core.sanitize import clean_text
+
+    return clean_text(workers_line(workers), 300)
 
 
 def _print_summary(rows: list[dict[str, Any]]) -> None:

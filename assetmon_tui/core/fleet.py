@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Fleet:
         self.timeout = timeout
         self._client: Any = None
         self._next_try = 0.0
+        self.down_since: float | None = None  # a time.time(): the last try failed (readers say so)
 
     def _redis(self) -> Any:
         if not self.redis_url or time.monotonic() < self._next_try:
@@ -92,6 +93,13 @@ class Fleet:
     def _failed(self, exc: Exception) -> None:
         log.debug("fleet: Redis unreachable (%s)", exc)
         self._next_try = time.monotonic() + RETRY
+        if self.down_since is None:
+            self.down_since = time.time()
+
+    @property
+    def down(self) -> bool:
+        """The last try failed (and until the next one succeeds): empty reads mean nothing."""
+        return self.down_since is not None
 
     def beat(self, beat: Beat) -> None:
         client = self._redis()
@@ -122,6 +130,16 @@ class Fleet:
         except Exception as exc:
             self._failed(exc)
 
+    def clear_worker(self, name: str) -> None:
+        """A worker going away: its key goes now rather than in TTL seconds."""
+        client = self._redis()
+        if client is None:
+            return
+        try:
+            client.delete(WORKER + name)
+        except Exception as exc:
+            self._failed(exc)
+
     def _read(self, prefix: str) -> list[dict[str, Any]]:
         client = self._redis()
         if client is None:
@@ -132,6 +150,7 @@ class Fleet:
         except Exception as exc:
             self._failed(exc)
             return []
+        self.down_since = None
         out = []
         for value in raw:
             try:
@@ -144,23 +163,42 @@ class Fleet:
 
     def beats(self, scan_id: int | None = None) -> list[Beat]:
         """Runners alive now (newest beat first), of one scan or of all."""
-        known = Beat.__dataclass_fields__
         beats = []
         for data in self._read(RUNNER):
-            try:
-                beat = Beat(**{k: v for k, v in data.items() if k in known})
-            except TypeError:
-                continue
-            if scan_id is None or beat.scan_id == scan_id:
+            beat = _typed(Beat, data)
+            if beat is not None and (scan_id is None or beat.scan_id == scan_id):
                 beats.append(beat)
         return sorted(beats, key=lambda b: (b.scan_id, b.step, b.chunk, b.runner))
 
     def workers(self) -> list[WorkerBeat]:
-        known = WorkerBeat.__dataclass_fields__
-        workers = []
-        for data in self._read(WORKER):
-            try:
-                workers.append(WorkerBeat(**{k: v for k, v in data.items() if k in known}))
-            except TypeError:
-                continue
+        workers = [w for w in (_typed(WorkerBeat, data) for data in self._read(WORKER)) if w is not None]
         return sorted(workers, key=lambda w: w.name)
+
+
+# The field types a beat may hold; anything else in a key (another version, a hostile
+# writer) would break `age` or a sort, so such a key is skipped.
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+B = TypeVar("B", Beat, WorkerBeat)
+
+
+def _typed(cls: type[B], data: dict[str, Any]) -> B | None:
+    values: dict[str, Any] = {}
+    for name, f in cls.__dataclass_fields__.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, _TYPES.get(str(f.type), (object,))):
+            return None
+        values[name] = value
+    try:
+        return cls(**values)
+    except TypeError:  # a field without default missing
+        return None
+
+
+def workers_line(workers: list[str]) -> str:
+    """ "on 2 workers: host:pid, host2:pid" from `Progress.workers` ("host:pid #12 ports …")."""
+    names = list(dict.fromkeys(w.split()[0] for w in workers if isinstance(w, str) and w.strip()))
+    if not names:
+        return ""
+    return f"on {len(names)} worker{'s' if len(names) != 1 else ''}: {', '.join(names)}"

@@ -105,3 +105,15 @@ EVENT_RULE_KEYS = [
 ]
 RULES_FORM = [Action("close", "escape", "Close", palette=False)]
 RULE_TABLE = [Action("screen.delete", "delete,x", "Delete", palette=False)]  # the table's keys only
+
+
+# -- workers: the dashboard's key (the view itself, ui/screens/workers.py, has Back only) --
+
+WORKERS = Action(
+    "workers",
+    "W",
+    "Workers",
+    "Workers",
+    "Celery workers and what each runs now (their heartbeats in Redis), and this TUI's own scans",
+    footer=False,
+)

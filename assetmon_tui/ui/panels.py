@@ -24,6 +24,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..core.fleet import workers_line
 from ..core.progress import ModuleProgress, Progress
 from .actions import Action, bindings
 from .text import duration, grid, safe, state, when
@@ -175,7 +176,8 @@ class ScanPanel(Static):
         counters = "  ".join(f"{k} {v}" for k, v in sorted(progress.counters.items())) or "no results yet"
         message = safe(progress.message, 120, style="italic")
         message.end = "\n"  # a Group's last Text without a newline is not shown at all
-        self.update(Group(header, bars, Text(counters), message, *warning_lines(progress.warnings)))
+        lines: list[RenderableType] = [header, bars, Text(counters), message, *workers_lines(progress.workers)]
+        self.update(Group(*lines, *warning_lines(progress.warnings)))
 
     def bar(self, name: str, mod: ModuleProgress, now: float) -> ProgressBar:
         """A module's bar: its share of a known total, never less than it drew
@@ -188,6 +190,16 @@ class ScanPanel(Static):
         fraction = mod.fraction if mod.status == "pending" else max(mod.fraction, self.shown.get(name, 0.0))
         self.shown[name] = fraction
         return ProgressBar(total=1.0, completed=fraction, complete_style=style)
+
+
+def workers_lines(workers: list[str]) -> list[Text]:
+    """One line naming the workers a fanned-out scan runs on (none when it is not), cut to the width."""
+    shown = workers_line(workers)
+    if not shown:
+        return []
+    line = safe(shown, 1000, style="cyan")  # names come from Redis: cleaned, never markup
+    line.no_wrap, line.overflow, line.end = True, "ellipsis", "\n"
+    return [line]
 
 
 def warning_lines(warnings: list[str], shown: int = SHOWN_WARNINGS) -> list[Text]:

@@ -21,7 +21,7 @@ from textual.widgets.option_list import Option
 from ...core.progress import Progress
 from ...core.sanitize import clean_text
 from ...core.targets import display
-from ..actions import PROJECT_SETTINGS, Action, bindings
+from ..actions import PROJECT_SETTINGS, WORKERS, Action, bindings
 from ..panels import ScanDetails, ScanPanel, found_text, scan_state
 from ..text import duration, plural, safe, when
 from ..widgets import Column, ellipsis, fit_columns, footer
@@ -141,6 +141,7 @@ class DashboardScreen(Screen[None]):
             footer=False,
         ),
         PROJECT_SETTINGS,
+        WORKERS,
     ]
     BINDINGS = bindings(ACTIONS)
 
@@ -630,6 +631,11 @@ class DashboardScreen(Screen[None]):
 
         if self._need_project() and self.project_id is not None:
             self.app.push_screen(ProjectSettingsForm(self.project_id, self._project_name()), self._form_done)
+
+    def action_workers(self) -> None:
+        from .workers import WorkersScreen
+
+        self.app.push_screen(WorkersScreen())
 
     def _form_done(self, message: Any) -> None:
         if message:
