@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import IntegrityError
 
 from .core.config import Settings, get_settings
+from .core.fleet import Fleet
 from .core.owners import is_dead, this_process
 from .core.progress import FINAL_STATES, Progress
 from .reaper import Reaper
-from .store import leases, repo
+from .store import chunks, leases, repo
 from .store.models import Scan, as_utc, row_id, utcnow
 
 if TYPE_CHECKING:
     from celery import Celery
 
 log = logging.getLogger(__name__)
+
+BEAT_FRESH = 10.0  # seconds: a runner silent longer is not shown as working on a scan
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class CeleryBackend:
             return Progress(row_id(scan), state="running", message="started on a worker")
         return None  # PENDING: queued or unknown; the row says which
 
+    def send_chunks(self, chunk_ids: list[int]) -> None:
+        from worker.celery_app import enqueue_chunks
+
+        enqueue_chunks(self.app, chunk_ids)
+
     def held_tasks(self) -> set[str] | None:
         from worker.celery_app import held_tasks
 
@@ -169,6 +177,7 @@ class Dispatcher:
         self.thread = ThreadBackend()
         self._last: dict[int, Progress] = {}  # last progress polled from Celery, per scan
         self.celery = CeleryBackend(self.settings)
+        self.fleet = Fleet(self.settings.redis_url)
         self._health: Health | None = None
         self._health_lock = threading.Lock()
         self.owner = this_process()
@@ -248,6 +257,8 @@ class Dispatcher:
             elif self.celery.down_since is not None:
                 live = self._outage(scan)
         progress = live or Progress(scan_id, state=scan.status, message=scan.error or _waiting(scan))
+        if scan.backend == "celery" and scan.status not in FINAL_STATES and live is not None:
+            self._merge_chunks(scan, progress)
         if scan.status in FINAL_STATES and progress.state != scan.status:
             ended = as_utc(scan.finished_at)  # the row is the truth once a scan ended
             progress.end(scan.status, scan.error, ended.timestamp() if ended else None)
@@ -256,6 +267,28 @@ class Dispatcher:
         if progress.started_at is None and scan.started_at is not None:
             progress.started_at = scan.started_at.timestamp()
         return scan, progress
+
+    def _merge_chunks(self, scan: Scan, progress: Progress) -> None:
+        """One scan's progress from its workers: a fanned-out step's done
+        chunks (the database) and running ones (their beats), and who runs what."""
+        beats = self.fleet.beats(row_id(scan))
+        beats = [b for b in beats if b.age < BEAT_FRESH]
+        progress.workers = [f"{b.worker or b.runner} {b.doing()}" for b in beats]
+        step = chunks.fanned_step(scan.owner)
+        if not step:
+            return
+        rows = chunks.of_step(row_id(scan), step)
+        running = {(b.step, b.chunk): b for b in beats}
+        mod = progress.module(step)
+        mod.status, mod.total, mod.total_final = "running", sum(r.units for r in rows), True
+        mod.done = sum(
+            r.units if r.status in chunks.SETTLED else min(r.units, running[(step, r.number)].done)
+            for r in rows
+            if r.status in chunks.SETTLED or (step, r.number) in running
+        )
+        settled = sum(1 for r in rows if r.status in chunks.SETTLED)
+        on = len({b.worker or b.runner for b in beats if b.chunk})
+        progress.message = f"{step}: {settled} of {len(rows)} chunks done, {on} worker{'s' * (on != 1)} on it"
 
     def _outage(self, scan: Scan) -> Progress:
         """The last progress seen, saying plainly that Redis is away and what the
@@ -276,6 +309,11 @@ class Dispatcher:
         status = repo.request_cancel(scan_id)
         if scan.backend == "celery" and scan.task_id and scan.status == "queued":
             self.celery.revoke(scan.task_id)
+        step = chunks.fanned_step(scan.owner)
+        if step:  # chunks nobody took yet stop now; running ones within a poll; if none runs, it ends here
+            chunks.cancel_queued(scan_id)
+            if not chunks.unsettled(scan_id, step) and repo.finish_scan(scan_id, "cancelled", owner=scan.owner):
+                status = "cancelled"
         return status
 
     def reap(self) -> list[int]:
@@ -287,6 +325,7 @@ class Dispatcher:
             self.settings,
             enqueue=self.celery.start if celery else None,
             held_tasks=self.celery.held_tasks if celery else None,
+            send_chunks=self.celery.send_chunks if celery else None,
         )
         acted = reaper.reap()
         mine = [s for s in repo.active_scans() if s.status == "queued" and self._may_take_back(s)]

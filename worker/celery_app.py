@@ -15,7 +15,9 @@ QUEUE = "assetmon"
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks", "worker.heartbeat"])
+    app = Celery(
+        "assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks", "worker.heartbeat"]
+    )
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -53,6 +55,24 @@ def enqueue_scan(celery: Celery, scan_id: int) -> str:
     repo.set_backend(scan_id, "celery", task_id)
     celery.send_task("assetmon.run_scan", args=[scan_id], task_id=task_id)
     return task_id
+
+
+def enqueue_chunks(celery: Celery, chunk_ids: list[int]) -> None:
+    """Send chunks of a fanned-out step as one Celery group (no chord: the step's
+    end is noticed by the runner of its last chunk, and a chunk redelivered after
+    a worker loss must not count twice). Task ids are recorded first, so a
+    reaper can ask the broker whether it still holds them."""
+    from celery import group
+
+    from assetmon_tui.store import chunks
+
+    signatures = []
+    for chunk_id in chunk_ids:
+        task_id = f"chunk-{chunk_id}-{uuid.uuid4().hex[:12]}"
+        chunks.set_task(chunk_id, task_id)
+        signatures.append(celery.signature("assetmon.run_chunk", args=[chunk_id]).set(task_id=task_id))
+    if signatures:
+        group(signatures).apply_async()
 
 
 def held_tasks(celery: Celery) -> set[str] | None:

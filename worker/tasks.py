@@ -14,7 +14,7 @@ from celery.signals import worker_ready, worker_shutting_down
 
 from assetmon_tui.core.progress import FINAL_STATES, Progress
 
-from .celery_app import app, enqueue_scan, held_tasks
+from .celery_app import app, enqueue_chunks, enqueue_scan, held_tasks
 
 if TYPE_CHECKING:
     from celery import Task
@@ -31,7 +31,12 @@ class Publisher:
     RETRY = 3.0
 
     def __init__(self, task: Task, scan_id: int) -> None:
+        from assetmon_tui.store import repo
+
+        # One scan, one task id to poll: chunks and the runners that carry a
+        # fanned-out scan on publish under the id its row records.
         self.task, self.scan_id = task, scan_id
+        self.task_id = repo.get_scan(scan_id).task_id or task.request.id
         self.down_since: float | None = None
         self._next_try = 0.0
 
@@ -41,7 +46,7 @@ class Publisher:
         if self.down_since is not None and now < self._next_try and not final:
             return
         try:
-            self.task.update_state(state="PROGRESS", meta=progress.to_dict())
+            self.task.update_state(task_id=self.task_id, state="PROGRESS", meta=progress.to_dict())
         except Exception as exc:  # kombu/redis raise many kinds when Redis vanishes
             if self.down_since is None:
                 self.down_since = now
@@ -67,7 +72,20 @@ def run_scan(self: Task, scan_id: int) -> dict[str, object]:
     from assetmon_tui.pipeline import run_scan as run
 
     # Exceptions propagate on purpose: Celery records FAILURE, the row says why.
-    return run(scan_id, Publisher(self, scan_id), backend="celery").to_dict()
+    return run(
+        scan_id, Publisher(self, scan_id), "celery", partial(enqueue_chunks, app), self.request.hostname
+    ).to_dict()
+
+
+@app.task(name="assetmon.run_chunk", bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def run_chunk(self: Task, chunk_id: int) -> None:
+    from assetmon_tui.pipeline import run_chunk as run
+    from assetmon_tui.store import chunks
+
+    chunk = chunks.get(chunk_id)
+    if chunk is None:
+        return
+    run(chunk_id, Publisher(self, chunk.scan_id), partial(enqueue_chunks, app), self.request.hostname or "")
 
 
 def reap_once() -> list[int]:
@@ -75,7 +93,12 @@ def reap_once() -> list[int]:
     from assetmon_tui.core.config import get_settings
     from assetmon_tui.reaper import Reaper
 
-    reaper = Reaper(get_settings(), enqueue=partial(enqueue_scan, app), held_tasks=partial(held_tasks, app))
+    reaper = Reaper(
+        get_settings(),
+        enqueue=partial(enqueue_scan, app),
+        held_tasks=partial(held_tasks, app),
+        send_chunks=partial(enqueue_chunks, app),
+    )
     return reaper.reap()
 
 

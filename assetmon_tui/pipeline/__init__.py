@@ -3,6 +3,7 @@
 results as they are found.
 
     run.py      lifecycle: claim, progress reports, heartbeat, cancel, finish
+    fanout.py   big steps as chunks any worker runs (`run_chunk`), merged when the last one settles
     context.py  the scan's shared state (`ScanContext`, `Found`) and its seeding
     persist.py  scanner results -> rows, and the one batched writer
     steps/      one module per step, `STEPS` maps names to them
@@ -11,8 +12,8 @@ results as they are found.
 from __future__ import annotations
 
 from .context import Found, ScanContext
-from .run import REPORT_EVERY, Reporter, run_scan
+from .run import REPORT_EVERY, Reporter, run_chunk, run_scan
 from .steps import STEPS, Step
 from .steps.js import cpu_pool
 
-__all__ = ["REPORT_EVERY", "STEPS", "Found", "Reporter", "ScanContext", "Step", "cpu_pool", "run_scan"]
+__all__ = ["REPORT_EVERY", "STEPS", "Found", "Reporter", "ScanContext", "Step", "cpu_pool", "run_chunk", "run_scan"]

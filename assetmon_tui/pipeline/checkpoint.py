@@ -111,31 +111,71 @@ class Checkpoint:
 # -- Found <-> JSON -----------------------------------------------------------------------
 
 
-def encode_found(found: Found, page_blob: Callable[[Page], str]) -> dict[str, Any]:
+def _encoders(page_blob: Callable[[Page], str]) -> dict[str, Callable[[Found], Any]]:
     return {
-        "addresses": {name: sorted(ips) for name, ips in found.addresses.items()},
-        "open_ports": {ip: {str(p): svc for p, svc in ports.items()} for ip, ports in found.open_ports.items()},
-        "port_scanned": sorted(found.port_scanned),
-        "direct": sorted(found.direct),
-        "urls": list(found.urls),
-        "pages": [{"url": p.url, "host": p.host, "sha256": page_blob(p)} for p in found.pages],
-        "roots": list(found.roots),
-        "wildcards": sorted(found.wildcards),
-        "revealed": sorted(found.revealed),
-        "answered": sorted(found.answered),
-        "probed": sorted(found.probed),
-        "unsure_hosts": sorted(found.unsure_hosts),
-        "scripts": sorted(found.scripts),
-        "failed_scripts": sorted(found.failed_scripts),
-        "outcomes": found.outcomes,
-        "cnamed": [
+        "addresses": lambda f: {name: sorted(ips) for name, ips in f.addresses.items()},
+        "open_ports": lambda f: {ip: {str(p): svc for p, svc in ports.items()} for ip, ports in f.open_ports.items()},
+        "port_scanned": lambda f: sorted(f.port_scanned),
+        "direct": lambda f: sorted(f.direct),
+        "urls": lambda f: list(f.urls),
+        "pages": lambda f: [{"url": p.url, "host": p.host, "sha256": page_blob(p)} for p in f.pages],
+        "roots": lambda f: list(f.roots),
+        "wildcards": lambda f: sorted(f.wildcards),
+        "revealed": lambda f: sorted(f.revealed),
+        "answered": lambda f: sorted(f.answered),
+        "probed": lambda f: sorted(f.probed),
+        "unsure_hosts": lambda f: sorted(f.unsure_hosts),
+        "scripts": lambda f: sorted(f.scripts),
+        "failed_scripts": lambda f: sorted(f.failed_scripts),
+        "outcomes": lambda f: f.outcomes,
+        "cnamed": lambda f: [
             {"name": r.name, "status": r.status, "records": [[x.rtype, x.value, x.ttl] for x in r.records]}
-            for r in found.cnamed
+            for r in f.cnamed
         ],
     }
 
 
-def decode_found(data: dict[str, Any]) -> Found:
+def encode_found(found: Found, page_blob: Callable[[Page], str]) -> dict[str, Any]:
+    return {name: encode(found) for name, encode in _encoders(page_blob).items()}
+
+
+def encode_fields(found: Found, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Some fields of the state (a chunk's delta); page bodies go to blobs."""
+    encoders = _encoders(lambda page: save_blob(page.html.encode()))
+    return {name: encoders[name](found) for name in fields}
+
+
+def merge_fields(found: Found, delta: dict[str, Any]) -> None:
+    """Add a chunk's delta to the state: sets and maps are united, lists keep
+    their first copy of each entry."""
+    part = decode_found(delta, fields=tuple(delta))
+    for name in delta:
+        mine, theirs = getattr(found, name), getattr(part, name)
+        if name == "addresses":
+            for key, ips in theirs.items():
+                mine[key].update(ips)
+        elif name == "open_ports":
+            for key, ports in theirs.items():
+                mine[key].update(ports)
+        elif isinstance(mine, set):
+            mine |= theirs
+        elif isinstance(mine, dict):
+            mine.update(theirs)
+        elif name == "pages":
+            urls = {p.url for p in mine}
+            mine += [p for p in theirs if p.url not in urls]
+        elif name == "cnamed":
+            names = {r.name for r in mine}
+            mine += [r for r in theirs if r.name not in names]
+        else:
+            mine += [x for x in theirs if x not in mine]
+
+
+def decode_found(data: dict[str, Any], fields: tuple[str, ...] | None = None) -> Found:
+    """The state from its JSON; with `fields`, only those (a chunk loads its
+    step's inputs, not every page body of the scan)."""
+    if fields is not None:
+        data = {k: v for k, v in data.items() if k in fields}
     found = Found()
     found.addresses = defaultdict(set, {n: set(ips) for n, ips in data.get("addresses", {}).items()})
     found.open_ports = defaultdict(

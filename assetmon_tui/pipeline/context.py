@@ -4,6 +4,7 @@ settings, options), what earlier steps found, and where progress goes."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from ..core.config import Settings
 from ..core.progress import Progress
 from ..core.sanitize import clean_text
 from ..core.targets import Scope, check_cidr, is_ip, parse_target
+from ..store import repo
+from ..store.models import Scan, row_id
 
 if TYPE_CHECKING:
     from ..scanners.dns import DnsResult
@@ -92,6 +95,23 @@ class ScanContext:
     def address_of(self, host: str) -> str | None:
         """The address to reach `host` at: itself if an IP, else its first resolved address."""
         return host if is_ip(host) else next(iter(sorted(self.found.addresses.get(host, ()))), None)
+
+
+def scan_context(
+    scan: Scan, backend: str, settings: Settings, progress: Progress, ticker: Callable[[str], Tick]
+) -> ScanContext:
+    """The context of a scan row, for its runner or one of its chunks."""
+    return ScanContext(
+        scan_id=row_id(scan),
+        project_id=scan.project_id,
+        backend=backend,
+        modules=[m for m in scan.modules.split(",") if m],
+        options=json.loads(scan.options or "{}"),
+        settings=settings,
+        scope=Scope(repo.parsed_targets(scan.project_id)),
+        progress=progress,
+        ticker=ticker,
+    )
 
 
 def seed(ctx: ScanContext) -> None:

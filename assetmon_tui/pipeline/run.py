@@ -11,23 +11,25 @@ redelivered one whose runner died takes it over and resumes it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..core.config import Settings, get_settings
+from ..core.fleet import Beat, Fleet
 from ..core.modules import check_modules
 from ..core.owners import is_dead, this_process
 from ..core.progress import Progress
-from ..core.targets import Scope
 from ..events import Looked, after_scan, origin, record
-from ..store import leases, repo
-from ..store.models import as_utc
+from ..store import chunks, leases, repo
+from ..store.chunks import fanout_owner
+from ..store.models import as_utc, row_id
 from .checkpoint import Checkpoint, LeaseLost
-from .context import ScanContext, Tick, seed
+from .context import Tick, scan_context, seed
+from .fanout import ChunkRun, Sender, absorb, plan_parts
 from .steps import STEPS
+from .steps.base import ChunkedStep
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,10 @@ CANCEL_POLL = 0.5
 Reporter = Callable[[Progress], None]
 
 
-def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
-    """Run (or resume) a scan to a final state. Raises when the scan failed,
-    after recording the failure, so Celery shows FAILURE rather than SUCCESS."""
+def run_scan(scan_id: int, report: Reporter, backend: str, send: Sender | None = None, worker: str = "") -> Progress:
+    """Run (or resume) a scan to a final state, or until its chunks are sent
+    to workers (`send`: Celery). Raises when the scan failed, after recording
+    the failure, so Celery shows FAILURE rather than SUCCESS."""
     settings = get_settings()
     owner = this_process()
     scan = repo.get_scan(scan_id)
@@ -50,7 +53,43 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
         return Progress(scan_id, state=scan.status, message="taken by another runner")
     if dead:
         log.warning("scan %s: took over from %s, which exited; resuming", scan_id, dead)
-    run = Run(scan_id, report, settings, backend, owner)
+    return drive(Run(scan_id, report, settings, backend, owner, send, worker))
+
+
+def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -> Progress | None:
+    """Run one chunk of a fanned-out step (a Celery task); the runner that
+    settles the step's last chunk takes the scan back and carries on."""
+    settings = get_settings()
+    owner = this_process()
+    chunk = chunks.claim(chunk_id, owner, worker, settings.lease_timeout)
+    if chunk is None:
+        log.info("chunk %s not claimed (done, cancelled or run elsewhere): nothing to do", chunk_id)
+        return None
+    scan_id, step = chunk.scan_id, chunk.step
+    log.info("scan %s: %s chunk %s (%s units) on %s", scan_id, step, chunk.number, chunk.units, worker or owner)
+    fleet = Fleet(settings.redis_url)
+    try:
+        outcome = asyncio.run(ChunkRun(chunk, settings, owner, "celery", fleet=fleet, worker=worker).run())
+    except Exception as exc:  # a bug in the step: the scan fails with it, once
+        log.exception("scan %s: %s chunk %s failed", scan_id, step, chunk.number)
+        chunks.finish(chunk_id, owner, "failed", {"error": f"{type(exc).__name__}: {exc}"}, 0.0)
+        if leases.hand_over(scan_id, fanout_owner(step), owner, settings.lease_timeout):
+            repo.finish_scan(
+                scan_id, "failed", f"{step} chunk {chunk.number}: {type(exc).__name__}: {exc}", owner=owner
+            )
+        raise
+    log.info("scan %s: %s chunk %s %s", scan_id, step, chunk.number, outcome)
+    if outcome == "lost" or chunks.unsettled(scan_id, step):
+        return None
+    if not leases.hand_over(scan_id, fanout_owner(step), owner, settings.lease_timeout):
+        return None  # another chunk's runner (or a reaper) carries on
+    log.info("scan %s: the last %s chunk settled here; carrying on", scan_id, step)
+    return drive(Run(scan_id, report, settings, "celery", owner, send, worker))
+
+
+def drive(run: Run) -> Progress:
+    """Run a claimed scan's steps to its end, or until it is handed to chunks."""
+    scan_id = run.scan_id
     try:
         asyncio.run(run.main())
     except LeaseLost as exc:
@@ -59,6 +98,10 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
     except BaseException as exc:
         run.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        run.fleet.clear(run.owner)
+    if run.handed:
+        return run.progress
     if run.lost:
         log.warning("scan %s: another runner holds it now; stopped without ending it", scan_id)
         return run.progress
@@ -72,10 +115,23 @@ def run_scan(scan_id: int, report: Reporter, backend: str) -> Progress:
 class Run:
     """The lifecycle of one claimed scan; the work itself is the steps'."""
 
-    def __init__(self, scan_id: int, report: Reporter, settings: Settings, backend: str, owner: str) -> None:
+    def __init__(
+        self,
+        scan_id: int,
+        report: Reporter,
+        settings: Settings,
+        backend: str,
+        owner: str,
+        send: Sender | None = None,
+        worker: str = "",
+    ) -> None:
         scan = repo.get_scan(scan_id)
         self.scan_id = scan_id
         self.owner = owner
+        self.send = send  # None: this runner runs every chunk itself
+        self.handed = False  # True once a step's chunks were sent to workers
+        self.fleet = Fleet(settings.redis_url if backend == "celery" else "")
+        self.beat = Beat(owner, scan_id, worker)
         self.attempt = scan.attempts
         self._report = report
         self._last_report = 0.0
@@ -85,20 +141,9 @@ class Run:
         started = as_utc(scan.started_at)
         began = started.timestamp() if started else time.time()
         self.progress = Progress(scan_id, state="running", started_at=began, message="starting")
-        modules = [m for m in scan.modules.split(",") if m]
-        for name in modules:
+        self.ctx = scan_context(scan, backend, settings, self.progress, self.ticker)
+        for name in self.ctx.modules:
             self.progress.module(name)
-        self.ctx = ScanContext(
-            scan_id=self.scan_id,
-            project_id=scan.project_id,
-            backend=backend,
-            modules=modules,
-            options=json.loads(scan.options or "{}"),
-            settings=settings,
-            scope=Scope(repo.parsed_targets(scan.project_id)),
-            progress=self.progress,
-            ticker=self.ticker,
-        )
         self.checkpoint = Checkpoint(self.ctx, owner)
         self.ctx.checkpoint = self.checkpoint
 
@@ -112,6 +157,10 @@ class Run:
             self._last_report = now
             self.progress.updated_at = now
             self._report(self.progress)
+            running = [(n, m) for n, m in self.progress.modules.items() if m.status == "running"]
+            self.beat.step, mod = running[0] if running else ("", None)
+            self.beat.done, self.beat.total = (mod.done, mod.total) if mod else (0, 0)
+            self.fleet.beat(self.beat)
 
     def ticker(self, module: str) -> Tick:
         def tick(done: int, total: int) -> None:
@@ -176,8 +225,13 @@ class Run:
             mod.total_final = not STEPS[name].growing
             self.report(f"{name}: running", force=True)
             self.checkpoint.begin(name)
+            step = STEPS[name](self.ctx)
             try:
-                await STEPS[name](self.ctx).run()
+                if isinstance(step, ChunkedStep):
+                    if not await self._fan(step):
+                        return  # sent to workers, or stopped by a cancel
+                else:
+                    await step.run()
             except asyncio.CancelledError:
                 mod.status = "cancelled"
                 raise
@@ -193,6 +247,54 @@ class Run:
             if mod.total == 0:
                 mod.done = mod.total = 1
             self.report(f"{name}: done", force=True)
+
+    async def _fan(self, step: ChunkedStep) -> bool:
+        """Run `step` as chunks. False when it is not over here: its chunks
+        were sent to workers (`handed`), or the scan is being cancelled."""
+        name = step.name
+        rows = await asyncio.to_thread(chunks.of_step, self.scan_id, name)
+        if not rows:
+            items = step.items()
+            pace = await asyncio.to_thread(chunks.pace, self.ctx.project_id, name)
+            parts = plan_parts(step, items, pace, self.ctx.settings)
+            await asyncio.to_thread(self.checkpoint.write, self.checkpoint.capture())  # what the chunks start from
+            rows = await asyncio.to_thread(chunks.plan, self.scan_id, name, parts)
+        mod = self.progress.module(name)
+        mod.total, mod.total_final = sum(r.units for r in rows), True
+        settled = sum(r.units for r in rows if r.status in chunks.SETTLED)
+        mod.done = settled
+        pending = [r for r in rows if r.status not in chunks.SETTLED]
+        if pending and self.send is not None and len(rows) > 1:
+            lease = self.ctx.settings.scan_time_limit  # the chunks, not a process, hold it now
+            if not await asyncio.to_thread(leases.hand_over, self.scan_id, self.owner, fanout_owner(name), lease):
+                raise LeaseLost(f"scan {self.scan_id} is no longer run by {self.owner}")
+            self.handed = True
+            self.report(f"{name}: {len(pending)} of {len(rows)} chunks sent to workers", force=True)
+            await asyncio.to_thread(self.send, [row_id(r) for r in pending])
+            return False
+        for row in pending:
+            claimed = await asyncio.to_thread(
+                chunks.claim, row_id(row), self.owner, "", self.ctx.settings.lease_timeout
+            )
+            if claimed is None:
+                continue
+
+            def tick(done: int, total: int, base: int = settled) -> None:
+                mod.done = base + done
+                self.report()
+
+            self.report(f"{name}: chunk {row.number} of {len(rows)}", force=len(rows) > 1)
+            outcome = await ChunkRun(claimed, self.ctx.settings, self.owner, self.ctx.backend, tick).run()
+            if outcome == "lost":
+                raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} is no longer run by {self.owner}")
+            settled += row.units
+        rows = await asyncio.to_thread(chunks.of_step, self.scan_id, name)
+        if any(r.status == "cancelled" for r in rows) or await asyncio.to_thread(repo.cancel_requested, self.scan_id):
+            self.cancelled = True
+            return False
+        absorb(self.ctx, step, rows)
+        await step.finish()
+        return True
 
     def _ending(self, state: str, error: str = "") -> dict[str, Any]:
         self.progress.end(state, error, time.time())

@@ -103,6 +103,20 @@ def renew(scan_id: int, owner: str, lease: float) -> bool:
         return result.rowcount == 1
 
 
+def hand_over(scan_id: int, owner: str, to: str, lease: float) -> bool:
+    """Pass a running scan from `owner` to `to` (a step's chunks, or the
+    runner that settled its last chunk), if `owner` still holds it."""
+    now = utcnow()
+    with session() as s:
+        result = s.exec(
+            update(Scan)
+            .where(col(Scan.id) == scan_id, col(Scan.owner) == owner, col(Scan.status).in_(RUNNING))
+            .values(owner=to, heartbeat=now, lease_until=now + timedelta(seconds=lease))
+        )
+        s.commit()
+        return result.rowcount == 1
+
+
 def requeue(scan_id: int, owner: str, reason: str) -> bool:
     """A lost runner's scan back to queued (for anyone to resume), if `owner`
     still holds it: the attempt is closed as lost with the reason."""

@@ -34,8 +34,8 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def row_id(row: Scan) -> int:
-    """A stored scan's id (SQLModel types it optional for rows not yet inserted)."""
+def row_id(row: Scan | ScanChunk) -> int:
+    """A stored row's id (SQLModel types it optional for rows not yet inserted)."""
     assert row.id is not None
     return row.id
 
@@ -127,6 +127,30 @@ class ScanAttempt(SQLModel, table=True):
     ended_at: datetime | None = None
     outcome: str = ""  # done | failed | cancelled | lost
     reason: str = ""
+
+
+class ScanChunk(SQLModel, table=True):
+    """One chunk of a fanned-out step (`pipeline.fanout`): the items it covers,
+    who runs it under which lease, and what it found (JSON, merged into the
+    scan's state when the step ends). A done chunk is never run again."""
+
+    __table_args__ = (UniqueConstraint("scan_id", "step", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: int = Field(foreign_key="scan.id", index=True, ondelete="CASCADE")
+    step: str
+    number: int  # 1-based within the step
+    items: str = Field(default="[]", sa_column=Column(Text))  # JSON list of the step's item keys
+    units: int = 0  # its share of the step's progress total (e.g. addresses x ports)
+    status: str = "queued"  # queued | running | done | cancelled
+    owner: str = ""  # host:pid running it (the lease holder)
+    worker: str = ""  # the Celery worker's name, for the workers view and logs
+    task_id: str = ""  # the message that carries it (the reaper asks the broker about it)
+    lease_until: datetime | None = None
+    attempts: int = 0
+    seconds: float = 0.0  # time its work took: the pace that sizes the next chunks
+    result: str = Field(default="{}", sa_column=Column(Text))  # JSON: what it adds to the scan's state
+    queued_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
 
 
 class _Seen(SQLModel):

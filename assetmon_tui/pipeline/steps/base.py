@@ -4,7 +4,7 @@ the shared `Found` state, runs a scanner, adds to the state and saves rows."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..context import Found, ScanContext, Tick
 from ..persist import BatchSaver
@@ -46,6 +46,49 @@ class Step:
 
     async def run(self) -> None:
         raise NotImplementedError
+
+
+class ChunkedStep(Step):
+    """A step whose work is a list of items (names, addresses, URLs) that can be
+    cut into chunks any worker runs (`pipeline.fanout`). The items are fixed
+    when the step starts; each chunk starts from the `inputs` of the scan's
+    state and sends back the `chunk_outputs` fields it added (`delta`), which
+    the scan merges (`absorb`) before `finish` runs once, in the scan's runner."""
+
+    chunk_outputs: ClassVar[tuple[str, ...]] = ()
+    unit_seconds: ClassVar[float] = 0.01  # a first guess of one unit's time, until chunks measured it
+
+    def items(self) -> list[str]:
+        """The keys of the step's work, in a stable order."""
+        raise NotImplementedError
+
+    def units(self, items: list[str]) -> int:
+        """The progress total of `items` (known before they start)."""
+        return len(items)
+
+    async def work(self, items: list[str]) -> None:
+        """Do the work of `items`: save rows, add to `found`."""
+        raise NotImplementedError
+
+    def delta(self, items: list[str]) -> dict[str, Any]:
+        """What this chunk added to the state (JSON)."""
+        from ..checkpoint import encode_fields
+
+        return encode_fields(self.found, self.chunk_outputs)
+
+    def absorb(self, delta: dict[str, Any]) -> None:
+        """Merge one chunk's `delta` into the scan's state."""
+        from ..checkpoint import merge_fields
+
+        merge_fields(self.found, delta)
+
+    async def finish(self) -> None:
+        """After every chunk: what needs the whole step (outcomes, a last round)."""
+
+    async def run(self) -> None:  # the whole step in one go (a scan runner with no chunks)
+        items = self.items()
+        await self.work(items)
+        await self.finish()
 
 
 def saver(ctx: ScanContext, save: Callable[[list[T]], None], size: int) -> BatchSaver[T]:

@@ -3,14 +3,14 @@ earlier ones); MX, NS and TXT of the roots."""
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
+from typing import Any
 
 from ...scanners.dns import UNCERTAIN, DnsOptions, resolve
 from ...store.snapshots import known_names
 from ..context import ScanContext, Tick
 from ..persist import save_dns
-from .base import Step, finished, mark, offset, saver
+from .base import ChunkedStep, finished, mark, offset, saver
 
 
 def dns_options(ctx: ScanContext, rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME")) -> DnsOptions:
@@ -30,14 +30,16 @@ async def resolve_names(
     progress: Tick | None = None,
     key: str = "",
     source: str = "resolver",
+    unsure: dict[str, int] | None = None,
 ) -> None:
     """Resolve and save `names` (less those a resumed step already did, marked
     `key + name`); their addresses and CNAMEs go to the state (the http step
     resolves the names it reveals with this too). Names the resolver gave no
-    definitive answer for make `source` a failed one: they keep what they had."""
+    definitive answer for make `source` a failed one: they keep what they had.
+    With `unsure`, those are counted there instead (a chunk: the step tells)."""
     done = finished(ctx)
     todo = [n for n in names if key + n not in done]
-    unsure: dict[str, int] = {}
+    counts: dict[str, int] = {"names": 0} if unsure is None else unsure
     if progress is not None and names:
         progress(len(names) - len(todo), len(names))  # the whole total before the first answer
     async with saver(ctx, partial(save_dns, ctx), 200) as batch:
@@ -46,32 +48,66 @@ async def resolve_names(
             if result.cnames:
                 ctx.found.cnamed.append(result)
             if result.status in UNCERTAIN or result.status == "partial":
-                unsure[result.status] = unsure.get(result.status, 0) + 1
+                counts[result.status] = counts.get(result.status, 0) + 1
             mark(ctx, key + result.name)
             await batch.add(result)
+    counts["names"] = counts.get("names", 0) + len(todo)
+    if unsure is None:
+        unanswered(ctx, counts, f"{source} {','.join(options.rtypes)}")
+
+
+def unanswered(ctx: ScanContext, counts: dict[str, int], source: str) -> None:
+    """The outcome of a resolver's names: failed when some got no definitive answer."""
+    unsure = {status: n for status, n in counts.items() if status != "names" and n}
     if unsure:
         how = ", ".join(f"{n} {status}" for status, n in sorted(unsure.items()))
         reason = (
-            f"{sum(unsure.values())} of {len(todo)} names got no definitive answer ({how}): they keep what they had"
+            f"{sum(unsure.values())} of {counts.get('names', 0)} names got no definitive answer ({how}): "
+            "they keep what they had"
         )
-        ctx.outcome("dns", f"{source} {','.join(options.rtypes)}", "failed", reason)
+        ctx.outcome("dns", source, "failed", reason)
 
 
-class Dns(Step):
+class Dns(ChunkedStep):
     name = "dns"
     inputs = ("addresses", "roots")
     outputs = ("addresses", "cnamed")
+    chunk_outputs = ("addresses", "cnamed")
     saves = ("host", "dnsrecord")
+    unit_seconds = 0.005  # one name's A, AAAA and CNAME
 
-    async def run(self) -> None:
+    def __init__(self, ctx: ScanContext) -> None:
+        super().__init__(ctx)
+        self.unsure: dict[str, int] = {}  # names without a definitive answer, by status (and "names" tried)
+
+    def items(self) -> list[str]:
         # What the project already knows is looked at again, whatever found it
         # (and whether or not a discovery source ran or worked this time): a
-        # known name is gone only when DNS says so.
+        # known name is gone only when DNS says so. (Read in the step's runner,
+        # before its chunks are cut.)
         roots = self.found.roots
-        for name in await asyncio.to_thread(known_names, self.ctx.project_id):
+        for name in known_names(self.ctx.project_id):
             if name in self.ctx.scope and any(name == r or name.endswith("." + r) for r in roots):
                 self.found.addresses.setdefault(name, set())
-        names = sorted(n for n in self.found.addresses if n in self.ctx.scope)
-        await resolve_names(self.ctx, names, dns_options(self.ctx), self.tick())
+        return sorted(n for n in self.found.addresses if n in self.ctx.scope)
+
+    async def work(self, items: list[str]) -> None:
+        await resolve_names(self.ctx, items, dns_options(self.ctx), self.tick(), unsure=self.unsure)
+
+    def delta(self, items: list[str]) -> dict[str, Any]:
+        mine = set(items)  # the chunk's names only: the rest of `addresses` is its input
+        delta = super().delta(items)
+        delta["addresses"] = {n: ips for n, ips in delta["addresses"].items() if n in mine}
+        delta["_unsure"] = self.unsure
+        return delta
+
+    def absorb(self, delta: dict[str, Any]) -> None:
+        unsure = delta.pop("_unsure", {})
+        super().absorb(delta)
+        for status, n in unsure.items():
+            self.unsure[status] = self.unsure.get(status, 0) + int(n)
+
+    async def finish(self) -> None:
+        unanswered(self.ctx, self.unsure, "resolver A,AAAA,CNAME")
         # Mail, name servers and TXT (SPF, verification tokens) of the roots only.
         await resolve_names(self.ctx, self.found.roots, dns_options(self.ctx, ("MX", "NS", "TXT")), key="mx:")

@@ -4,25 +4,49 @@ reveal are resolved and probed too (one round)."""
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...scanners.http import HttpOptions, HttpTarget, probe, target_url, web_targets
 from ...scanners.js import Page
 from ...scanners.subdomains import harvest_http
-from ..context import Tick
+from ..context import ScanContext, Tick
 from ..persist import save_http
-from .base import Step, finished, mark, offset
+from .base import ChunkedStep, finished, mark, offset
 from .dns import dns_options, resolve_names
 
 
-class Http(Step):
+class Http(ChunkedStep):
     name = "http"
     inputs = ("addresses", "direct", "urls", "roots", "open_ports", "port_scanned")
     outputs = ("addresses", "cnamed", "pages")  # revealed names (resolved); pages only when js runs
+    chunk_outputs = ("probed", "unsure_hosts", "revealed", "pages")
     saves = ("host", "dnsrecord", "httpendpoint")
+    unit_seconds = 0.02  # one probe
 
-    async def run(self) -> None:
-        await self.probe(self.targets(), self.tick(), reveal=True)
+    def __init__(self, ctx: ScanContext) -> None:
+        super().__init__(ctx)
+        self.silent: dict[str, str] = {}  # url -> why it gave no answer (the first round)
+        self.tried = 0
+
+    def items(self) -> list[str]:
+        return [target_url(t) for t in self.targets()]  # by name: a host's probes mostly share a chunk
+
+    async def work(self, items: list[str]) -> None:
+        mine = set(items)
+        targets = [t for t in self.targets() if target_url(t) in mine]
+        self.tried += await self.probe(targets, self.tick(), reveal=True, silent=self.silent)
+
+    def delta(self, items: list[str]) -> dict[str, Any]:
+        return {**super().delta(items), "_silent": self.silent, "_tried": self.tried}
+
+    def absorb(self, delta: dict[str, Any]) -> None:
+        self.silent.update(delta.pop("_silent", {}))
+        self.tried += int(delta.pop("_tried", 0))
+        super().absorb(delta)
+
+    async def finish(self) -> None:
+        self.unanswered(self.silent, self.tried, "web probes")
         # Names the first round's answers revealed (unknown until then) get one
         # round of their own. `revealed` is checkpointed, so a resume knows
         # them even after they were added to `addresses`.
@@ -33,7 +57,9 @@ class Http(Step):
             for name in new:
                 self.found.addresses[name] = set()
             await resolve_names(self.ctx, fresh, dns_options(self.ctx), key="dns:")
-            await self.probe(self.targets(fresh, direct=False))
+            silent: dict[str, str] = {}
+            tried = await self.probe(self.targets(fresh, direct=False), silent=silent)
+            self.unanswered(silent, tried, "web probes (revealed names)")
 
     def targets(self, names: list[str] | None = None, direct: bool = True) -> list[HttpTarget]:
         found, scope = self.found, self.ctx.scope
@@ -60,10 +86,13 @@ class Http(Step):
         unique = {(t.host, t.port, t.scheme, t.path): t for t in targets}
         return list(unique.values())
 
-    async def probe(self, targets: list[HttpTarget], progress: Tick | None = None, reveal: bool = False) -> None:
+    async def probe(
+        self, targets: list[HttpTarget], progress: Tick | None = None, reveal: bool = False, *, silent: dict[str, str]
+    ) -> int:
         """Probe and save (less what a resumed step already probed); with
         `reveal`, in-zone names the answers mention that were not known go to
-        `found.revealed`."""
+        `found.revealed`. Those that gave no answer go to `silent`; returns how
+        many were probed."""
         settings = self.ctx.settings
         options = HttpOptions(
             concurrency=int(self.ctx.setting("http_concurrency")),  # a profile may set it
@@ -74,7 +103,6 @@ class Http(Step):
         keep_pages = "js" in self.ctx.modules
         done = finished(self.ctx)
         todo = [t for t in targets if target_url(t) not in done]
-        silent: dict[str, str] = {}  # url -> why it gave no answer
         if progress is not None and targets:
             progress(len(targets) - len(todo), len(targets))  # the whole total before the first answer
         async with self.saver(partial(save_http, self.ctx), 100) as batch:
@@ -95,12 +123,15 @@ class Http(Step):
                 if keep_pages and result.status == 200 and "html" in result.content_type and result.body:
                     page = Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
                     self.found.pages.append(page)
+        return len(todo)
+
+    def unanswered(self, silent: dict[str, str], tried: int, source: str) -> None:
         if silent:
             reasons = sorted(set(silent.values()))
             self.ctx.outcome(
                 self.name,
-                "web probes" + (" (revealed names)" if not reveal else ""),
+                source,
                 "failed",
-                f"{len(silent)} of {len(todo)} gave no answer ({', '.join(reasons[:3])}), e.g. "
+                f"{len(silent)} of {tried} gave no answer ({', '.join(reasons[:3])}), e.g. "
                 f"{', '.join(sorted(silent)[:3])}; their endpoints keep what they had",
             )
