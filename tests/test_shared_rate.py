@@ -21,6 +21,7 @@ from support.loopback import FakeDNS
 from assetmon_tui.scanners import shared_rate
 from assetmon_tui.scanners.dns import DnsOptions, resolve
 from assetmon_tui.scanners.shared_rate import SharedRate
+from assetmon_tui.scanners.subdomains import SubdomainOptions, discover
 from assetmon_tui.scanners.udp_resolver import UdpResolver
 from assetmon_tui.testing import wait_for
 
@@ -236,3 +237,30 @@ async def test_no_rate_no_pacing(redis_server):
         results = [r async for r in resolve((f"n{i}.rate.test" for i in range(300)), options)]
     assert len(results) == 300
     assert not redis.Redis.from_url(redis_server.url).keys(f"{shared_rate.PREFIX}*")
+
+
+async def test_the_brute_force_shares_its_nameserver_rate(redis_server, tmp_path):
+    """SubdomainOptions.dns.share_url: the brute force's ceiling is its part of
+    dns_rate, here with another user of the same nameserver's key."""
+    words = tmp_path / "words.txt"
+    words.write_text("".join(f"w{i}\n" for i in range(40)))
+    paces = []
+    with FakeDNS({"share.test": {"A": ["127.0.0.10"]}}) as server:
+        other = SharedRate(server.address, 200, redis_server.url).start()
+        try:
+            wait_for(lambda: other.shared, 5, what="the other user")
+            options = SubdomainOptions(
+                ct=False,
+                san=False,
+                tools=(),
+                recursive_depth=0,
+                wordlist_path=str(words),
+                dns=DnsOptions(nameservers=[server.address], timeout=1.0, retries=0, share_url=redis_server.url),
+                dns_rate=200,
+                dns_pace=paces.append,
+            )
+            [f async for f in discover(["share.test"], options, lambda n: True)]
+        finally:
+            other.close()
+    [last] = paces[-1]
+    assert last.ceiling == 100 and last.limit == 100
