@@ -15,7 +15,7 @@ from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.progress import FINAL_STATES
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.lab import Lab
-from assetmon_tui.store import leases, repo
+from assetmon_tui.store import chunks, leases, repo
 from assetmon_tui.testing import ROOT, VENV_BIN, Beat, wait_for
 
 PORTS = "22,25,80,443,6379"
@@ -72,7 +72,8 @@ def wait_step(dispatcher: Dispatcher, scan_id: int, step: str, done: int = 1, ti
 @pytest.mark.timeout(300)
 def test_a_worker_killed_mid_http_with_nobody_watching_is_resumed_by_a_new_worker(lab, worker_factory, monkeypatch):
     monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "2")  # a step long enough to be killed in the middle
-    monkeypatch.setenv("ASSETMON_CHECKPOINT_INTERVAL", "0.2")
+    monkeypatch.setenv("ASSETMON_CHUNK_SECONDS", "0.01")  # http in max_chunks chunks: the unit a resume repeats
+    monkeypatch.setenv("ASSETMON_MAX_CHUNKS", "8")
     get_settings.cache_clear()
     modules = ["subdomains", "dns", "ports", "http"]
     first = worker_factory()
@@ -83,17 +84,23 @@ def test_a_worker_killed_mid_http_with_nobody_watching_is_resumed_by_a_new_worke
 
     project_id = lab_project(lab, "killed")
     scan = dispatcher.submit(project_id, modules, lab_options(lab))
-    wait_for(lambda: checkpointed(scan.id, "http") >= 5, 120, 0.02, "the http step to checkpoint some URLs")
+
+    def some_http_done() -> list[int]:
+        return [c.id for c in chunks.of_step(scan.id, "http") if c.status == "done"]
+
+    done_before = wait_for(some_http_done, 120, 0.02, "the http step to finish a chunk")
     first.kill()  # the whole process group, mid-http; no TUI or CLI reaps from here on
     assert repo.get_scan(scan.id).status == "running"
+    assert any(c.status == "running" for c in chunks.of_step(scan.id, "http"))
 
-    worker_factory()  # its reaper finds the dead runner (same host, pid gone) and requeues the scan
+    worker_factory()  # its reaper finds the dead runner's chunk (same host, pid gone) and sends it again
     row = wait_final(scan.id)
     assert row.status == "done", row.error
     assert inventory(project_id) == inventory(baseline.project_id)
-    attempts = leases.attempts(scan.id)
-    assert [a.outcome for a in attempts] == ["lost", "done"] and "exited" in attempts[0].reason
-    assert "http" not in leases.load_checkpoint(scan.id).get("done", [])[:3]  # http was resumed, not skipped
+    rows = {c.id: c for c in chunks.of_step(scan.id, "http")}
+    assert all(rows[i].attempts == 1 for i in done_before)  # a finished chunk is never run again
+    assert any(c.attempts == 2 for c in rows.values())  # the one killed mid-way was redone
+    assert [a.outcome for a in leases.attempts(scan.id)] == ["done"]  # the chunk was lost, not the scan
 
 
 def test_a_killed_pool_child_is_resumed_at_once_by_the_redelivered_message(lab, worker_factory, monkeypatch):

@@ -252,10 +252,13 @@ class Run:
         """Run `step` as chunks. False when it is not over here: its chunks
         were sent to workers (`handed`), or the scan is being cancelled."""
         name = step.name
+        if await asyncio.to_thread(chunks.take_back, self.scan_id, name):  # a resume: their runners were lost
+            log.info("scan %s: %s chunks of a lost attempt run again", self.scan_id, name)
         rows = await asyncio.to_thread(chunks.of_step, self.scan_id, name)
         if not rows:
             items = step.items()
             pace = await asyncio.to_thread(chunks.pace, self.ctx.project_id, name)
+            pace = pace or await asyncio.to_thread(chunks.pace, None, name)  # a new project: any project's
             parts = plan_parts(step, items, pace, self.ctx.settings)
             await asyncio.to_thread(self.checkpoint.write, self.checkpoint.capture())  # what the chunks start from
             rows = await asyncio.to_thread(chunks.plan, self.scan_id, name, parts)
@@ -277,7 +280,7 @@ class Run:
                 chunks.claim, row_id(row), self.owner, "", self.ctx.settings.lease_timeout
             )
             if claimed is None:
-                continue
+                raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} was taken by another runner")
 
             def tick(done: int, total: int, base: int = settled) -> None:
                 mod.done = base + done

@@ -141,6 +141,19 @@ def requeue(chunk_id: int, owner: str) -> bool:
         return result.rowcount == 1
 
 
+def take_back(scan_id: int, step: str) -> int:
+    """Running chunks of the step back to queued: the scan's runner, which holds
+    the scan now, knows their runners belong to an attempt that was lost."""
+    with session() as s:
+        result = s.exec(
+            update(ScanChunk)
+            .where(col(ScanChunk.scan_id) == scan_id, col(ScanChunk.step) == step, col(ScanChunk.status) == "running")
+            .values(status="queued", owner="", worker="", lease_until=None)
+        )
+        s.commit()
+        return int(result.rowcount)
+
+
 def set_task(chunk_id: int, task_id: str) -> None:
     with session() as s:
         s.exec(update(ScanChunk).where(col(ScanChunk.id) == chunk_id).values(task_id=task_id, queued_at=utcnow()))
@@ -173,17 +186,15 @@ def fanned_out() -> list[tuple[Scan, list[ScanChunk]]]:
         return [(scan, of_step_in(s, row_id(scan), fanned_step(scan.owner))) for scan in scans]
 
 
-def pace(project_id: int, step: str, last: int = 20) -> float | None:
-    """Units a second one chunk runner got through, over the project's last
-    chunks of this step (None before any): what sizes the next chunks."""
+def pace(project_id: int | None, step: str, last: int = 20) -> float | None:
+    """Units a second one chunk runner got through, over the last chunks of
+    this step (of the project, or of any): what sizes the next chunks. None
+    before any chunk of the step ran."""
+    query = select(ScanChunk.units, ScanChunk.seconds).where(ScanChunk.step == step, ScanChunk.status == "done")
+    if project_id is not None:
+        query = query.join(Scan, col(Scan.id) == col(ScanChunk.scan_id)).where(Scan.project_id == project_id)
     with session() as s:
-        rows = s.exec(
-            select(ScanChunk.units, ScanChunk.seconds)
-            .join(Scan, col(Scan.id) == col(ScanChunk.scan_id))
-            .where(Scan.project_id == project_id, ScanChunk.step == step, ScanChunk.status == "done")
-            .order_by(col(ScanChunk.id).desc())
-            .limit(last)
-        ).all()
+        rows = s.exec(query.order_by(col(ScanChunk.id).desc()).limit(last)).all()
     units = sum(u for u, _ in rows)
     seconds = sum(t for _, t in rows)
     return units / seconds if rows and seconds > 0 else None

@@ -20,6 +20,8 @@ def dns_options(ctx: ScanContext, rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME
         concurrency=int(ctx.setting("dns_concurrency")),  # a profile may set it
         timeout=ctx.settings.dns_timeout,
         retries=ctx.settings.dns_retries,
+        rate=float(ctx.setting("dns_rate") or 0),  # per nameserver...
+        share_url=ctx.settings.redis_url if ctx.backend == "celery" else "",  # ...shared by every worker
     )
 
 
