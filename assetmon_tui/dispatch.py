@@ -280,7 +280,7 @@ class Dispatcher:
         rows = chunks.of_step(row_id(scan), step)
         running = {(b.step, b.chunk): b for b in beats}
         mod = progress.module(step)
-        mod.status, mod.total, mod.total_final = "running", sum(r.units for r in rows), True
+        mod.status, mod.total = "running", sum(r.units for r in rows)
         mod.done = sum(
             r.units if r.status in chunks.SETTLED else min(r.units, running[(step, r.number)].done)
             for r in rows

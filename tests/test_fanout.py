@@ -1,4 +1,5 @@
-"""One scan across many workers: dns, ports and http cut into chunks that
+"""One scan across many workers: subdomains (the roots' brute force), dns,
+ports and http cut into chunks that
 real Celery workers take, merged into one scan; a worker killed mid-chunk,
 a cancel mid-step, and the thread backend running the very same chunks."""
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.alone  # three workers and kills: judged on timing, run
 
 PORTS = "22,25,80,443,6379"
 MODULES = ["subdomains", "dns", "ports", "http"]
-FANNED = ("dns", "ports", "http")
+FANNED = ("subdomains", "dns", "ports", "http")
 
 
 @pytest.fixture

@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port-ct", type=int, default=0, metavar="P", help="CT (crt.sh-like) port; 0 = free")
     p.add_argument("--port-http", type=int, default=None, metavar="P", help="HTTP port (default: 80 if free)")
     p.add_argument("--port-https", type=int, default=None, metavar="P", help="HTTPS port (default: 443 if free)")
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="milliseconds before every DNS, HTTP and CT answer and service banner, like a network (0 = none)",
+    )
     p.add_argument("--free-ports", action="store_true", help="do not try 80/443/22/25/6379 first")
     p.add_argument("--json", action="store_true", help="print the full info as one JSON line on stdout")
     p.add_argument("--json-file", metavar="PATH", help="write the full info here (default: <state dir>/lab.json)")
@@ -81,6 +88,7 @@ def main(argv: list[str]) -> int:
         http_port=args.port_http,
         https_port=args.port_https,
         standard_ports=not args.free_ports,
+        latency=max(0.0, args.latency) / 1000,
     )
     stop = threading.Event()
     bump = threading.Event()

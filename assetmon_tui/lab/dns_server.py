@@ -125,9 +125,10 @@ def answer(get_estate: Callable[[], Estate], data: bytes, udp: bool, log: QueryL
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, get_estate: Callable[[], Estate], log: QueryLog | None = None) -> None:
+    def __init__(self, get_estate: Callable[[], Estate], log: QueryLog | None = None, latency: float = 0.0) -> None:
         self.get_estate = get_estate
         self.log = log
+        self.latency = latency
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -136,6 +137,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         wire = answer(self.get_estate, data, udp=True, log=self.log)
         if wire is not None and self.transport is not None:  # connection_made came first
+            if self.latency:  # the answer leaves `latency` seconds later, like over a network
+                asyncio.get_running_loop().call_later(self.latency, self._send, wire, addr)
+            else:
+                self.transport.sendto(wire, addr)
+
+    def _send(self, wire: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(wire, addr)
 
 
@@ -144,6 +152,7 @@ async def _tcp_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     log: QueryLog | None = None,
+    latency: float = 0.0,
 ) -> None:
     try:
         while True:
@@ -151,6 +160,8 @@ async def _tcp_connection(
             wire = answer(get_estate, await reader.readexactly(length), udp=False, log=log)
             if wire is None:
                 break
+            if latency:
+                await asyncio.sleep(latency)
             writer.write(struct.pack(">H", len(wire)) + wire)
             await writer.drain()
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -164,10 +175,12 @@ async def serve(
     udp_sock: socket.socket,
     tcp_sock: socket.socket,
     log: QueryLog | None = None,
+    latency: float = 0.0,
 ) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
     """Start UDP and TCP on pre-bound sockets; returns (udp transport, tcp
-    server). Queries over both are recorded in `log` when one is given."""
+    server). Queries over both are recorded in `log` when one is given; every
+    answer is sent `latency` seconds after its query came (0: at once)."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(get_estate, log), sock=udp_sock)
-    server = await asyncio.start_server(lambda r, w: _tcp_connection(get_estate, r, w, log), sock=tcp_sock)
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(get_estate, log, latency), sock=udp_sock)
+    server = await asyncio.start_server(lambda r, w: _tcp_connection(get_estate, r, w, log, latency), sock=tcp_sock)
     return transport, server

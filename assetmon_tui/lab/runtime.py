@@ -10,6 +10,10 @@ legacy address and ::1), all on the same two ports, virtual-hosted by Host
 header. Standard ports (80/443, 22/25/6379) are tried first when
 `standard_ports` is true; whatever could not be bound gets a free port, and
 `info` always tells the real ones.
+
+`latency` (seconds, default 0) delays every DNS, HTTP and CT answer and every
+service's first byte, so benchmarks see a network's round trip instead of
+loopback's none (TLS handshakes and TCP connects are not delayed).
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class Lab:
         http_port: int | None = None,
         https_port: int | None = None,
         standard_ports: bool = True,
+        latency: float = 0.0,
     ):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the lab only listens on loopback, not {host}")
@@ -123,6 +128,7 @@ class Lab:
         self._dns_port, self._ct_port = dns_port, ct_port
         self._http_port, self._https_port = http_port, https_port
         self._standard = standard_ports
+        self.latency = max(0.0, latency)  # seconds before every DNS/HTTP/CT answer and service banner
         self._web_addresses: list[str] = []  # chosen at start: ::1 only when IPv6 loopback works
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -242,15 +248,15 @@ class Lab:
         https_socks: list[socket.socket],
         contexts: dict[str, ssl.SSLContext],
     ) -> None:
-        transport, dns_tcp = await dns_server.serve(self._current, udp, tcp, log=self.dns_log)
+        transport, dns_tcp = await dns_server.serve(self._current, udp, tcp, log=self.dns_log, latency=self.latency)
         self._servers += [transport, dns_tcp]
         ct_handler = ct.handler(lambda: self.estate.ct_entries)
-        self._servers.append(await web_server.serve(ct_handler, ct_sock, "http"))
+        self._servers.append(await web_server.serve(ct_handler, ct_sock, "http", latency=self.latency))
         app = web_server.vhost_handler(self._current, self.ports)
         for address, hsock, ssock in zip(self._web_addresses, http_socks, https_socks, strict=False):
             ctx = contexts["legacy"] if address == LEGACY_ADDRESS else contexts["shared"]
-            self._servers.append(await web_server.serve(app, hsock, "http"))
-            self._servers.append(await web_server.serve(app, ssock, "https", ctx))
+            self._servers.append(await web_server.serve(app, hsock, "http", latency=self.latency))
+            self._servers.append(await web_server.serve(app, ssock, "https", ctx, latency=self.latency))
         await self._sync_services()
 
     async def _sync_services(self) -> None:
@@ -260,7 +266,7 @@ class Lab:
         for svc in sorted(wanted - self._services.keys(), key=lambda s: (s.address, s.port)):
             sock = self._bind_service(svc)
             self._ports[(svc.address, svc.port)] = sock.getsockname()[1]
-            self._services[svc] = await services.serve(svc, sock)
+            self._services[svc] = await services.serve(svc, sock, self.latency)
 
     async def _close_servers(self) -> None:
         for server in [*self._servers, *self._services.values()]:
@@ -301,6 +307,7 @@ class Lab:
             "seed": est.seed,
             "mutate": est.mutate,
             "hosts": len(est.web_names),
+            "latency_ms": round(self.latency * 1000, 3),
             "nameserver": f"{self.host}:{p['dns']}",
             "ct_url": url("http", self.host, p["ct"]),
             "http_port": p["http"],

@@ -85,8 +85,10 @@ async def _redis(svc: Service, reader: asyncio.StreamReader, writer: asyncio.Str
 _PROTOCOLS = {"ssh": _ssh, "smtp": _smtp, "redis": _redis}
 
 
-async def _connection(svc: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _connection(svc: Service, latency: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
+        if latency:  # the first byte (banner or reply) comes a round trip later
+            await asyncio.sleep(latency)
         await _PROTOCOLS[svc.kind](svc, reader, writer)
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError):
         pass
@@ -94,6 +96,7 @@ async def _connection(svc: Service, reader: asyncio.StreamReader, writer: asynci
         writer.close()
 
 
-async def serve(svc: Service, sock: socket.socket) -> asyncio.Server:
-    """Serve estate.Service `svc` on a pre-bound socket."""
-    return await asyncio.start_server(partial(_connection, svc), sock=sock)
+async def serve(svc: Service, sock: socket.socket, latency: float = 0.0) -> asyncio.Server:
+    """Serve estate.Service `svc` on a pre-bound socket (`latency`: seconds
+    before it starts talking or reading, 0: at once)."""
+    return await asyncio.start_server(partial(_connection, svc, latency), sock=sock)

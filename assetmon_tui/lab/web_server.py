@@ -94,7 +94,7 @@ def _parse(head: bytes, scheme: str) -> tuple[Request, str]:
 
 
 async def _connection(
-    handler: Handler, scheme: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    handler: Handler, scheme: str, latency: float, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     try:
         while True:
@@ -110,6 +110,8 @@ async def _connection(
             connection = req.headers.get("connection", "").lower()
             keep_alive = (version == "HTTP/1.1" and connection != "close") or connection == "keep-alive"
             keep_alive = keep_alive and "transfer-encoding" not in req.headers and length <= MAX_BODY
+            if latency:  # a network's round trip before every response (`--latency`)
+                await asyncio.sleep(latency)
             writer.write(_render(handler(req), req.method == "HEAD", keep_alive))
             await writer.drain()
             if not keep_alive:
@@ -128,10 +130,16 @@ async def _connection(
 
 
 async def serve(
-    handler: Handler, sock: socket.socket, scheme: str, ssl_context: ssl.SSLContext | None = None
+    handler: Handler,
+    sock: socket.socket,
+    scheme: str,
+    ssl_context: ssl.SSLContext | None = None,
+    latency: float = 0.0,
 ) -> asyncio.Server:
+    """Serve `handler` on a pre-bound socket; `latency` seconds pass before each
+    response (0: answer at once). TLS handshakes are not delayed."""
     return await asyncio.start_server(
-        partial(_connection, handler, scheme),
+        partial(_connection, handler, scheme, latency),
         sock=sock,
         ssl=ssl_context,
         ssl_handshake_timeout=10 if ssl_context else None,

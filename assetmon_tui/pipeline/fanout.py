@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.config import Settings
 from ..core.fleet import Beat, Fleet
-from ..core.progress import Progress
+from ..core.progress import GAUGES, Progress
 from ..store import chunks, leases, repo
 from ..store.models import ScanChunk, row_id
 from .checkpoint import decode_found
@@ -165,8 +165,11 @@ def absorb(ctx: ScanContext, step: ChunkedStep, rows: list[ScanChunk]) -> None:
         result: dict[str, Any] = json.loads(row.result or "{}")
         step.absorb(dict(result.get("found") or {}))
         for name, n in (result.get("counters") or {}).items():
-            ctx.progress.count(str(name), int(n))
-        ctx.found.outcomes.update(result.get("outcomes") or {})
+            if name not in GAUGES:
+                ctx.progress.count(str(name), int(n))
+        for source, outcome in (result.get("outcomes") or {}).items():
+            if ctx.found.outcomes.get(source, {}).get("status", "ok") == "ok":  # one chunk's failure stands
+                ctx.found.outcomes[source] = outcome
         ctx.dns_status.update(result.get("dns_status") or {})
         ctx.saved_hosts.update(result.get("saved_hosts") or [])
     ctx.show_outcomes()

@@ -263,7 +263,7 @@ class Run:
             await asyncio.to_thread(self.checkpoint.write, self.checkpoint.capture())  # what the chunks start from
             rows = await asyncio.to_thread(chunks.plan, self.scan_id, name, parts)
         mod = self.progress.module(name)
-        mod.total, mod.total_final = sum(r.units for r in rows), True
+        mod.total, mod.total_final = sum(r.units for r in rows), not step.growing
         settled = sum(r.units for r in rows if r.status in chunks.SETTLED)
         mod.done = settled
         pending = [r for r in rows if r.status not in chunks.SETTLED]

@@ -129,6 +129,8 @@ class SubdomainOptions:
     ct_url: str = "https://crt.sh/"  # settings.ct_url (ASSETMON_CT_URL)
     wordlist_path: str | None = None  # None: the bundled data/subdomains.txt
     brute: bool = True
+    words: list[str] | None = None  # the words tried under the roots (a chunk's share); None: the wordlist
+    follow: bool = True  # follow found names up (their zones, addresses, certificates); a chunk does not
     ct: bool = True
     san: bool = True  # TLS handshakes to resolved names, for certificate SANs
     tools: tuple[str, ...] = TOOLS  # external tools used when found on PATH
@@ -675,7 +677,7 @@ class _Run:
                 self.full = True
                 return
             sources = self.names[name] = set()
-            if name not in self.known:
+            if name not in self.known and self.options.follow:
                 self.follow(name, result)
         if source in sources or (name in self.known and source != "wildcard"):
             return
@@ -732,7 +734,10 @@ class _Run:
         if self.excluded(zone):
             self.report(f"wordlist {zone}", Outcome("skipped", "excluded by scope"))
             return
-        words = self.wordlist() if depth == 0 else self.wordlist()[: max(0, self.options.recursive_words)]
+        if depth == 0 and self.options.words is not None:
+            words = self.options.words
+        else:
+            words = self.wordlist() if depth == 0 else self.wordlist()[: max(0, self.options.recursive_words)]
         if words:
             self.plan(len(words))  # counted now, before the wildcard check: the roots' words at the start
             self.spawn(self._brute(zone, words))

@@ -1,25 +1,35 @@
-"""Names under the roots: certificate transparency, wordlist, certificates."""
+"""Names under the roots: certificate transparency, wordlist, certificates.
+
+The roots' brute force is the step's big part: its words are the chunks'
+items (each chunk tries its words under every root, with its own wildcard
+check). Everything else (CT, tools, certificates, zones found on the way and
+their shorter brute force, following found names up) runs once, in `finish`,
+with the roots' words marked tried."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from functools import partial
 
-from ...scanners.subdomains import Resume, SubdomainOptions, discover
+from ...scanners.subdomains import Found, Resume, SubdomainOptions, discover, load_wordlist
 from ...scanners.udp_resolver import ServerStats
 from ..persist import save_names
-from .base import Step
+from .base import ChunkedStep, offset
 from .dns import dns_options
 
 
-class Subdomains(Step):
+class Subdomains(ChunkedStep):
     name = "subdomains"
     inputs = ("roots",)
     outputs = ("addresses", "wildcards")  # new names, addresses still unknown
+    chunk_outputs = ("addresses", "wildcards")
     saves = ("host",)
     growing = True  # zones found on the way (certificates, CT, empty non-terminals) are brute forced too
+    unit_seconds = 0.002  # one lookup
 
-    async def run(self) -> None:
-        options = SubdomainOptions(
+    def options(self) -> SubdomainOptions:
+        return SubdomainOptions(
             ct_url=self.ctx.setting("ct_url"),
             wordlist_path=self.ctx.setting("wordlist") or None,
             dns=dns_options(self.ctx, ("A", "AAAA")),
@@ -27,27 +37,64 @@ class Subdomains(Step):
             dns_rate=float(self.ctx.setting("dns_rate") or 0),
             dns_pace=self.pace,
         )
+
+    def items(self) -> list[str]:
+        return load_wordlist(self.ctx.setting("wordlist") or None) if self.found.roots else []
+
+    def units(self, items: list[str]) -> int:
+        return len(items) * max(1, len(self.found.roots))
+
+    async def work(self, items: list[str]) -> None:
+        """These words under every root, and nothing else."""
+        options = replace(self.options(), words=items, follow=False, ct=False, san=False, tools=())
+        await self.take(
+            discover(
+                self.found.roots,
+                options,
+                self.ctx.scope.__contains__,
+                self.tick(),
+                excludes_below=self.ctx.scope.excludes_below,
+            ),
+            Resume(),
+        )
+
+    async def finish(self) -> None:
+        """The rest of discovery, the roots' words already tried."""
         self.paces: list[ServerStats] = []
+        options = self.options()
         # A resumed step skips the CT searches that ended and the words already
         # tried; the names found before are followed up again (zones,
         # certificates) but neither yielded nor counted twice.
         resume = self.resumed()
+        words = len(load_wordlist(options.wordlist_path))
+        for root in self.found.roots:
+            resume.brute[root] = max(resume.brute.get(root, 0), words)
         options.resume = resume
         known = [n for n in self.found.addresses if n not in self.found.roots]
-        scope = self.ctx.scope.__contains__
-        async with self.saver(partial(save_names, self.ctx), 200) as batch:
-            async for found in discover(
-                self.found.roots, options, scope, self.tick(), seeds=known, excludes_below=self.ctx.scope.excludes_below
-            ):
-                if found.source == "wildcard":
-                    self.found.wildcards.add(found.name)
-                elif found.name not in self.found.addresses:
-                    self.found.addresses[found.name] = set()
-                    self.ctx.progress.count("subdomains")
-                    await batch.add(found.name)  # saved as found: a crash keeps what was found
-                resume.pending.discard(found.name)
+        before = self.ctx.progress.module(self.name).done  # the chunks' lookups
+        found = discover(
+            self.found.roots,
+            options,
+            self.ctx.scope.__contains__,
+            offset(self.tick(), before),
+            seeds=known,
+            excludes_below=self.ctx.scope.excludes_below,
+        )
+        await self.take(found, resume)
         if self.paces:  # the brute force's average, once it is over
             self.ctx.progress.counters["dns_qps"] = round(sum(s.average for s in self.paces))
+
+    async def take(self, found: AsyncIterator[Found], resume: Resume) -> None:
+        """Names as they are found: into the state, saved at once (a crash keeps them)."""
+        async with self.saver(partial(save_names, self.ctx), 200) as batch:
+            async for item in found:
+                if item.source == "wildcard":
+                    self.found.wildcards.add(item.name)
+                elif item.name not in self.found.addresses:
+                    self.found.addresses[item.name] = set()
+                    self.ctx.progress.count("subdomains")
+                    await batch.add(item.name)
+                resume.pending.discard(item.name)
 
     def pace(self, stats: list[ServerStats]) -> None:
         """The brute force's DNS pace in the progress counters: queries a second,
