@@ -57,11 +57,15 @@ import re2
 
 from assetmon_tui.core.sanitize import clean_text
 
-from .dns import DnsOptions, DnsResult, normalise
+from . import sources
+from .dns import DnsOptions, DnsRecord, DnsResult, normalise
 from .http import CertInfo, HttpResult, fetch_certificate
-from .udp_resolver import ServerStats, UdpResolver
+from .udp_resolver import ServerStats, UdpResolver, _hostport
 
-SOURCES = ("ct", "wordlist", "san", "subfinder", "amass", "html", "js", "redirect", "header", "wildcard")
+SOURCES = (
+    "ct", "wordlist", "san", "subfinder", "amass", "html", "js", "redirect", "header", "wildcard",
+    "mx", "ns", "srv", "spf", "dmarc", "axfr", "ptr", "permutation",
+)  # fmt: skip
 TOOLS = ("subfinder", "amass")
 _MAX_NAME = 253
 _TOOL_OUTPUT_LIMIT = 50_000_000
@@ -132,6 +136,14 @@ class SubdomainOptions:
     words: list[str] | None = None  # the words tried under the roots (a chunk's share); None: the wordlist
     follow: bool = True  # follow found names up (their zones, addresses, certificates); a chunk does not
     ct: bool = True
+    # The sources of scanners/sources.py, off unless asked for (the scan's step asks):
+    records: bool = False  # MX, NS, SRV, SPF and DMARC names of every zone
+    axfr: bool = False  # zone transfers from the zones' name servers and the nameservers given
+    axfr_timeout: float = 5.0
+    ptr: bool = False  # reverse DNS of the addresses met (and of `addresses` given to discover)
+    max_ptr: int = 4096
+    permutations: int = 0  # candidates per zone from the names found there (0: none)
+    spf_depth: int = 3  # SPF includes followed (in scope only)
     san: bool = True  # TLS handshakes to resolved names, for certificate SANs
     tools: tuple[str, ...] = TOOLS  # external tools used when found on PATH
     recursive_depth: int = 1  # sub-zones this many labels below a root are brute forced too
@@ -611,8 +623,13 @@ class _Run:
         self.resolved: set[str] = set()
         self.tls_done: set[tuple[str, int, str]] = set()
         self.tls_hosts = 0
+        self.addresses: list[str] = []  # addresses to look up the PTR of (in-scope targets)
         self.words: list[str] | None = None
         self.reported: set[str] = set()
+        self.record_zones: set[str] = set()  # zones whose records were read
+        self.ptr_done: set[str] = set()
+        self.ptr_unsure = 0
+        self.permuted = False
         self.done = 0
         self.total = 0
         self.full = False
@@ -715,6 +732,8 @@ class _Run:
 
     def after_resolve(self, name: str, result: DnsResult) -> None:
         self.resolved.add(name)
+        for address in result.addresses:
+            self.ptr(address)
         if result.status == "nodata" and not result.records:
             self.zone(name, "empty non-terminal")
         if self.options.san and result.addresses:
@@ -723,6 +742,7 @@ class _Run:
             self.options.resume.followed.add(name)
 
     def zone(self, zone: str, reason: str) -> None:
+        self.zone_sources(zone)
         if not self.options.brute or zone in self.zones or self.full:
             return
         depth = self.depth(zone)
@@ -889,6 +909,100 @@ class _Run:
             return Outcome("failed", f"{unanswered} of {lookups} lookups unanswered (timeout/SERVFAIL)")
         return Outcome("ok")
 
+    # -- other sources (scanners/sources.py)
+    def zone_sources(self, zone: str) -> None:
+        """Records and a transfer of a zone discovery met, once."""
+        if zone in self.record_zones or self.depth(zone) < 0 or self.excluded(zone) or not self.in_scope(zone):
+            return
+        self.record_zones.add(zone)
+        if self.options.records:
+            self.spawn(self._records(zone))
+        if self.options.axfr:
+            self.spawn(self._axfr(zone))
+
+    async def _records(self, zone: str) -> None:
+        async def lookup(name: str, rtype: str) -> tuple[str, list[DnsRecord]]:
+            if not self.in_scope(name) and name != zone:  # never a query about a name out of scope
+                return "nxdomain", []
+            async with self.dns_slots:
+                return await self.resolver.query(name, rtype)
+
+        unsure = await sources.zone_records(zone, lookup, self.emit, self.in_scope, self.options.spf_depth)
+        self.report(f"records {zone}", Outcome("failed", unsure) if unsure else Outcome("ok"))
+
+    async def _axfr(self, zone: str) -> None:
+        async with self.dns_slots:
+            _, records = await self.resolver.query(zone, "NS")
+        servers = {_hostport(spec) for spec in self.options.dns.nameservers}
+        for record in records:
+            if record.rtype == "NS":
+                host = record.value.rstrip(".").lower()
+                if self.in_scope(host) and not self.excluded(host):
+                    async with self.dns_slots:
+                        _, addresses = await self.resolver.query(host, "A")
+                    servers.update((a.value, 53) for a in addresses if a.rtype == "A")
+        for server, port in sorted(servers):
+            names, _why = await sources.axfr(zone, server, port, self.options.axfr_timeout)
+            for name in names:
+                self.emit(name, "axfr")
+        self.report(f"axfr {zone}", Outcome("ok"))  # a refusal is the usual answer, not a failure
+
+    def ptr(self, address: str) -> None:
+        if self.options.ptr and address not in self.ptr_done and len(self.ptr_done) < self.options.max_ptr:
+            self.ptr_done.add(address)
+            self.spawn(self._ptr(address))
+
+    async def _ptr(self, address: str) -> None:
+        async with self.dns_slots:
+            names, why = await sources.ptr_names(address, self.resolver.query)
+        self.ptr_unsure += bool(why)
+        for name in names:
+            self.emit(name, "ptr")
+
+    def permute(self) -> bool:
+        """Permutations of the names found, once the other sources are quiet; False when none to try."""
+        self.permuted = True
+        if self.ptr_done:
+            unsure = self.ptr_unsure > _FAILED_SHARE * len(self.ptr_done)
+            why = f"{self.ptr_unsure} of {len(self.ptr_done)} PTR lookups unanswered"
+            self.report("reverse dns", Outcome("failed", why) if unsure else Outcome("ok"))
+        if self.options.permutations <= 0 or self.full:
+            return False
+        found = set(self.names) | self.known
+        spawned = False
+        for zone in sorted(set(self.roots) | self.zones):
+            if self.excluded(zone):
+                continue
+            candidates = sources.permutations(found, zone, self.options.permutations)
+            if candidates:
+                spawned = True
+                self.plan(len(candidates))
+                self.spawn(self._permutations(zone, candidates))
+        return spawned
+
+    async def _permutations(self, zone: str, candidates: list[str]) -> None:
+        unanswered = 0
+
+        async def one(name: str) -> None:
+            nonlocal unanswered
+            parent = name.split(".", 1)[1]
+            if not self.in_scope(name) or self.excluded(parent) or name in self.resolved:
+                return
+            wildcard = await self.wildcard(parent)
+            if not wildcard.trusted:
+                return
+            result = await self.lookup(name)
+            unanswered += _unanswered(result)
+            if _exists(result) and not wildcard.covers(result):
+                self.resolved.add(name)
+                self.emit(name, "permutation", result)
+
+        for start in range(0, len(candidates), 100):
+            batch = candidates[start : start + 100]
+            await asyncio.gather(*(one(name) for name in batch))
+            self.tick(len(batch))
+        self.report(f"permutations {zone}", self._brute_outcome(unanswered, len(candidates)))
+
     # -- TLS
     async def _certificates(self, name: str, addresses: list[str]) -> None:
         await self._read_certificates(name, addresses)
@@ -969,6 +1083,10 @@ class _Run:
                         self.spawn(self._tool(tool, domain))
             if self.options.brute:
                 self.zone(domain, "root")
+            else:
+                self.zone_sources(domain)
+        for address in self.addresses:
+            self.ptr(address)
         if not self.tasks:
             self.out.put_nowait(None)
 
@@ -981,6 +1099,7 @@ async def discover(
     seeds: Iterable[str | Found] = (),
     *,
     excludes_below: Callable[[str], bool] | None = None,
+    addresses: Iterable[str] = (),
 ) -> AsyncIterator[Found]:
     """Yield `Found` for in-scope names under `domains` as the sources find
     them (one per (name, source) pair). `seeds`: names the caller already
@@ -1010,12 +1129,14 @@ async def discover(
     if not roots:
         return
     run = _Run(roots, options, in_scope, progress, excludes_below)
+    run.addresses = sorted(set(addresses))
     run.start(seeds)
     try:
         while True:
             item = await run.out.get()
             if item is None:
-                if not run.tasks and run.out.empty():
+                quiet = not run.tasks and run.out.empty()
+                if quiet and (run.permuted or not run.permute()):  # permutations come last, once
                     return
                 continue
             if isinstance(item, BaseException):

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from dnslib import AAAA, CNAME, MX, NS, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -155,7 +155,62 @@ def _rdata(qtype: str, value: str):
     if qtype == "MX":
         preference, _, exchange = value.partition(" ")
         return MX(exchange, int(preference))
+    if qtype == "SRV":  # "priority weight port target"
+        priority, weight, port, target = value.split()
+        return SRV(int(priority), int(weight), int(port), target)
+    if qtype == "PTR":
+        return PTR(value)
     return _RDATA[qtype](value)
+
+
+class FakeAXFR:
+    """A TCP DNS server that answers AXFR of `zone` with `names` (an A record
+    each), or REFUSED when `names` is None. `asked` counts transfer requests."""
+
+    def __init__(self, zone: str, names: list[str] | None, host: str = "127.0.0.1", port: int = 0):
+        self.zone, self.names, self.asked = zone, names, 0
+        self._sock = socket.create_server((host, port))  # a FakeDNS's port: TCP beside its UDP
+        self._sock.settimeout(0.05)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="fake-axfr")
+
+    def __enter__(self) -> FakeAXFR:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    size = int.from_bytes(conn.recv(2), "big")
+                    request = DNSRecord.parse(conn.recv(size))
+                except Exception:
+                    continue
+                self.asked += 1
+                reply = request.reply()
+                if self.names is None:
+                    reply.header.rcode = RCODE.REFUSED
+                else:
+                    soa = RR(
+                        self.zone, QTYPE.SOA, rdata=SOA(f"ns1.{self.zone}", f"admin.{self.zone}", (1, 60, 60, 60, 60))
+                    )
+                    reply.add_answer(soa)
+                    for name in self.names:
+                        reply.add_answer(RR(name, QTYPE.A, rdata=A("127.0.0.1"), ttl=60))
+                    reply.add_answer(soa)
+                data = reply.pack()
+                conn.sendall(len(data).to_bytes(2, "big") + data)
 
 
 # -------------------------------------------------------------------- HTTP

@@ -18,6 +18,8 @@ from ..persist import save_names
 from .base import ChunkedStep, offset
 from .dns import dns_options
 
+PERMUTATIONS = 300  # candidates per zone from the names found there
+
 
 class Subdomains(ChunkedStep):
     name = "subdomains"
@@ -36,6 +38,10 @@ class Subdomains(ChunkedStep):
             report=lambda source, status, reason: self.ctx.outcome(self.name, source, status, reason),
             dns_rate=float(self.ctx.setting("dns_rate") or 0),
             dns_pace=self.pace,
+            records=True,
+            axfr=True,
+            ptr=True,
+            permutations=PERMUTATIONS,
         )
 
     def items(self) -> list[str]:
@@ -46,7 +52,18 @@ class Subdomains(ChunkedStep):
 
     async def work(self, items: list[str]) -> None:
         """These words under every root, and nothing else."""
-        options = replace(self.options(), words=items, follow=False, ct=False, san=False, tools=())
+        options = replace(
+            self.options(),
+            words=items,
+            follow=False,
+            ct=False,
+            san=False,
+            tools=(),
+            records=False,
+            axfr=False,
+            ptr=False,
+            permutations=0,
+        )  # (the other sources run once, in finish)
         await self.take(
             discover(
                 self.found.roots,
@@ -79,6 +96,7 @@ class Subdomains(ChunkedStep):
             offset(self.tick(), before),
             seeds=known,
             excludes_below=self.ctx.scope.excludes_below,
+            addresses=sorted(self.found.direct),  # their PTR names, when in scope
         )
         await self.take(found, resume)
         if self.paces:  # the brute force's average, once it is over
