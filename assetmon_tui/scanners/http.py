@@ -61,6 +61,21 @@ class CertInfo(TypedDict, total=False):
 HTTP_PORTS, HTTPS_PORTS = banners.HTTP_PORTS, banners.HTTPS_PORTS
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 TITLE_LIMIT, HEADER_LIMIT, URL_LIMIT, MAX_HEADERS = 256, 512, 2048, 64
+# Headers that name hosts, kept whole (up to HOSTS_LIMIT) for discovery: a CSP
+# lists dozens of hosts and is often far longer than HEADER_LIMIT.
+HOST_HEADERS = (
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "access-control-allow-origin",
+    "link",
+    "location",
+    "refresh",
+    "report-to",
+    "reporting-endpoints",
+    "nel",
+    "alt-svc",
+)
+HOSTS_LIMIT = 65_536
 
 
 @dataclass
@@ -103,6 +118,7 @@ class HttpResult:
     error: str = ""  # "" when we got an HTTP answer
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""  # capped; not persisted
+    host_headers: str = ""  # the HOST_HEADERS' whole values, one a line; not persisted
     truncated: bool = False  # body cut by max_body or by the deadline
     # subject_cn, issuer, issuer_cn, sans, not_before, not_after (ISO, UTC),
     # self_signed, sha256 (hex of the DER), serial: for answers over TLS
@@ -262,6 +278,11 @@ def _title(body: bytes, content_type: str, charset: str | None) -> str:
     return clean_text(node.text(), TITLE_LIMIT) if node is not None else ""
 
 
+def _host_headers(response: httpx.Response) -> str:
+    values = [v for k, v in response.headers.multi_items() if k.lower() in HOST_HEADERS]
+    return clean_text(" ".join(values), HOSTS_LIMIT) if values else ""
+
+
 def _headers(response: httpx.Response) -> dict[str, str]:
     headers: dict[str, str] = {}
     for key, value in response.headers.multi_items():
@@ -313,6 +334,9 @@ async def probe_one(client: httpx.AsyncClient, target: HttpTarget, options: Http
             result.response_ms = round((loop.time() - started) * 1000, 1)
             result.final_url = clean_text(url, URL_LIMIT)
             result.headers = _headers(response)
+            hosts = _host_headers(response)  # every hop's: a redirect's CSP names hosts too
+            if hosts:
+                result.host_headers = f"{result.host_headers} {hosts}".strip()[:HOSTS_LIMIT]
             result.server = result.headers.get("server", "")
             result.content_type = clean_text(response.headers.get("content-type", ""), 128)
             location = response.headers.get("location") if response.status_code in REDIRECT_CODES else None

@@ -329,7 +329,8 @@ def harvest_http(result: HttpResult, domains: list[str]) -> list[Found]:
     add(cert_names(getattr(result, "tls", None), domains), "san")
     add(harvest_names("\n".join(getattr(result, "redirects", []) or []), domains), "redirect")
     headers = getattr(result, "headers", {}) or {}
-    add(harvest_names("\n".join(v for k, v in headers.items() if k not in ("date", "set-cookie")), domains), "header")
+    text = "\n".join(v for k, v in headers.items() if k not in ("date", "set-cookie"))
+    add(harvest_names(f"{text}\n{getattr(result, 'host_headers', '')}", domains), "header")  # CSP etc. in full
     body = getattr(result, "body", b"") or b""
     if body:
         ctype = (getattr(result, "content_type", "") or "").lower()

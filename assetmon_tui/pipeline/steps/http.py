@@ -3,17 +3,24 @@ reveal are resolved and probed too (one round)."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from ...scanners.http import HttpOptions, HttpTarget, probe, target_url, web_targets
 from ...scanners.js import Page
-from ...scanners.subdomains import harvest_http
+from ...scanners.subdomains import harvest_http, harvest_names
 from ..context import ScanContext, Tick
 from ..persist import save_http
 from .base import ChunkedStep, finished, mark, offset
 from .dns import dns_options, resolve_names
+
+SITE_FILES = ("/robots.txt", "/sitemap.xml")
+SITE_FILE_BYTES = 2_000_000
+MAX_SITEMAPS = 10  # nested sitemaps fetched per file at most
+SITEMAP_URL = re.compile(r"(?:<loc>\s*|^sitemap:\s*)(https?://[^\s<]+)", re.IGNORECASE | re.MULTILINE)
 
 
 class Http(ChunkedStep):
@@ -28,6 +35,7 @@ class Http(ChunkedStep):
         super().__init__(ctx)
         self.silent: dict[str, str] = {}  # url -> why it gave no answer (the first round)
         self.tried = 0
+        self.answered: set[str] = set()  # URLs that gave an HTTP answer (their origins' site files are read)
 
     def items(self) -> list[str]:
         return [target_url(t) for t in self.targets()]  # by name: a host's probes mostly share a chunk
@@ -36,6 +44,44 @@ class Http(ChunkedStep):
         mine = set(items)
         targets = [t for t in self.targets() if target_url(t) in mine]
         self.tried += await self.probe(targets, self.tick(), reveal=True, silent=self.silent)
+        await self.site_files(targets)
+
+    async def site_files(self, targets: list[HttpTarget]) -> None:
+        """robots.txt and sitemap.xml of every origin that answered (and the
+        sitemaps they list on the same origin, two levels): names they mention
+        are revealed like the pages'. Not endpoints of the inventory."""
+        origins = {(t.host, t.port, t.scheme): t for t in targets if target_url(t) in self.answered}
+        files = [replace(t, path=path) for t in origins.values() for path in SITE_FILES]
+        for _ in range(3):  # the files, the sitemaps they list, and the sitemaps of a sitemap index
+            if not files:
+                return
+            nested: dict[str, HttpTarget] = {}
+            async for result in probe(files, self.site_options()):
+                if result.status != 200 or not result.body:
+                    continue
+                text = result.body[:SITE_FILE_BYTES].decode("utf-8", "replace")
+                names = harvest_names(text, self.found.roots)
+                self.found.revealed.update(n for n in names if n not in self.found.addresses)
+                for url in SITEMAP_URL.findall(text)[:MAX_SITEMAPS]:
+                    parts = urlsplit(url.strip())
+                    origin = (
+                        parts.hostname or "",
+                        parts.port or (443 if parts.scheme == "https" else 80),
+                        parts.scheme,
+                    )
+                    if origin in origins and parts.path not in SITE_FILES:
+                        nested[url] = replace(origins[origin], path=parts.path or "/")
+            files = list(nested.values())
+
+    def site_options(self) -> HttpOptions:
+        settings = self.ctx.settings
+        return HttpOptions(
+            concurrency=int(self.ctx.setting("http_concurrency")),
+            timeout=settings.http_timeout,
+            max_body=min(settings.http_max_body, SITE_FILE_BYTES),
+            tls_info=False,
+            fingerprint=False,
+        )
 
     def delta(self, items: list[str]) -> dict[str, Any]:
         return {**super().delta(items), "_silent": self.silent, "_tried": self.tried}
@@ -116,6 +162,7 @@ class Http(ChunkedStep):
                     self.found.unsure_hosts.add(result.host)
                 if result.status is None:
                     continue
+                self.answered.add(result.url)
                 self.ctx.progress.count("endpoints")
                 if reveal:
                     names = {f.name for f in harvest_http(result, self.found.roots)}

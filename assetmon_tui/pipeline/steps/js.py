@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 
 from ...core.procpool import spawn_pool
 from ...scanners.js import Analysis, JsFile, JsOptions, analyse, discover
+from ...scanners.subdomains import harvest_names
 from ..persist import BatchSaver, save_js
 from .base import Step
+from .dns import dns_options, resolve_names
 
 # sha256 -> Analysis, per process: a bundle served by many hosts is analysed once (bounded LRU).
 ANALYSIS_CACHE_SIZE = 1024
@@ -47,6 +49,24 @@ class Js(Step):
             return None
         return host, parts.port or (443 if parts.scheme == "https" else 80), parts.scheme, address
 
+    async def probe_named(self, named: set[str]) -> None:
+        """Hosts the scripts name (an API host, a CDN origin in scope) that the
+        scan did not know: resolved and probed, one round, like the names the
+        http step's pages revealed."""
+        from .http import Http  # (http imports nothing of js)
+
+        fresh = sorted(n for n in named if n in self.ctx.scope and n not in self.found.addresses)
+        if not fresh:
+            return
+        self.ctx.progress.count("subdomains", len(fresh))
+        for name in fresh:
+            self.found.addresses[name] = set()
+        await resolve_names(self.ctx, fresh, dns_options(self.ctx), key="jsdns:", source="resolver (script hosts)")
+        http = Http(self.ctx)
+        silent: dict[str, str] = {}
+        tried = await http.probe(http.targets(fresh, direct=False), silent=silent)
+        http.unanswered(silent, tried, "web probes (script hosts)")
+
     async def run(self) -> None:
         options = JsOptions(max_size=self.ctx.settings.js_max_size, timeout=self.ctx.settings.http_timeout)
         loop = asyncio.get_running_loop()
@@ -64,6 +84,7 @@ class Js(Step):
             return result
 
         capped: set[str] = set()
+        named: set[str] = set()  # host names the scripts mention
         async with BatchSaver[JsFile](partial(save_js, self.ctx), size=50) as saver:
             # pages in a stable order: which scripts a file limit leaves out must not depend on timing
             pages = sorted(self.found.pages, key=lambda page: page.url)
@@ -72,6 +93,7 @@ class Js(Step):
                     self.found.failed_scripts.add(file.url)
                     continue
                 self.found.scripts.add(file.url)
+                named |= harvest_names(file.body.decode("utf-8", "replace"), self.found.roots)
                 self.ctx.progress.count("js_files")
                 self.ctx.progress.count("findings", len(file.analysis.secrets))
                 await saver.add(file)
@@ -84,6 +106,7 @@ class Js(Step):
                 f"{len(capped)} left out at the limit of {options.max_files} files per scan, e.g. "
                 f"{', '.join(sorted(capped)[:2])}; their findings keep what they had",
             )
+        await self.probe_named(named)
         failed = self.found.failed_scripts - self.found.scripts - capped
         if failed:
             self.ctx.outcome(
