@@ -23,10 +23,86 @@ CONFIDENCES = ("high", "medium", "low")
 
 # End of a token: a character that cannot continue it, or the end of input.
 _END = r"(?:[^A-Za-z0-9_\-]|$)"
+# Escapes and URL encodings that stand right before a token in real code and
+# end in a word character, so \b alone misses them: `"\nghp_…"`, `%22AKIA…`,
+# `%2Fxoxb-…` (an encoded URL path), `\u0022sk_live_…`, `\x22…`.
+_ESCAPE = r"\\[nrtfv0]|\\u00[0-9A-Fa-f]{2}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2}"
+# Start of a token: a word boundary or one of those escapes (RE2 has no
+# lookbehind: the escape is matched, outside the secret's group).
+_START = rf"(?:\b|{_ESCAPE})"
+# Start of a token whose fixed prefix (or checksum) is distinctive enough to be
+# found glued to the word before it: `/bot<token>/`, `"/v1/key"+"ghp_…"`.
+_GLUED = ""
+# Those tokens. The others keep a boundary: a short or common prefix (`SK`,
+# `key-`, `cio`, `AIza`, `sk_live_` in `task_live_…`) or a body that starts
+# with a variable run (`[0-9a-f]{32}-us1`, `….atlasv1.`) would otherwise match
+# inside identifiers and base64/hex runs, or report a token cut from one.
+GLUED_IDS = frozenset(
+    {
+        "age-secret-key",
+        "airtable-pat",
+        "anthropic-api-key",
+        "atlassian-api-token",
+        "aws-mws-key",
+        "braintree-access-token",
+        "cloudflare-origin-ca-key",
+        "digitalocean-token",
+        "dockerhub-pat",
+        "doppler-token",
+        "dynatrace-token",
+        "figma-pat",
+        "firebase-fcm-server-key",
+        "flutterwave-secret-key",
+        "gcp-oauth-client-secret",
+        "github-pat-fine-grained",
+        "gitlab-pat",
+        "gitlab-deploy-token",
+        "gitlab-runner-token",
+        "gitlab-pipeline-trigger-token",
+        "gitlab-oauth-app-secret",
+        "google-oauth-access-token",
+        "grafana-token",
+        "groq-api-key",
+        "hashicorp-vault-token",
+        "heroku-api-key-v2",
+        "hubspot-private-app-token",
+        "jwt",
+        "langsmith-api-key",
+        "linear-api-key",
+        "mapbox-secret-token",
+        "newrelic-user-api-key",
+        "npm-access-token",
+        "onepassword-service-account-token",
+        "openai-api-key",
+        "openrouter-api-key",
+        "perplexity-api-key",
+        "plaid-access-token",
+        "planetscale-token",
+        "postman-api-key",
+        "pypi-upload-token",
+        "rubygems-api-key",
+        "sendgrid-api-key",
+        "sentry-auth-token",
+        "shippo-live-token",
+        "shopify-access-token",
+        "shopify-shared-secret",
+        "slack-bot-token",
+        "slack-user-token",
+        "slack-app-token",
+        "slack-config-token",
+        "square-oauth-secret",
+        "stripe-webhook-secret",
+        "supabase-secret-key",
+        "twitter-bearer-token",
+        "xai-api-key",
+    }
+)
+# A quote as it appears in JS source, escaped JSON and HTML attributes.
+_QUOTE = r"""(?:["'`]|\\["']|\\u00(?:22|27)|\\x(?:22|27)|&quot;|&#3[49];)"""
 _END_B64 = r"(?:[^A-Za-z0-9+/=]|$)"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # `name = "value"`, `name: 'value'`, `"name":"value"` with the value in group s.
-_ASSIGN = r"""["'`]?\s{0,3}(?:=|:|:=|=>)\s{0,3}["'`]"""
+_ASSIGN = rf"{_QUOTE}?\s{{0,3}}(?:=|:|:=|=>)\s{{0,3}}{_QUOTE}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +137,7 @@ def _token(
     confidence: str = "high",
     check: Callable[[str], bool] | None = None,
     min_entropy: float = 3.0,
-    start: str = r"\b",
+    start: str | None = None,
     end: str = _END,
     placeholder_check: bool = True,
 ) -> Rule:
@@ -71,7 +147,7 @@ def _token(
         title,
         severity,
         confidence,
-        f"{start}(?P<s>{body}){end}",
+        f"{(_GLUED if rule_id in GLUED_IDS else _START) if start is None else start}(?P<s>{body}){end}",
         tuple(triggers),
         check=check,
         min_entropy=min_entropy,
@@ -80,7 +156,7 @@ def _token(
 
 
 def _gh(rule_id: str, title: str, prefix: str) -> Rule:
-    return _token(rule_id, title, "critical", prefix + "[A-Za-z0-9]{36}", [prefix], check=v.crc32_token)
+    return _token(rule_id, title, "critical", prefix + "[A-Za-z0-9]{36}", [prefix], check=v.crc32_token, start=_GLUED)
 
 
 def _private_key(rule_id: str, title: str, kind: str) -> Rule:
@@ -118,7 +194,7 @@ def _keyword(
         title,
         severity,
         confidence,
-        f"(?i:(?:{names})[a-z0-9_.\\-]{{0,20}}){_ASSIGN}(?P<s>{value})[\"'`]",
+        f"(?i:(?:{names})[a-z0-9_.\\-]{{0,20}}){_ASSIGN}(?P<s>{value}){_QUOTE}",
         tuple(triggers),
         check=check,
         near=near,
@@ -142,7 +218,7 @@ RULES: list[Rule] = [
         "critical",
         "high",
         # a value on its own: quoted or assigned, not part of a longer phrase
-        r"(?:[\"'`]|[=:]\s{0,3})(?P<s>[A-Za-z0-9/+]{40})" + _END_B64,
+        rf"(?:{_QUOTE}|[=:]\s{{0,3}})(?P<s>[A-Za-z0-9/+]{{40}})" + _END_B64,
         ("AKIA", "ASIA", r"(?i)aws.?secret", r"(?i)secret.?access.?key"),
         near=r"(?:AKIA|ASIA)[A-Z2-7]{16}|(?i:aws.{0,20}secret|secret.?access.?key)",
         min_entropy=4.2,
@@ -184,7 +260,7 @@ RULES: list[Rule] = [
         "high",
         r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}",
         [r"\dQ~"],
-        start=r"(?:^|[^A-Za-z0-9_~.\-])",
+        start=rf"(?:^|[^A-Za-z0-9_~.\-]|{_ESCAPE})",
         end=r"(?:[^A-Za-z0-9_~.\-]|$)",
     ),
     Rule(
@@ -192,7 +268,7 @@ RULES: list[Rule] = [
         "Azure shared access signature",
         "high",
         "medium",
-        r"sv=\d{4}-\d\d-\d\d&[A-Za-z0-9%&=:\-.]{0,300}?sig=(?P<s>[A-Za-z0-9%/+]{40,90})",
+        r"sv=\d{4}-\d\d-\d\d&[A-Za-z0-9%&=:\-.]{0,300}?sig=(?P<s>(?:[A-Za-z0-9/+=]|%(?:2[BbFf]|3[Dd])){40,90})",
         ("sig=",),
         check=v.azure_sas_sig,
         specificity=2,
@@ -257,7 +333,13 @@ RULES: list[Rule] = [
     # --- payments ----------------------------------------------------------
     _token("stripe-secret-key", "Stripe live secret key", "critical", "sk_live_[0-9a-zA-Z]{24,247}", ["sk_live_"]),
     _token("stripe-restricted-key", "Stripe live restricted key", "high", "rk_live_[0-9a-zA-Z]{24,247}", ["rk_live_"]),
-    _token("stripe-webhook-secret", "Stripe webhook signing secret", "high", "whsec_[A-Za-z0-9+/]{32,100}", ["whsec_"]),
+    _token(
+        "stripe-webhook-secret",
+        "Stripe webhook signing secret",
+        "high",
+        "whsec_(?:[A-Za-z0-9+/]{32}|[A-Za-z0-9]{33,100})",
+        ["whsec_"],
+    ),
     _token(
         "square-access-token",
         "Square access token",
@@ -322,7 +404,7 @@ RULES: list[Rule] = [
         "slack-webhook",
         "Slack incoming webhook",
         "high",
-        r"https://hooks\.slack\.com/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{24}",
+        r"https:\\?/\\?/hooks\.slack\.com\\?/services\\?/T[A-Z0-9]{8,12}\\?/B[A-Z0-9]{8,12}\\?/[A-Za-z0-9]{24}",
         [r"hooks\.slack\.com"],
         start="",
     ),
@@ -338,12 +420,21 @@ RULES: list[Rule] = [
         "discord-webhook",
         "Discord webhook",
         "high",
-        r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d{17,20}/"
+        r"https:\\?/\\?/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\\?/api\\?/webhooks\\?/\d{17,20}\\?/"
         r"[A-Za-z0-9_\-]{60,68}",
-        ["/api/webhooks/"],
+        [r"api\\?/webhooks\\?/"],
         start="",
     ),
-    _token("telegram-bot-token", "Telegram bot token", "high", r"\d{8,10}:AA[A-Za-z0-9_\-]{33}", [":AA"]),
+    # `bot<id>:<secret>` in API URLs: glued to `bot`, so only a digit may not
+    # stand before the id; `%3A` is the colon URL-encoded in a query string
+    _token(
+        "telegram-bot-token",
+        "Telegram bot token",
+        "high",
+        r"\d{8,10}(?::|%3[Aa])AA[A-Za-z0-9_\-]{33}",
+        [":AA", "%3[Aa]AA"],
+        start=rf"(?:^|[^0-9]|{_ESCAPE})",
+    ),
     _token("twilio-api-key", "Twilio API key", "high", "SK[0-9a-f]{32}", ["SK"]),
     _keyword(
         "twilio-auth-token",
@@ -361,8 +452,8 @@ RULES: list[Rule] = [
         "microsoft-teams-webhook",
         "Microsoft Teams incoming webhook",
         "high",
-        r"https://[a-z0-9\-]{1,60}\.webhook\.office\.com/webhookb2/[0-9a-f\-]{36}@"
-        r"[0-9a-f\-]{36}/IncomingWebhook/[0-9a-f]{32}/[0-9a-f\-]{36}",
+        r"https:\\?/\\?/[a-z0-9\-]{1,60}\.webhook\.office\.com\\?/webhookb2\\?/[0-9a-f\-]{36}@"
+        r"[0-9a-f\-]{36}\\?/IncomingWebhook\\?/[0-9a-f]{32}\\?/[0-9a-f\-]{36}",
         [r"webhook\.office\.com"],
         start="",
     ),
@@ -380,7 +471,7 @@ RULES: list[Rule] = [
         "twitter-bearer-token",
         "Twitter/X bearer token",
         "high",
-        "AAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{30,200}",
+        "AAAAAAAAAAAAAAAAAAAAA(?:[A-Za-z0-9]|%(?:2[BbFf]|3[Dd])){30,200}",
         ["AAAAAAAAAAAAAAAAAAAAA"],
         check=v.twitter_bearer,
         min_entropy=0.0,
@@ -452,18 +543,18 @@ RULES: list[Rule] = [
         "sentry-auth-token",
         "Sentry auth token",
         "high",
-        r"sntrys_eyJ[A-Za-z0-9+/=_]{60,1000}|sntryu_[a-f0-9]{64}",
+        r"sntrys_eyJ[A-Za-z0-9+=_]{60,1000}|sntryu_[a-f0-9]{64}",
         ["sntrys_", "sntryu_"],
-        end=r"(?:[^A-Za-z0-9+/=_]|$)",
+        end=r"(?:[^A-Za-z0-9+=_]|$)",
     ),
     _token("newrelic-user-api-key", "New Relic user API key", "high", "NRAK-[A-Z0-9]{27}", ["NRAK-"]),
     _token(
         "grafana-token",
         "Grafana token",
         "high",
-        r"glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",
+        r"glc_[A-Za-z0-9+]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",
         ["glc_", "glsa_"],
-        end=r"(?:[^A-Za-z0-9+/=_\-]|$)",
+        end=r"(?:[^A-Za-z0-9+=_\-]|$)",
     ),
     _token("postman-api-key", "Postman API key", "high", "PMAK-[a-f0-9]{24}-[a-f0-9]{34}", ["PMAK-"]),
     _token("dynatrace-token", "Dynatrace API token", "high", r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}", [r"dt0c01\."]),
@@ -506,7 +597,7 @@ RULES: list[Rule] = [
         "onepassword-service-account-token",
         "1Password service account token",
         "critical",
-        r"ops_eyJ[A-Za-z0-9+/=_\-]{250,1000}",
+        r"ops_eyJ[A-Za-z0-9+=_\-]{250,1000}",
         ["ops_eyJ"],
     ),
     # --- structural --------------------------------------------------------
@@ -560,7 +651,8 @@ RULES: list[Rule] = [
         r"(?i)(?P<name>(?:api[_\-]?key|apikey|secret|token|auth[_\-]?key|"
         r"access[_\-]?key|private[_\-]?key|credential|[_\-]key)[a-z0-9_\-]{0,20})"
         + _ASSIGN
-        + r"(?P<s>[^\"'`\s\\]{12,200})[\"'`]",
+        + r"(?P<s>[^\"'`\s\\]{12,200}?)"
+        + _QUOTE,
         (r"(?i)key", r"(?i)secret", r"(?i)token", r"(?i)credential"),
         specificity=1,
     ),
@@ -571,7 +663,8 @@ RULES: list[Rule] = [
         "medium",
         r"(?i)(?P<name>(?:passw(?:or)?d|pwd|passphrase)[a-z0-9_\-]{0,20})"
         + _ASSIGN
-        + r"(?P<s>[^\"'`\s\\]{8,128})[\"'`]",
+        + r"(?P<s>[^\"'`\s\\]{8,128}?)"
+        + _QUOTE,
         (r"(?i)passw", r"(?i)pwd", r"(?i)passphrase"),
         specificity=1,
     ),

@@ -113,6 +113,21 @@ def _mapbox(rng: random.Random) -> tuple[str, str]:
     return _quoted(f"sk.{body}.{rand(rng, 22, URLSAFE)}")
 
 
+def _onepassword(rng: random.Random) -> str:
+    """`ops_` + base64 of the account's JSON (ASCII, so never a `/` in it)."""
+    doc = {
+        "signInAddress": "my.1password.com",
+        "userAuth": {"method": "SRPg-4096", "alg": "PBES2g-HS256", "iterations": 650000, "salt": rand(rng, 22)},
+        "email": rand(rng, 12).lower() + "@1passwordserviceaccounts.com",
+        "srpX": rand(rng, 64, HEX),
+        "muk": {"alg": "A256GCM", "ext": True, "k": rand(rng, 43, URLSAFE), "kid": "mp", "kty": "oct"},
+        "secretKey": "A3-" + rand(rng, 6, UD) + "-" + rand(rng, 26, UD),
+        "throttleSecret": {"seed": rand(rng, 64, HEX), "uuid": rand(rng, 26, UD)},
+        "deviceUuid": rand(rng, 26, string.ascii_lowercase + string.digits),
+    }
+    return "ops_" + base64.b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
 def _url_creds(rng: random.Random) -> tuple[str, str]:
     password = rand(rng, 18)
     return f'"postgres://app_{rand(rng, 4).lower()}:{password}@db.corp.internal:5432/app"', password
@@ -274,9 +289,7 @@ SAMPLES: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "supabase-secret-key": _token(lambda r: "sbp_" + rand(r, 40, HEX)),
     "planetscale-token": _token(lambda r: "pscale_tkn_" + rand(r, 43, URLSAFE)),
     "figma-pat": _token(lambda r: "figd_" + rand(r, 40, URLSAFE)),
-    "onepassword-service-account-token": _token(
-        lambda r: "ops_eyJ" + base64.b64encode(r.randbytes(240)).decode().rstrip("=")
-    ),
+    "onepassword-service-account-token": _token(_onepassword),
     "jwt": _token(jwt),
     "credentials-in-url": _url_creds,
     "authorization-bearer": _bearer,
