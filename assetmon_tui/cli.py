@@ -23,14 +23,41 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         args.remove("--debug")
     try:
-        return _main(args)
+        status = _main(args)
     except Exception as exc:
         if debug:
             raise
         line = _one_line(exc)
         if line is None:
             raise
-        return _fail(line)
+        status = _fail(line)
+    if argv is None and args[:1] and args[0] in QUICK_EXIT:
+        _exit_now(status)
+    return status
+
+
+# Headless commands run from the console script end with os._exit once their
+# output is flushed and the atexit handlers ran: tearing down an interpreter
+# that imported the database layer and the pipeline (~900 modules) costs
+# 0.3-1 s that the user would wait for, and nothing of it matters by then
+# (every row is committed, SQLite's WAL is safe as it is). Not the TUI nor
+# the lab, nor in-process callers (tests pass argv).
+QUICK_EXIT = frozenset({"scan", "resume", "health", "scans", "workers", "cancel", "profiles"})
+
+
+def _exit_now(status: int) -> None:
+    import atexit
+    import contextlib
+    import os
+    import threading
+
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        return  # a thread that may still write: let the interpreter wait for it
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            stream.flush()
+    atexit._run_exitfuncs()  # logging's flush and the like, without the teardown
+    os._exit(status)
 
 
 def _one_line(exc: Exception) -> str | None:
@@ -656,33 +683,40 @@ def _rule_fields(row: dict[str, Any]) -> str:
 
 
 REAP_EVERY = 5.0  # seconds between the CLI's reaper passes while it follows a scan
+TICK = 1.0  # seconds: the longest wait for a push; the line's clock and the reaper move on at least this often
 
 
 def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:
-    """Poll until the scan ends; Ctrl+C asks it to stop and waits for it."""
+    """Show progress until the scan ends; Ctrl+C asks it to stop and waits for it.
+    No sleep-polling: each round waits for the next report (the thread's, or
+    the worker's publish in Redis), at most TICK; the scan's end is a report,
+    so the loop returns as soon as it is made."""
     tty = sys.stderr.isatty()
     last_line = ""
     last_reap = time.monotonic()
-    while True:
-        try:
-            _, progress = dispatcher.poll(scan_id)
-            if not progress.active:
+    try:
+        while True:
+            try:
+                scan, progress = dispatcher.poll(scan_id)
+                if not progress.active:
+                    if tty:
+                        print(file=sys.stderr)
+                    return progress
+                if time.monotonic() - last_reap >= REAP_EVERY:
+                    last_reap = time.monotonic()
+                    dispatcher.reap()
+                line = _progress_line(progress)
                 if tty:
-                    print(file=sys.stderr)
-                return progress
-            if time.monotonic() - last_reap >= REAP_EVERY:
-                last_reap = time.monotonic()
-                dispatcher.reap()
-            line = _progress_line(progress)
-            if tty:
-                print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)
-            elif line != last_line:
-                print(line, file=sys.stderr, flush=True)
-            last_line = line
-            time.sleep(0.25)
-        except KeyboardInterrupt:
-            print("\ncancelling…", file=sys.stderr)
-            dispatcher.cancel(scan_id)
+                    print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)
+                elif line != last_line:
+                    print(line, file=sys.stderr, flush=True)
+                last_line = line
+                dispatcher.wait(scan, min(TICK, max(0.0, REAP_EVERY - (time.monotonic() - last_reap))))
+            except KeyboardInterrupt:
+                print("\ncancelling…", file=sys.stderr)
+                dispatcher.cancel(scan_id)
+    finally:
+        dispatcher.celery.close_wait()
 
 
 def _progress_line(progress: Progress) -> str:

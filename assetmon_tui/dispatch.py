@@ -8,20 +8,20 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from .core.config import Settings, get_settings
 from .core.fleet import Fleet
 from .core.owners import is_dead, this_process
 from .core.progress import FINAL_STATES, Progress
-from .reaper import Reaper
-from .store import chunks, leases, repo
-from .store.models import Scan, as_utc, row_id, utcnow
 
+# The database layer (sqlalchemy, sqlmodel, the models: ~0.5 s) and Celery
+# (~0.4 s) are imported by the methods that use them, so choosing a backend
+# (`assetmon health`, the TUI's header) costs neither.
 if TYPE_CHECKING:
     from celery import Celery
+
+    from .store.models import Scan
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class ThreadBackend:
         self._progress: dict[int, Progress] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified at every report and when a run ends
+        self._seq: dict[int, int] = {}  # reports (and ends) per scan: what a waiter has seen
+        self._seen: dict[int, int] = {}  # the sequence number the last `wait` returned at
 
     def start(self, scan_id: int) -> None:
         thread = threading.Thread(target=self._run, args=(scan_id,), name=f"scan-{scan_id}", daemon=True)
@@ -66,13 +69,30 @@ class ThreadBackend:
 
         def report(progress: Progress) -> None:
             snapshot = Progress.from_dict(progress.to_dict())  # readers never see a half-written object
-            with self._lock:
+            with self._changed:
                 self._progress[scan_id] = snapshot
+                self._bump(scan_id)
 
         try:
             run_scan(scan_id, report, backend=self.name)
         except Exception:  # the pipeline recorded the failure in the scan row
             log.exception("scan %s failed", scan_id)
+        finally:
+            with self._changed:
+                self._bump(scan_id)
+
+    def _bump(self, scan_id: int) -> None:
+        self._seq[scan_id] = self._seq.get(scan_id, 0) + 1
+        self._changed.notify_all()
+
+    def wait(self, scan_id: int, timeout: float) -> bool:
+        """Until this process's run of `scan_id` reports (or ends) after the last
+        `wait` returned, or `timeout` passes. True: something changed."""
+        with self._changed:
+            seen = self._seen.get(scan_id, 0)
+            changed = self._changed.wait_for(lambda: self._seq.get(scan_id, 0) != seen, timeout)
+            self._seen[scan_id] = self._seq.get(scan_id, 0)
+            return changed
 
     def poll(self, scan_id: int) -> Progress | None:
         with self._lock:
@@ -96,6 +116,8 @@ class CeleryBackend:
         self.settings = settings
         self._app: Celery | None = None
         self.down_since: float | None = None  # when polling Redis started failing
+        self._sub: Any = None  # a Redis pub/sub on one task's result key (see `wait`)
+        self._sub_task = ""
 
     @property
     def app(self) -> Celery:
@@ -105,30 +127,6 @@ class CeleryBackend:
             self._app = make_app(self.settings)  # this dispatcher's settings, not the import-time ones
         return self._app
 
-    def redis_ok(self) -> bool:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(
-                self.settings.redis_url,
-                socket_connect_timeout=self.settings.health_timeout,
-                socket_timeout=self.settings.health_timeout,
-            )
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        except (redis.RedisError, OSError, ValueError):
-            return False
-
-    def workers(self, limit: int | None = None) -> int:
-        try:
-            replies = self.app.control.ping(timeout=self.settings.health_timeout, limit=limit) or []
-        except Exception as exc:  # kombu raises many kinds when Redis vanishes
-            log.info("worker ping failed: %s", exc)
-            return 0
-        return len(replies)
-
     def start(self, scan_id: int) -> str:
         from worker.celery_app import enqueue_scan
 
@@ -136,6 +134,8 @@ class CeleryBackend:
 
     def poll(self, scan: Scan) -> Progress | None:
         from celery.result import AsyncResult
+
+        from .store.models import row_id
 
         try:
             result = AsyncResult(scan.task_id, app=self.app)
@@ -153,6 +153,42 @@ class CeleryBackend:
         if state == "STARTED":
             return Progress(row_id(scan), state="running", message="started on a worker")
         return None  # PENDING: queued or unknown; the row says which
+
+    def wait(self, task_id: str, timeout: float) -> bool:
+        """Until a worker publishes progress of `task_id`, or `timeout` passes.
+        Celery's Redis result backend PUBLISHes every state it stores on the
+        task's key (`update_state` included), so the worker's Publisher pushes
+        already. The first call subscribes and returns at once (a report sent
+        before the subscription is read by the next poll, not missed). True:
+        something was published (or the subscription just began)."""
+        try:
+            if self._sub is None or self._sub_task != task_id:
+                self.close_wait()
+                backend = self.app.backend
+                sub = backend.client.pubsub(ignore_subscribe_messages=True)
+                sub.subscribe(backend.get_key_for_task(task_id))
+                self._sub, self._sub_task = sub, task_id
+                return True
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if self._sub.get_message(timeout=left) is not None:
+                    while self._sub.get_message(timeout=0) is not None:  # the backlog: one poll reads the latest
+                        pass
+                    return True
+            return False
+        except Exception as exc:  # Redis away: nothing can push; poll() says so, wait out the tick
+            log.debug("progress subscription for %s failed: %s", task_id, exc)
+            self.close_wait()
+            threading.Event().wait(max(0.0, timeout))
+            return False
+
+    def close_wait(self) -> None:
+        sub, self._sub, self._sub_task = self._sub, None, ""
+        if sub is not None:
+            try:
+                sub.close()
+            except Exception as exc:
+                log.debug("closing the progress subscription: %s", exc)
 
     def send_chunks(self, chunk_ids: list[int]) -> None:
         from worker.celery_app import enqueue_chunks
@@ -178,27 +214,37 @@ class Dispatcher:
         self._last: dict[int, Progress] = {}  # last progress polled from Celery, per scan
         self.celery = CeleryBackend(self.settings)
         self.fleet = Fleet(self.settings.redis_url)
+        self._health_fleet = Fleet(self.settings.redis_url, timeout=self.settings.health_timeout)
         self._health: Health | None = None
         self._health_lock = threading.Lock()
         self.owner = this_process()
 
     # -- backend choice --------------------------------------------------------------
 
-    def check_health(self, quick: bool = False) -> Health:
-        """PING Redis, then ask workers to answer. `quick` stops at the first
-        reply (for submitting); otherwise it waits the full timeout to count them."""
+    def check_health(self, quick: bool = False, max_age: float | None = None) -> Health:
+        """PING Redis, then read the workers' heartbeats (one SCAN/MGET, no Celery):
+        a worker is alive while its last beat is younger than `max_age` (default
+        fleet.MISSED_BEATS of its beat interval, 5 s) and, on this host, its
+        process exists (a killed worker is seen at once). `quick` is kept for
+        callers: counting every worker now costs no more than finding one.
+
+        Celery's control ping is not kept: the beat is written by the worker's
+        main process (the one that would answer the ping) from worker_ready
+        until its shutdown begins, into the Redis it consumes from. The one
+        thing a ping tells sooner is a worker on another host killed less than
+        `max_age` ago: it still counts as alive until its beat ages out, so a
+        scan submitted meanwhile waits in the queue and its submitter takes it
+        back at its next reaper pass after that (the CLI reaps every 5 s)."""
         url = redis_place(self.settings.redis_url)
         if os.environ.get("ASSETMON_BACKEND") == "thread":
             health = Health("thread", False, 0, "Local thread · ASSETMON_BACKEND=thread")
-        elif not self.celery.redis_ok():
+        elif (workers := self._health_fleet.alive_workers(max_age)) is None:
             health = Health("thread", False, 0, f"Local thread · no Redis at {url}")
+        elif workers:
+            label = "worker" if len(workers) == 1 else "workers"
+            health = Health("celery", True, len(workers), f"Celery · {len(workers)} {label}")
         else:
-            workers = self.celery.workers(limit=1 if quick else None)
-            if workers:
-                label = "worker" if workers == 1 else "workers"
-                health = Health("celery", True, workers, f"Celery · {workers}{'+' if quick else ''} {label}")
-            else:
-                health = Health("thread", True, 0, f"Local thread · no worker on {url}")
+            health = Health("thread", True, 0, f"Local thread · no worker on {url}")
         with self._health_lock:
             self._health = health
         return health
@@ -214,12 +260,19 @@ class Dispatcher:
     # -- scans ---------------------------------------------------------------------------
 
     def submit(self, project_id: int, modules: list[str], options: dict[str, object] | None = None) -> Scan:
+        from .store import repo
+        from .store.models import row_id
+
         self.reap()  # a dead scan must not hold the project's lock
         scan = repo.new_scan(project_id, modules, options or {}, self.owner)  # ProjectBusy if one is active
         return self._start(row_id(scan))
 
     def resume(self, scan_id: int) -> Scan:
         """Resume a failed or cancelled scan from its checkpoint (`assetmon resume`)."""
+        from sqlalchemy.exc import IntegrityError
+
+        from .store import leases, repo
+
         scan = repo.get_scan(scan_id)
         try:
             reopened = leases.reopen(scan_id, self.owner)
@@ -231,6 +284,8 @@ class Dispatcher:
 
     def _start(self, scan_id: int) -> Scan:
         """Send a queued scan to Celery, or run it here when no worker can take it."""
+        from .store import repo
+
         if self.health().backend == "celery":
             try:
                 self.celery.start(scan_id)
@@ -244,6 +299,9 @@ class Dispatcher:
 
     def poll(self, scan_id: int) -> tuple[Scan, Progress]:
         """The scan row and the freshest progress we can see for it."""
+        from .store import repo
+        from .store.models import as_utc
+
         scan = repo.get_scan(scan_id)
         live = None
         if scan.backend == "thread":
@@ -268,9 +326,23 @@ class Dispatcher:
             progress.started_at = scan.started_at.timestamp()
         return scan, progress
 
+    def wait(self, scan: Scan, timeout: float) -> None:
+        """Until `scan`'s progress may have changed or `timeout` passes: woken by
+        the thread's report (thread backend) or the worker's publish (Celery),
+        not by polling. One waiter per scan (the CLI's `_follow`)."""
+        from .store.models import row_id
+
+        if scan.backend == "celery" and scan.task_id and scan.status not in FINAL_STATES:
+            self.celery.wait(scan.task_id, timeout)
+        else:  # a thread scan; or a row waiting for a runner: its change is read at the next tick
+            self.thread.wait(row_id(scan), timeout)
+
     def _merge_chunks(self, scan: Scan, progress: Progress) -> None:
         """One scan's progress from its workers: a fanned-out step's done
         chunks (the database) and running ones (their beats), and who runs what."""
+        from .store import chunks
+        from .store.models import row_id
+
         beats = self.fleet.beats(row_id(scan))
         beats = [b for b in beats if b.age < BEAT_FRESH]
         progress.workers = [f"{b.worker or b.runner} {b.doing()}" for b in beats]
@@ -293,6 +365,8 @@ class Dispatcher:
     def _outage(self, scan: Scan) -> Progress:
         """The last progress seen, saying plainly that Redis is away and what the
         database still shows (the worker keeps scanning and saving)."""
+        from .store.models import as_utc, row_id, utcnow
+
         last = self._last.get(row_id(scan))
         progress = Progress.from_dict(last.to_dict()) if last else Progress(row_id(scan), state=scan.status)
         since = time.strftime("%H:%M:%S", time.localtime(self.celery.down_since))
@@ -302,9 +376,14 @@ class Dispatcher:
         return progress
 
     def active(self) -> list[tuple[Scan, Progress]]:
+        from .store import repo
+        from .store.models import row_id
+
         return [self.poll(row_id(scan)) for scan in repo.active_scans()]
 
     def cancel(self, scan_id: int) -> str:
+        from .store import chunks, repo
+
         scan = repo.get_scan(scan_id)
         status = repo.request_cancel(scan_id)
         if scan.backend == "celery" and scan.task_id and scan.status == "queued":
@@ -320,6 +399,10 @@ class Dispatcher:
         """Hand on scans whose runner is gone (see `reaper`), and run here the
         queued scans this process submitted when no worker is alive to take
         them. Returns the ids of scans acted on."""
+        from .reaper import Reaper
+        from .store import repo
+        from .store.models import row_id
+
         celery = self.health().backend == "celery"
         reaper = Reaper(
             self.settings,
@@ -337,12 +420,16 @@ class Dispatcher:
 
     def _may_take_back(self, scan: Scan) -> bool:
         """Queued scans this process submitted (or whose submitter is known dead)."""
+        from .store.models import row_id
+
         if scan.backend == "thread" and self.thread.running(row_id(scan)):
             return False
         return scan.submitter == self.owner or (bool(scan.submitter) and is_dead(scan.submitter))
 
     def local_scans(self) -> list[Scan]:
         """The active scans this process runs in its threads: they end when it exits."""
+        from .store import repo
+
         return [s for s in repo.active_scans() if s.backend == "thread" and s.owner == self.owner]
 
     def wait_for_worker(self, until: float) -> Health:
@@ -359,6 +446,9 @@ class Dispatcher:
     def shutdown(self, timeout: float = 3.0) -> None:
         """Before this process exits: stop the scans its threads run (they would
         die with it), so their rows say "cancelled" rather than wait for the reaper."""
+        from .store import repo
+        from .store.models import row_id
+
         mine = self.local_scans()
         for scan in mine:
             repo.request_cancel(row_id(scan))
@@ -369,6 +459,9 @@ class Dispatcher:
     def _take_back(self, scan: Scan) -> None:
         """Run here a queued scan no worker is alive to take. Claiming is
         atomic: if a worker starts it after all, only one of us runs it."""
+        from .store import repo
+        from .store.models import row_id
+
         if scan.task_id:
             self.celery.revoke(scan.task_id)
         log.warning("no Celery worker answers; running scan %s here", row_id(scan))

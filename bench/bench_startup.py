@@ -15,6 +15,16 @@ by the main (UI) thread and by the whole process; steadier than wall time
 on a loaded machine.
 --imports (automatic when the 1.5x target is missed) lists the modules only
 our app imports, by cumulative import time (python -X importtime).
+
+    .venv/bin/python -m bench.bench_startup --commands [--runs 10] [--worker]
+
+--commands times whole CLI commands instead, as a user waits for them (fork
+to exit, fresh processes, runs alternating, median): `assetmon health`, a
+1-port `assetmon scan 127.0.0.1 --modules ports --ports 22`, and `nmap -p1
+127.0.0.1` in the same run. A private redis-server answers (without one,
+`health` would only time a refused connection); --worker also starts a
+Celery worker, so health says Celery and the scan runs on the worker.
+Targets: health < 0.3 s, the scan < 0.5 s (issue 15).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from bench.common import PY, ROOT, table, verdict
 
 TARGET = 1.5
 SIZE = (120, 40)
+HEALTH_TARGET, SCAN_TARGET = 0.3, 0.5  # seconds, whole commands (issue 15)
 
 
 def bare_app_class():
@@ -151,10 +162,15 @@ def main() -> None:
     parser.add_argument(
         "--diagnose", action="store_true", help="also time AssetMonApp with its start-up thread worker disabled"
     )
+    parser.add_argument("--commands", action="store_true", help="time whole CLI commands beside nmap -p1 instead")
+    parser.add_argument("--worker", action="store_true", help="with --commands: a Celery worker runs too")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "T0"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child[0], float(args.child[1]))
+    if args.commands:
+        with tempfile.TemporaryDirectory(prefix="assetmon-bench-commands-") as tmp:
+            return commands(args, tmp)
 
     with tempfile.TemporaryDirectory(prefix="assetmon-bench-startup-") as tmp:
         measure(args, tmp)
@@ -223,6 +239,69 @@ def measure(args, tmp: str) -> None:
     )
     if args.imports or ratio > TARGET:
         imports_report()
+
+
+def commands(args, tmp: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    from assetmon_tui.testing import VENV_BIN, RedisServer, Worker
+
+    home = Path(tmp) / "home"
+    redis = RedisServer(Path(tmp)).start()
+    env = {**os.environ, "ASSETMON_HOME": str(home), "ASSETMON_REDIS_URL": redis.url}
+    env.pop("DATABASE_URL", None)
+    env.pop("ASSETMON_BACKEND", None)
+    assetmon = str(VENV_BIN / "assetmon")
+    runs = {
+        "assetmon health": [assetmon, "health"],
+        "assetmon scan (1 port)": [assetmon, "scan", "127.0.0.1", "--modules", "ports", "--ports", "22"],
+    }
+    if shutil.which("nmap"):
+        runs["nmap -p1 127.0.0.1"] = ["nmap", "-p1", "127.0.0.1"]
+    else:
+        print("nmap is not installed: no peer in this run", file=sys.stderr)
+    worker = None
+    try:
+        if args.worker:
+            worker = Worker(Path(tmp) / "worker.log", {"ASSETMON_HOME": str(home), "ASSETMON_REDIS_URL": redis.url})
+            worker.start()
+        subprocess.run(runs["assetmon scan (1 port)"], env=env, capture_output=True, timeout=120)  # creates the DB
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        said: dict[str, str] = {}
+        for run in range(args.runs):
+            for name in runs if run % 2 == 0 else list(runs)[::-1]:
+                started = time.perf_counter()
+                out = subprocess.run(runs[name], env=env, capture_output=True, text=True, timeout=120)
+                times[name].append(time.perf_counter() - started)
+                lines = (out.stdout + out.stderr).strip().splitlines()
+                said[name] = (lines[-1] if lines else "")[:70]
+    finally:
+        if worker is not None:
+            worker.stop()
+        redis.stop()
+    peer = statistics.median(times["nmap -p1 127.0.0.1"]) if "nmap -p1 127.0.0.1" in times else None
+    targets = {"assetmon health": HEALTH_TARGET, "assetmon scan (1 port)": SCAN_TARGET}
+    rows = []
+    for name, values in times.items():
+        med = statistics.median(values)
+        target = targets.get(name)
+        rows.append(
+            [
+                name,
+                f"{med:.3f}",
+                f"{min(values):.3f}",
+                f"{max(values):.3f}",
+                f"{med / peer:.1f}x" if peer else "-",
+                f"< {target} s: {verdict(med < target)}" if target else "-",
+                said[name],
+            ]
+        )
+    print(
+        f"\nwhole commands, s, {args.runs} fresh processes each, alternating (load {os.getloadavg()[0]:.1f},"
+        f" {'a Celery worker' if args.worker else 'no worker: thread backend'})"
+    )
+    print(table(["command", "median", "min", "max", "vs nmap", "target", "last line"], rows))
 
 
 if __name__ == "__main__":

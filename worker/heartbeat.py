@@ -18,11 +18,12 @@ from typing import Any
 from celery import signals
 
 from assetmon_tui.core.config import get_settings
-from assetmon_tui.core.fleet import Fleet, WorkerBeat
+from assetmon_tui.core.fleet import BEAT_INTERVAL, Fleet, WorkerBeat
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 2.0  # seconds between beats: well inside fleet.TTL
+INTERVAL = BEAT_INTERVAL  # seconds between beats: well inside fleet.TTL; readers call a worker
+# alive while its last beat is younger than fleet.MISSED_BEATS of it (the beat carries it)
 
 
 class Heartbeat:
@@ -33,12 +34,14 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="assetmon-heartbeat", daemon=True)
 
     def start(self) -> None:
+        # The first beat before the worker says "ready.": whoever waits for that
+        # line (./start.sh, the tests) finds the worker alive at once.
+        self.fleet.worker(self.beat)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.beat.interval):
             self.fleet.worker(self.beat)  # best effort: Fleet swallows and backs off
-            self._stop.wait(INTERVAL)
 
     def stop(self) -> None:
         """Stop beating, then delete the key (after the thread's last write, or it comes back)."""
@@ -71,6 +74,7 @@ def start_heartbeat(sender: Any = None, **_: Any) -> None:
         concurrency=concurrency if isinstance(concurrency, int) else 0,
         version=_version(),
         started=time.time(),
+        interval=INTERVAL,
     )
     _current = Heartbeat(beat, Fleet(get_settings().redis_url))
     _current.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ RUNNER = "assetmon:runner:"  # + runner id ("host:pid")
 WORKER = "assetmon:worker:"  # + Celery worker name ("celery@host")
 TTL = 15  # seconds a beat is shown after its writer went silent
 RETRY = 3.0  # seconds between tries while Redis is away
+BEAT_INTERVAL = 2.0  # seconds between a worker's beats (worker/heartbeat.py), unless its beat says otherwise
+MISSED_BEATS = 2.5  # a worker silent for this many of its intervals is not alive (a beat or two may be late)
 
 
 @dataclass
@@ -63,10 +66,24 @@ class WorkerBeat:
     version: str
     started: float
     at: float = field(default_factory=time.time)
+    interval: float = BEAT_INTERVAL  # how often this worker beats (a beat from before this field: the default)
 
     @property
     def age(self) -> float:
         return max(0.0, time.time() - self.at)
+
+    def alive(self, max_age: float | None = None, check_pid: bool = True) -> bool:
+        """Younger than `max_age` (default: MISSED_BEATS of its interval), and, on
+        this host, its process still exists (a kill -9 is seen at once, not
+        after the beat ages out)."""
+        limit = MISSED_BEATS * max(self.interval, 0.1) if max_age is None else max_age
+        if self.age >= limit:
+            return False
+        if check_pid and self.host == socket.gethostname() and self.pid > 0:
+            from .owners import pid_alive
+
+            return pid_alive(self.pid)
+        return True
 
 
 class Fleet:
@@ -173,6 +190,23 @@ class Fleet:
     def workers(self) -> list[WorkerBeat]:
         workers = [w for w in (_typed(WorkerBeat, data) for data in self._read(WORKER)) if w is not None]
         return sorted(workers, key=lambda w: w.name)
+
+    def alive_workers(self, max_age: float | None = None, check_pid: bool = True) -> list[WorkerBeat] | None:
+        """The workers alive now (see `WorkerBeat.alive`), or None when Redis does
+        not answer. One PING and one SCAN/MGET, asked now: no back-off (a health
+        check must see Redis come back at once), no Celery."""
+        if not self.redis_url:
+            return None
+        self._next_try = 0.0
+        try:
+            self._redis().ping()
+        except Exception as exc:  # redis raises many kinds (and ValueError for a bad URL)
+            self._failed(exc)
+            return None
+        workers = self.workers()
+        if self.down:  # Redis went between the PING and the read
+            return None
+        return [w for w in workers if w.alive(max_age, check_pid)]
 
 
 # The field types a beat may hold; anything else in a key (another version, a hostile
