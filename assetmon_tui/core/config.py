@@ -54,6 +54,11 @@ class Settings:
     ct_url: str = "https://crt.sh/"
     wordlist: str = ""  # subdomain wordlist file; empty: the bundled one (~9,600 names)
     js_max_size: int = 10_000_000
+    nuclei_path: str = "nuclei"  # the binary (on PATH, or a path); the nuclei module is skipped without it
+    nuclei_templates: str = ""  # comma separated templates, folders or tags for -t ("" : nuclei's default set)
+    nuclei_severity: str = ""  # e.g. "medium,high,critical" ("": all)
+    nuclei_rate: int = 50  # requests a second nuclei sends at most (-rl)
+    nuclei_timeout: float = 900.0  # the whole nuclei run, seconds
     max_cidr_addresses: int = MAX_CIDR_ADDRESSES  # addresses in one include CIDR target, checked when it is added
     # Change events
     gone_after: int = 2  # consecutive covered scans that miss an asset before it is gone (1: at once)
@@ -109,6 +114,8 @@ _AT_LEAST: dict[str, float] = {
     "port_timeout": 0.05,
     "port_rate": 0,
     "js_max_size": 1,
+    "nuclei_rate": 1,
+    "nuclei_timeout": 1,
     "gone_after": 1,
     "max_cidr_addresses": 1,
 }

@@ -28,6 +28,7 @@ MODULES: tuple[Module, ...] = (
     Module("http", "HTTP", "title, server, TLS, tech, favicon", frozenset({"http"})),
     Module("takeover", "Takeover", "dangling CNAMEs", frozenset({"finding:takeover"})),
     Module("js", "JavaScript", "secrets and API endpoints", frozenset({"js", "finding:secret", "finding:endpoint"})),
+    Module("nuclei", "Nuclei", "templates on probed URLs (nuclei on PATH)", frozenset({"finding:nuclei"})),
 )
 BY_NAME: dict[str, Module] = {m.name: m for m in MODULES}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

@@ -37,10 +37,12 @@ from .items import Inventory, Item, Looked, inventory, origin
 
 __all__ = [
     "COVERAGE",
+    "NUCLEI_TEMPLATES",
     "Inventory",
     "Item",
     "Looked",
     "Thresholds",
+    "nuclei_templates",
     "acknowledge",
     "after_scan",
     "as_of",
@@ -102,6 +104,21 @@ def compute_events(scan_id: int, thresholds: Thresholds | None = None, looked: L
     return scan_events(scan_id)
 
 
+NUCLEI_TEMPLATES = "nuclei templates"  # the source whose reason tells the templates' version
+
+
+def nuclei_templates(scan: Scan) -> str:
+    """The nuclei templates' version a done scan used ("" : none recorded)."""
+    try:
+        sources = json.loads(scan.sources or "[]")
+    except ValueError:
+        return ""
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict) and source.get("source") == NUCLEI_TEMPLATES:
+            return str(source.get("reason") or "").removeprefix("templates ").split(" ")[0]
+    return ""
+
+
 def _snapshot(s: Session, scan: Scan, looked: Looked, thresholds: Thresholds) -> Inventory | None:
     """Add the scan's snapshot and events to the session (not committed); its inventory."""
     assert scan.id is not None  # a stored scan
@@ -121,7 +138,8 @@ def _snapshot(s: Session, scan: Scan, looked: Looked, thresholds: Thresholds) ->
         events = [baseline(scan, frozen.cur)]
     else:
         prev_scan = s.get_one(Scan, prev.scan_id)
-        events = Diff(scan, prev_scan, prev_items, frozen, known_before, thresholds).events()
+        templates = (nuclei_templates(prev_scan), looked.nuclei_templates)
+        events = Diff(scan, prev_scan, prev_items, frozen, known_before, thresholds, templates).events()
     seq = prev.seq + 1 if prev else 1
     counts = inventory(frozen.cur)
     snapshot = Snapshot(

@@ -78,10 +78,18 @@ def _present(items: Items) -> Items:
 
 class Diff:
     def __init__(
-        self, scan: Scan, prev_scan: Scan, prev: Items, frozen: Frozen, known: set[str], t: Thresholds
+        self,
+        scan: Scan,
+        prev_scan: Scan,
+        prev: Items,
+        frozen: Frozen,
+        known: set[str],
+        t: Thresholds,
+        templates: tuple[str, str] = ("", ""),
     ) -> None:
         assert scan.id is not None  # a stored scan
         self.scan, self.scan_id, self.prev_scan, self.t = scan, scan.id, prev_scan, t
+        self.templates = templates  # nuclei's templates version: (previous scan, this scan)
         self.prev, self.cur = _present(prev), _present(frozen.cur)
         # findings always alert; other kinds seen for the first time are a silent baseline
         self.known = known | {i.kind for i in frozen.cur.values() if i.kind.startswith("finding:")}
@@ -330,6 +338,11 @@ class Diff:
                     i.entity,
                     i,
                 )
+            elif kind == "nuclei":
+                before, now = self.templates
+                why = f" (nuclei templates {before or '?'} -> {now}: maybe the templates, not the target)"
+                note = why if now and before != now else ""
+                self.emit("nuclei_new", severity, f"nuclei{' again' if seen else ''}: {i.label}{note}", i.entity, i)
             else:
                 self.emit(f"{kind}_new", severity, f"{kind}{' seen again' if seen else ''}: {i.label}", i.entity, i)
         for i in self.added:

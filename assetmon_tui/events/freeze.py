@@ -93,6 +93,8 @@ def freeze(s: Session, scan: Scan, prev: Items, looked: Looked, gone_after: int,
             return old.host in definitive
         if kind == "finding:takeover":
             return old.host in definitive and Looked.has(looked.cnamed, old.host)
+        if kind == "finding:nuclei":  # other templates say nothing of what the previous ones found
+            return Looked.has(looked.nuclei, str(old.state.get("location") or ""))
         if kind == "service":
             return Looked.has(looked.answered, old.host) and (ports is None or old.state.get("port") in ports)
         if kind == "http":

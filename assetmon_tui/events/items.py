@@ -98,6 +98,8 @@ class Looked:
     # so pages read on :80 say nothing of the scripts of the same host's app on :8443
     page_origins: set[str] | None = None
     cnamed: set[str] | None = None  # names whose CNAMEs the takeover check looked at
+    nuclei: set[str] | None = None  # URLs nuclei ran on with the previous scan's templates
+    nuclei_templates: str = ""  # the templates' version this scan used ("" : nuclei did not run)
 
     @staticmethod
     def has(values: set[str] | None, value: str) -> bool:

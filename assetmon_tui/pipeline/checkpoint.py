@@ -128,6 +128,8 @@ def _encoders(page_blob: Callable[[Page], str]) -> dict[str, Callable[[Found], A
         "scripts": lambda f: sorted(f.scripts),
         "failed_scripts": lambda f: sorted(f.failed_scripts),
         "outcomes": lambda f: f.outcomes,
+        "nuclei": lambda f: sorted(f.nuclei),
+        "nuclei_templates": lambda f: f.nuclei_templates,
         "cnamed": lambda f: [
             {"name": r.name, "status": r.status, "records": [[x.rtype, x.value, x.ttl] for x in r.records]}
             for r in f.cnamed
@@ -196,6 +198,8 @@ def decode_found(data: dict[str, Any], fields: tuple[str, ...] | None = None) ->
     found.unsure_hosts = set(data.get("unsure_hosts", []))
     found.scripts = set(data.get("scripts", []))
     found.failed_scripts = set(data.get("failed_scripts", []))
+    found.nuclei = set(data.get("nuclei", []))
+    found.nuclei_templates = str(data.get("nuclei_templates", ""))
     found.outcomes = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in data.get("outcomes", {}).items()}
     found.cnamed = [
         DnsResult(r["name"], r["status"], [DnsRecord(r["name"], t, v, ttl) for t, v, ttl in r["records"]])

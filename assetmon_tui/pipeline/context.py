@@ -47,6 +47,8 @@ class Found:
     unsure_hosts: set[str] = field(default_factory=set)  # hosts with a probe that gave no definitive answer
     scripts: set[str] = field(default_factory=set)  # script URLs fetched and analysed
     failed_scripts: set[str] = field(default_factory=set)  # script URLs that could not be fetched
+    nuclei: set[str] = field(default_factory=set)  # URLs nuclei ran on with unchanged templates
+    nuclei_templates: str = ""  # the templates' version nuclei used
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> step, status, reason
 
 

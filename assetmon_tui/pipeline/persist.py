@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ..scanners.dns import DnsResult
     from ..scanners.http import HttpResult
     from ..scanners.js import JsFile
+    from ..scanners.nuclei import NucleiFinding
     from ..scanners.ports import PortResult
     from ..scanners.takeover import TakeoverFinding
     from .checkpoint import Checkpoint
@@ -249,6 +251,32 @@ def save_takeovers(ctx: ScanContext, findings: list[TakeoverFinding]) -> None:
                 value=cname,
                 redacted=cname,
                 context=clean_lines(f"{f.evidence}: {f.detail}", VALUE),
+            )
+        s.commit()
+
+
+def save_nuclei(ctx: ScanContext, findings: list[NucleiFinding]) -> None:
+    """nuclei's findings, one per template and place; everything in them may
+    quote what a host sent (matched-at, extracted results): cleaned here."""
+    with session() as s:
+        for f in findings:
+            where = _text(f.matched, URL)
+            host = _text(urlsplit(f.matched).hostname or f.host.split(":")[0] or "?", NAME)
+            host_id = repo.upsert_host(s, ctx.project_id, host, ctx.scan_id, is_address=is_ip(host))
+            extracted = ", ".join(f.extracted)
+            _finding(
+                s,
+                ctx,
+                _fingerprint("nuclei", f.template, f.matched),
+                host_id,
+                kind="nuclei",
+                rule=_text(f.template, NAME),
+                severity=_text(f.severity, 16),
+                confidence=_text(f.kind, 16),
+                location=where,
+                value=_text(extracted, VALUE),
+                redacted=_text(f.name, TEXT),
+                context=clean_lines(f"{f.name}" + (f"\nextracted: {extracted}" if extracted else ""), VALUE),
             )
         s.commit()
 

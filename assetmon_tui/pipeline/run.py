@@ -323,6 +323,8 @@ class Run:
             pages={page.url for page in found.pages},
             page_origins={origin(page.url) for page in found.pages if page.host not in found.unsure_hosts},
             cnamed={result.name for result in found.cnamed} if "takeover" in self.ctx.modules else set(),
+            nuclei=found.nuclei,
+            nuclei_templates=found.nuclei_templates,
         )
         summary = self._ending("done")
         try:

@@ -26,7 +26,7 @@ SITEMAP_URL = re.compile(r"(?:<loc>\s*|^sitemap:\s*)(https?://[^\s<]+)", re.IGNO
 class Http(ChunkedStep):
     name = "http"
     inputs = ("addresses", "direct", "urls", "roots", "open_ports", "port_scanned")
-    outputs = ("addresses", "cnamed", "pages")  # revealed names (resolved); pages only when js runs
+    outputs = ("addresses", "cnamed", "pages", "probed")  # revealed names (resolved); pages only when js runs
     chunk_outputs = ("probed", "unsure_hosts", "revealed", "pages")
     saves = ("host", "dnsrecord", "httpendpoint")
     unit_seconds = 0.02  # one probe

@@ -35,6 +35,7 @@ def cpu_pool() -> concurrent.futures.ProcessPoolExecutor:
 class Js(Step):
     name = "js"
     inputs = ("pages", "addresses")
+    outputs = ("addresses", "probed")  # the hosts its scripts name, resolved and probed
     saves = ("host", "jsfile", "finding")
     growing = True  # chunks and source maps are found in the scripts fetched
 

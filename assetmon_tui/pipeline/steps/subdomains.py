@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
 
+from ...core.config import SettingsError
+from ...scanners.passive import configured
 from ...scanners.subdomains import Found, Resume, SubdomainOptions, discover, load_wordlist
 from ...scanners.udp_resolver import ServerStats
 from ..persist import save_names
@@ -31,6 +33,11 @@ class Subdomains(ChunkedStep):
     unit_seconds = 0.002  # one lookup
 
     def options(self) -> SubdomainOptions:
+        try:  # the passive API sources with the keys and base URLs configured (none: each says skipped)
+            passive = configured()
+        except SettingsError as exc:  # a malformed entry: the scan goes on without them and says what to fix
+            passive = ()
+            self.ctx.outcome(self.name, "passive sources", "failed", str(exc))
         return SubdomainOptions(
             ct_url=self.ctx.setting("ct_url"),
             wordlist_path=self.ctx.setting("wordlist") or None,
@@ -42,6 +49,7 @@ class Subdomains(ChunkedStep):
             axfr=True,
             ptr=True,
             permutations=PERMUTATIONS,
+            passive=passive,
         )
 
     def items(self) -> list[str]:
@@ -63,6 +71,7 @@ class Subdomains(ChunkedStep):
             axfr=False,
             ptr=False,
             permutations=0,
+            passive=(),
         )  # (the other sources run once, in finish)
         await self.take(
             discover(
