@@ -50,6 +50,7 @@ import string
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -62,9 +63,13 @@ from .dns import DnsOptions, DnsRecord, DnsResult, normalise
 from .http import CertInfo, HttpResult, fetch_certificate
 from .udp_resolver import ServerStats, UdpResolver, _hostport
 
+if TYPE_CHECKING:  # passive.py imports this module
+    from .passive import PassiveSource
+
 SOURCES = (
     "ct", "wordlist", "san", "subfinder", "amass", "html", "js", "redirect", "header", "wildcard",
     "mx", "ns", "srv", "spf", "dmarc", "axfr", "ptr", "permutation",
+    "securitytrails", "virustotal", "shodan", "censys", "chaos",  # scanners/passive.py PROVIDERS
 )  # fmt: skip
 TOOLS = ("subfinder", "amass")
 _MAX_NAME = 253
@@ -144,6 +149,9 @@ class SubdomainOptions:
     max_ptr: int = 4096
     permutations: int = 0  # candidates per zone from the names found there (0: none)
     spf_depth: int = 3  # SPF includes followed (in scope only)
+    # Passive API sources that take keys (scanners/passive.py `configured()`), each asked once
+    # per root; one without keys is reported skipped. Empty: none (the default).
+    passive: tuple[PassiveSource, ...] = ()
     san: bool = True  # TLS handshakes to resolved names, for certificate SANs
     tools: tuple[str, ...] = TOOLS  # external tools used when found on PATH
     recursive_depth: int = 1  # sub-zones this many labels below a root are brute forced too
@@ -1052,6 +1060,26 @@ class _Run:
             self.options.resume.ct.add(domain)
         self.report(f"ct {domain}", outcome)
 
+    async def _passive(self, source: PassiveSource, domain: str) -> None:
+        from .passive import search
+
+        self.plan(1)
+        pool = self.passive_pools[source.name]
+        try:
+            answer = await search(source, pool, domain)
+        finally:
+            self.tick()
+            self.passive_left[source.name] -= 1
+        for name in answer.names:
+            self.emit(name, source.name)
+        for base in answer.zones:
+            self.zone(base, "wildcard name")
+        self.report(f"{source.name} {domain}", self.took_all(answer.outcome))
+        bad = [s for s in pool.stats if s.state != "usable"]
+        if not self.passive_left[source.name] and bad and pool.usable():  # (none usable: each root said so)
+            why = f"{len(bad)} of {len(pool.keys)} keys unusable: {pool.summary()}"
+            self.report(f"{source.name} keys", Outcome("failed", why))
+
     async def _tool(self, tool: str, domain: str) -> None:
         self.plan(1)
         names, outcome = await tool_search(tool, domain, self.options.tool_timeout)
@@ -1061,6 +1089,12 @@ class _Run:
         self.report(f"{tool} {domain}", self.took_all(outcome))
 
     def start(self, seeds: Iterable[str | Found]) -> None:
+        if self.options.passive:
+            from .passive import KeyPool
+
+            # one pool per provider for the run: a key found invalid or exhausted is not used again
+            self.passive_pools: dict[str, KeyPool] = {s.name: KeyPool(s.keys, s.rate) for s in self.options.passive}
+            self.passive_left: dict[str, int] = {s.name: 0 for s in self.options.passive}
         for item in seeds:
             self.seed(item.name if isinstance(item, Found) else str(item))
         for zone in list(self.options.resume.brute):  # zones an interrupted run had started
@@ -1076,6 +1110,12 @@ class _Run:
                     self.report(f"ct {domain}", Outcome("ok"))
                 else:
                     self.spawn(self._ct(domain))
+            for source in self.options.passive:
+                if excluded:
+                    self.report(f"{source.name} {domain}", Outcome("skipped", "excluded by scope"))
+                else:  # (one without keys says it was skipped)
+                    self.passive_left[source.name] += 1
+                    self.spawn(self._passive(source, domain))
             for tool in self.options.tools:
                 if shutil.which(tool):  # a tool that is not installed is no source of this run
                     if excluded:
