@@ -34,7 +34,8 @@ else:
     print("[WRN] not json")
     for url in urls:
         if "www." in url:
-            print(json.dumps({{"template-id": "exposed-git", "info": {{"name": "Git config \\x1b[31mexposed", "severity": "medium"}},
+            info = {{"name": "Git config \\x1b[31mexposed", "severity": "medium"}}
+            print(json.dumps({{"template-id": "exposed-git", "info": info,
                               "matched-at": url + ".git/config", "host": url, "type": "http",
                               "extracted-results": ["\\x1b]0;evil\\x07[bold]x[/]"]}}))
             if templates != "10.0.0":
