@@ -280,3 +280,57 @@ def test_a_malformed_entry_is_one_line_naming_what_to_fix(tmp_path, text, env, m
     said = str(caught.value)
     assert message in said and "\n" not in said, said
     assert "secretwithoutcolon" not in said and "space inside" not in said
+
+
+class _Ctx:
+    """What Subdomains.options() reads of a scan context."""
+
+    def __init__(self) -> None:
+        from assetmon_tui.core.config import Settings
+
+        self.settings = Settings()
+        self.nameservers = ["127.0.0.1:9"]
+        self.backend = "thread"
+        self.scope = scope()
+        self.outcomes: list[tuple[str, str, str, str]] = []
+
+    def setting(self, name: str):
+        return getattr(self.settings, name)
+
+    def outcome(self, step: str, source: str, status: str, reason: str = "") -> None:
+        self.outcomes.append((step, source, status, reason))
+
+
+async def test_the_step_asks_the_configured_providers_once_and_its_chunks_none(monkeypatch, tmp_path):
+    from assetmon_tui.pipeline.steps import subdomains as step
+
+    monkeypatch.setenv("ASSETMON_HOME", str(tmp_path))
+    monkeypatch.setenv("ASSETMON_PASSIVE_SHODAN_KEYS", "s" * 16 + "1234")
+    ctx = _Ctx()
+    options = step.Subdomains(ctx).options()  # type: ignore[arg-type]
+    by = {s.name: s for s in options.passive}
+    assert set(by) == set(PROVIDERS) and by["shodan"].keys == ("s" * 16 + "1234",) and by["chaos"].keys == ()
+    seen: list[SubdomainOptions] = []
+
+    async def fake_discover(roots, options, *args, **kw):
+        seen.append(options)
+        return
+        yield
+
+    monkeypatch.setattr(step, "discover", fake_discover)
+    chunk = step.Subdomains(ctx)  # type: ignore[arg-type]
+    monkeypatch.setattr(chunk, "tick", lambda: None)
+    monkeypatch.setattr(type(chunk), "found", property(lambda self: type("F", (), {"roots": ["acme.test"]})()))
+
+    async def take(found, resume):
+        async for _ in found:
+            pass
+
+    monkeypatch.setattr(chunk, "take", take)
+    await chunk.work(["www"])
+    assert seen and seen[0].passive == ()  # the brute-force chunks ask no API
+    monkeypatch.setenv("ASSETMON_PASSIVE_SHODAN_KEYS", "bad key with spaces")
+    assert step.Subdomains(ctx).options().passive == ()  # type: ignore[arg-type]
+    (said,) = ctx.outcomes
+    assert said[:3] == ("subdomains", "passive sources", "failed") and "$ASSETMON_PASSIVE_SHODAN_KEYS" in said[3]
+    assert "bad key" not in said[3]
