@@ -334,3 +334,16 @@ async def test_the_step_asks_the_configured_providers_once_and_its_chunks_none(m
     (said,) = ctx.outcomes
     assert said[:3] == ("subdomains", "passive sources", "failed") and "$ASSETMON_PASSIVE_SHODAN_KEYS" in said[3]
     assert "bad key" not in said[3]
+
+
+async def test_a_stalling_api_fails_within_its_time(tmp_path, sent):
+    from support.loopback import HttpServer, stall
+
+    with HttpServer({"/v1/domain/acme.test/subdomains": stall()}) as server:
+        source = PassiveSource("securitytrails", server.url, ("t" * 16 + "0042",), rate=0, timeout=0.5)
+        source = replace(source, request_timeout=0.3)
+        started = time.monotonic()
+        found, outcomes = await run((source,))
+    assert time.monotonic() - started < 3 and not found
+    status, reason = outcomes.by_source()["securitytrails acme.test"]
+    assert (status, reason) == ("failed", "timed out after 0.5 s")

@@ -338,8 +338,8 @@ class PassiveSource:
     url: str
     keys: tuple[str, ...] = field(default=(), repr=False)
     rate: float = 1.0  # requests a second per key (0: no pace)
-    timeout: float = 120.0  # one domain's whole search, seconds
-    request_timeout: float = 30.0
+    timeout: float = 120.0  # one domain's requests together, seconds (waits for a key's pace not counted)
+    request_timeout: float = 30.0  # one request, whole
     max_bytes: int = 5_000_000  # one answer
     max_pages: int = 10
 
@@ -518,9 +518,15 @@ _TRIES = 2  # requests of one page that failed for reasons other than the key, b
 
 
 async def _page(
-    client: httpx.AsyncClient, source: PassiveSource, pool: KeyPool, domain: str, cursor: str | None
+    client: httpx.AsyncClient,
+    source: PassiveSource,
+    pool: KeyPool,
+    domain: str,
+    cursor: str | None,
+    budget: list[float],
 ) -> tuple[Any, str]:
-    """One page's JSON document, or ("", why it failed)."""
+    """One page's JSON document, or (None, why it failed). `budget`: the
+    search's seconds of requests left (spent in place); TimeoutError when gone."""
     provider = source.provider
     tries = 0
     while True:
@@ -528,13 +534,21 @@ async def _page(
         if index is None:
             return None, f"every key failed: {pool.summary()}"
         ask = provider.ask(source.url, domain, pool.keys[index], cursor)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            status, body, cut = await _fetch(client, ask, source.max_bytes)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(min(source.request_timeout, max(0.0, budget[0]))):
+                status, body, cut = await _fetch(client, ask, source.max_bytes)
+        except (httpx.TimeoutException, TimeoutError):
+            budget[0] -= loop.time() - started
+            if budget[0] <= 0:
+                pool.failed(index, "timed out")
+                raise TimeoutError from None  # the search's time is up
             why = f"timed out after {source.request_timeout:g} s"
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
             why = f"request failed ({_short(exc)})"
         else:
+            budget[0] -= loop.time() - started
             rejected = _rejection(status, body)
             if rejected:
                 pool.failed(index, f"HTTP {status}", rejected)
@@ -572,8 +586,8 @@ async def search(source: PassiveSource, pool: KeyPool, domain: str) -> Answer:
     failure = ""
     pages = 0
     try:
+        budget = [source.timeout]
         async with (
-            asyncio.timeout(source.timeout),
             httpx.AsyncClient(
                 trust_env=False,  # no proxy from the environment: the key goes to the base URL only
                 timeout=source.request_timeout,
@@ -584,7 +598,7 @@ async def search(source: PassiveSource, pool: KeyPool, domain: str) -> Answer:
             cursor: str | None = None
             seen: set[str] = set()
             while True:
-                doc, failure = await _page(client, source, pool, domain, cursor)
+                doc, failure = await _page(client, source, pool, domain, cursor, budget)
                 if failure:
                     break
                 pages += 1
