@@ -146,6 +146,7 @@ def test_every_setting_shows_what_it_stores_and_its_global_default(tmp_path):
         "http_concurrency",
         "port_concurrency",
         "port_rate",
+        "verify_secrets",  # live verification of found keys (set through the CLI or a profile)
     )
     assert [s.name for s in registry.FORM] == list(registry.NAMES[:7])
     assert "modules" not in registry.SCAN_OPTIONS  # they choose a scan's steps, not its options

@@ -60,6 +60,16 @@ class Settings:
     nuclei_rate: int = 50  # requests a second nuclei sends at most (-rl)
     nuclei_timeout: float = 900.0  # the whole nuclei run, seconds
     max_cidr_addresses: int = MAX_CIDR_ADDRESSES  # addresses in one include CIDR target, checked when it is added
+    # Live verification of secrets (off by default): each provider's base URL, the only place its keys go
+    verify_secrets: bool = False
+    verify_github_url: str = "https://api.github.com"
+    verify_slack_url: str = "https://slack.com"
+    verify_stripe_url: str = "https://api.stripe.com"
+    verify_sendgrid_url: str = "https://api.sendgrid.com"
+    verify_mailgun_url: str = "https://api.mailgun.net"
+    verify_twilio_url: str = "https://api.twilio.com"
+    verify_openai_url: str = "https://api.openai.com"
+    verify_aws_url: str = "https://sts.amazonaws.com"
     # Change events
     gone_after: int = 2  # consecutive covered scans that miss an asset before it is gone (1: at once)
 
@@ -122,6 +132,15 @@ _AT_LEAST: dict[str, float] = {
 
 
 def _convert(name: str, kind: type, raw: object, source: str) -> object:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name} = {str(raw)[:40]!r} in {source}: expected true or false")
     if kind is Path:
         return Path(str(raw)).expanduser()
     if kind in (int, float):
@@ -193,6 +212,7 @@ def get_settings() -> Settings:
         if env is not None:
             values[name] = env
             sources[name] = f"${variable}"
+    values.pop("passive", None)  # [passive.<provider>] tables: scanners/passive.configured() reads them
     unknown = set(values) - set(types)
     if unknown:
         raise SettingsError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))} (see the README)")

@@ -8,7 +8,7 @@ every scan created for it (`store.repo.new_scan`: explicit options win), where
 form, the store and the CLI read this list; nothing else names the keys.
 
 Stored values are JSON: `modules` and `nameservers` lists, `gone_after` and
-the rates ints, the others strings. `check()` takes a form's text or a stored value and
+the rates ints, `verify_secrets` a boolean, the others strings. `check()` takes a form's text or a stored value and
 returns the stored value, or None for an empty one (the global default
 applies); bad values raise a one-line ValueError naming the setting.
 """
@@ -147,6 +147,21 @@ def _at_least(low: int) -> Callable[[Any], int]:
     return parse
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("on", "yes", "true", "1"):
+        return True
+    if text in ("off", "no", "false", "0"):
+        return False
+    raise ValueError(f"{text!r} is not on or off: give on or off")
+
+
+def _on_off(value: Any) -> str:
+    return "on" if value else "off"
+
+
 def _joined(value: Any) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value)
 
@@ -245,6 +260,16 @@ SETTINGS: tuple[ProjectSetting, ...] = (
         _at_least(0),
         str,
         lambda s: str(s.port_rate or "unlimited"),
+        in_form=False,
+    ),
+    # Live verification of the secrets found (secrets/verify.py): off unless asked for.
+    ProjectSetting(
+        "verify_secrets",
+        "Verify secrets",
+        "check found keys with their provider (one read-only call): on or off",
+        _flag,
+        _on_off,
+        lambda s: _on_off(s.verify_secrets),
         in_form=False,
     ),
 )

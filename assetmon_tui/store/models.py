@@ -236,6 +236,10 @@ class Finding(_Seen, table=True):
     redacted: str = ""
     context: str = Field(default="", sa_column=Column(Text))
     fingerprint: str
+    # live verification (secrets/verify.py): "" never checked | verified | invalid | unknown
+    verified: str = ""
+    verified_at: datetime | None = None  # the last check that said verified or invalid
+    verify_reason: str = ""  # short, never the secret
 
 
 class Event(SQLModel, table=True):
