@@ -68,13 +68,13 @@ class FakeDNS:
     for a dangling one). `queries` logs every (name, type) received, in order.
     """
 
-    def __init__(self, zone: dict, host: str = "127.0.0.1", ttl: int = 300):
+    def __init__(self, zone: dict, host: str = "127.0.0.1", ttl: int = 300, port: int = 0):
         self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
         self.ttl = ttl
         self.queries: list[tuple[str, str]] = []  # (name, type) as received
         self.times: list[float] = []  # time.monotonic() of each query
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((host, 0))
+        self._sock.bind((host, port))
         self._sock.settimeout(0.05)
         self.host, self.port = self._sock.getsockname()
         self._stop = threading.Event()
@@ -161,6 +161,18 @@ def _rdata(qtype: str, value: str):
     if qtype == "PTR":
         return PTR(value)
     return _RDATA[qtype](value)
+
+
+def dns_with_axfr(zone: dict, apex: str, names: list[str] | None) -> tuple[FakeDNS, FakeAXFR]:
+    """A FakeDNS and a FakeAXFR on one port number (UDP and TCP, as a real
+    server): the TCP port is taken first, then the same number for UDP."""
+    for _ in range(50):
+        xfr = FakeAXFR(apex, names)
+        try:
+            return FakeDNS(zone, port=xfr.port), xfr
+        except OSError:  # that UDP port is someone else's: another pair
+            xfr._sock.close()
+    raise RuntimeError("no port free for both UDP and TCP")
 
 
 class FakeAXFR:

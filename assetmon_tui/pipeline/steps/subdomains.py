@@ -33,11 +33,18 @@ class Subdomains(ChunkedStep):
     unit_seconds = 0.002  # one lookup
 
     def options(self) -> SubdomainOptions:
-        try:  # the passive API sources with the keys and base URLs configured (none: each says skipped)
+        try:  # the passive API sources with the keys and base URLs configured
             passive = configured()
         except SettingsError as exc:  # a malformed entry: the scan goes on without them and says what to fix
             passive = ()
             self.ctx.outcome(self.name, "passive sources", "failed", str(exc))
+        # A source without a key is not a failure of this scan (most users have
+        # none): said once, as a note, not a warning on every scan.
+        keyless = [p.name for p in passive if not p.keys]
+        if keyless:
+            why = f"no key for {', '.join(keyless)}: not asked ([passive.<name>] keys in the config file)"
+            self.ctx.outcome(self.name, "passive sources", "ok", why)
+        passive = tuple(p for p in passive if p.keys)
         return SubdomainOptions(
             ct_url=self.ctx.setting("ct_url"),
             wordlist_path=self.ctx.setting("wordlist") or None,
