@@ -85,13 +85,14 @@ def test_a_worker_killed_mid_http_with_nobody_watching_is_resumed_by_a_new_worke
     project_id = lab_project(lab, "killed")
     scan = dispatcher.submit(project_id, modules, lab_options(lab))
 
-    def some_http_done() -> list[int]:
-        return [c.id for c in chunks.of_step(scan.id, "http") if c.status == "done"]
+    def mid_http() -> list[int]:  # a chunk done, and the next one under way
+        rows = chunks.of_step(scan.id, "http")
+        done = [c.id for c in rows if c.status == "done"]
+        return done if done and any(c.status == "running" for c in rows) else []
 
-    done_before = wait_for(some_http_done, 120, 0.02, "the http step to finish a chunk")
+    done_before = wait_for(mid_http, 120, 0.01, "the http step to finish a chunk and run the next")
     first.kill()  # the whole process group, mid-http; no TUI or CLI reaps from here on
     assert repo.get_scan(scan.id).status == "running"
-    assert any(c.status == "running" for c in chunks.of_step(scan.id, "http"))
 
     worker_factory()  # its reaper finds the dead runner's chunk (same host, pid gone) and sends it again
     row = wait_final(scan.id)
