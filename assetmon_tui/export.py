@@ -51,7 +51,7 @@ COLUMNS = {
     "dns": ("host", "rtype", "value", "ttl", "last_seen"),
     "service": ("host", "port", "service", "banner", "last_seen"),
     "http": ("url", "status", "title", "server", "tech", "content_length", "last_seen"),
-    "finding": ("severity", "kind", "rule", "host", "location", "line", "value", "last_seen"),
+    "finding": ("severity", "kind", "rule", "host", "location", "line", "value", "verified", "last_seen"),
 }
 
 
@@ -248,6 +248,9 @@ def _finding(f: Finding, host: str, seen: Row, same_file: list[Finding]) -> Row:
         "value": shown,
         "context": mask_secrets(f.context or "", same_file),
         "fingerprint": f.fingerprint,
+        "verified": f.verified,  # a secret's live check: "" | verified | invalid | unknown
+        "verified_at": _time(f.verified_at),
+        "verify_reason": f.verify_reason,
         **seen,
     }
 

@@ -314,6 +314,29 @@ class Diff:
                 host=first.host,
             )
 
+    def verification(self) -> None:
+        """A secret's live check: a key first verified live is high ("secret_live"),
+        one verified before and now refused is "secret_revoked" (info); still live,
+        or an inconclusive check (never stored over an answer), is nothing new."""
+        pairs = [(None, i) for i in self.added] + [(a, b) for a, b in self.common]
+        for old, new in pairs:
+            if new.kind != "finding:secret":
+                continue
+            before = old.state.get("verified", "") if old is not None else ""
+            now = new.state.get("verified", "")
+            if now == "verified" and before != "verified":
+                self.emit(
+                    "secret_live", "high", f"secret verified live with its provider: {new.label}", new.entity, new
+                )
+            elif now == "invalid" and before == "verified":
+                self.emit(
+                    "secret_revoked",
+                    "info",
+                    f"secret revoked (its provider refuses it now): {new.label}",
+                    new.entity,
+                    new,
+                )
+
     def findings(self, again: set[tuple[str, int]]) -> None:
         for i in self.added:
             if not i.kind.startswith("finding:"):
@@ -345,6 +368,7 @@ class Diff:
                 self.emit("nuclei_new", severity, f"nuclei{' again' if seen else ''}: {i.label}{note}", i.entity, i)
             else:
                 self.emit(f"{kind}_new", severity, f"{kind}{' seen again' if seen else ''}: {i.label}", i.entity, i)
+        self.verification()
         for i in self.added:
             if i.kind == "js" and i.key not in again:
                 self.emit("js_new", "info", f"new script: {i.label} ({i.state.get('size')} bytes)", i.entity, i)

@@ -158,6 +158,9 @@ def item_of(kind: str, row: Any, host: str) -> Item:
         return Item("finding:endpoint", row.id, host, f"endpoint:{shown}", common)
     label = " ".join(filter(None, (f"{row.kind}:{row.rule}", row.redacted, f"@ {where}" if where else "")))
     state = {**common, "rule": row.rule, "severity": row.severity, "redacted": row.redacted}
+    verified = getattr(row, "verified", "") or ""
+    if verified in ("verified", "invalid"):  # a live check's last definitive answer (unknown changes nothing)
+        state["verified"] = verified
     return Item(f"finding:{row.kind}", row.id, host, label, state)
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..scanners.nuclei import NucleiFinding
     from ..scanners.ports import PortResult
     from ..scanners.takeover import TakeoverFinding
+    from ..secrets.verify import Result
     from .checkpoint import Checkpoint
 
 FLUSH_EVERY = 2.0  # seconds a found result waits for its batch at most
@@ -326,4 +327,29 @@ def save_js(ctx: ScanContext, files: list[JsFile]) -> None:
                     value=_text(ep.url or ep.value, URL),
                     redacted=_text(ep.value, URL),
                 )
+        s.commit()
+
+
+def save_verification(ctx: ScanContext, results: dict[str, Result]) -> None:
+    """Secret findings' live checks (fingerprint -> result). An unknown result
+    never replaces a verified or invalid one: it changes nothing then."""
+    from sqlmodel import col, select
+
+    from ..store.models import utcnow
+
+    now = utcnow()
+    with session() as s:
+        for fingerprint, result in results.items():
+            row = s.exec(
+                select(Finding).where(Finding.project_id == ctx.project_id, col(Finding.fingerprint) == fingerprint)
+            ).first()
+            if row is None:
+                continue
+            if result.state == "unknown" and row.verified in ("verified", "invalid"):
+                continue
+            row.verified = _text(result.state, 16)
+            row.verify_reason = _text(result.reason, TEXT)
+            if result.state != "unknown":
+                row.verified_at = now
+            s.add(row)
         s.commit()

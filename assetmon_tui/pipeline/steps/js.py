@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from ...core.procpool import spawn_pool
 from ...scanners.js import Analysis, JsFile, JsOptions, analyse, discover
 from ...scanners.subdomains import harvest_names
-from ..persist import BatchSaver, save_js
+from ...secrets import verify
+from ..persist import BatchSaver, save_js, save_verification
 from .base import Step
 from .dns import dns_options, resolve_names
 
@@ -68,6 +69,23 @@ class Js(Step):
         tried = await http.probe(http.targets(fresh, direct=False), silent=silent)
         http.unanswered(silent, tried, "web probes (script hosts)")
 
+    async def verify(self, checks: dict[str, list[verify.Candidate]]) -> None:
+        """The secrets of verifiable rules seen this scan (new or seen again), checked
+        live with their providers once their findings are saved; the result stored with them."""
+        urls = verify.base_urls(self.ctx.settings)
+        unique = [c for found in checks.values() for c in found]
+        results = await verify.verify_all(unique, urls, timeout=min(verify.TIMEOUT, self.ctx.settings.http_timeout))
+        by_finding = {fp: verify.best(results[c.key] for c in found) for fp, found in checks.items()}
+        await asyncio.to_thread(save_verification, self.ctx, by_finding)
+        states = [r.state for r in by_finding.values()]
+        self.ctx.outcome(
+            self.name,
+            "secret verification",
+            "ok",
+            f"{len(states)} checked: {states.count(verify.VERIFIED)} live, "
+            f"{states.count(verify.INVALID)} invalid, {states.count(verify.UNKNOWN)} unknown",
+        )
+
     async def run(self) -> None:
         options = JsOptions(max_size=self.ctx.settings.js_max_size, timeout=self.ctx.settings.http_timeout)
         loop = asyncio.get_running_loop()
@@ -86,6 +104,8 @@ class Js(Step):
 
         capped: set[str] = set()
         named: set[str] = set()  # host names the scripts mention
+        checks: dict[str, list[verify.Candidate]] = {}  # finding fingerprint -> live checks (verify_secrets)
+        verifying = bool(self.ctx.setting("verify_secrets"))
         async with BatchSaver[JsFile](partial(save_js, self.ctx), size=50) as saver:
             # pages in a stable order: which scripts a file limit leaves out must not depend on timing
             pages = sorted(self.found.pages, key=lambda page: page.url)
@@ -94,7 +114,11 @@ class Js(Step):
                     self.found.failed_scripts.add(file.url)
                     continue
                 self.found.scripts.add(file.url)
-                named |= harvest_names(file.body.decode("utf-8", "replace"), self.found.roots)
+                text = file.body.decode("utf-8", "replace")
+                named |= harvest_names(text, self.found.roots)
+                if verifying:
+                    for fingerprint, found in verify.candidates_of(file.analysis.secrets, text).items():
+                        checks.setdefault(fingerprint, []).extend(found)
                 self.ctx.progress.count("js_files")
                 self.ctx.progress.count("findings", len(file.analysis.secrets))
                 await saver.add(file)
@@ -107,6 +131,8 @@ class Js(Step):
                 f"{len(capped)} left out at the limit of {options.max_files} files per scan, e.g. "
                 f"{', '.join(sorted(capped)[:2])}; their findings keep what they had",
             )
+        if checks:
+            await self.verify(checks)
         await self.probe_named(named)
         failed = self.found.failed_scripts - self.found.scripts - capped
         if failed:

@@ -28,6 +28,16 @@ from ..widgets import FilterInput, fill_table, footer
 from .base import BACK, ProjectScreen
 
 COLUMNS = ("severity", "kind", "rule", "host", "line:col", "file")
+CHECKED = ("severity", "check", "kind", "rule", "host", "line:col", "file")  # when a secret was checked live
+# a secret's live check (secrets/verify.py): verified, invalid, unknown; "" never checked
+CHECKS = {"verified": ("live", "bold red"), "invalid": ("invalid", "dim"), "unknown": ("?", "dim")}
+
+
+def check_cell(state: str) -> Text:
+    shown, style = CHECKS.get(state or "", ("", ""))
+    return Text(shown, style=style)
+
+
 BEAUTIFY_TIMEOUT = 30.0
 MAX_VIEW_BYTES = 20_000_000  # bigger bodies are shown truncated
 
@@ -86,12 +96,14 @@ class FindingsScreen(ProjectScreen):
         by_file: dict[str, list[Any]] = {}
         for f, _ in rows:
             by_file.setdefault(f.location, []).append(f)
+        checked = any(getattr(f, "verified", "") for f, _ in rows)  # the column only once verification ran
         for index, (f, host) in enumerate(rows):
             if rank(f.severity) < floor:
                 continue
             position = f"{f.line}:{f.column or 0}" if f.line else ""
             cells = [
                 severity(f.severity),
+                *([check_cell(f.verified)] if checked else []),
                 safe(f.kind, 10),
                 safe(f.rule, 40),
                 safe(host, 50),
@@ -101,7 +113,10 @@ class FindingsScreen(ProjectScreen):
             if needle and not any(needle in str(c).lower() for c in cells):
                 continue
             shown_rows.append((cells, str(index)))  # keys index self.rows
-        fill_table(table, COLUMNS, shown_rows, (8, 8, 28, 24, 9, 0))
+        if checked:
+            fill_table(table, CHECKED, shown_rows, (8, 7, 8, 28, 20, 9, 0))
+        else:
+            fill_table(table, COLUMNS, shown_rows, (8, 8, 28, 24, 9, 0))
         shown = "all" if not self.min_severity else f"≥ {self.min_severity}"
         table.border_title = f"Findings ({table.row_count}/{len(rows)}) · severity {shown}"
         if self.filter_text:
@@ -199,6 +214,11 @@ class FindingsScreen(ProjectScreen):
         same_file = [f for f, _ in self.rows if f.location == finding.location] if finding.location else [finding]
         file = mask_secrets(finding.location, [*same_file, finding])
         pairs = [("what", what), ("host", where), ("file", file), ("value", value), ("seen", seen)]
+        if getattr(finding, "verified", ""):
+            checked = Text.assemble(check_cell(finding.verified), "  ", safe(finding.verify_reason, 200))
+            if finding.verified_at:
+                checked.append(f"  {when(finding.verified_at)}", style="dim")
+            pairs.append(("check", checked))
         parts: list[Any] = [grid([(k, v) for k, v in pairs if v not in ("", None)])]
         if finding.context:
             context = multiline(mask_secrets(finding.context, [*same_file, finding]))
