@@ -174,11 +174,13 @@ async def axfr(zone: str, server: str, port: int, timeout: float) -> tuple[list[
         return [], f"{type(exc).__name__}: {exc}"[:200]
 
 
-def permutations(names: Iterable[str], zone: str, budget: int) -> list[str]:
+def permutations(names: Iterable[str], zone: str, budget: int, zones: Iterable[str] = ()) -> list[str]:
     """Candidate names in `zone` made from the labels of names found there:
     joined pairs (`api-dev`, `dev-api`), numbers (`api2`, `api-01`),
-    environments (`api-stage`, `stage-api`, `api.dev`), at most `budget`,
-    those found excluded; in a stable order (the nearest variants first)."""
+    environments (`api-stage`, `stage-api`, and `api.dev` where `dev.<zone>`
+    is one of `zones`), at most `budget`, those found excluded; in a stable
+    order (the nearest variants first)."""
+    known_zones = set(zones)
     labels = []
     for name in sorted(names):
         if name.endswith("." + zone):
@@ -203,7 +205,8 @@ def permutations(names: Iterable[str], zone: str, budget: int) -> list[str]:
             if env != label:
                 add(f"{label}-{env}")
                 add(f"{env}-{label}")
-                add(label, f"{env}.{zone}")
+                if f"{env}.{zone}" in known_zones:  # an environment zone that exists, not a guess
+                    add(label, f"{env}.{zone}")
     for a in labels:
         for b in labels:
             if a != b:

@@ -147,7 +147,7 @@ class SubdomainOptions:
     axfr_timeout: float = 5.0
     ptr: bool = False  # reverse DNS of the addresses met (and of `addresses` given to discover)
     max_ptr: int = 4096
-    permutations: int = 0  # candidates per zone from the names found there (0: none)
+    permutations: int = 0  # candidates from the names found, for the whole run (0: none)
     spf_depth: int = 3  # SPF includes followed (in scope only)
     # Passive API sources that take keys (scanners/passive.py `configured()`), each asked once
     # per root; one without keys is reported skipped. Empty: none (the default).
@@ -978,12 +978,17 @@ class _Run:
         if self.options.permutations <= 0 or self.full:
             return False
         found = set(self.names) | self.known
+        zones = set(self.roots) | self.zones
+        budget = self.options.permutations  # for the whole run: the roots first, then the zones found
         spawned = False
-        for zone in sorted(set(self.roots) | self.zones):
+        for zone in sorted(zones, key=lambda z: (self.depth(z), z)):
+            if budget <= 0:
+                break
             if self.excluded(zone):
                 continue
-            candidates = sources.permutations(found, zone, self.options.permutations)
+            candidates = sources.permutations(found, zone, budget, zones)
             if candidates:
+                budget -= len(candidates)
                 spawned = True
                 self.plan(len(candidates))
                 self.spawn(self._permutations(zone, candidates))

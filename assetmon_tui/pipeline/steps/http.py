@@ -47,10 +47,14 @@ class Http(ChunkedStep):
         await self.site_files(targets)
 
     async def site_files(self, targets: list[HttpTarget]) -> None:
-        """robots.txt and sitemap.xml of every origin that answered (and the
+        """robots.txt and sitemap.xml of every host that answered (and the
         sitemaps they list on the same origin, two levels): names they mention
         are revealed like the pages'. Not endpoints of the inventory."""
-        origins = {(t.host, t.port, t.scheme): t for t in targets if target_url(t) in self.answered}
+        answered = [t for t in targets if target_url(t) in self.answered]
+        one: dict[str, HttpTarget] = {}  # a host's files are read once: on https where it answers
+        for t in sorted(answered, key=lambda t: t.scheme != "https"):
+            one.setdefault(t.host, t)
+        origins = {(t.host, t.port, t.scheme): t for t in one.values()}
         files = [replace(t, path=path) for t in origins.values() for path in SITE_FILES]
         for _ in range(3):  # the files, the sitemaps they list, and the sitemaps of a sitemap index
             if not files:

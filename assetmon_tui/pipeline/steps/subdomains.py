@@ -20,7 +20,7 @@ from ..persist import save_names
 from .base import ChunkedStep, offset
 from .dns import dns_options
 
-PERMUTATIONS = 300  # candidates per zone from the names found there
+PERMUTATIONS = 1000  # candidates from the names found, for the whole scan (the roots' first)
 
 
 class Subdomains(ChunkedStep):
