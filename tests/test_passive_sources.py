@@ -350,3 +350,19 @@ async def test_a_stalling_api_fails_within_its_time(tmp_path, sent):
     assert time.monotonic() - started < 3 and not found
     status, reason = outcomes.by_source()["securitytrails acme.test"]
     assert (status, reason) == ("failed", "timed out after 0.5 s")
+
+
+def test_passive_tables_in_the_config_file_leave_the_other_settings_readable(monkeypatch, tmp_path):
+    from assetmon_tui.core.config import get_settings
+    from assetmon_tui.scanners.passive import config_file, configured
+
+    monkeypatch.setenv("ASSETMON_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('http_timeout = 7\n[passive.shodan]\nkeys = ["' + "k" * 16 + '9876"]\n')
+    get_settings.cache_clear()
+    assert get_settings().http_timeout == 7  # the table is not an unknown setting
+    by = {s.name: s for s in configured()}
+    assert by["shodan"].keys == ("k" * 16 + "9876",)
+    get_settings.cache_clear()
