@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
 # output is flushed and the atexit handlers ran: tearing down an interpreter
 # that imported the database layer and the pipeline (~900 modules) costs
 # 0.3-1 s that the user would wait for, and nothing of it matters by then
-# (every row is committed, SQLite's WAL is safe as it is). Not the TUI nor
-# the lab, nor in-process callers (tests pass argv).
+# (every row is committed, SQLite's WAL is safe as it is; a scan's runner
+# thread was joined). Idle process pools (the js step's) are killed rather
+# than asked to stop and joined. Not the TUI nor the lab, nor in-process
+# callers (tests pass argv).
 QUICK_EXIT = frozenset({"scan", "resume", "health", "scans", "workers", "cancel", "profiles"})
 
 
@@ -53,6 +55,11 @@ def _exit_now(status: int) -> None:
 
     if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
         return  # a thread that may still write: let the interpreter wait for it
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:  # else multiprocessing's atexit handler would join them: forever
+        for child in multiprocessing.active_children():
+            child.kill()
+            child.join(1.0)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said anyway
             stream.flush()
@@ -334,7 +341,7 @@ def _scan(args: argparse.Namespace) -> int:
             return _fail(f"bad --nameserver {ns!r}: expected HOST:PORT, e.g. 127.0.0.1:5353")
     from .core import profiles
     from .core.modules import check_modules
-    from .scanners.ports import parse_ports
+    from .core.portspec import parse_ports
 
     try:
         modules = check_modules([m.strip() for m in (args.modules or "").split(",") if m.strip()])
@@ -384,7 +391,9 @@ def _scan(args: argparse.Namespace) -> int:
         print(json.dumps(_scan_outcome(scan.id)))
     else:
         _print_summary(repo.scan_results(scan.id))
-    return _ended(scan.id, progress)
+    status = _ended(scan.id, progress)
+    dispatcher.thread.join(RUNNER_GRACE)  # its last work after the end (notifications) is the scan's
+    return status
 
 
 def _scan_outcome(scan_id: int) -> dict[str, Any]:
@@ -572,7 +581,9 @@ def _resume(args: argparse.Namespace) -> int:
     if args.no_wait and scan.backend == "celery":
         return 0
     progress = _follow(dispatcher, args.scan)
-    return _ended(args.scan, progress)
+    status = _ended(args.scan, progress)
+    dispatcher.thread.join(RUNNER_GRACE)
+    return status
 
 
 # -- rules ----------------------------------------------------------------------------------
@@ -683,6 +694,7 @@ def _rule_fields(row: dict[str, Any]) -> str:
 
 
 REAP_EVERY = 5.0  # seconds between the CLI's reaper passes while it follows a scan
+RUNNER_GRACE = 10.0  # seconds a thread runner gets, after the scan's end, to finish (notifications)
 TICK = 1.0  # seconds: the longest wait for a push; the line's clock and the reaper move on at least this often
 
 

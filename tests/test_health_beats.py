@@ -173,3 +173,59 @@ def test_thread_wait_returns_on_a_report_not_at_its_timeout():
     assert backend.wait(7, 30.0) is True
     assert time.monotonic() - started < 5
     assert backend.wait(7, 0.01) is False  # nothing new since
+
+
+def test_the_plain_socket_read_agrees_with_redis_py_and_handles_a_password_and_a_db(redis_server):
+    import redis
+
+    from assetmon_tui.core import fleet as fleet_module
+
+    writer = Fleet(redis_server.url.replace("/0", "/3"))
+    writer.worker(WorkerBeat("celery@one", "elsewhere", 1, 2, "x", time.time()))
+    writer.worker(WorkerBeat("celery@two", "elsewhere", 2, 2, "x", time.time()))
+    redis.Redis.from_url(redis_server.url).config_set("requirepass", "s3cret:/")
+    url = f"redis://:s3cret%3A%2F@127.0.0.1:{redis_server.port}/3"
+    quick = Fleet(url).alive_workers()
+    assert quick is not None and [w.name for w in quick] == ["celery@one", "celery@two"]
+    py = Fleet(url)
+    py._redis()  # a Fleet that already has a redis-py client uses it
+    assert [w.name for w in py.alive_workers() or []] == ["celery@one", "celery@two"]
+    assert Fleet(f"redis://:wrong@127.0.0.1:{redis_server.port}/3").alive_workers() is None  # refused: not usable
+    assert fleet_module._Resp.read(url + "?health_check_interval=2", 0.5, "x") is NotImplemented
+    redis_server.stop()
+    assert Fleet(url).alive_workers() is None
+
+
+POOL_CHILD = textwrap.dedent(
+    """
+    import sys, threading
+    from assetmon_tui import cli
+    from assetmon_tui.core.procpool import spawn_pool
+
+    if __name__ == "__main__":
+        box = {}
+        def work():  # as the js step does in a thread runner: a pool made in a daemon thread, left idle
+            box["pool"] = spawn_pool(1)
+            assert box["pool"].submit(pow, 2, 10).result() == 1024
+        runner = threading.Thread(target=work, daemon=True)
+        runner.start()
+        runner.join()
+        print(" ".join(str(p.pid) for p in __import__("multiprocessing").active_children()), flush=True)
+        cli._exit_now(3)
+    """
+)
+
+
+def test_the_quick_exit_stops_an_idle_process_pool_instead_of_hanging_on_it(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(POOL_CHILD)
+    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out.stderr
+    assert "leaked" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids
+
+    def gone() -> bool:
+        return not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+    wait_for(gone, timeout=10, what="the pool's process to be gone")

@@ -194,19 +194,128 @@ class Fleet:
     def alive_workers(self, max_age: float | None = None, check_pid: bool = True) -> list[WorkerBeat] | None:
         """The workers alive now (see `WorkerBeat.alive`), or None when Redis does
         not answer. One PING and one SCAN/MGET, asked now: no back-off (a health
-        check must see Redis come back at once), no Celery."""
+        check must see Redis come back at once), no Celery. Until this Fleet has
+        a redis-py client, over a plain socket (`_Resp`): importing redis-py
+        costs more than the whole check."""
         if not self.redis_url:
             return None
         self._next_try = 0.0
-        try:
-            self._redis().ping()
-        except Exception as exc:  # redis raises many kinds (and ValueError for a bad URL)
-            self._failed(exc)
-            return None
-        workers = self.workers()
-        if self.down:  # Redis went between the PING and the read
-            return None
+        if self._client is None and (raw := _Resp.read(self.redis_url, self.timeout, WORKER)) is not NotImplemented:
+            if raw is None:
+                self._failed(ConnectionError("no answer"))
+                return None
+            self.down_since = None
+            workers = sorted((w for w in map(_worker, raw) if w is not None), key=lambda w: w.name)
+        else:
+            try:
+                self._redis().ping()
+            except Exception as exc:  # redis raises many kinds (and ValueError for a bad URL)
+                self._failed(exc)
+                return None
+            workers = self.workers()
+            if self.down:  # Redis went between the PING and the read
+                return None
         return [w for w in workers if w.alive(max_age, check_pid)]
+
+
+def _worker(value: bytes | None) -> WorkerBeat | None:
+    try:
+        data = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return _typed(WorkerBeat, data) if isinstance(data, dict) else None
+
+
+class _Resp:
+    """PING, SCAN and MGET in RESP2 over one socket, for URLs of the plain kinds
+    (redis://, rediss://, unix://; user, password, db); anything else
+    (other query options) is NotImplemented and goes to redis-py."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.file = sock.makefile("rb")
+
+    @classmethod
+    def read(cls, url: str, timeout: float, prefix: str) -> list[bytes | None] | None | Any:
+        """The values of the keys under `prefix`; None: Redis did not answer
+        (or refused us); NotImplemented: a URL this does not handle."""
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        try:
+            parts = urlsplit(url)
+            query = parse_qs(parts.query)
+            db = query.pop("db", [""])[0] or (parts.path.strip("/") if parts.scheme != "unix" else "") or "0"
+            if parts.scheme not in ("redis", "rediss", "unix") or query or not db.isdigit():
+                return NotImplemented
+            host, port = parts.hostname or "localhost", parts.port or 6379
+        except ValueError:
+            return NotImplemented
+        try:
+            if parts.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX)
+                sock.settimeout(timeout)
+                sock.connect(parts.path)
+            else:
+                sock = socket.create_connection((host, port), timeout=timeout)
+            if parts.scheme == "rediss":
+                import ssl
+
+                try:
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+                except OSError:
+                    sock.close()
+                    raise
+            with sock:
+                resp = cls(sock)
+                if parts.password is not None:
+                    user = [unquote(parts.username)] if parts.username else []
+                    resp.call("AUTH", *user, unquote(parts.password))
+                if db != "0":
+                    resp.call("SELECT", db)
+                resp.call("PING")
+                keys: list[bytes] = []
+                cursor = b"0"
+                while True:
+                    cursor, batch = resp.call("SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000")
+                    keys += batch
+                    if cursor == b"0":
+                        break
+                return resp.call("MGET", *keys) if keys else []
+        except (OSError, ValueError, TypeError) as exc:  # refused, timed out, an error reply, a garbled one
+            log.debug("fleet: Redis read failed (%s)", exc)
+            return None
+
+    def call(self, *args: str | bytes) -> Any:
+        out = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            data = arg if isinstance(arg, bytes) else arg.encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def _reply(self) -> Any:
+        line = self.file.readline()
+        if not line.endswith(b"\r\n"):
+            raise ValueError("connection closed")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise ValueError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            if size < 0:
+                return None
+            data = self.file.read(size + 2)
+            if len(data) != size + 2:
+                raise ValueError("connection closed")
+            return data[:-2]
+        if kind == b"*":
+            count = int(rest)
+            return None if count < 0 else [self._reply() for _ in range(count)]
+        raise ValueError(f"unexpected reply {line[:20]!r}")
 
 
 # The field types a beat may hold; anything else in a key (another version, a hostile
