@@ -160,9 +160,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="scan profile (see `assetmon profiles`; default: the project's, else standard)",
     )
+    from .core.modules import NAMES  # plain data: cheap
+
     scan.add_argument(
         "--modules",
-        help="comma separated, from: subdomains,dns,ports,http,takeover,js (default: the project's, else the "
+        help=f"comma separated, from: {','.join(NAMES)} (default: the project's, else the "
         "profile's; standard: subdomains,dns,ports,http,takeover)",
     )
     scan.add_argument(
@@ -170,6 +172,11 @@ def _parser() -> argparse.ArgumentParser:
         help="top100, top1000, all, or a list like 22,80,8000-8100 (default: the project's, else the profile's)",
     )
     scan.add_argument("--nameserver", action="append", default=[], metavar="HOST:PORT", help="DNS server to use")
+    scan.add_argument(
+        "--verify",
+        action="store_true",
+        help="check found secrets live with their own provider (a harmless read-only call; off by default)",
+    )
     scan.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
     export = sub.add_parser("export", help="inventory and change events of a project, as a file or on stdout")
     export.add_argument("project", help="project name")
@@ -365,6 +372,8 @@ def _scan(args: argparse.Namespace) -> int:
         explicit["ports"] = args.ports
     if args.nameserver:
         explicit["nameservers"] = args.nameserver
+    if args.verify:
+        explicit["verify_secrets"] = True
     try:
         # global < profile (--profile, else the project's, else standard) < project settings < flags
         name = profiles.chosen(stored, {}, args.profile) or profiles.DEFAULT

@@ -269,3 +269,25 @@ def test_the_findings_screen_marks_the_check():
     from assetmon_tui.ui.screens.findings import check_cell
 
     assert [check_cell(s).plain for s in ("verified", "invalid", "unknown", "")] == ["live", "invalid", "?", ""]
+
+
+def test_the_cli_verify_flag_turns_checks_on_for_that_scan(planted, monkeypatch, capsys):
+    from assetmon_tui.cli import main
+    from assetmon_tui.store import repo
+
+    web, dns, github, stripe = planted
+    monkeypatch.setenv("ASSETMON_BACKEND", "thread")
+    with FakeProviders(live={github}) as fake:
+        for p in verify.PROVIDERS:
+            monkeypatch.setenv(f"ASSETMON_VERIFY_{p.name.upper()}_URL", fake.url)
+        get_settings.cache_clear()
+        args = ["scan", "shop.verify.test", "--project", "cli", "--modules", "dns,ports,http,js"]
+        args += ["--ports", str(web.port), "--nameserver", dns.address]
+        assert main(args) == 0
+        assert fake.requests == []  # without --verify nothing goes out
+        assert main([*args, "--verify"]) == 0
+    assert {r.path for r in fake.requests} == {"/user", "/v1/balance"}
+    pid = repo.get_project("cli").id
+    assert states(pid) == {"github-pat-classic": "verified", "stripe-secret-key": "invalid"}
+    assert github not in capsys.readouterr().out
+    get_settings.cache_clear()
