@@ -360,3 +360,17 @@ def test_cli_prints_info_and_stops_cleanly():
             proc.kill()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_latency_delays_dns_and_http_answers():
+    import time
+
+    with Lab(hosts=5, standard_ports=False, latency=0.15) as slow:
+        assert slow.info["latency_ms"] == 150
+        started = time.monotonic()
+        answer = resolver(slow.info).resolve(f"www.{D}", "A")
+        assert answer[0].address == slow.info["addresses"][f"www.{D}"]
+        assert time.monotonic() - started >= 0.15
+        started = time.monotonic()
+        assert get(slow, f"www.{D}").status_code in (200, 301, 302)
+        assert time.monotonic() - started >= 0.15
