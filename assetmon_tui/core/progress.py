@@ -20,7 +20,7 @@ from typing import Any
 
 ACTIVE_STATES = ("queued", "running", "cancelling")
 FINAL_STATES = ("done", "failed", "cancelled")
-GAUGES = ("dns_qps", "dns_limit")  # counters that are rates, not counts: never summed over chunks
+GAUGES = ("dns_qps", "dns_limit", "http_slowed")  # counters that are rates, not counts: never summed over chunks
 
 
 @dataclass

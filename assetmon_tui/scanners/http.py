@@ -39,6 +39,7 @@ from selectolax.lexbor import LexborHTMLParser
 from assetmon_tui.core.sanitize import clean_text
 
 from . import banners, fingerprint
+from .host_pace import HostPace
 from .pool import bounded
 
 
@@ -90,6 +91,9 @@ class HttpOptions:
     favicon: bool = False  # fetch the favicon (one more request, same host) and hash it
     max_favicon: int = 200_000  # bytes; a bigger icon is not hashed
     fingerprint: bool = True  # technologies and CDN hints
+    per_host: int = 16  # requests to one address at once at most, cut when it pushes back (host_pace.py)
+    throttle_retries: int = 3  # a 429/503 is asked again after its pause this many times
+    pace: HostPace | None = None  # shared by the probes of one step (None: one per probe() call)
 
 
 @dataclass
@@ -650,7 +654,20 @@ async def probe(
     options: HttpOptions,
     progress: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[HttpResult]:
-    """Probe targets with bounded concurrency; yield results as they complete."""
+    """Probe targets with bounded concurrency, each address paced by how it
+    answers (`host_pace`); yield results as they complete."""
+    pace = options.pace or HostPace(options.per_host)
+
+    async def paced(client: httpx.AsyncClient, target: HttpTarget) -> HttpResult:
+        key = target.address or target.host
+        for attempt in range(options.throttle_retries + 1):
+            async with pace.slot(key):
+                result = await probe_one(client, target, options)
+            pause = await pace.answered(key, result.status, result.error, result.headers.get("retry-after", ""))
+            if not pause or attempt == options.throttle_retries:
+                return result
+        return result
+
     async with make_client(options) as client:
-        async for result in bounded(targets, lambda t: probe_one(client, t, options), options.concurrency, progress):
+        async for result in bounded(targets, lambda t: paced(client, t), options.concurrency, progress):
             yield result

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from ...scanners.host_pace import HostPace
 from ...scanners.http import HttpOptions, HttpTarget, probe, target_url, web_targets
 from ...scanners.js import Page
 from ...scanners.subdomains import harvest_http, harvest_names
@@ -36,6 +37,7 @@ class Http(ChunkedStep):
         self.silent: dict[str, str] = {}  # url -> why it gave no answer (the first round)
         self.tried = 0
         self.answered: set[str] = set()  # URLs that gave an HTTP answer (their origins' site files are read)
+        self.pace = HostPace()  # one per step run: what a host's answers taught holds for all its probes
 
     def items(self) -> list[str]:
         return [target_url(t) for t in self.targets()]  # by name: a host's probes mostly share a chunk
@@ -149,6 +151,7 @@ class Http(ChunkedStep):
             timeout=settings.http_timeout,
             max_body=settings.http_max_body,
             favicon=True,
+            pace=self.pace,
         )
         keep_pages = "js" in self.ctx.modules
         done = finished(self.ctx)
@@ -157,6 +160,7 @@ class Http(ChunkedStep):
             progress(len(targets) - len(todo), len(targets))  # the whole total before the first answer
         async with self.saver(partial(save_http, self.ctx), 100) as batch:
             async for result in probe(todo, options, offset(progress, len(targets) - len(todo))):
+                self.show_pace()
                 mark(self.ctx, result.url)
                 await batch.add(result)
                 if result.definitive:
@@ -175,6 +179,14 @@ class Http(ChunkedStep):
                     page = Page(result.final_url or result.url, result.host, result.body.decode("utf-8", "replace"))
                     self.found.pages.append(page)
         return len(todo)
+
+    def show_pace(self) -> None:
+        """Hosts slowed down because they pushed back (429/503, timeouts), in the live counters."""
+        counters, slowed = self.ctx.progress.counters, self.pace.slowed()
+        if slowed:
+            counters["http_slowed"] = slowed
+        else:
+            counters.pop("http_slowed", None)
 
     def unanswered(self, silent: dict[str, str], tried: int, source: str) -> None:
         if silent:
