@@ -314,3 +314,10 @@ def test_a_database_made_since_the_release_without_migrations_is_adopted_as_it_i
     assert migrate.current(engine) == migrate.head()
     assert schema(engine) == fresh_schema(tmp_path)
     assert [p.name for p in repo.list_projects()] == ["acme"]
+
+
+def test_the_head_constant_is_the_newest_migration():
+    """`migrate.HEAD` lets an up-to-date database be opened without importing
+    Alembic: it must name the head of migrations/versions."""
+    assert migrate.head() == migrate.HEAD
+    assert migrate.HEAD in migrate.known_revisions()

@@ -16,13 +16,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..scanners.dns import DnsRecord, DnsResult
-from ..scanners.js import Page
 from ..store import leases
 from ..store.blobs import load_blob, save_blob
 from .context import Found, ScanContext
+
+if TYPE_CHECKING:  # the scanners a checkpoint holds results of are imported only to rebuild them
+    from ..scanners.js import Page
 
 VERSION = 1
 
@@ -186,6 +187,8 @@ def decode_found(data: dict[str, Any], fields: tuple[str, ...] | None = None) ->
     found.port_scanned = set(data.get("port_scanned", []))
     found.direct = set(data.get("direct", []))
     found.urls = list(data.get("urls", []))
+    if data.get("pages"):  # scanners.js (and http, secrets) only for a scan that fetched pages
+        from ..scanners.js import Page
     for page in data.get("pages", []):
         body = load_blob(page["sha256"])
         if body is not None:  # a pruned blob: that page's scripts are not looked at again
@@ -201,6 +204,8 @@ def decode_found(data: dict[str, Any], fields: tuple[str, ...] | None = None) ->
     found.nuclei = set(data.get("nuclei", []))
     found.nuclei_templates = str(data.get("nuclei_templates", ""))
     found.outcomes = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in data.get("outcomes", {}).items()}
+    if data.get("cnamed"):
+        from ..scanners.dns import DnsRecord, DnsResult
     found.cnamed = [
         DnsResult(r["name"], r["status"], [DnsRecord(r["name"], t, v, ttl) for t, v, ttl in r["records"]])
         for r in data.get("cnamed", [])
