@@ -342,7 +342,7 @@ def test_refuses_non_loopback():
 
 def test_cli_prints_info_and_stops_cleanly():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assetmon_tui.lab", "--json", "--hosts", "60"],
+        [sys.executable, "-m", "assetmon_tui.lab", "--json", "--hosts", "60", "--free-ports"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -353,6 +353,27 @@ def test_cli_prints_info_and_stops_cleanly():
         assert info["http"][0].startswith("http://") and info["ct_url"].startswith("http://127.0.0.1:")
         answer = resolver(info).resolve(f"www.{D}", "A")
         assert answer[0].address == info["addresses"][f"www.{D}"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_the_breadth_estate_serves_from_the_cli_and_stops_cleanly():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assetmon_tui.lab", "--estate", "breadth", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["estate"] == "breadth" and info["targets"] == ["breadth.test", "!*.secret.breadth.test"]
+        answer = resolver(info).resolve(info["only"]["srv"].replace("sip-only", "_sip._tcp"), "SRV")
+        assert str(answer[0].target).rstrip(".") == info["only"]["srv"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:

@@ -26,6 +26,12 @@ from .runtime import Lab
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assetmon lab", description="Serve a fake company on loopback.")
+    p.add_argument(
+        "--estate",
+        choices=("acme", "breadth"),
+        default="acme",
+        help="acme: the fake company (default); breadth: one name per discovery technique (lab/breadth.py)",
+    )
     p.add_argument("--domain", default="acme.test")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mutate", type=int, default=0, metavar="N", help="mutation level (0 = baseline)")
@@ -74,9 +80,42 @@ def summary(info: dict[str, Any], where: Path | None) -> str:
     return line + (f"\nlab info (JSON): {where}" if where else "")
 
 
+def _until_stopped() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def breadth(args: argparse.Namespace, info_file: Path | None) -> int:
+    """The breadth estate until stopped; its wordlist is written beside the info."""
+    from .breadth import BreadthLab
+
+    stop = _until_stopped()
+    with BreadthLab(args.host) as lab:
+        info = lab.info
+        if info_file is not None:
+            try:
+                words = info_file.with_name("breadth-words.txt")
+                words.parent.mkdir(parents=True, exist_ok=True)
+                words.write_text("\n".join(info["words"]) + "\n", encoding="utf-8")
+                info["wordlist"] = str(words)
+                _write_info(info_file, info)
+            except OSError as exc:
+                print(f"assetmon lab: cannot write {info_file} ({exc.strerror or exc})", file=sys.stderr)
+                return 2
+        line = f"{info['domain']}: nameserver {info['nameserver']}  web port {info['http_port']}  targets"
+        line += f" {' '.join(info['targets'])}" + (f"\nlab info (JSON): {info_file}" if info_file else "")
+        print(json.dumps(info) if args.json else line, flush=True)
+        stop.wait()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     info_file = None if args.json and not args.json_file else _info_file(args.json_file)
+    if args.estate == "breadth":
+        return breadth(args, info_file)
     lab = Lab(
         args.domain,
         args.mutate,
@@ -90,10 +129,8 @@ def main(argv: list[str]) -> int:
         standard_ports=not args.free_ports,
         latency=max(0.0, args.latency) / 1000,
     )
-    stop = threading.Event()
+    stop = _until_stopped()
     bump = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda *_: bump.set())
     with lab:

@@ -26,17 +26,14 @@ elsewhere; the server binds 127.0.0.1 and never connects anywhere.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import socket
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from .web_server import Request, Response, serve
+from .web_server import Request, Response, ThreadedServer
 
 PROVIDERS = ("securitytrails", "virustotal", "shodan", "censys", "chaos")
 COMMON = ("www", "api", "mail")
@@ -85,43 +82,19 @@ class PassiveFakes:
         self.hostile: dict[str, str] = {}
         self.requests: list[Seen] = []
         self.used: Counter[tuple[str, str]] = Counter()  # (provider, key) -> requests
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(64)
-        self._sock.setblocking(False)
-        self.port = self._sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="passive-fakes")
+        self._server = ThreadedServer(self.handle, host, port, "passive-fakes")
+        self.port = self._server.port
 
     # -- lifecycle
     def urls(self) -> dict[str, str]:
         return {p: f"http://{self.host}:{self.port}/{p}" for p in PROVIDERS}
 
     def __enter__(self) -> PassiveFakes:
-        self._thread.start()
-        if not self._ready.wait(5):
-            raise RuntimeError("passive fakes did not start")
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(serve(self.handle, self._sock, "http"))
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            server.close()
-            tasks = asyncio.all_tasks(self._loop)  # keep-alive connections still open
-            for task in tasks:
-                task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            self._loop.close()
+        self._server.__exit__(*exc)
 
     # -- answers
     def names(self, provider: str, domain: str) -> set[str]:

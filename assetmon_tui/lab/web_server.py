@@ -146,6 +146,49 @@ async def serve(
     )
 
 
+class ThreadedServer:
+    """`serve(handler)` on a loopback port in a thread of its own (usable from
+    sync and async callers alike); a context manager."""
+
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, name: str = "lab-http") -> None:
+        import threading
+
+        self.handler, self.host = handler, host
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(64)
+        self._sock.setblocking(False)
+        self.port = self._sock.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError(f"{self._thread.name} did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(serve(self.handler, self._sock, "http"))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            tasks = asyncio.all_tasks(self._loop)  # keep-alive connections still open
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
+
+
 # ---- the virtual-host application ------------------------------------------
 
 

@@ -15,7 +15,6 @@ import selectors
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from dnslib import AAAA, CNAME, MX, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord
+
+from assetmon_tui.lab.zone_dns import ZoneDNS
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,8 +35,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 # --------------------------------------------------------------------- DNS
-
-_RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "NS": NS, "TXT": TXT}
 
 
 def random_addresses(network: str = "127.77.0.0/16", seed: int = 0) -> Callable[[str, str], dict]:
@@ -51,178 +49,7 @@ def random_addresses(network: str = "127.77.0.0/16", seed: int = 0) -> Callable[
     return entry
 
 
-class FakeDNS:
-    """UDP DNS server answering from a dict zone.
-
-    zone = {"www.acme.test": {"A": ["127.0.0.2"], "AAAA": ["::1"]},
-            "alias.acme.test": {"CNAME": ["www.acme.test"]},
-            "acme.test": {"MX": ["10 mail.acme.test"], "TXT": ["v=spf1 -all"]},
-            "broken.acme.test": "SERVFAIL",   # or "REFUSED"
-            "slow.acme.test": "DROP",         # never answered
-            "*.dyn.acme.test": {"A": ["127.0.0.9"]},   # a wildcard: any name below dyn.acme.test
-            "*.dead.acme.test": "DROP",       # a zone whose queries all go unanswered
-            "*.lb.acme.test": random_addresses(),      # callable(name, qtype) -> entry, per query
-           }
-    Names not in the zone (nor below a `*.` entry) get NXDOMAIN; CNAMEs are
-    chased inside the zone like a recursive resolver would (NXDOMAIN + chain
-    for a dangling one). `queries` logs every (name, type) received, in order.
-    """
-
-    def __init__(self, zone: dict, host: str = "127.0.0.1", ttl: int = 300, port: int = 0):
-        self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
-        self.ttl = ttl
-        self.queries: list[tuple[str, str]] = []  # (name, type) as received
-        self.times: list[float] = []  # time.monotonic() of each query
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((host, port))
-        self._sock.settimeout(0.05)
-        self.host, self.port = self._sock.getsockname()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="fake-dns")
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def __enter__(self) -> FakeDNS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
-
-    def queried_under(self, zone: str) -> list[tuple[str, str]]:
-        """The queries received for `zone` or any name below it."""
-        zone = zone.lower().rstrip(".")
-        return [(n, t) for n, t in list(self.queries) if n == zone or n.endswith("." + zone)]
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self._sock.recvfrom(4096)
-            except (TimeoutError, OSError):
-                continue
-            try:
-                request = DNSRecord.parse(data)
-            except Exception:  # dnslib raises several types on garbage: ignore the packet
-                continue
-            reply = self._answer(request)
-            if reply is not None:
-                self._sock.sendto(reply.pack(), peer)
-
-    def _entry(self, name: str, qtype: str):
-        """The zone's entry for `name`: its own, else the closest `*.` entry above it."""
-        entry = self.zone.get(name)
-        if entry is None:
-            labels = name.split(".")
-            for i in range(1, len(labels)):
-                entry = self.zone.get("*." + ".".join(labels[i:]))
-                if entry is not None:
-                    break
-        return entry(name, qtype) if callable(entry) else entry
-
-    def _answer(self, request: DNSRecord) -> DNSRecord | None:
-        qname = str(request.q.qname).rstrip(".").lower()
-        qtype = QTYPE[request.q.qtype]
-        self.queries.append((qname, qtype))
-        self.times.append(time.monotonic())
-        reply = request.reply()
-        name = qname
-        for _ in range(10):
-            entry = self._entry(name, qtype)
-            if entry is None:
-                reply.header.rcode = RCODE.NXDOMAIN
-            elif entry == "DROP":
-                return None
-            elif isinstance(entry, str):
-                reply.header.rcode = getattr(RCODE, entry)
-            elif "CNAME" in entry and qtype != "CNAME":
-                target = entry["CNAME"][0]
-                reply.add_answer(RR(name, QTYPE.CNAME, rdata=CNAME(target), ttl=self.ttl))
-                name = target.lower().rstrip(".")
-                continue
-            else:
-                for value in entry.get(qtype, []):
-                    rdata = _rdata(qtype, value)
-                    reply.add_answer(RR(name, getattr(QTYPE, qtype), rdata=rdata, ttl=self.ttl))
-            return reply
-        return reply
-
-
-def _rdata(qtype: str, value: str):
-    if qtype == "MX":
-        preference, _, exchange = value.partition(" ")
-        return MX(exchange, int(preference))
-    if qtype == "SRV":  # "priority weight port target"
-        priority, weight, port, target = value.split()
-        return SRV(int(priority), int(weight), int(port), target)
-    if qtype == "PTR":
-        return PTR(value)
-    return _RDATA[qtype](value)
-
-
-def dns_with_axfr(zone: dict, apex: str, names: list[str] | None) -> tuple[FakeDNS, FakeAXFR]:
-    """A FakeDNS and a FakeAXFR on one port number (UDP and TCP, as a real
-    server): the TCP port is taken first, then the same number for UDP."""
-    for _ in range(50):
-        xfr = FakeAXFR(apex, names)
-        try:
-            return FakeDNS(zone, port=xfr.port), xfr
-        except OSError:  # that UDP port is someone else's: another pair
-            xfr._sock.close()
-    raise RuntimeError("no port free for both UDP and TCP")
-
-
-class FakeAXFR:
-    """A TCP DNS server that answers AXFR of `zone` with `names` (an A record
-    each), or REFUSED when `names` is None. `asked` counts transfer requests."""
-
-    def __init__(self, zone: str, names: list[str] | None, host: str = "127.0.0.1", port: int = 0):
-        self.zone, self.names, self.asked = zone, names, 0
-        self._sock = socket.create_server((host, port))  # a FakeDNS's port: TCP beside its UDP
-        self._sock.settimeout(0.05)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="fake-axfr")
-
-    def __enter__(self) -> FakeAXFR:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    size = int.from_bytes(conn.recv(2), "big")
-                    request = DNSRecord.parse(conn.recv(size))
-                except Exception:
-                    continue
-                self.asked += 1
-                reply = request.reply()
-                if self.names is None:
-                    reply.header.rcode = RCODE.REFUSED
-                else:
-                    soa = RR(
-                        self.zone, QTYPE.SOA, rdata=SOA(f"ns1.{self.zone}", f"admin.{self.zone}", (1, 60, 60, 60, 60))
-                    )
-                    reply.add_answer(soa)
-                    for name in self.names:
-                        reply.add_answer(RR(name, QTYPE.A, rdata=A("127.0.0.1"), ttl=60))
-                    reply.add_answer(soa)
-                data = reply.pack()
-                conn.sendall(len(data).to_bytes(2, "big") + data)
+FakeDNS = ZoneDNS  # the lab's dict-zone server (UDP, and TCP with zone transfers on the same port)
 
 
 # -------------------------------------------------------------------- HTTP
