@@ -86,7 +86,8 @@ def normalise(name: str) -> str:
     return name.strip().lower().rstrip(".")
 
 
-def _nameserver(spec: str) -> dns.nameserver.Nameserver:
+def host_port(spec: str) -> tuple[str, int]:
+    """A nameserver as given: "host", "host:port", "[v6]:port" or a bare IPv6 address."""
     spec = spec.strip()
     host, port = spec, 53
     if spec.startswith("["):  # [::1]:5353
@@ -95,7 +96,11 @@ def _nameserver(spec: str) -> dns.nameserver.Nameserver:
     elif spec.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
         host, _, port_text = spec.partition(":")
         port = int(port_text)
-    return dns.nameserver.Do53Nameserver(host, port)
+    return host, port
+
+
+def _nameserver(spec: str) -> dns.nameserver.Nameserver:
+    return dns.nameserver.Do53Nameserver(*host_port(spec))
 
 
 def make_resolver(options: DnsOptions) -> dns.asyncresolver.Resolver:

@@ -59,9 +59,9 @@ import re2
 from assetmon_tui.core.sanitize import clean_text
 
 from . import sources
-from .dns import DnsOptions, DnsRecord, DnsResult, normalise
+from .dns import DnsOptions, DnsRecord, DnsResult, host_port, normalise
 from .http import CertInfo, HttpResult, fetch_certificate
-from .udp_resolver import ServerStats, UdpResolver, _hostport
+from .udp_resolver import ServerStats, UdpResolver
 
 if TYPE_CHECKING:  # passive.py imports this module
     from .passive import PassiveSource
@@ -942,7 +942,7 @@ class _Run:
     async def _axfr(self, zone: str) -> None:
         async with self.dns_slots:
             _, records = await self.resolver.query(zone, "NS")
-        servers = {_hostport(spec) for spec in self.options.dns.nameservers}
+        servers = {host_port(spec) for spec in self.options.dns.nameservers}
         for record in records:
             if record.rtype == "NS":
                 host = record.value.rstrip(".").lower()

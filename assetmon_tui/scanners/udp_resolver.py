@@ -62,7 +62,7 @@ import dns.resolver
 
 from assetmon_tui.core.sanitize import clean_text
 
-from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, merge, normalise
+from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, host_port, merge, normalise
 from .shared_rate import SharedRate
 
 _A, _CNAME, _AAAA = 1, 5, 28
@@ -594,19 +594,6 @@ class _Server:
 # ---- the resolver -----------------------------------------------------------------------
 
 
-def _hostport(spec: str) -> tuple[str, int]:
-    """dns.py's reading of "host", "host:port", "[v6]:port" and a bare IPv6 address."""
-    spec = spec.strip()
-    host, port = spec, 53
-    if spec.startswith("["):
-        host, _, rest = spec[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else 53
-    elif spec.count(":") == 1:
-        host, _, port_text = spec.partition(":")
-        port = int(port_text)
-    return host, port
-
-
 def system_nameservers() -> list[str]:
     """The system resolver's nameservers (/etc/resolv.conf), as host:port specs."""
     resolver = dns.resolver.Resolver()
@@ -657,7 +644,7 @@ class UdpResolver:
             loop = asyncio.get_running_loop()
             for spec in self.specs:
                 try:
-                    host, port = _hostport(spec)
+                    host, port = host_port(spec)
                     self._servers.append(_Server(loop, host, port, self.timeout, self.rate, self.share_url))
                 except (OSError, ValueError):
                     continue

@@ -27,12 +27,9 @@ from collections.abc import Callable
 
 from dnslib import QTYPE, DNSRecord
 
+from assetmon_tui.scanners.dns import host_port
+
 _FORWARD_TIMEOUT = 10.0  # an upstream answer later than this is not relayed
-
-
-def _hostport(spec: str) -> tuple[str, int]:
-    host, _, port = spec.rpartition(":")
-    return (host or spec), int(port) if port else 53
 
 
 def _question(data: bytes) -> tuple[str, str]:
@@ -64,7 +61,7 @@ class LossyProxy:
         only: Callable[[str], bool] | None = None,
         host: str = "127.0.0.1",
     ):
-        self.upstream = _hostport(upstream)
+        self.upstream = host_port(upstream)
         if not ipaddress.ip_address(self.upstream[0]).is_loopback or not ipaddress.ip_address(host).is_loopback:
             raise ValueError("the lossy proxy works on loopback only")
         if not 0.0 <= share <= 1.0:
