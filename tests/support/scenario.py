@@ -83,7 +83,7 @@ def lab_with_short_wordlist(tmp_path, monkeypatch, hosts: int):
     from assetmon_tui.core.config import get_settings
     from assetmon_tui.lab import Lab
 
-    with Lab(hosts=hosts, standard_ports=False) as lab:  # never 80/443: other labs and benches may use them
+    with Lab(hosts=hosts) as lab:
         words = [n.split(".")[0] for n in lab.estate.names_from("wordlist")] + ["nothere", "decoy-7"]
         (tmp_path / "words.txt").write_text("\n".join(words))
         monkeypatch.setenv("ASSETMON_WORDLIST", str(tmp_path / "words.txt"))
