@@ -321,3 +321,12 @@ def test_the_head_constant_is_the_newest_migration():
     Alembic: it must name the head of migrations/versions."""
     assert migrate.head() == migrate.HEAD
     assert migrate.HEAD in migrate.known_revisions()
+
+
+def test_opening_a_database_at_the_head_imports_no_alembic(no_redis):
+    """The cheap path: a process opening an up-to-date database reads the
+    revision with plain SQL; Alembic is for databases that must change."""
+    db.get_engine()  # creates the database at the head
+    code = "import sys; from assetmon_tui.store import db; db.get_engine(); print('alembic' in sys.modules)"
+    out = subprocess.run([str(VENV_BIN / "python"), "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

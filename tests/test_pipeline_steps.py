@@ -115,3 +115,26 @@ def test_a_name_resolved_twice_keeps_the_least_certain_answer(before, now, merge
     from assetmon_tui.pipeline.persist import merged_status
 
     assert merged_status(before, now) == merged
+
+
+def test_a_ports_only_scan_imports_no_http_js_or_secrets():
+    """Steps are imported when first looked up: the ports step (and a
+    checkpoint without pages) pulls in neither HTTP, JS nor the secrets engine."""
+    import subprocess
+    import sys
+
+    heavy = (
+        "assetmon_tui.scanners.http",
+        "assetmon_tui.scanners.js",
+        "assetmon_tui.secrets",
+        "assetmon_tui.pipeline.steps.js",
+        "assetmon_tui.pipeline.steps.http",
+    )
+    code = (
+        "import sys; from assetmon_tui.pipeline import STEPS;"
+        " from assetmon_tui.pipeline.checkpoint import decode_found;"
+        " STEPS['ports']; decode_found({'open_ports': {'127.0.0.1': {'22': 'ssh'}}});"
+        f" print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
