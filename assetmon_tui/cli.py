@@ -505,7 +505,7 @@ def _workers(args: argparse.Namespace) -> int:
     url = get_settings().redis_url
     place = redis_place(url)
     beats = fleet.Fleet(url, timeout=2.0)
-    workers, runners = beats.workers(), beats.beats()
+    workers, runners = beats.workers(live=True), beats.beats()
     if beats.down:
         return _fail_with(1, f"Redis unreachable at {place}")
     now = time.time()

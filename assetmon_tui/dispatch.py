@@ -359,7 +359,7 @@ class Dispatcher:
             if r.status in chunks.SETTLED or (step, r.number) in running
         )
         settled = sum(1 for r in rows if r.status in chunks.SETTLED)
-        on = len({b.worker or b.runner for b in beats if b.chunk})
+        on = len({b.worker or b.runner for b in beats} | {r.worker for r in rows if r.status == "running" and r.worker})
         progress.message = f"{step}: {settled} of {len(rows)} chunks done, {on} worker{'s' * (on != 1)} on it"
 
     def _outage(self, scan: Scan) -> Progress:

@@ -105,12 +105,26 @@ def test_one_scan_on_one_and_on_three_workers_and_in_a_thread_gives_one_inventor
     dispatcher.check_health()
     spread = dispatcher.submit(project(lab, "three"), MODULES, options(lab))
     seen_workers: set[str] = set()
+    ended_at: dict[str, int] = {}  # a finished step's total, as first seen
+    odd: list[str] = []
 
-    def ended() -> bool:  # meanwhile, the merged progress names the workers on it
-        seen_workers.update(w.split()[0] for w in dispatcher.poll(spread.id)[1].workers)
-        return repo.get_scan(spread.id).status in FINAL_STATES
+    def ended() -> bool:  # meanwhile, the merged progress names the workers on it, and never goes back
+        row, progress = dispatcher.poll(spread.id)
+        seen_workers.update(w.split()[0] for w in progress.workers)
+        if row.status not in FINAL_STATES:
+            if "resuming" in progress.message:
+                odd.append(f"a handover told as a resume: {progress.message}")
+            if ended_at and all(m.status == "pending" for m in progress.modules.values()):
+                odd.append("every step pending again after some ended")
+            for name, mod in progress.modules.items():
+                if mod.status == "done":
+                    first = ended_at.setdefault(name, mod.total)
+                    if mod.total != first:
+                        odd.append(f"{name} ended at {first}, then shown {mod.done}/{mod.total}")
+        return row.status in FINAL_STATES
 
-    wait_for(ended, 180, 0.05, f"scan {spread.id}")
+    wait_for(ended, 180, 0.02, f"scan {spread.id}")
+    assert not odd, odd[:5]
     row = repo.get_scan(spread.id)
     assert row.status == "done", row.error
     assert inventory(spread.project_id) == expected
@@ -141,6 +155,8 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_elsewhere(lab, worker_fa
 
     running = wait_for(victim_runs_http, 120, 0.02, "the victim to run an http chunk")
     victim.kill()  # the whole process group, mid-chunk
+    shown = dispatcher.poll(scan.id)[1].workers  # a runner whose process is gone is not shown at work
+    assert not [w for w in shown if w.startswith(name)], shown
     row = wait_final(scan.id)
     assert row.status == "done", row.error
     assert inventory(scan.project_id) == inventory(baseline.project_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -179,16 +180,23 @@ class Fleet:
         return out
 
     def beats(self, scan_id: int | None = None) -> list[Beat]:
-        """Runners alive now (newest beat first), of one scan or of all."""
+        """Runners alive now (newest beat first), of one scan or of all: a
+        runner on this host whose process is gone is left out at once."""
+        from .owners import is_dead
+
         beats = []
         for data in self._read(RUNNER):
             beat = _typed(Beat, data)
-            if beat is not None and (scan_id is None or beat.scan_id == scan_id):
+            if beat is not None and (scan_id is None or beat.scan_id == scan_id) and not is_dead(beat.runner):
                 beats.append(beat)
         return sorted(beats, key=lambda b: (b.scan_id, b.step, b.chunk, b.runner))
 
-    def workers(self) -> list[WorkerBeat]:
+    def workers(self, live: bool = False) -> list[WorkerBeat]:
+        """The workers' beats in Redis; with `live`, less those on this host
+        whose process is gone (a kill -9 leaves its key until the TTL)."""
         workers = [w for w in (_typed(WorkerBeat, data) for data in self._read(WORKER)) if w is not None]
+        if live:
+            workers = [w for w in workers if w.alive(max_age=math.inf)]
         return sorted(workers, key=lambda w: w.name)
 
     def alive_workers(self, max_age: float | None = None, check_pid: bool = True) -> list[WorkerBeat] | None:

@@ -58,6 +58,9 @@ class Checkpoint:
         self.ctx.found = decode_found(data.get("found") or {})
         self.ctx.show_outcomes()
         self.ctx.progress.counters.update({str(k): int(v) for k, v in data.get("counters", {}).items()})
+        for name, (done, total) in (data.get("modules") or {}).items():
+            module = self.ctx.progress.module(str(name))
+            module.done, module.total = int(done), int(total)
         return True
 
     # -- during a step -----------------------------------------------------------------
@@ -89,6 +92,8 @@ class Checkpoint:
             "cursor": self._cursor() if self._cursor else self.cursor,
             "found": encode_found(self.ctx.found, self._blob),
             "counters": dict(self.ctx.progress.counters),
+            # finished steps' bars, so whoever carries the scan on shows them as they ended
+            "modules": {n: [m.done, m.total] for n, m in self.ctx.progress.modules.items() if n in self.done},
         }
 
     def _blob(self, page: Page) -> str:

@@ -84,7 +84,7 @@ def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -
     if not leases.hand_over(scan_id, fanout_owner(step), owner, settings.lease_timeout):
         return None  # another chunk's runner (or a reaper) carries on
     log.info("scan %s: the last %s chunk settled here; carrying on", scan_id, step)
-    return drive(Run(scan_id, report, settings, "celery", owner, send, worker))
+    return drive(Run(scan_id, report, settings, "celery", owner, send, worker, continuing=True))
 
 
 def drive(run: Run) -> Progress:
@@ -124,8 +124,12 @@ class Run:
         owner: str,
         send: Sender | None = None,
         worker: str = "",
+        continuing: bool = False,
     ) -> None:
         scan = repo.get_scan(scan_id)
+        # True when the runner of a step's last chunk carries the scan on: the
+        # same attempt going on, not a resume (its progress goes on from the checkpoint).
+        self.continuing = continuing
         self.scan_id = scan_id
         self.owner = owner
         self.send = send  # None: this runner runs every chunk itself
@@ -192,7 +196,8 @@ class Run:
                 return
 
     async def main(self) -> None:
-        self.report("starting", force=True)
+        if not self.continuing:  # (a continuation reports once its checkpoint is back)
+            self.report("starting", force=True)
         main = asyncio.ensure_future(self._steps())
         watcher = asyncio.ensure_future(self._watch(main))
         try:
@@ -208,7 +213,7 @@ class Run:
         resumed = self.checkpoint.restore()
         if not resumed:
             seed(self.ctx)
-        elif self.checkpoint.done or self.checkpoint.step:
+        elif (self.checkpoint.done or self.checkpoint.step) and not self.continuing:
             where = self.checkpoint.step or "the next step"
             self.report(
                 f"resuming (attempt {self.attempt}) after {', '.join(self.checkpoint.done) or 'seeding'}"
@@ -219,11 +224,13 @@ class Run:
             mod = self.progress.module(name)
             if name in self.checkpoint.done:
                 mod.status = "done"
-                mod.done = mod.total = max(mod.total, 1)
+                mod.total = max(mod.total, 1)  # as it ended (from the checkpoint), or a full bar
+                mod.done = mod.total
                 continue
             mod.status = "running"
             mod.total_final = not STEPS[name].growing
-            self.report(f"{name}: running", force=True)
+            if not (self.continuing and name == self.checkpoint.step):  # else: its chunks' totals come first
+                self.report(f"{name}: running", force=True)
             self.checkpoint.begin(name)
             step = STEPS[name](self.ctx)
             try:
@@ -266,6 +273,7 @@ class Run:
         mod.total, mod.total_final = sum(r.units for r in rows), not step.growing
         settled = sum(r.units for r in rows if r.status in chunks.SETTLED)
         mod.done = settled
+        self.report(force=True)
         pending = [r for r in rows if r.status not in chunks.SETTLED]
         if pending and self.send is not None and len(rows) > 1:
             lease = self.ctx.settings.scan_time_limit  # the chunks, not a process, hold it now

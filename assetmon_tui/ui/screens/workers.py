@@ -124,7 +124,7 @@ class WorkersScreen(Screen[None]):
         if self._fleet is None or self._fleet.redis_url != url:
             self._fleet = fleet.Fleet(url)
         try:
-            workers, beats = self._fleet.workers(), self._fleet.beats()
+            workers, beats = self._fleet.workers(live=True), self._fleet.beats()
             down = self._fleet.down
         except ValueError:  # a URL redis-py cannot parse
             workers, beats, down = [], [], True
