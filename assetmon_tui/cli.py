@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         args.remove("--debug")
     try:
         status = _main(args)
+    except BrokenPipeError:  # `assetmon scans | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except Exception as exc:
         if debug:
             raise

@@ -97,3 +97,23 @@ def test_exclusions_on_the_command_line(no_redis):
             assert out.returncode == 0, out.stderr
             stored = repo.list_targets(repo.get_project(project).id)
             assert {(t.value, t.exclude) for t in stored} == {("www.scan.test", False), ("api.scan.test", True)}
+
+
+def test_a_reader_that_stops_early_is_no_error(no_redis):
+    """`assetmon scans | head -2`: the pipe closes while scans are written."""
+    for n in range(400):  # more than a pipe holds
+        scan = repo.create_scan(make_project(f"p{n}"), ["dns"], {})
+        repo.finish_scan(scan.id, "done")
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "assetmon"), "scans", "--limit", "400"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as head does after its lines
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err[-500:]

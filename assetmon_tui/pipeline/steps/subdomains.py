@@ -117,6 +117,7 @@ class Subdomains(ChunkedStep):
         await self.take(found, resume)
         if self.paces:  # the brute force's average, once it is over
             self.ctx.progress.counters["dns_qps"] = round(sum(s.average for s in self.paces))
+        self.ctx.progress.counters.pop("dns_limit", None)  # a back-off of this step is over with it
 
     async def take(self, found: AsyncIterator[Found], resume: Resume) -> None:
         """Names as they are found: into the state, saved at once (a crash keeps them)."""
