@@ -12,7 +12,7 @@ import pytest
 from support.lossy import LossyProxy
 from support.scenario import lab_with_short_wordlist, run_to_end
 
-from assetmon_tui.core.modules import NAMES
+from assetmon_tui.core.modules import NAMES as ALL
 from assetmon_tui.dispatch import Dispatcher
 from assetmon_tui.events import list_events
 from assetmon_tui.lab import Lab
@@ -22,6 +22,7 @@ from assetmon_tui.store.event_log import scan_events
 from assetmon_tui.store.models import Event, Scan
 from assetmon_tui.testing import free_port, wait_for
 
+NAMES = tuple(m for m in ALL if m != "nuclei")  # the lab's modules: nuclei's binary is not installable here
 pytestmark = [pytest.mark.one_store, pytest.mark.alone, pytest.mark.timeout(600)]  # several lab scans each
 HOSTS = 12  # web hosts of the lab: about a hundred names with CT and the wordlist
 ALARMS = ("host_gone", "port_closed", "secret_resolved", "secret_reopened", "takeover_resolved", "unconfirmed")
