@@ -115,7 +115,12 @@ class ChunkRun:
         if self.fleet is not None:
             self.fleet.beat(self.beat)
         work = asyncio.ensure_future(step.work(items))
-        outcome = await self._watch(work)
+        try:
+            outcome = await self._watch(work)
+        except asyncio.CancelledError:  # the scan's runner stops (a cancel): its chunk's work stops with it, now
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise
         try:
             if outcome == "done":
                 await work  # its exception (a bug) fails the chunk, below
