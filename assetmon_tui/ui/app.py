@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -19,19 +18,15 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from .actions import Action, actions_of, bindings, palette_commands
 from .screens.dashboard import POLL_INTERVAL, DashboardScreen
 
 if TYPE_CHECKING:
-    from textual.timer import Timer
-
     from ..dispatch import Dispatcher
 
 __all__ = ["POLL_INTERVAL", "AssetMonApp"]
 
-START_POLL, START_WAIT = 0.02, 1.0  # seconds: how often, and at most how long, the start-up waits for the footer
 SCHEDULE_INTERVAL = 5.0  # thread backend only: due schedules are started from here (Celery has beat)
 # ./start.sh sets it (a time.time()) when it has just started a worker: until then, or until the
 # worker answers, the header says so and no scan runs in this process by mistake.
@@ -63,8 +58,6 @@ class AssetMonApp(App[None]):
         self._health_detail = "checking backend…"
         self._new_events = 0
         self._quitting = False  # the quit confirmation is open
-        self._start_timer: Timer | None = None  # until the start-up thread is started
-        self._start_by = 0.0
 
     def get_default_screen(self) -> Screen[None]:
         return self.dashboard
@@ -81,20 +74,9 @@ class AssetMonApp(App[None]):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         self.sub_title = self._health_detail
-        # the complete first frame first: the start-up thread imports the store, and while it holds
-        # the GIL no frame is drawn. The footer mounts its keys a few refreshes after the first frame
-        # (bindings signal, then a recompose), so wait for them, then for the refresh that paints them.
-        self._start_timer = self.set_interval(START_POLL, self._start_when_painted)
-        self._start_by = time.monotonic() + START_WAIT
-
-    def _start_when_painted(self) -> None:
-        if self._start_timer is None:
-            return
-        keys = any(footer.children for footer in self.screen.query(Footer))
-        if keys or time.monotonic() > self._start_by:
-            self._start_timer.stop()
-            self._start_timer = None
-            self.call_after_refresh(self.call_after_refresh, self._start)
+        # the complete first frame first (the footer mounts its keys a refresh later): the start-up
+        # thread imports the store, and while it holds the GIL no frame is drawn
+        self.call_after_refresh(self.call_after_refresh, self._start)
 
     # -- start-up and background loops --------------------------------------------
 
@@ -206,10 +188,10 @@ class AssetMonApp(App[None]):
             self.push_screen(EventsScreen())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "events":  # hidden from its own footer
-            # asked for every footer key at start-up: importing the screen's module is left to `e`
-            events = sys.modules.get(f"{__package__}.screens.events")
-            return events is None or not isinstance(self.screen, events.EventsScreen)
+        if action == "events":
+            from .screens.events import EventsScreen
+
+            return not isinstance(self.screen, EventsScreen)  # hidden from its own footer
         return True
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
