@@ -124,7 +124,8 @@ async def launch_scan(pilot, app, nameserver: str, ready=lambda app: True) -> No
     """Open the project, start a scan by keys (default modules, our DNS server), see its panel."""
     await until(pilot, lambda: app.project_id is not None and ready(app), what="project loaded")
     await pilot.press("s", "tab", "tab", *nameserver, "enter")
-    await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")
+    # (60 s: a cold first scan in a process imports and compiles the pipeline while the UI waits)
+    await until(pilot, lambda: app.query(ScanPanel), timeout=60, what="a live scan panel")
 
 
 async def test_cancel_from_the_dashboard(thread_backend, slow_estate):
@@ -161,7 +162,7 @@ async def test_restarted_tui_reattaches_to_a_celery_scan(slow_estate, worker):  
         panel = second.query_one(ScanPanel)
         await until(pilot, lambda: panel.progress and panel.progress.state == "running", what="live progress")
         await pilot.press("c")
-        await until(pilot, lambda: not second.query(ScanPanel), timeout=15, what="cancelled")
+        await until(pilot, lambda: not second.query(ScanPanel), timeout=30, what="cancelled")
     assert repo.get_scan(scan.id).status == "cancelled"
 
 
