@@ -115,12 +115,7 @@ class ChunkRun:
         if self.fleet is not None:
             self.fleet.beat(self.beat)
         work = asyncio.ensure_future(step.work(items))
-        try:
-            outcome = await self._watch(work)
-        except asyncio.CancelledError:  # the scan's runner stops (a cancel): its chunk's work stops with it, now
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            raise
+        outcome = await self._watch(work)
         try:
             if outcome == "done":
                 await work  # its exception (a bug) fails the chunk, below
