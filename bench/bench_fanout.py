@@ -36,26 +36,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from assetmon_tui.testing import ROOT, RedisServer, Worker
+from assetmon_tui.testing import RedisServer, Worker
 from bench.bench_pipeline import module_times
 from bench.common import (
-    PY,
     WEB_PORT_PAIRS,
+    LabProcess,
     cpu_seconds,
     isolated_home,
     lab_env,
     lab_project,
     setenv,
+    start_lab,
     table,
     verdict,
     wait_scan,
@@ -69,39 +68,6 @@ CONFIGS = {
 }
 NETWORK_STEPS = ("dns", "http", "subdomains")  # the steps that wait on the lab's latency
 TARGET = 1.6
-
-
-# -- the lab, with latency and free ports ---------------------------------------------
-
-
-class Lab:
-    """`python -m assetmon_tui.lab --free-ports --latency MS` in a subprocess,
-    its web vhosts on the first free pair of web ports the scanners know."""
-
-    def __init__(self, hosts: int, latency: float):
-        errors = []
-        for http, https in WEB_PORT_PAIRS[1:]:  # not 80/443: free ports only
-            cmd = [PY, "-m", "assetmon_tui.lab", "--json", "--free-ports", "--hosts", str(hosts)]
-            cmd += ["--latency", str(latency), "--port-http", str(http), "--port-https", str(https)]
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            assert self.proc.stdout is not None and self.proc.stderr is not None
-            line = self.proc.stdout.readline()
-            if line:
-                self.info = json.loads(line)
-                self.pid = self.proc.pid
-                return
-            errors.append(f"{http}/{https}: {(self.proc.stderr.read().strip().splitlines() or ['exited'])[-1]}")
-            self.proc.wait()
-        sys.exit("no free web port pair for the lab:\n" + "\n".join(errors))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # -- PostgreSQL -----------------------------------------------------------------------
@@ -217,7 +183,7 @@ def inventory(project_id: int) -> dict[str, set[object]]:
 
 
 def scan_once(
-    dispatcher, lab: Lab, modules: list[str], name: str, workers: list[Worker], ctx: dict, limit: int = 0
+    dispatcher, lab: LabProcess, modules: list[str], name: str, workers: list[Worker], ctx: dict, limit: int = 0
 ) -> dict:
     project_id, options = lab_project(lab, modules, name, ports=ctx["ports"])
     if limit:  # a warm-up: the first `limit` targets only
@@ -252,7 +218,7 @@ def scan_once(
     }
 
 
-def run_config(key: str, modules: list[str], lab: Lab, tmp: Path, ctx: dict, warmup: bool) -> dict:
+def run_config(key: str, modules: list[str], lab: LabProcess, tmp: Path, ctx: dict, warmup: bool) -> dict:
     from assetmon_tui.dispatch import Dispatcher
 
     label, slots = CONFIGS[key]
@@ -382,7 +348,8 @@ def main() -> None:
     modules = args.modules.split(",")
     configs = args.configs.split(",")
 
-    lab = Lab(args.hosts, args.latency)
+    # free ports only (never 80/443), and the network's round trip
+    lab = start_lab(args.hosts, ("--free-ports", "--latency", str(args.latency)), WEB_PORT_PAIRS[1:])
     print(
         f"lab: {lab.info['hosts']} vhosts, {len(lab.info['addresses'])} names, "
         f"{len(set(lab.info['addresses'].values()))} addresses, latency {lab.info.get('latency_ms')} ms; "

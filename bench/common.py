@@ -121,9 +121,10 @@ class LabProcess:
     compete for this process's GIL (real targets are elsewhere). `info` is the
     lab's JSON info line."""
 
-    def __init__(self, hosts: int | None, http: int, https: int):
+    def __init__(self, hosts: int | None, http: int, https: int, extra: tuple[str, ...] = ()):
         cmd = [PY, "-m", "assetmon_tui.lab", "--json", "--port-http", str(http), "--port-https", str(https)]
         cmd += ["--hosts", str(hosts)] if hosts else []
+        cmd += list(extra)  # e.g. --free-ports, --latency MS
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line:
@@ -143,12 +144,15 @@ class LabProcess:
                 self.proc.wait()
 
 
-def start_lab(hosts: int | None = None) -> LabProcess:
-    """The lab in a subprocess, on the first free web port pair (stop it with lab.stop())."""
+def start_lab(
+    hosts: int | None = None, extra: tuple[str, ...] = (), pairs: list[tuple[int, int]] = WEB_PORT_PAIRS
+) -> LabProcess:
+    """The lab in a subprocess, on the first free web port pair of `pairs`
+    (stop it with lab.stop()); `extra`: more `assetmon lab` arguments."""
     errors = []
-    for http, https in WEB_PORT_PAIRS:
+    for http, https in pairs:
         try:
-            return LabProcess(hosts, http, https)
+            return LabProcess(hosts, http, https, extra)
         except OSError as exc:
             errors.append(f"{http}/{https}: {exc}")
     sys.exit("no free web port pair for the lab:\n" + "\n".join(errors))
