@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -340,47 +341,39 @@ def test_refuses_non_loopback():
 # ---- the command line -------------------------------------------------------------
 
 
-def test_cli_prints_info_and_stops_cleanly():
+@contextlib.contextmanager
+def lab_cli(*args: str):
+    """`python -m assetmon_tui.lab --json ARGS`: its info, then a TERM must stop it with status 0."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assetmon_tui.lab", "--json", "--hosts", "60", "--free-ports"],
+        [sys.executable, "-m", "assetmon_tui.lab", "--json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        info = json.loads(proc.stdout.readline())
+        yield json.loads(proc.stdout.readline())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_cli_prints_info_and_stops_cleanly():
+    with lab_cli("--hosts", "60", "--free-ports") as info:
         assert info["domain"] == D and info["mutate"] == 0 and info["hosts"] >= 60
         assert info["http"][0].startswith("http://") and info["ct_url"].startswith("http://127.0.0.1:")
         answer = resolver(info).resolve(f"www.{D}", "A")
         assert answer[0].address == info["addresses"][f"www.{D}"]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_the_breadth_estate_serves_from_the_cli_and_stops_cleanly():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assetmon_tui.lab", "--estate", "breadth", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        info = json.loads(proc.stdout.readline())
+    with lab_cli("--estate", "breadth") as info:
         assert info["estate"] == "breadth" and info["targets"] == ["breadth.test", "!*.secret.breadth.test"]
         answer = resolver(info).resolve(info["only"]["srv"].replace("sip-only", "_sip._tcp"), "SRV")
         assert str(answer[0].target).rstrip(".") == info["only"]["srv"]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_latency_delays_dns_and_http_answers():
