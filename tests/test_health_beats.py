@@ -53,6 +53,24 @@ def test_a_live_worker_is_alive_and_a_killed_one_is_not(worker):
     assert "no worker on" in health.detail
 
 
+def test_an_unreaped_child_is_dead_and_a_running_one_alive():
+    """A worker killed with its process group leaves zombies where PID 1 does
+    not reap orphans (CI's container): they run nothing and count as dead."""
+    from assetmon_tui.core.owners import is_dead, pid_alive
+
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_for(lambda: open(f"/proc/{exited.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10, 0.01, "a zombie")
+        assert pid_alive(running.pid) and not is_dead(f"{socket.gethostname()}:{running.pid}")
+        assert not pid_alive(exited.pid) and is_dead(f"{socket.gethostname()}:{exited.pid}")
+    finally:
+        running.kill()
+        running.wait()
+        exited.wait()
+    assert not pid_alive(exited.pid)  # reaped: gone
+
+
 def test_a_beat_is_judged_by_its_own_interval(redis_server):
     fleet = Fleet(redis_server.url)
     now = time.time()

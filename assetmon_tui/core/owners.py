@@ -12,13 +12,29 @@ def this_process() -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie: a killed worker's pool children
+    stay zombies where PID 1 does not reap orphans (containers), yet they run
+    nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not reaped (or gone since)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:  # gone since the signal, or no /proc at all (macOS: trust the signal)
+        return os.path.isdir("/proc/self")
+    except OSError:
+        return False
+    # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")"
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 def is_dead(owner: str) -> bool:
