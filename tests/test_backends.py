@@ -124,6 +124,34 @@ def test_cancel_a_running_scan(backend, request, monkeypatch):
         assert row.status == "cancelled" and row.finished_at is not None
 
 
+def test_a_cancel_between_a_steps_plan_and_its_first_chunk_cancels_the_scan(monkeypatch):
+    """The race that left Celery scans 'cancelling' for a lease: a cancel right
+    after a step planned its chunks makes the claim refuse; that is a cancel,
+    not a runner lost."""
+    from assetmon_tui.pipeline import run as pipeline_run
+    from assetmon_tui.store import chunks
+
+    monkeypatch.setenv("ASSETMON_BACKEND", "thread")
+    get_settings.cache_clear()
+    dispatcher = Dispatcher()
+    planned = chunks.plan
+
+    def plan_then_cancel(scan_id, step, parts):
+        rows = planned(scan_id, step, parts)
+        if step == "http":
+            assert dispatcher.cancel(scan_id) == "cancelling"
+        return rows
+
+    monkeypatch.setattr(pipeline_run.chunks, "plan", plan_then_cancel)
+    with estate() as e:
+        scan = dispatcher.submit(make_project(), ["dns", "http"], e.options())
+        progress, _ = run_to_end(dispatcher, scan.id, timeout=15)
+    assert progress.state == "cancelled", progress
+    row = repo.get_scan(scan.id)
+    assert row.status == "cancelled" and row.finished_at is not None
+    assert all(c.status in chunks.SETTLED for c in chunks.of_step(scan.id, "http"))
+
+
 def test_a_lost_runner_is_failed_once_its_attempts_are_spent(monkeypatch):
     monkeypatch.setenv("ASSETMON_MAX_ATTEMPTS", "1")
     get_settings.cache_clear()

@@ -287,7 +287,10 @@ class Run:
             claimed = await asyncio.to_thread(
                 chunks.claim, row_id(row), self.owner, "", self.ctx.settings.lease_timeout
             )
-            if claimed is None:
+            if claimed is None:  # a cancel that came after the plan refuses the claim: that is a cancel
+                if await asyncio.to_thread(repo.cancel_requested, self.scan_id):
+                    self.cancelled = True
+                    return False
                 raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} was taken by another runner")
 
             def tick(done: int, total: int, base: int = settled) -> None:
@@ -315,6 +318,8 @@ class Run:
         return [{"source": source, **outcome} for source, outcome in sorted(self.ctx.found.outcomes.items())]
 
     def finish(self, state: str, error: str = "") -> None:
+        """End cancelled or failed; chunks of the step that nobody will run now settle as cancelled."""
+        chunks.cancel_queued(self.scan_id)
         summary = self._ending(state, error)
         repo.finish_scan(self.scan_id, state, error, summary, owner=self.owner, sources=self.sources())
         self._report(self.progress)
