@@ -77,8 +77,10 @@ def test_chunks_are_cut_evenly_and_sized_from_the_measured_pace():
     items = [f"10.0.0.{i}" for i in range(50)]  # 5,000 probes
     assert len(plan_parts(step, items, pace=1000.0, settings=settings)) == 1  # 5 s at 1,000 a second
     assert len(plan_parts(step, items, pace=250.0, settings=settings)) == 4  # 20 s: four of 5 s
-    parts = plan_parts(step, items, pace=1.0, settings=settings)
-    assert len(parts) == min(settings.max_chunks, len(items)) and sum(units for _, units in parts) == 5000
+    parts = plan_parts(step, items, pace=1.0, settings=settings)  # 5,000 s: as many as the smallest chunk allows
+    assert len(parts) == 5000 // Ports.min_units and sum(units for _, units in parts) == 5000
+    many = [f"10.0.{i // 250}.{i % 250}" for i in range(5000)]  # 500,000 probes: at most max_chunks
+    assert len(plan_parts(step, many, pace=1.0, settings=settings)) == settings.max_chunks
 
 
 def test_one_scan_on_one_and_on_three_workers_and_in_a_thread_gives_one_inventory(lab, worker_factory, monkeypatch):

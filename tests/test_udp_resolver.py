@@ -462,6 +462,28 @@ async def test_no_ceiling_backs_off_and_returns_to_no_limit():
     assert resolver.stats() == []  # closed
 
 
+async def test_losses_that_do_not_follow_the_pace_do_not_slow_it():
+    """A line that loses 30 % of queries whatever is sent: the cut they cause
+    changes nothing, so the pace goes back and the share is the line's noise;
+    retries get the names through at speed (paced down, 2,000 lookups and
+    their retries would take minutes at the floor of 20 a second). Losses are
+    known a timeout after the answers: a burst is judged with both."""
+    with FakeDNS({}) as server, LossyProxy(server.address, share=0.3, seed=7) as proxy:
+        async with UdpResolver([proxy.address], timeout=1.0, retries=3) as resolver:
+            slots = asyncio.Semaphore(200)
+
+            async def one(name: str):
+                async with slots:
+                    return await resolver.resolve(name, ("A",))
+
+            results = await asyncio.gather(*(one(f"n{i}.noisy.test") for i in range(2000)))
+            stats = resolver.stats()[0]
+    assert sum(r.status == "nxdomain" for r in results) >= 1900  # (0.3 ** 4 of them are lost four times)
+    assert proxy.dropped > 500
+    assert 0.15 < stats.noise < 0.45, stats
+    assert stats.backoffs <= 2 and stats.average > 150, stats  # paced down, 6 cuts and 110 a second
+
+
 async def test_a_few_failures_do_not_slow_it():
     """One SERVFAIL name in fifty is the zone's, not the server's load: no back-off."""
     zone = {f"bad{i}.few.test": "SERVFAIL" for i in range(0, 400, 50)}

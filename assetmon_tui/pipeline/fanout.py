@@ -54,11 +54,11 @@ def plan_parts(
     step: ChunkedStep, items: list[str], pace: float | None, settings: Settings
 ) -> list[tuple[list[str], int]]:
     """Chunks of about `chunk_seconds` of work each, from the measured pace
-    (units a second) or the step's first guess."""
+    (units a second) or the step's first guess, and none under the step's `min_units`."""
     if not items:
         return []
     seconds = step.units(items) / pace if pace else step.units(items) * step.unit_seconds
-    count = min(settings.max_chunks, math.ceil(seconds / settings.chunk_seconds))
+    count = min(settings.max_chunks, math.ceil(seconds / settings.chunk_seconds), step.units(items) // step.min_units)
     return [(part, step.units(part)) for part in cut(items, count)]
 
 

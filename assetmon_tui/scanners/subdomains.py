@@ -570,6 +570,9 @@ def _signature(result: DnsResult) -> tuple[str, frozenset[str]]:
     return result.status, frozenset()
 
 
+_PERMUTATION_WINDOW = 100  # permutation lookups in flight (more only queue at the resolver's pace)
+
+
 @dataclass(frozen=True)
 class _Wildcard:
     """A zone's answer to random labels. "none": NXDOMAIN for each; "stable":
@@ -1011,10 +1014,14 @@ class _Run:
                 self.resolved.add(name)
                 self.emit(name, "permutation", result)
 
-        for start in range(0, len(candidates), 100):
-            batch = candidates[start : start + 100]
-            await asyncio.gather(*(one(name) for name in batch))
-            self.tick(len(batch))
+        todo = iter(candidates)
+
+        async def worker() -> None:  # a window, not batches: one slow lookup holds up nobody else
+            for name in todo:
+                await one(name)
+                self.tick()
+
+        await asyncio.gather(*(worker() for _ in range(min(len(candidates), _PERMUTATION_WINDOW))))
         self.report(f"permutations {zone}", self._brute_outcome(unanswered, len(candidates)))
 
     # -- TLS

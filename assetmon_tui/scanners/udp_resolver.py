@@ -29,9 +29,14 @@ current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
 to what got through (at most half the rate it was sending at, at least a
 tenth; half a second between two cuts at least); while they stay under 1 %
 (judged once its queries had the time to time out, a second at most), it
-rises again by a tenth of the ceiling, back to it; without one, by a tenth of
-the rate that failed, and no limit again once the limit is twice what is
-being sent.
+rises again: doubling while under half the rate that failed (a burst's cut
+is undone in a second or two), then by a tenth of it (or of the ceiling),
+back to the ceiling, or to no limit once the limit is twice what is being
+sent. Loss that does not follow the pace is not ours: when a cut leaves the
+share of losses about where it was (and under half), the link or the server
+loses that share whatever we send, so the pace goes back to where it was and
+that share becomes the line's noise, which later judgements allow for (with
+more samples); retries, not a slower pace, get through such a line.
 `stats()` tells the rate in use.
 
 Shared: with a Redis URL (`share_url`), the ceiling is this process's part
@@ -81,6 +86,8 @@ _CLEAN = 0.01  # share under which the pace rises
 _MIN_BAD = 3  # bad outcomes before a cut (one lost query is noise)
 _SAMPLES = 8  # outcomes a window needs before it is judged
 _SPACING = 0.5  # seconds between two cuts at least (the server's own limit needs a moment to recover too)
+_NOISY_SAMPLES = 40  # outcomes a window needs on a line with noise (a share judged on 8 would be chance)
+_NOISE_MAX = 0.5  # a line that loses this share or more at any pace is failing: it is paced down all the same
 
 
 class _Malformed(Exception):
@@ -244,6 +251,18 @@ class ServerStats:
     lowest: float | None
     ceiling: float | None
     backoffs: int
+    noise: float = 0.0  # the share of queries the line loses at any pace (not paced down for)
+
+
+class _Window:
+    """Queries sent in one stretch at one pace, and how many came back well or badly."""
+
+    __slots__ = ("bad", "generation", "good", "judged", "sent", "start")
+
+    def __init__(self, start: float, generation: int) -> None:
+        self.start, self.generation = start, generation
+        self.sent = self.good = self.bad = 0
+        self.judged = False
 
 
 class _Pace:
@@ -258,16 +277,15 @@ class _Pace:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._pacer: asyncio.Task[None] | None = None
         self._credit = 1.0  # queries that may go now
-        self.settle = min(timeout, 1.0)  # a pace is judged good only once its queries had time to time out
-        self._since = now  # when the pace last changed
         self._released = now
-        self.epoch = 0  # outcomes of queries sent before the last change do not judge the new pace
+        self.generation = 0  # the pace's changes: windows sent before the last one do not judge it
+        self.window = _Window(now, 0)  # the queries being sent now
         self.peak = 0.0
         self.backoffs = 0
         self.cut_at = -1e9
-        self._start = now
-        self._good = 0
-        self._bad = 0
+        self.noise = 0.0  # the share of losses the line has at any pace (not caused by our rate)
+        self._cut_share = 0.0  # the share of losses that made the last cut
+        self._before_cut: float | None = None  # the limit before it
         self._buckets: collections.deque[list[float]] = collections.deque()  # [start, sends] per 0.1 s
 
     async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -326,8 +344,21 @@ class _Pace:
             if not turn.done():
                 turn.set_result(None)
 
-    def sent(self, now: float) -> None:
+    def sent(self, now: float) -> _Window:
+        """One query sent now: the window it is judged in."""
         self._count(now)
+        window = self.window
+        if window.sent >= self._samples() and now - window.start >= _WINDOW:
+            closed, window = window, _Window(now, self.generation)
+            self.window = window
+            if closed.good + closed.bad >= closed.sent:  # all back before it closed: judged now
+                self._complete(closed, now)
+        window.sent += 1
+        return window
+
+    def _samples(self) -> int:
+        """Outcomes a window needs: more on a noisy line, and to tell noise from our own load after a cut."""
+        return _NOISY_SAMPLES if self.noise or self._cut_share else _SAMPLES
 
     def _count(self, now: float) -> None:
         buckets = self._buckets
@@ -347,27 +378,64 @@ class _Pace:
             return 0.0
         return sum(b[1] for b in buckets) / max(0.1, now - buckets[0][0])
 
-    def outcome(self, epoch: int, good: bool, now: float) -> None:
-        if epoch != self.epoch:
+    def outcome(self, window: _Window, good: bool, now: float) -> None:
+        """Judge the pace by windows of queries sent at it: too many losses cut
+        it at once; a window whose every query came back (answered or timed
+        out) all but clean raises it. (Losses are known a timeout after the
+        answers: judging what came back in a stretch of time would count a
+        burst's answers in one window and its losses in the next.)"""
+        if window.generation != self.generation or window.judged:
             return
         if good:
-            self._good += 1
+            window.good += 1
         else:
-            self._bad += 1
-        total = self._good + self._bad
-        if self._bad >= _MIN_BAD and self._bad > _LOSS * total and total >= _SAMPLES:
+            window.bad += 1
+        back = window.good + window.bad
+        samples = self._samples()
+        threshold = _LOSS + 1.5 * self.noise
+        if self._cut_share:  # the first window after a cut: did the losses follow the pace?
+            if window.bad > _NOISE_MAX * max(window.sent, samples) and now - self.cut_at >= _SPACING:
+                self._cut(now, window.bad / back)  # failing at any pace: down again, without waiting
+                return
+        elif window.bad >= _MIN_BAD and window.bad > threshold * max(window.sent, samples):
             if now - self.cut_at >= _SPACING:
-                self._cut(now, self._bad / total)
-        elif now - self._start >= _WINDOW and now - self._since >= self.settle and total >= _SAMPLES:
-            if self._bad <= _CLEAN * total:
-                self._raise(now)
-            self._reset(now)
+                self._cut(now, window.bad / back)
+            return
+        if back >= window.sent and window is not self.window:  # (the current one is judged once it closes)
+            self._complete(window, now)
 
-    def _reset(self, now: float) -> None:
-        self._start = now
-        self._good = self._bad = 0
+    def _complete(self, window: _Window, now: float) -> None:
+        """Every query of a closed window is back: judge the pace by all of them."""
+        if window.judged or window.generation != self.generation or window.sent < self._samples():
+            return
+        window.judged = True
+        share = window.bad / window.sent
+        if share <= _CLEAN + self.noise:
+            self._cut_share = 0.0
+            if share < self.noise / 2:
+                self.noise = (self.noise + share) / 2  # the line got better (halfway: one window may be luck)
+            self._raise(now)
+        elif share <= _LOSS + 1.5 * self.noise:
+            self._cut_share = 0.0  # not clean, not bad: the pace stays
+        elif self._cut_share and self._cut_share / 2 <= share < _NOISE_MAX:
+            self._noisy(now, share)  # the cut changed nothing: the line's losses
+        elif now - self.cut_at >= _SPACING:
+            self._cut(now, share)
+
+    def _changed(self, now: float) -> None:
+        """A new pace: what was sent before it judges it no more."""
+        self.generation += 1
+        self.window = _Window(now, self.generation)
+
+    def _noisy(self, now: float, share: float) -> None:
+        """The cut did not lower the losses: the line's, not ours; back to the pace before it."""
+        self.noise = max(self.noise, share)
+        self.limit = self._before_cut
+        self._cut_share = 0.0
+        self._changed(now)
 
     def _cut(self, now: float, share: float) -> None:
+        self._cut_share, self._before_cut = share, self.limit
         sending = self.rate(now)
         base = min(self.limit, sending) if self.limit is not None else sending
         base = max(base, self.floor)
@@ -379,21 +447,25 @@ class _Pace:
             self.limit = min(self.limit, self.ceiling)  # a shared ceiling may be under the floor
         self.lowest = self.limit if self.lowest is None else min(self.lowest, self.limit)
         self.backoffs += 1
-        self.cut_at = self._since = now
-        self.epoch += 1
-        self._reset(now)
+        self.cut_at = now
+        self._changed(now)
 
     def _raise(self, now: float) -> None:
         if self.limit is None:
             return
-        if self.ceiling is not None:
-            self.limit = min(self.ceiling, self.limit + max(self.floor, self.ceiling / 10))
+        before = self.limit
+        if self.limit < self.peak / 2:  # far under what failed: a burst's cut, undone quickly
+            self.limit *= 2
+        elif self.ceiling is not None:
+            self.limit += max(self.floor, self.ceiling / 10)
         elif self.limit > 2 * self.rate(now):
             self.limit = None  # not what holds it back any more: no limit, as set (cut again if it hurts)
         else:
             self.limit += max(self.floor, self.peak / 10)
-        self.epoch += 1
-        self._since = now
+        if self.ceiling is not None and self.limit is not None:
+            self.limit = min(self.ceiling, self.limit)
+        if self.limit != before:
+            self._changed(now)
 
 
 # ---- one nameserver ---------------------------------------------------------------------
@@ -404,15 +476,17 @@ _Answer = tuple[int, list[DnsRecord]] | None
 
 
 class _Query:
-    __slots__ = ("epoch", "future", "kind", "name", "qname", "tail")
+    __slots__ = ("future", "kind", "name", "qname", "tail", "window")
 
-    def __init__(self, future: asyncio.Future[_Answer], qname: str, kind: int, name: bytes, tail: bytes, epoch: int):
+    def __init__(
+        self, future: asyncio.Future[_Answer], qname: str, kind: int, name: bytes, tail: bytes, window: _Window
+    ):
         self.future = future
         self.qname = qname  # text, lower-case
         self.kind = kind
         self.name = name  # the question's name, wire form, lower-case
         self.tail = tail  # type and class
-        self.epoch = epoch
+        self.window = window  # where its outcome judges the pace
 
 
 def _ids() -> Iterator[int]:
@@ -480,36 +554,36 @@ class _Server:
             pace.lowest,
             pace.ceiling,
             pace.backoffs,
+            pace.noise,
         )
 
-    async def ask(self, qname: str, kind: int, name: bytes, tail: bytes) -> tuple[_Answer, int]:
+    async def ask(self, qname: str, kind: int, name: bytes, tail: bytes) -> tuple[_Answer, _Window]:
         """One attempt: (the answer's header flags, its records) or None on
-        timeout, and the pace's epoch when it was sent (what it judges)."""
+        timeout, and the pace's window it was sent in (what it judges)."""
         await self.pace.wait(self.loop)
         pending = self.pending
         qid = next(self.ids)
         while qid in pending:
             qid = next(self.ids)
         future: asyncio.Future[_Answer] = self.loop.create_future()
-        query = pending[qid] = _Query(future, qname, kind, name, tail, self.pace.epoch)
-        self.deadlines.append((self.loop.time() + self.timeout, qid, query))
+        now = self.loop.time()
+        query = pending[qid] = _Query(future, qname, kind, name, tail, self.pace.sent(now))
+        self.deadlines.append((now + self.timeout, qid, query))
         if self.timer is None:
             self.timer = self.loop.call_at(self.deadlines[0][0], self._sweep)
         self._send(qid.to_bytes(2, "big") + _HEADER_TAIL + name + tail)
-        now = self.loop.time()
         if not self.sent:
             self.first = now
         self.sent += 1
         self.last = now
-        self.pace.sent(now)
         try:
-            return await future, query.epoch
+            return await future, query.window
         finally:
             if pending.get(qid) is query:
                 del pending[qid]
 
-    def judge(self, query_epoch: int, good: bool) -> None:
-        self.pace.outcome(query_epoch, good, self.loop.time())
+    def judge(self, window: _Window, good: bool) -> None:
+        self.pace.outcome(window, good, self.loop.time())
 
     def _send(self, packet: bytes) -> None:
         if self.backlog:
@@ -547,7 +621,7 @@ class _Server:
                 if self.pending.get(qid) is query:
                     del self.pending[qid]
                 self.timeouts += 1
-                self.judge(query.epoch, False)
+                self.judge(query.window, False)
                 query.future.set_result(None)
         if deadlines:
             self.timer = self.loop.call_at(deadlines[0][0], self._sweep)
@@ -676,14 +750,15 @@ class UdpResolver:
         status = "timeout"
         for attempt in range(self.attempts):
             server = servers[(start + attempt) % count]
-            answer, epoch = await server.ask(qname, kind, wire, tail)
+            answer, window = await server.ask(qname, kind, wire, tail)
             if answer is None:
                 status = "timeout"
                 continue
             flags, records = answer
-            if flags & 0x0200:  # truncated: over TCP, as dnspython does
+            truncated = bool(flags & 0x0200)  # judged bad at once (the server sheds load so), over TCP after
+            if truncated:  # as dnspython does
                 server.truncated += 1
-                server.judge(epoch, False)
+                server.judge(window, False)
                 over_tcp = await self._tcp(server, qname, kind, wire, tail)
                 if over_tcp is None:
                     status = "error"
@@ -693,13 +768,14 @@ class UdpResolver:
                 server.answered += 1
             rcode = flags & 0x000F
             if rcode in (0, 3):  # NOERROR, NXDOMAIN
-                if not flags & 0x0200:
-                    server.judge(epoch, True)
+                if not truncated:
+                    server.judge(window, True)
                 if rcode == 3:
                     return "nxdomain", records
                 return ("ok" if records else "nodata"), records
             server.servfails += 1
-            server.judge(epoch, False)
+            if not truncated:
+                server.judge(window, False)
             status = "servfail" if rcode == 2 else "error"
         return status, []
 

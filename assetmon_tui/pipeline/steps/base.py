@@ -57,6 +57,9 @@ class ChunkedStep(Step):
 
     chunk_outputs: ClassVar[tuple[str, ...]] = ()
     unit_seconds: ClassVar[float] = 0.01  # a first guess of one unit's time, until chunks measured it
+    # The smallest chunk worth its fixed cost (a context from the checkpoint, a
+    # resolver, checks a chunk repeats): smaller ones only add tail latencies.
+    min_units: ClassVar[int] = 1
 
     def items(self) -> list[str]:
         """The keys of the step's work, in a stable order."""

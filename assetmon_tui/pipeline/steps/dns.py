@@ -77,6 +77,7 @@ class Dns(ChunkedStep):
     chunk_outputs = ("addresses", "cnamed")
     saves = ("host", "dnsrecord")
     unit_seconds = 0.005  # one name's A, AAAA and CNAME
+    min_units = 50
 
     def __init__(self, ctx: ScanContext) -> None:
         super().__init__(ctx)

@@ -31,6 +31,7 @@ class Http(ChunkedStep):
     chunk_outputs = ("probed", "unsure_hosts", "revealed", "pages")
     saves = ("host", "dnsrecord", "httpendpoint")
     unit_seconds = 0.02  # one probe
+    min_units = 10
 
     def __init__(self, ctx: ScanContext) -> None:
         super().__init__(ctx)

@@ -16,6 +16,7 @@ class Ports(ChunkedStep):
     chunk_outputs = ("open_ports", "answered")
     saves = ("host", "service")
     unit_seconds = 0.0005  # one probe; the first chunks measure the real pace
+    min_units = 1000  # a probe costs microseconds, a chunk's start a tenth of a second
 
     def ports(self) -> list[int]:
         return parse_ports(self.ctx.setting("ports"))

@@ -31,6 +31,7 @@ class Subdomains(ChunkedStep):
     saves = ("host",)
     growing = True  # zones found on the way (certificates, CT, empty non-terminals) are brute forced too
     unit_seconds = 0.002  # one lookup
+    min_units = 250  # each chunk asks every zone's wildcard again (a timeout or two behind a lossy resolver)
 
     def options(self) -> SubdomainOptions:
         try:  # the passive API sources with the keys and base URLs configured
