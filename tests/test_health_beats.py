@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -61,7 +62,8 @@ def test_an_unreaped_child_is_dead_and_a_running_one_alive():
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     exited = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        wait_for(lambda: open(f"/proc/{exited.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10, 0.01, "a zombie")
+        stat = Path(f"/proc/{exited.pid}/stat")
+        wait_for(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", 10, 0.01, "a zombie")
         assert pid_alive(running.pid) and not is_dead(f"{socket.gethostname()}:{running.pid}")
         assert not pid_alive(exited.pid) and is_dead(f"{socket.gethostname()}:{exited.pid}")
     finally:
