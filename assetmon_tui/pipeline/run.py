@@ -285,8 +285,8 @@ class Run:
             return False
         for row in pending:
             claimed = await asyncio.to_thread(
-                chunks.claim, row_id(row), self.owner, "", self.ctx.settings.lease_timeout
-            )
+                chunks.claim, row_id(row), self.owner, self.beat.worker, self.ctx.settings.lease_timeout
+            )  # (the worker's name, where a worker runs the scan: a chunk says who ran it)
             if claimed is None:  # a cancel that came after the plan refuses the claim: that is a cancel
                 if await asyncio.to_thread(repo.cancel_requested, self.scan_id):
                     self.cancelled = True
