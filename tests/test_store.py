@@ -114,3 +114,22 @@ def test_one_active_scan_per_project_is_enforced_by_the_database():
     claim(first.id, "w:1")
     repo.finish_scan(first.id, "failed", "runner lost")  # what the reaper does to a dead scan
     assert repo.create_scan(project.id, ["dns"], {}).id > first.id
+
+
+def test_a_scan_and_its_attempt_end_in_one_transaction():
+    """A reader that sees the scan done sees its attempt done too (the attempt
+    was closed by a second commit, which a loaded machine let a test read
+    between)."""
+    project = repo.create_project("acme")
+    scan = repo.create_scan(project.id, ["dns"], {})
+    assert leases.claim(scan.id, "thread", "me:1", 60, 3)
+    with session() as s:
+        assert repo.end_scan(s, scan.id, "done", owner="me:1")
+        s.rollback()
+    assert repo.get_scan(scan.id).status == "running"
+    assert [a.ended_at for a in leases.attempts(scan.id)] == [None]  # rolled back together
+    with session() as s:
+        assert repo.end_scan(s, scan.id, "done", owner="me:1")
+        s.commit()
+    [attempt] = leases.attempts(scan.id)
+    assert attempt.outcome == "done" and attempt.ended_at is not None

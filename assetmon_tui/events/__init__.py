@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from ..core.config import get_settings
-from ..store import leases, repo, snapshots
+from ..store import repo, snapshots
 from ..store.db import session
 from ..store.event_log import acknowledge, list_events, scan_events, unacknowledged_count
 from ..store.models import Event, Scan, Snapshot, as_utc
@@ -83,7 +83,6 @@ def record(
             s.rollback()
             log.warning("scan %s: a concurrent snapshot of its project won; ending it without events", scan_id)
             return repo.finish_scan(scan_id, "done", summary=summary, owner=owner, sources=sources)
-    leases.end_attempt(scan_id, "done", "")
     return True
 
 

@@ -56,7 +56,7 @@ def claim(scan_id: int, backend: str, owner: str, lease: float, max_attempts: in
         if result.rowcount != 1:
             s.rollback()
             return False
-        _close_open_attempts(s, scan_id, "lost", f"taken over by {owner}")
+        close_attempts(s, scan_id, "lost", f"taken over by {owner}")
         last = s.exec(select(func.max(ScanAttempt.number)).where(ScanAttempt.scan_id == scan_id)).one()
         s.add(ScanAttempt(scan_id=scan_id, number=(last or 0) + 1, runner=owner, backend=backend))
         s.commit()
@@ -129,19 +129,14 @@ def requeue(scan_id: int, owner: str, reason: str) -> bool:
         if result.rowcount != 1:
             s.rollback()
             return False
-        _close_open_attempts(s, scan_id, "lost", reason)
+        close_attempts(s, scan_id, "lost", reason)
         s.commit()
         return True
 
 
-def end_attempt(scan_id: int, outcome: str, reason: str = "") -> None:
-    """Close the scan's open attempt (the scan ended, or its runner was reaped)."""
-    with session() as s:
-        _close_open_attempts(s, scan_id, outcome, reason)
-        s.commit()
-
-
-def _close_open_attempts(s: Any, scan_id: int, outcome: str, reason: str) -> None:
+def close_attempts(s: Any, scan_id: int, outcome: str, reason: str) -> None:
+    """Close the scan's open attempt in the caller's transaction (the one that
+    ends the scan or requeues it: nobody sees one without the other)."""
     query = update(ScanAttempt).where(col(ScanAttempt.scan_id) == scan_id, col(ScanAttempt.ended_at).is_(None))
     s.exec(query.values(ended_at=utcnow(), outcome=outcome, reason=reason[:500]))
 

@@ -259,8 +259,6 @@ def finish_scan(
     with session() as s:
         ended = end_scan(s, scan_id, status, error, summary, owner, sources)
         s.commit()
-    if ended:
-        leases.end_attempt(scan_id, status, error)
     return ended
 
 
@@ -273,8 +271,8 @@ def end_scan(
     owner: str | None = None,
     sources: list[dict[str, str]] | None = None,
 ) -> bool:
-    """`finish_scan` in the caller's transaction (which commits, then calls
-    `leases.end_attempt`): a done scan's snapshot and events commit with it."""
+    """`finish_scan` in the caller's transaction, its open attempt closed in it
+    too: a done scan's snapshot and events commit with it."""
     values: dict[str, Any] = dict(status=status, error=error[:2000], finished_at=utcnow(), lease_until=None)
     if summary is not None:
         values["summary"] = json.dumps(summary)
@@ -283,7 +281,10 @@ def end_scan(
     query = update(Scan).where(col(Scan.id) == scan_id, col(Scan.status).in_(ACTIVE))
     if owner is not None:
         query = query.where(col(Scan.owner) == owner)
-    return s.exec(query.values(**values)).rowcount == 1
+    if s.exec(query.values(**values)).rowcount != 1:
+        return False
+    leases.close_attempts(s, scan_id, status, error)
+    return True
 
 
 def has_active_scan(project_id: int) -> bool:
