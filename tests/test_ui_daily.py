@@ -94,6 +94,7 @@ async def test_quit_with_a_local_scan_asks_once_and_says_what_it_cancels(thread_
     app = AssetMonApp()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.project_id == project_id, what="project loaded")
+        await until(pilot, lambda: app.dispatcher is not None, what="the start-up thread's dispatcher")
         assert app.dispatcher is not None
         scan = app.dispatcher.submit(project_id, ["dns", "http"], e.options())
         await until(pilot, lambda: app.query(f"#scan-panel-{scan.id}"), what="the scan's panel")
