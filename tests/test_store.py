@@ -133,3 +133,20 @@ def test_a_scan_and_its_attempt_end_in_one_transaction():
         s.commit()
     [attempt] = leases.attempts(scan.id)
     assert attempt.outcome == "done" and attempt.ended_at is not None
+
+
+def test_a_scan_that_ends_settles_its_queued_chunks_and_a_runner_that_lost_it_settles_none():
+    """A runner whose scan went to its chunks (a send that then failed, say)
+    must not cancel them when it ends: only the scan's holder ends it, and
+    the chunks nobody will run settle with that end."""
+    from assetmon_tui.store import chunks
+
+    project = repo.create_project("acme")
+    scan = repo.create_scan(project.id, ["dns"], {})
+    assert leases.claim(scan.id, "celery", "me:1", 60, 3)
+    chunks.plan(scan.id, "dns", [(["a.test"], 1), (["b.test"], 1)])
+    assert leases.hand_over(scan.id, "me:1", chunks.fanout_owner("dns"), 60)
+    assert not repo.finish_scan(scan.id, "failed", "send failed", owner="me:1")  # no longer its scan
+    assert {c.status for c in chunks.of_step(scan.id, "dns")} == {"queued"}
+    assert repo.finish_scan(scan.id, "cancelled", owner=chunks.fanout_owner("dns"))
+    assert {c.status for c in chunks.of_step(scan.id, "dns")} == {"cancelled"}

@@ -34,7 +34,7 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return False
     # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")"
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+    return stat.rpartition(b")")[2][1:2] == b"Z"
 
 
 def is_dead(owner: str) -> bool:

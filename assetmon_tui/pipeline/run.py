@@ -318,8 +318,6 @@ class Run:
         return [{"source": source, **outcome} for source, outcome in sorted(self.ctx.found.outcomes.items())]
 
     def finish(self, state: str, error: str = "") -> None:
-        """End cancelled or failed; chunks of the step that nobody will run now settle as cancelled."""
-        chunks.cancel_queued(self.scan_id)
         summary = self._ending(state, error)
         repo.finish_scan(self.scan_id, state, error, summary, owner=self.owner, sources=self.sources())
         self._report(self.progress)

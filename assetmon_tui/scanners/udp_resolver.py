@@ -28,8 +28,8 @@ ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
 current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
 to what got through (at most half the rate it was sending at, at least a
 tenth; half a second between two cuts at least); while they stay under 1 %
-(judged once its queries had the time to time out, a second at most), it
-rises again: doubling while under half the rate that failed (a burst's cut
+(judged by windows of queries sent at one pace, once every query of a window
+came back or timed out), it rises again: doubling while under half the rate that failed (a burst's cut
 is undone in a second or two), then by a tenth of it (or of the ceiling),
 back to the ceiling, or to no limit once the limit is twice what is being
 sent. Loss that does not follow the pace is not ours: when a cut leaves the
@@ -80,7 +80,7 @@ _HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 _RECV = 65535
 _DRAIN = 512  # datagrams read per wake-up, at most (others get their turn)
 # AIMD
-_WINDOW = 0.25  # seconds between increases
+_WINDOW = 0.25  # seconds a window of queries is sent for, at least (then it closes, to be judged)
 _LOSS = 0.05  # share of bad outcomes that cuts the pace
 _CLEAN = 0.01  # share under which the pace rises
 _MIN_BAD = 3  # bad outcomes before a cut (one lost query is noise)
@@ -268,7 +268,7 @@ class _Window:
 class _Pace:
     """AIMD pacing of one nameserver (see the module doc)."""
 
-    def __init__(self, ceiling: float, now: float, timeout: float = 1.0, shared: SharedRate | None = None) -> None:
+    def __init__(self, ceiling: float, now: float, shared: SharedRate | None = None) -> None:
         self.shared = shared  # the ceiling follows its share
         self.ceiling = ceiling if ceiling > 0 else None
         self.limit: float | None = self.ceiling
@@ -520,7 +520,7 @@ class _Server:
         self.backlog: collections.deque[bytes] = collections.deque()
         self.ids = _ids()
         shared = SharedRate(self.address, rate, share_url).start() if rate > 0 and share_url else None
-        self.pace = _Pace(rate, loop.time(), timeout, shared)
+        self.pace = _Pace(rate, loop.time(), shared)
         self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
         self.first = self.last = 0.0  # loop times of the first and the last query sent
         loop.add_reader(self.sock.fileno(), self._readable)

@@ -163,13 +163,19 @@ def set_task(chunk_id: int, task_id: str) -> None:
 def cancel_queued(scan_id: int) -> int:
     """Chunks nobody runs yet are cancelled at once (running ones stop themselves)."""
     with session() as s:
-        result = s.exec(
-            update(ScanChunk)
-            .where(col(ScanChunk.scan_id) == scan_id, col(ScanChunk.status) == "queued")
-            .values(status="cancelled", finished_at=utcnow())
-        )
+        count = cancel_queued_in(s, scan_id)
         s.commit()
-        return int(result.rowcount)
+        return count
+
+
+def cancel_queued_in(s: Any, scan_id: int) -> int:
+    """`cancel_queued` in the caller's transaction (the one that ends the scan)."""
+    result = s.exec(
+        update(ScanChunk)
+        .where(col(ScanChunk.scan_id) == scan_id, col(ScanChunk.status) == "queued")
+        .values(status="cancelled", finished_at=utcnow())
+    )
+    return int(result.rowcount)
 
 
 def unsettled(scan_id: int, step: str) -> int:

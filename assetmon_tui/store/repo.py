@@ -16,7 +16,7 @@ from ..core import project_settings as settings_registry
 from ..core.modules import check_modules
 from ..core.targets import Target as ParsedTarget
 from ..core.targets import parse_target
-from . import leases
+from . import chunks, leases
 from .db import session
 from .models import (
     DnsRecord,
@@ -271,8 +271,9 @@ def end_scan(
     owner: str | None = None,
     sources: list[dict[str, str]] | None = None,
 ) -> bool:
-    """`finish_scan` in the caller's transaction, its open attempt closed in it
-    too: a done scan's snapshot and events commit with it."""
+    """`finish_scan` in the caller's transaction, its open attempt closed and
+    the chunks nobody will run now settled in it too: a done scan's snapshot
+    and events commit with it."""
     values: dict[str, Any] = dict(status=status, error=error[:2000], finished_at=utcnow(), lease_until=None)
     if summary is not None:
         values["summary"] = json.dumps(summary)
@@ -284,6 +285,7 @@ def end_scan(
     if s.exec(query.values(**values)).rowcount != 1:
         return False
     leases.close_attempts(s, scan_id, status, error)
+    chunks.cancel_queued_in(s, scan_id)
     return True
 
 
