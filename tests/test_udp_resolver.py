@@ -134,6 +134,61 @@ async def test_lost_queries_are_asked_again_within_the_retries():
     assert stats.sent == 80 and stats.timeouts == 40 and stats.answered == 40
 
 
+async def test_a_lost_query_is_asked_again_after_a_round_trip_not_the_timeout():
+    """Once round trips are measured (loopback: well under a millisecond), a
+    query not answered within the RTO (0.1 s at least) is sent again while the
+    first stays open: 100 lookups whose first query is lost take a fraction of
+    the 2 s timeout, not the timeout each."""
+    zone = {f"w{i}.rto.test": {"A": ["127.0.0.2"]} for i in range(20)}
+    seen: set[str] = set()
+
+    def first_time(name: str) -> bool:
+        fresh = name.startswith("lost") and name not in seen
+        seen.add(name)
+        return fresh
+
+    with FakeDNS(zone) as server, LossyProxy(server.address, share=1.0, only=first_time) as proxy:
+        async with UdpResolver([proxy.address], timeout=2.0, retries=2) as resolver:
+            for i in range(20):  # round trips to learn from
+                assert (await resolver.resolve(f"w{i}.rto.test", ("A",))).status == "ok"
+            assert resolver.stats()[0].rto < 0.5
+            started = time.monotonic()
+            results = await asyncio.gather(*(resolver.resolve(f"lost{i}.rto.test", ("A",)) for i in range(100)))
+            elapsed = time.monotonic() - started
+            stats = resolver.stats()[0]
+    assert [r.status for r in results] == ["nxdomain"] * 100
+    assert proxy.dropped == 100 and stats.resent == 100, stats
+    assert elapsed < 1.0, elapsed  # each waited the RTO, then the second attempt's round trip
+
+
+async def test_an_answer_to_an_earlier_attempt_still_wins():
+    """A server that answers a name's first query late (0.6 s, past the RTO)
+    and never its repeats: the late answer is taken, the first query's id was
+    kept open while the repeats went out."""
+    asked: dict[bytes, int] = {}
+
+    def late_once(query: bytes, peer: tuple, sock: socket.socket) -> list[bytes]:
+        question = query[12:]
+        asked[question] = asked.get(question, 0) + 1
+        if b"warm" in question:
+            return [real_answer(query)]
+        if asked[question] == 1:
+            threading.Timer(0.6, sock.sendto, (real_answer(query, "127.0.0.8"), peer)).start()
+        return []
+
+    with HostileDNS(late_once) as server:
+        async with UdpResolver([server.address], timeout=2.0, retries=2) as resolver:
+            for i in range(10):
+                await resolver.resolve(f"warm{i}.late.test", ("A",))
+            started = time.monotonic()
+            result = await resolver.resolve("slow.late.test", ("A",))
+            elapsed = time.monotonic() - started
+            stats = resolver.stats()[0]
+    assert result.status == "ok" and [r.value for r in result.records] == ["127.0.0.8"]
+    assert max(asked.values()) >= 2 and stats.resent >= 1  # repeats went out before the answer came
+    assert 0.55 < elapsed < 1.5, elapsed
+
+
 async def test_retries_are_bounded_and_a_timeout_is_quick():
     with FakeDNS(ZONE) as server:
         async with UdpResolver([server.address], timeout=0.2, retries=2) as resolver:

@@ -23,6 +23,14 @@ Results are dnspython's, word for word (`DnsResult`, statuses "ok",
 chain hop by hop, then the records of the type asked at its end), so callers
 can switch without changing what they find.
 
+Retries: an attempt that is not answered within the server's RTO (its
+measured round trip plus four times the variation, RFC 6298's rule, at least
+0.1 s; the whole timeout until a round trip is measured) is sent again to the
+next nameserver, with the RTO doubled for each attempt; the earlier ones stay
+open until their own timeout and whichever answers first wins. So a lost
+query costs a round trip or two, not the timeout, and a slow answer is not
+thrown away. Only a real timeout counts against the pace.
+
 Rate: each nameserver has a pace, at most `rate` queries a second (0: no
 ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
 current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
@@ -88,6 +96,7 @@ _SAMPLES = 8  # outcomes a window needs before it is judged
 _SPACING = 0.5  # seconds between two cuts at least (the server's own limit needs a moment to recover too)
 _NOISY_SAMPLES = 40  # outcomes a window needs on a line with noise (a share judged on 8 would be chance)
 _NOISE_MAX = 0.5  # a line that loses this share or more at any pace is failing: it is paced down all the same
+_RTO_MIN = 0.1  # seconds: the shortest wait before an attempt is sent again (a spurious one costs a query)
 
 
 class _Malformed(Exception):
@@ -252,6 +261,8 @@ class ServerStats:
     ceiling: float | None
     backoffs: int
     noise: float = 0.0  # the share of queries the line loses at any pace (not paced down for)
+    resent: int = 0  # attempts sent before the one before had timed out (its RTO had passed)
+    rto: float = 0.0  # seconds an attempt is awaited before the next is sent, now
 
 
 class _Window:
@@ -476,17 +487,27 @@ _Answer = tuple[int, list[DnsRecord]] | None
 
 
 class _Query:
-    __slots__ = ("future", "kind", "name", "qname", "tail", "window")
+    __slots__ = ("future", "kind", "name", "qid", "qname", "sent_at", "tail", "window")
 
     def __init__(
-        self, future: asyncio.Future[_Answer], qname: str, kind: int, name: bytes, tail: bytes, window: _Window
+        self,
+        future: asyncio.Future[_Answer],
+        qid: int,
+        qname: str,
+        kind: int,
+        name: bytes,
+        tail: bytes,
+        window: _Window,
+        sent_at: float,
     ):
         self.future = future
+        self.qid = qid
         self.qname = qname  # text, lower-case
         self.kind = kind
         self.name = name  # the question's name, wire form, lower-case
         self.tail = tail  # type and class
         self.window = window  # where its outcome judges the pace
+        self.sent_at = sent_at  # loop time (its answer's delay is a round-trip sample)
 
 
 def _ids() -> Iterator[int]:
@@ -522,6 +543,9 @@ class _Server:
         shared = SharedRate(self.address, rate, share_url).start() if rate > 0 and share_url else None
         self.pace = _Pace(rate, loop.time(), shared)
         self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
+        self.resent = 0  # attempts sent while an earlier one was still awaited (its RTO had passed)
+        self.srtt: float | None = None  # smoothed round-trip time and its variation (RFC 6298)
+        self.rttvar = 0.0
         self.first = self.last = 0.0  # loop times of the first and the last query sent
         loop.add_reader(self.sock.fileno(), self._readable)
 
@@ -555,11 +579,21 @@ class _Server:
             pace.ceiling,
             pace.backoffs,
             pace.noise,
+            self.resent,
+            self.rto(),
         )
 
-    async def ask(self, qname: str, kind: int, name: bytes, tail: bytes) -> tuple[_Answer, _Window]:
-        """One attempt: (the answer's header flags, its records) or None on
-        timeout, and the pace's window it was sent in (what it judges)."""
+    def rto(self) -> float:
+        """How long an attempt is awaited before the next is sent (the first
+        stays open until `timeout`): the round trip plus four times its
+        variation, once measured; until then the whole timeout."""
+        if self.srtt is None:
+            return self.timeout
+        return min(self.timeout, max(_RTO_MIN, self.srtt + 4 * self.rttvar))
+
+    async def send(self, qname: str, kind: int, name: bytes, tail: bytes) -> _Query:
+        """One attempt, sent in its turn of the pace; its future is (the
+        answer's header flags, its records), or None at its timeout."""
         await self.pace.wait(self.loop)
         pending = self.pending
         qid = next(self.ids)
@@ -567,7 +601,7 @@ class _Server:
             qid = next(self.ids)
         future: asyncio.Future[_Answer] = self.loop.create_future()
         now = self.loop.time()
-        query = pending[qid] = _Query(future, qname, kind, name, tail, self.pace.sent(now))
+        query = pending[qid] = _Query(future, qid, qname, kind, name, tail, self.pace.sent(now), now)
         self.deadlines.append((now + self.timeout, qid, query))
         if self.timer is None:
             self.timer = self.loop.call_at(self.deadlines[0][0], self._sweep)
@@ -576,14 +610,22 @@ class _Server:
             self.first = now
         self.sent += 1
         self.last = now
-        try:
-            return await future, query.window
-        finally:
-            if pending.get(qid) is query:
-                del pending[qid]
+        return query
+
+    def forget(self, query: _Query) -> None:
+        """A lookup given up (cancelled): its attempt is awaited no more."""
+        if self.pending.get(query.qid) is query:
+            del self.pending[query.qid]
 
     def judge(self, window: _Window, good: bool) -> None:
         self.pace.outcome(window, good, self.loop.time())
+
+    def _sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar += (abs(self.srtt - rtt) - self.rttvar) / 4
+            self.srtt += (rtt - self.srtt) / 8
 
     def _send(self, packet: bytes) -> None:
         if self.backlog:
@@ -661,6 +703,17 @@ class _Server:
                 self.ignored += 1  # broken: the true answer may still come
                 return
         del self.pending[qid]
+        # Judged here, not by the lookup: an attempt answered after the next
+        # was sent still tells how the server copes, and its round trip.
+        self._sample(self.loop.time() - query.sent_at)
+        if flags & 0x0200:
+            self.truncated += 1
+            self.judge(query.window, False)  # a server sheds load so (asked again over TCP)
+        else:
+            self.answered += 1
+            failing = flags & 0x000F not in (0, 3)  # not NOERROR, NXDOMAIN
+            self.servfails += failing
+            self.judge(query.window, not failing)
         if not query.future.done():
             query.future.set_result((flags, records))
 
@@ -747,37 +800,56 @@ class UdpResolver:
             return "error", []
         start = self._turn
         self._turn = (start + 1) % count
+        # Each attempt goes to the next nameserver. The next is sent when one
+        # fails or when the last one's RTO passes, but earlier attempts stay
+        # open until their own timeout: whichever answers first wins, so a
+        # lost query costs a round trip or two, not the whole timeout.
         status = "timeout"
-        for attempt in range(self.attempts):
-            server = servers[(start + attempt) % count]
-            answer, window = await server.ask(qname, kind, wire, tail)
-            if answer is None:
-                status = "timeout"
-                continue
-            flags, records = answer
-            truncated = bool(flags & 0x0200)  # judged bad at once (the server sheds load so), over TCP after
-            if truncated:  # as dnspython does
-                server.truncated += 1
-                server.judge(window, False)
-                over_tcp = await self._tcp(server, qname, kind, wire, tail)
-                if over_tcp is None:
-                    status = "error"
-                    continue
-                flags, records = over_tcp
-            else:
-                server.answered += 1
-            rcode = flags & 0x000F
-            if rcode in (0, 3):  # NOERROR, NXDOMAIN
-                if not truncated:
-                    server.judge(window, True)
-                if rcode == 3:
-                    return "nxdomain", records
-                return ("ok" if records else "nodata"), records
-            server.servfails += 1
-            if not truncated:
-                server.judge(window, False)
-            status = "servfail" if rcode == 2 else "error"
-        return status, []
+        inflight: dict[asyncio.Future[_Answer], tuple[_Server, _Query]] = {}
+        sent = 0
+        wait = 0.0
+        try:
+            while True:
+                if sent < self.attempts:
+                    server = servers[(start + sent) % count]
+                    if inflight:
+                        server.resent += 1
+                    query = await server.send(qname, kind, wire, tail)
+                    inflight[query.future] = (server, query)
+                    wait = min(self.timeout, server.rto() * 2**sent)  # backed off for each attempt
+                    sent += 1
+                if not inflight:
+                    return status, []
+                done, _ = await asyncio.wait(
+                    inflight, timeout=wait if sent < self.attempts else None, return_when=asyncio.FIRST_COMPLETED
+                )
+                for future in done:
+                    server, query = inflight.pop(future)
+                    answer = future.result()
+                    if answer is None:
+                        status = "timeout"
+                        continue
+                    flags, records = answer
+                    truncated = bool(flags & 0x0200)
+                    if truncated:  # as dnspython does
+                        over_tcp = await self._tcp(server, qname, kind, wire, tail)
+                        if over_tcp is None:
+                            status = "error"
+                            continue
+                        flags, records = over_tcp
+                    rcode = flags & 0x000F
+                    if rcode in (0, 3):  # NOERROR, NXDOMAIN
+                        if rcode == 3:
+                            return "nxdomain", records
+                        return ("ok" if records else "nodata"), records
+                    if truncated:
+                        server.servfails += 1
+                    status = "servfail" if rcode == 2 else "error"
+                # Round again: the next attempt goes now (one failed, or the RTO passed).
+        except asyncio.CancelledError:
+            for server, query in inflight.values():
+                server.forget(query)
+            raise
 
     async def _tcp(self, server: _Server, qname: str, kind: int, wire: bytes, tail: bytes) -> _Answer:
         """The question over TCP (after a truncated answer): (flags, records) of
