@@ -551,6 +551,39 @@ async def test_a_few_failures_do_not_slow_it():
     assert stats.backoffs == 0 and stats.limit is None
 
 
+async def test_refusals_are_not_load():
+    """REFUSED is a server's policy for a zone it does not serve (reverse
+    lookups asked of an authoritative server): a burst of them is no reason to
+    slow the brute force down, as a burst of SERVFAIL is."""
+    zone = {f"r{i}.ref.test": "REFUSED" for i in range(200)}
+    with FakeDNS(zone) as server:
+        async with UdpResolver([server.address], timeout=1.0, retries=0) as resolver:
+            names = [f"r{i}.ref.test" for i in range(200)] + [f"n{i}.ref.test" for i in range(200)]
+            results = await asyncio.gather(*(resolver.resolve(n, ("A",)) for n in names))
+            stats = resolver.stats()[0]
+    assert [r.status for r in results] == ["error"] * 200 + ["nxdomain"] * 200
+    assert stats.servfails == 200 and stats.backoffs == 0 and stats.limit is None, stats
+
+
+async def test_answers_that_came_while_the_process_was_busy_are_not_timeouts():
+    """A worker's loop held up by its own work (parsing, a slow callback)
+    longer than the timeout: the answers wait in the socket's queue, and are
+    all read before any query is called timed out (else our own load would
+    look like the server's, and cut the pace). More than one read's worth
+    (512) wait."""
+    with FakeDNS({}) as server:
+        async with UdpResolver([server.address], timeout=0.5, retries=0) as resolver:
+            tasks = [asyncio.create_task(resolver.resolve(f"b{i}.busy.test", ("A",))) for i in range(900)]
+            while not (resolver.stats() and resolver.stats()[0].sent == 900):
+                await asyncio.sleep(0)  # each lookup's first step sends its query (no pace to wait for)
+            time.sleep(1.0)  # the loop is blocked: nothing read, no timer run
+            results = await asyncio.gather(*tasks)
+            stats = resolver.stats()[0]
+    assert len(server.queries) >= 880  # (the lab's server may drop a few of a burst)
+    assert sum(r.status == "nxdomain" for r in results) == len(server.queries), stats
+    assert stats.timeouts == 900 - len(server.queries), stats
+
+
 async def test_cancelled_lookups_leave_nothing_behind():
     with FakeDNS(ZONE) as server:
         resolver = UdpResolver([server.address], timeout=5.0, retries=3)

@@ -20,6 +20,7 @@ chased inside the zone like a recursive resolver would. `queries` logs every
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -82,6 +83,8 @@ class ZoneDNS:
                 continue
             for sock in (tcp, udp):
                 sock.settimeout(0.05)
+            with contextlib.suppress(OSError):  # a brute force's burst waits, as at a real server
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
             return udp, tcp
         raise OSError("no port free for both UDP and TCP")
 

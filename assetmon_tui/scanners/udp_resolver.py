@@ -33,7 +33,7 @@ thrown away. Only a real timeout counts against the pace.
 
 Rate: each nameserver has a pace, at most `rate` queries a second (0: no
 ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
-current pace time out or get SERVFAIL/REFUSED/TC, the pace drops at once
+current pace time out or get SERVFAIL or TC, the pace drops at once
 to what got through (at most half the rate it was sending at, at least a
 tenth; half a second between two cuts at least); while they stay under 1 %
 (judged by windows of queries sent at one pace, once every query of a window
@@ -486,12 +486,44 @@ class _Pace:
 _Answer = tuple[int, list[DnsRecord]] | None
 
 
+class _Lookup:
+    """One question's attempts, as they come back: answers (None: an attempt
+    timed out) are queued, and the lookup woken, by whoever settles them."""
+
+    __slots__ = ("answers", "due", "inflight", "loop", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.answers: collections.deque[tuple[_Server, _Answer]] = collections.deque()
+        self.inflight: list[tuple[_Server, _Query]] = []
+        self.due = False  # the last attempt's RTO passed: the next may go
+        self.waiter: asyncio.Future[None] | None = None
+
+    def settle(self, server: _Server, answer: _Answer) -> None:
+        self.answers.append((server, answer))
+        self.wake()
+
+    def rto_passed(self) -> None:
+        self.due = True
+        self.wake()
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def news(self) -> None:
+        """Until an answer is queued or the RTO passes."""
+        if not self.answers and not self.due:
+            self.waiter = self.loop.create_future()
+            await self.waiter
+
+
 class _Query:
-    __slots__ = ("future", "kind", "name", "qid", "qname", "sent_at", "tail", "window")
+    __slots__ = ("done", "kind", "lookup", "name", "qid", "qname", "sent_at", "tail", "window")
 
     def __init__(
         self,
-        future: asyncio.Future[_Answer],
+        lookup: _Lookup,
         qid: int,
         qname: str,
         kind: int,
@@ -500,7 +532,8 @@ class _Query:
         window: _Window,
         sent_at: float,
     ):
-        self.future = future
+        self.lookup = lookup
+        self.done = False  # answered or timed out
         self.qid = qid
         self.qname = qname  # text, lower-case
         self.kind = kind
@@ -557,8 +590,7 @@ class _Server:
         if self.timer is not None:
             self.timer.cancel()
         for query in self.pending.values():
-            if not query.future.done():
-                query.future.set_result(None)
+            self._settle(query, None)
         self.pending.clear()
         self.sock.close()
 
@@ -591,17 +623,17 @@ class _Server:
             return self.timeout
         return min(self.timeout, max(_RTO_MIN, self.srtt + 4 * self.rttvar))
 
-    async def send(self, qname: str, kind: int, name: bytes, tail: bytes) -> _Query:
-        """One attempt, sent in its turn of the pace; its future is (the
-        answer's header flags, its records), or None at its timeout."""
+    async def send(self, lookup: _Lookup, qname: str, kind: int, name: bytes, tail: bytes) -> None:
+        """One attempt of `lookup`, sent in its turn of the pace; it settles
+        with (the answer's header flags, its records), or None at its timeout."""
         await self.pace.wait(self.loop)
         pending = self.pending
         qid = next(self.ids)
         while qid in pending:
             qid = next(self.ids)
-        future: asyncio.Future[_Answer] = self.loop.create_future()
         now = self.loop.time()
-        query = pending[qid] = _Query(future, qid, qname, kind, name, tail, self.pace.sent(now), now)
+        query = pending[qid] = _Query(lookup, qid, qname, kind, name, tail, self.pace.sent(now), now)
+        lookup.inflight.append((self, query))
         self.deadlines.append((now + self.timeout, qid, query))
         if self.timer is None:
             self.timer = self.loop.call_at(self.deadlines[0][0], self._sweep)
@@ -610,7 +642,12 @@ class _Server:
             self.first = now
         self.sent += 1
         self.last = now
-        return query
+
+    def _settle(self, query: _Query, answer: _Answer) -> None:
+        if not query.done:
+            query.done = True
+            query.lookup.inflight.remove((self, query))
+            query.lookup.settle(self, answer)
 
     def forget(self, query: _Query) -> None:
         """A lookup given up (cancelled): its attempt is awaited no more."""
@@ -655,22 +692,25 @@ class _Server:
 
     def _sweep(self) -> None:
         self.timer = None
+        # Answers that came while this process was busy are in the socket's
+        # queue: read them all first, or our own load would look like loss.
+        self._readable(len(self.pending) + _DRAIN)
         now = self.loop.time()
         deadlines = self.deadlines
-        while deadlines and (deadlines[0][0] <= now or deadlines[0][2].future.done()):
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][2].done):
             _, qid, query = deadlines.popleft()
-            if not query.future.done():
+            if not query.done:
                 if self.pending.get(qid) is query:
                     del self.pending[qid]
                 self.timeouts += 1
                 self.judge(query.window, False)
-                query.future.set_result(None)
+                self._settle(query, None)
         if deadlines:
             self.timer = self.loop.call_at(deadlines[0][0], self._sweep)
 
-    def _readable(self) -> None:
+    def _readable(self, most: int = _DRAIN) -> None:
         sock = self.sock
-        for _ in range(_DRAIN):
+        for _ in range(most):
             try:
                 data = sock.recv(_RECV)
             except (BlockingIOError, InterruptedError):
@@ -711,11 +751,12 @@ class _Server:
             self.judge(query.window, False)  # a server sheds load so (asked again over TCP)
         else:
             self.answered += 1
-            failing = flags & 0x000F not in (0, 3)  # not NOERROR, NXDOMAIN
-            self.servfails += failing
-            self.judge(query.window, not failing)
-        if not query.future.done():
-            query.future.set_result((flags, records))
+            rcode = flags & 0x000F
+            self.servfails += rcode not in (0, 3)  # not NOERROR, NXDOMAIN
+            # SERVFAIL is how a loaded resolver sheds queries; REFUSED (a zone it
+            # does not serve, as for PTR) and the rest are its policy, not load.
+            self.judge(query.window, rcode != 2)
+        self._settle(query, (flags, records))
 
 
 # ---- the resolver -----------------------------------------------------------------------
@@ -805,27 +846,27 @@ class UdpResolver:
         # open until their own timeout: whichever answers first wins, so a
         # lost query costs a round trip or two, not the whole timeout.
         status = "timeout"
-        inflight: dict[asyncio.Future[_Answer], tuple[_Server, _Query]] = {}
+        loop = asyncio.get_running_loop()
+        lookup = _Lookup(loop)
         sent = 0
-        wait = 0.0
+        timer: asyncio.TimerHandle | None = None
         try:
             while True:
-                if sent < self.attempts:
+                if sent < self.attempts and (not lookup.inflight or lookup.due):
+                    if timer is not None:  # not to fire while this one waits for its turn
+                        timer.cancel()
                     server = servers[(start + sent) % count]
-                    if inflight:
+                    if lookup.inflight:
                         server.resent += 1
-                    query = await server.send(qname, kind, wire, tail)
-                    inflight[query.future] = (server, query)
-                    wait = min(self.timeout, server.rto() * 2**sent)  # backed off for each attempt
+                    await server.send(lookup, qname, kind, wire, tail)
+                    lookup.due = False
                     sent += 1
-                if not inflight:
-                    return status, []
-                done, _ = await asyncio.wait(
-                    inflight, timeout=wait if sent < self.attempts else None, return_when=asyncio.FIRST_COMPLETED
-                )
-                for future in done:
-                    server, query = inflight.pop(future)
-                    answer = future.result()
+                    if sent < self.attempts:  # backed off for each attempt
+                        wait = min(self.timeout, server.rto() * 2 ** (sent - 1))
+                        timer = loop.call_later(wait, lookup.rto_passed)
+                await lookup.news()
+                while lookup.answers:
+                    server, answer = lookup.answers.popleft()
                     if answer is None:
                         status = "timeout"
                         continue
@@ -845,11 +886,17 @@ class UdpResolver:
                     if truncated:
                         server.servfails += 1
                     status = "servfail" if rcode == 2 else "error"
-                # Round again: the next attempt goes now (one failed, or the RTO passed).
+                if not lookup.inflight:
+                    if sent >= self.attempts:
+                        return status, []
+                    lookup.due = True  # every attempt failed: the next goes now
         except asyncio.CancelledError:
-            for server, query in inflight.values():
+            for server, query in lookup.inflight:
                 server.forget(query)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _tcp(self, server: _Server, qname: str, kind: int, wire: bytes, tail: bytes) -> _Answer:
         """The question over TCP (after a truncated answer): (flags, records) of
