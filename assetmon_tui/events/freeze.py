@@ -32,7 +32,7 @@ from typing import Any
 from sqlmodel import Session
 
 from ..core.modules import coverage
-from ..scanners.dns import UNCERTAIN
+from ..scanners.dns_status import UNCERTAIN
 from ..store import snapshots
 from ..store.models import Scan
 from .items import DEFINITIVE_DNS, LIVE_DNS, Item, Items, Looked, item_of, origin

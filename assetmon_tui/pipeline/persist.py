@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from ..core.sanitize import clean_lines, clean_text
 from ..core.targets import is_ip
-from ..scanners.dns import UNCERTAIN
+from ..scanners.dns_status import UNCERTAIN
 from ..store import repo
 from ..store.blobs import has_blob, save_blob
 from ..store.db import session

@@ -29,6 +29,7 @@ import dns.resolver
 
 from assetmon_tui.core.sanitize import clean_text
 
+from .dns_status import UNCERTAIN
 from .pool import bounded
 from .shared_rate import Pacer, SharedRate
 
@@ -246,8 +247,6 @@ async def _ask(resolver: dns.asyncresolver.Resolver, qname: dns.name.Name, rtype
     return ("ok" if records else "nodata"), records
 
 
-# Statuses that say nothing about the name: the resolver did not answer in time or failed.
-UNCERTAIN = ("timeout", "servfail", "error")
 # When queries for one name disagree, the most telling status wins.
 _PRIORITY = ("ok", "nxdomain", "servfail", "timeout", "error", "nodata")
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from ...scanners.dns import UNCERTAIN, DnsOptions, resolve
+from ...scanners.dns import DnsOptions, resolve
+from ...scanners.dns_status import UNCERTAIN
 from ...store.snapshots import known_names
 from ..context import ScanContext, Tick
 from ..persist import save_dns
