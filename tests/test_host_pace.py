@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from support.loopback import HttpServer, page
 
 from assetmon_tui.scanners.host_pace import HostPace
 from assetmon_tui.scanners.http import HttpOptions, HttpTarget, probe
+
+pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
 
 async def test_the_pace_halves_on_pushback_and_recovers_one_by_one():
