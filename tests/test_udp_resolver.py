@@ -565,6 +565,22 @@ async def test_refusals_are_not_load():
     assert stats.servfails == 200 and stats.backoffs == 0 and stats.limit is None, stats
 
 
+async def test_servfail_for_reverse_lookups_is_not_load():
+    """A recursive resolver answers SERVFAIL for a reverse zone whose
+    delegation is broken (common on the internet): a burst of PTR lookups
+    failing so is no reason to slow the brute force, as a burst of SERVFAIL
+    for forward names is (test_back_off_on_failures_and_recovery)."""
+    zone = {f"{i}.2.0.192.in-addr.arpa": "SERVFAIL" for i in range(200)}
+    with FakeDNS(zone) as server:
+        async with UdpResolver([server.address], timeout=1.0, retries=0) as resolver:
+            ptrs = [resolver.query(f"{i}.2.0.192.in-addr.arpa", "PTR") for i in range(200)]
+            names = [resolver.query(f"n{i}.rev.test", "A") for i in range(200)]
+            results = await asyncio.gather(*ptrs, *names)
+            stats = resolver.stats()[0]
+    assert [status for status, _ in results] == ["servfail"] * 200 + ["nxdomain"] * 200
+    assert stats.servfails == 200 and stats.backoffs == 0 and stats.limit is None, stats
+
+
 async def test_answers_that_came_while_the_process_was_busy_are_not_timeouts():
     """A worker's loop held up by its own work (parsing, a slow callback)
     longer than the timeout: the answers wait in the socket's queue, and are

@@ -34,7 +34,8 @@ thrown away. Only a real timeout counts against the pace.
 
 Rate: each nameserver has a pace, at most `rate` queries a second (0: no
 ceiling), adapted AIMD-style: when more than 5 % of the queries sent at the
-current pace time out or get SERVFAIL or TC, the pace drops at once
+current pace time out or get SERVFAIL (not for PTR: a broken reverse zone is
+common, and not load) or TC, the pace drops at once
 to what got through (at most half the rate it was sending at, at least a
 tenth; half a second between two cuts at least); while they stay under 1 %
 (judged by windows of queries sent at one pace, once every query of a window
@@ -81,7 +82,7 @@ from assetmon_tui.core.sanitize import clean_text
 from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, host_port, merge, normalise
 from .shared_rate import SharedRate
 
-_A, _CNAME, _AAAA = 1, 5, 28
+_A, _CNAME, _PTR, _AAAA = 1, 5, 12, 28
 _TYPE_TEXT = {_A: "A", _CNAME: "CNAME", _AAAA: "AAAA"}
 _CHAIN_LIMIT = 16  # CNAME hops followed inside one answer (dns.py's too)
 _POINTERS = 64  # compression pointers followed in one name, at most
@@ -780,9 +781,10 @@ class _Server:
             self.answered += 1
             rcode = flags & 0x000F
             self.servfails += rcode not in (0, 3)  # not NOERROR, NXDOMAIN
-            # SERVFAIL is how a loaded resolver sheds queries; REFUSED (a zone it
-            # does not serve, as for PTR) and the rest are its policy, not load.
-            self.judge(query.window, rcode != 2)
+            # SERVFAIL is how a loaded resolver sheds queries, except for PTR, where
+            # it is mostly the reverse zone's broken delegation; REFUSED (a zone
+            # it does not serve) and the rest are its policy: none of them load.
+            self.judge(query.window, rcode != 2 or query.kind == _PTR)
         self._settle(query, (flags, records))
 
 
