@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.frozen import screen_text
 from support.scenario import WEB_ADDRESS, estate, make_project
 from textual.widgets import DataTable, Input, OptionList, Static
 
@@ -30,7 +31,7 @@ async def until(pilot, condition, timeout: float = 20.0, what: str = "condition"
         await pilot.pause(0.05)
         if condition():
             return
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot)}")
 
 
 @pytest.fixture
@@ -55,6 +56,9 @@ async def test_create_project_scan_watch_and_open_results(thread_backend):
             assert project.name == "acme"
 
             await pilot.press("s")
+            # typed once the form is prefilled (from a thread): before, a prefill could land between
+            # the space and its toggle message, and tick "subdomains" again
+            await until(pilot, lambda: getattr(app.screen, "loaded", False), what="the scan form")
             await pilot.press("space")  # untick "subdomains" (a 9,600-name brute force): not under test here
             await pilot.press("tab", *str(e.web.port), "tab", *e.dns.address, "enter")
             await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")
