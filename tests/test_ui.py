@@ -11,6 +11,7 @@ from assetmon_tui.core.config import get_settings
 from assetmon_tui.store import repo
 from assetmon_tui.ui.app import AssetMonApp
 from assetmon_tui.ui.panels import ScanPanel
+from assetmon_tui.ui.screens.forms import ScanForm
 
 SIZE = (80, 24)
 
@@ -58,7 +59,7 @@ async def test_create_project_scan_watch_and_open_results(thread_backend):
             await pilot.press("s")
             # typed once the form is prefilled (from a thread): before, a prefill could land between
             # the space and its toggle message, and tick "subdomains" again
-            await until(pilot, lambda: getattr(app.screen, "loaded", False), what="the scan form")
+            await until(pilot, lambda: isinstance(app.screen, ScanForm) and app.screen.loaded, what="the scan form")
             await pilot.press("space")  # untick "subdomains" (a 9,600-name brute force): not under test here
             await pilot.press("tab", *str(e.web.port), "tab", *e.dns.address, "enter")
             await until(pilot, lambda: app.query(ScanPanel), what="a live scan panel")

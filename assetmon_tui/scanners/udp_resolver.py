@@ -911,10 +911,9 @@ class UdpResolver:
                     if truncated:
                         server.servfails += 1
                     status = "servfail" if rcode == 2 else "error"
-                if not lookup.inflight:
-                    if sent >= self.attempts:
-                        return status, []
-                    lookup.due = True  # every attempt failed: the next goes now
+                if not lookup.inflight and sent >= self.attempts:
+                    return status, []
+                # Round again: the next attempt goes when none is in flight or the RTO passed.
         except asyncio.CancelledError:
             for server, query in lookup.inflight:
                 server.forget(query)
