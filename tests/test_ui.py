@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from support.frozen import screen_text
 from support.scenario import WEB_ADDRESS, estate, make_project
@@ -42,8 +44,13 @@ def thread_backend(monkeypatch):
 
 
 @pytest.mark.alone  # asserts the panel showed "running": a scan of a few names can end between polls when starved
-async def test_create_project_scan_watch_and_open_results(thread_backend):
-    with estate() as e:
+async def test_create_project_scan_watch_and_open_results(thread_backend, monkeypatch):
+    # The home page waits until the panel has shown the scan running: a two-name
+    # scan can otherwise end between two polls of the dashboard.
+    gate = threading.Event()
+    monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "60")
+    get_settings.cache_clear()
+    with estate(gate=gate) as e:
         app = AssetMonApp()
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.dispatcher is not None, what="start-up")
@@ -69,6 +76,8 @@ async def test_create_project_scan_watch_and_open_results(thread_backend):
             def finished() -> bool:
                 if panel.progress:
                     seen_states.add(panel.progress.state)
+                if "running" in seen_states:
+                    gate.set()
                 return not app.query(ScanPanel)
 
             await until(pilot, finished, what="the scan to finish")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,12 +16,26 @@ if TYPE_CHECKING:
     from assetmon_tui.dispatch import Dispatcher
 
 WEB_ADDRESS = "127.0.0.7"
+HOME = "<html><title>Scan [bold]Test[/] \x1b]0;x\x07Home</title></html>"  # markup and an escape: hostile text
 
 
 async def slow_page(request, writer, seconds: float = 60.0) -> None:
     """Answers only after a long time: keeps a scan busy until it is cancelled."""
     await asyncio.sleep(seconds)
     await page("<title>late</title>")(request, writer)
+
+
+def gated_page(gate: threading.Event):
+    """The home page, answered once `gate` is set: holds a scan in its HTTP step
+    until a test has seen it running."""
+    home = page(HOME)
+
+    async def handle(request, writer) -> None:
+        while not gate.is_set():
+            await asyncio.sleep(0.02)
+        await home(request, writer)
+
+    return handle
 
 
 @dataclass
@@ -42,8 +57,9 @@ class Estate:
 
 
 @contextlib.contextmanager
-def estate(slow: bool = False):
-    routes = {"/": slow_page if slow else page("<html><title>Scan [bold]Test[/] \x1b]0;x\x07Home</title></html>")}
+def estate(slow: bool = False, gate: threading.Event | None = None):
+    """`slow`: the home page answers only after a minute; `gate`: once it is set."""
+    routes = {"/": slow_page if slow else gated_page(gate) if gate else page(HOME)}
     with HttpServer(routes, host=WEB_ADDRESS) as web:
         zone = {
             "www.scan.test": {"A": [WEB_ADDRESS]},
