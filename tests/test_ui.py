@@ -43,7 +43,6 @@ def thread_backend(monkeypatch):
     get_settings.cache_clear()
 
 
-@pytest.mark.alone  # asserts the panel showed "running": a scan of a few names can end between polls when starved
 async def test_create_project_scan_watch_and_open_results(thread_backend, monkeypatch):
     # The home page waits until the panel has shown the scan running: a two-name
     # scan can otherwise end between two polls of the dashboard.
