@@ -335,7 +335,25 @@ class PagedTable(DataTable[Any], Generic[R]):
         super().action_scroll_bottom()
 
 
+class KeyFooter(Footer):
+    """Textual's Footer rebuilds its keys on every bindings signal: three times
+    while the dashboard starts (focus, screen stack, focus again), with the same
+    keys each time, ~10 ms a time for nine keys. This one rebuilds only when
+    the keys it shows changed."""
+
+    _shown: tuple[tuple[Binding, bool, str], ...] | None = None
+
+    async def recompose(self) -> None:
+        if not self.is_attached:  # its screen was closed after the rebuild was asked for
+            return
+        shown = tuple((b, on, tip) for _, b, on, tip in self.screen.active_bindings.values() if b.show)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        await super().recompose()
+
+
 def footer() -> Footer:
     """Every screen's footer: its keys in a compact line; the palette key is left out
     (80 columns hold about nine keys; `?` lists every key, `^p` included)."""
-    return Footer(compact=True, show_command_palette=False)
+    return KeyFooter(compact=True, show_command_palette=False)
