@@ -401,6 +401,34 @@ async def test_the_scan_form_starts_from_the_project_settings(decoys):
         assert "127.0.0.1:5353" in a.screen.query_one("#nameserver", Input).placeholder
 
 
+async def test_enter_before_the_form_has_read_the_settings_starts_the_scan_they_describe(decoys, monkeypatch):
+    """A quick `s`, Enter: before, the form started every module (its look
+    before the prefill), not the project's choice it showed a moment later."""
+    import threading
+
+    from assetmon_tui.core import profiles
+    from assetmon_tui.ui.screens.forms import ScanForm
+
+    project_id = project()
+    repo.set_project_settings(project_id, {"modules": "dns,http", "ports": "22,80"})
+    gate, read = threading.Event(), profiles.all_profiles
+    monkeypatch.setattr(profiles, "all_profiles", lambda: gate.wait(30) and read())  # a slow disk
+    a = app()
+    async with a.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: a.project_id == project_id and a.dispatcher is not None, "the dashboard")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(a.screen, ScanForm), "the scan form")
+        form = a.screen
+        await pilot.press("tab", "tab", "enter")
+        await until(pilot, lambda: "Reading the project's settings" in str(form.query_one("#error").render()), "a wait")
+        assert isinstance(a.screen, ScanForm) and not repo.list_scans(project_id)
+        gate.set()
+        await until(pilot, lambda: repo.list_scans(project_id), "the scan")
+        assert not isinstance(a.screen, ScanForm)
+    (scan,) = repo.list_scans(project_id)
+    assert scan.modules == "dns,http"
+
+
 @pytest.mark.parametrize("size", [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")])
 def test_settings_form_snapshot(snap_compare, decoys, monkeypatch, size):
     """Every setting on one line with its help; the project's values, the

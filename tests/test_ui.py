@@ -135,8 +135,12 @@ def slow_estate(monkeypatch):
 
 async def launch_scan(pilot, app, nameserver: str, ready=lambda app: True) -> None:
     """Open the project, start a scan by keys (default modules, our DNS server), see its panel."""
-    await until(pilot, lambda: app.project_id is not None and ready(app), what="project loaded")
-    await pilot.press("s", "tab", "tab", *nameserver, "enter")
+    await until(
+        pilot, lambda: app.project_id is not None and app.dispatcher is not None and ready(app), what="project loaded"
+    )
+    await pilot.press("s")  # before the dispatcher, it would only say "Still starting"
+    await until(pilot, lambda: isinstance(app.screen, ScanForm) and app.screen.loaded, what="the scan form")
+    await pilot.press("tab", "tab", *nameserver, "enter")
     # (60 s: a cold first scan in a process imports and compiles the pipeline while the UI waits)
     await until(pilot, lambda: app.query(ScanPanel), timeout=60, what="a live scan panel")
 

@@ -197,6 +197,7 @@ class ScanForm(Form):
         self.settings: dict[str, Any] = {}  # the project's settings
         self.profiles: dict[str, Any] = {}  # name -> Profile
         self.loaded = False  # prefilled: a profile change from now on is the user's
+        self.submit_when_loaded = False  # Enter came before the prefill: the scan starts once it lands
         self.shown_profile = ""  # the profile whose description and defaults the form shows
 
     def compose(self) -> ComposeResult:
@@ -284,6 +285,8 @@ class ScanForm(Form):
             nameserver.value = str(last.get("nameserver") or "")
         self._show_profile(name)
         self.loaded = True
+        if self.submit_when_loaded:
+            self.submit()
 
     def _select(self, modules: list[str]) -> None:
         selection = self.query_one(SelectionList)
@@ -327,6 +330,10 @@ class ScanForm(Form):
         from ...core import project_settings as registry
         from ...core.config import SettingsError
 
+        if not self.loaded:  # the form would start what the project's settings and last scan have not set yet
+            self.submit_when_loaded = True
+            self.show_error("Reading the project's settings; the scan starts once they are in…")
+            return
         modules = list(self.query_one(SelectionList).selected)
         if not modules:
             self.show_error("Choose at least one module.")
