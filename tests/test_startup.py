@@ -72,3 +72,62 @@ def test_first_frame_imports_no_celery_pipeline_or_dispatcher(home):
     assert heavy == [], heavy
     assert "assetmon_tui.dispatch" in first["later"]  # the promise is about order: it is imported, just later
     assert not any(m.startswith(("celery", "assetmon_tui.pipeline")) for m in first["later"])
+
+
+async def test_the_footer_rebuilds_when_its_keys_change_and_only_then():
+    """The footer skips Textual's repeated rebuilds with the same keys (three
+    while the dashboard starts) but still shows a key that was switched off."""
+    from textual.app import App
+    from textual.widgets import Footer
+
+    from assetmon_tui.ui.widgets import KeyFooter, footer
+
+    class Keys(App[None]):
+        BINDINGS = [("x", "noop", "Xray"), ("q", "quit", "Quit")]
+        allowed = True
+
+        def compose(self):
+            yield footer()
+
+        def check_action(self, action, parameters):
+            return self.allowed or action != "noop"  # False: hidden from the footer
+
+        def action_noop(self) -> None:
+            pass
+
+    rebuilds = 0
+    original = Footer.recompose
+
+    async def counted(self) -> None:
+        nonlocal rebuilds
+        rebuilds += 1
+        await original(self)
+
+    app = Keys()
+    Footer.recompose = counted  # KeyFooter calls it only when it rebuilds
+    try:
+        async with app.run_test() as pilot:
+            bar = app.query_one(KeyFooter)
+
+            def shown() -> str:
+                return " ".join(str(key.render()) for key in bar.children)
+
+            for _ in range(20):
+                await pilot.pause(0.05)
+                if "Xray" in shown():
+                    break
+            assert "Xray" in shown() and "Quit" in shown()
+            before = rebuilds
+            for _ in range(3):
+                app.screen.refresh_bindings()
+                await pilot.pause(0.05)
+            assert rebuilds == before  # the same keys: no rebuild
+            app.allowed = False
+            app.screen.refresh_bindings()
+            for _ in range(20):
+                await pilot.pause(0.05)
+                if "Xray" not in shown():
+                    break
+            assert "Xray" not in shown() and "Quit" in shown() and rebuilds == before + 1
+    finally:
+        Footer.recompose = original
