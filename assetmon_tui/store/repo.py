@@ -7,7 +7,6 @@ import json
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
@@ -347,9 +346,14 @@ def _update(scan_id: int, **values: Any) -> None:
 # -- assets -------------------------------------------------------------------
 
 
-def _insert(s: Session, model: type[Asset]) -> postgresql.Insert | sqlite.Insert:
+def _insert(s: Session, model: type[Asset]) -> Any:  # a dialect's Insert, with on_conflict_do_update
+    # the dialect in use only: importing PostgreSQL's costs a SQLite user ~30 ms at start-up
     if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(model)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(model)
 
 
