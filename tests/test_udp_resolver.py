@@ -614,6 +614,22 @@ async def test_cancelled_lookups_leave_nothing_behind():
         assert resolver.stats() == []
 
 
+async def test_cancelled_lookups_are_no_losses():
+    """Lookups given up (a cancelled scan, a caller's own deadline) were not
+    lost by the server: their attempts are no timeouts and cut no pace."""
+    with FakeDNS({f"n{i}.slow.acme.test": "DROP" for i in range(100)}) as server:
+        async with UdpResolver([server.address], timeout=0.3, retries=0) as resolver:
+            tasks = [asyncio.create_task(resolver.resolve(f"n{i}.slow.acme.test", ("A",))) for i in range(100)]
+            await until(lambda: resolver.stats() and resolver.stats()[0].sent == 100, what="the queries")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            (state,) = resolver.servers()
+            await until(lambda: not state.deadlines, what="the attempts' deadlines to pass")
+            stats = resolver.stats()[0]
+    assert stats.timeouts == 0 and stats.backoffs == 0 and stats.limit is None, stats
+
+
 # ---- the brute force on it ----------------------------------------------------------------
 
 

@@ -419,6 +419,14 @@ class _Pace:
         if back >= window.sent and window is not self.window:  # (the current one is judged once it closes)
             self._complete(window, now)
 
+    def withdrawn(self, window: _Window, now: float) -> None:
+        """A query sent in `window` was given up before its outcome: the window is judged without it."""
+        if window.generation != self.generation or window.judged:
+            return
+        window.sent -= 1
+        if window.good + window.bad >= window.sent and window is not self.window:
+            self._complete(window, now)
+
     def _complete(self, window: _Window, now: float) -> None:
         """Every query of a closed window is back: judge the pace by all of them."""
         if window.judged or window.generation != self.generation or window.sent < self._samples():
@@ -666,9 +674,13 @@ class _Server:
             query.lookup.settle(self, answer)
 
     def forget(self, query: _Query) -> None:
-        """A lookup given up (cancelled): its attempt is awaited no more."""
+        """A lookup given up (cancelled): its attempt is awaited no more, and
+        is no loss (the sweep would have called it a timeout, and cut the pace)."""
         if self.pending.get(query.qid) is query:
             del self.pending[query.qid]
+        if not query.done:
+            query.done = True
+            self.pace.withdrawn(query.window, self.loop.time())
 
     def judge(self, window: _Window, good: bool) -> None:
         self.pace.outcome(window, good, self.loop.time())
