@@ -121,6 +121,8 @@ async def test_header_says_starting_worker_until_the_worker_answers(monkeypatch,
     app = AssetMonApp()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "starting worker" in app.sub_title, what="starting worker… in the header")
+        # (the project first: before it is listed, s says "Create a project first")
+        await until(pilot, lambda: app.project_id is not None, what="the project")
         assert app.dispatcher is None  # s says "Still starting": nothing can be submitted to the wrong backend
         await pilot.press("s")
         await until(pilot, lambda: notified(app, "Still starting"), what="the still-starting toast")
