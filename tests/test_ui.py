@@ -98,7 +98,8 @@ async def test_create_project_scan_watch_and_open_results(thread_backend, monkey
             )
             await pilot.press("4")  # HTTP tab
             http = app.screen.query_one("#table-http", DataTable)
-            assert http.row_count == 2  # www and api (a CNAME to www)
+            # www and api (a CNAME to www); the tab fills once the whole inventory is read (a thread)
+            await until(pilot, lambda: http.row_count == 2, what="the HTTP rows")
             await pilot.press("down")
             detail = app.screen.query_one("#detail", Static)
             await until(pilot, lambda: f"www.scan.test:{e.web.port}" in text_of(detail), what="detail pane")
