@@ -256,7 +256,9 @@ def test_scan_form(snap_compare, data, size):
     from assetmon_tui.ui.app import AssetMonApp
 
     assert snap_compare(
-        AssetMonApp(), terminal_size=size, run_before=view(data, 2, press("s", until_shown=("Start scan",)))
+        AssetMonApp(),
+        terminal_size=size,
+        run_before=view(data, 2, press("s", until_shown=("Start scan", "new subdomains"))),  # prefilled
     )
 
 
