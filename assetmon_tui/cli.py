@@ -262,7 +262,10 @@ def _tui() -> int:
 
     get_engine()  # a damaged or too new database is refused here, in one line, not inside the TUI
 
-    AssetMonApp().run()
+    app = AssetMonApp()
+    app.run()
+    if app.dispatcher is not None:  # its local runs' last work (notifications), once the terminal is back
+        _let_runners_finish(app.dispatcher)
     return 0
 
 
@@ -406,7 +409,7 @@ def _scan(args: argparse.Namespace) -> int:
     else:
         _print_summary(repo.scan_results(scan.id))
     status = _ended(scan.id, progress)
-    dispatcher.thread.join(RUNNER_GRACE)  # its last work after the end (notifications) is the scan's
+    _let_runners_finish(dispatcher)
     return status
 
 
@@ -596,7 +599,7 @@ def _resume(args: argparse.Namespace) -> int:
         return 0
     progress = _follow(dispatcher, args.scan)
     status = _ended(args.scan, progress)
-    dispatcher.thread.join(RUNNER_GRACE)
+    _let_runners_finish(dispatcher)
     return status
 
 
@@ -709,7 +712,23 @@ def _rule_fields(row: dict[str, Any]) -> str:
 
 REAP_EVERY = 5.0  # seconds between the CLI's reaper passes while it follows a scan
 RUNNER_GRACE = 10.0  # seconds a thread runner gets, after the scan's end, to finish (notifications)
+QUIET_GRACE = 0.5  # of which the first are not worth a line
 TICK = 1.0  # seconds: the longest wait for a push; the line's clock and the reaper move on at least this often
+
+
+def _let_runners_finish(dispatcher: Dispatcher) -> None:
+    """A scan run in this process sends its notifications after its end: give
+    them RUNNER_GRACE before the process exits (and kills the thread), saying so
+    when it takes longer than a moment."""
+    try:
+        dispatcher.thread.join(QUIET_GRACE)
+        busy = dispatcher.thread.busy()
+        if busy:
+            scans = ", ".join(f"#{i}" for i in busy)
+            print(f"finishing scan {scans} (its notifications)… Ctrl+C leaves now", file=sys.stderr, flush=True)
+            dispatcher.thread.join(RUNNER_GRACE - QUIET_GRACE)
+    except KeyboardInterrupt:
+        pass
 
 
 def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:

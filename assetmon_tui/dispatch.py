@@ -102,9 +102,17 @@ class ThreadBackend:
         thread = self._threads.get(scan_id)
         return bool(thread and thread.is_alive())
 
-    def join(self, timeout: float | None = None) -> None:
+    def busy(self) -> list[int]:
+        """Scans whose run is still in a thread here: a scan's last work, its
+        notifications, follows its end."""
+        with self._lock:
+            return sorted(i for i, thread in self._threads.items() if thread.is_alive())
+
+    def join(self, timeout: float) -> None:
+        """Wait for every run here, `timeout` seconds in all."""
+        deadline = time.monotonic() + timeout
         for thread in list(self._threads.values()):
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class CeleryBackend:
@@ -450,6 +458,8 @@ class Dispatcher:
         from .store.models import row_id
 
         mine = self.local_scans()
+        if not mine:
+            return  # runs that ended and still notify are waited for once the terminal is back (cli)
         for scan in mine:
             repo.request_cancel(row_id(scan))
         self.thread.join(timeout)

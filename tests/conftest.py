@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -151,13 +152,15 @@ def worker(worker_factory):
 
 @pytest.fixture
 def receiver():
-    """A tiny HTTP server capturing POST bodies; `fail` makes it answer 500."""
+    """A tiny HTTP server capturing POST bodies; `fail` makes it answer 500,
+    `delay` answer after that many seconds."""
     bodies: list[dict] = []
-    state = {"fail": 0}
+    state = {"fail": 0, "delay": 0.0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(state["delay"])  # a slow receiver (its own thread: ThreadingHTTPServer)
             if state["fail"] > 0:
                 state["fail"] -= 1
                 self.send_response(500)

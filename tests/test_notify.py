@@ -109,3 +109,32 @@ def test_send_test_reports_the_outcome(receiver):
     ok, error = notify.send_test(bad.id)
     assert not ok and error
     assert receiver.bodies[0]["title"] == "AssetMon: test notification"
+
+
+def test_a_local_scan_ends_its_notifications_before_the_process_exits(no_redis, receiver, capsys):
+    """A scan run in a thread (the TUI's or the CLI's fallback) notifies after
+    its end; the process exits right after it (os._exit kills the thread):
+    before, a slow receiver's notification was cut and never recorded."""
+    from support.scenario import estate, make_project, run_to_end
+
+    from assetmon_tui.cli import _let_runners_finish
+    from assetmon_tui.dispatch import Dispatcher
+    from assetmon_tui.store import repo
+
+    with estate() as e:
+        project_id = make_project(targets=["www.scan.test"])
+        dispatcher = Dispatcher()
+        first = dispatcher.submit(project_id, ["dns", "ports"], e.options(ports=str(free_port("127.0.0.7"))))
+        run_to_end(dispatcher, first.id)  # the baseline: no notification
+        dispatcher.thread.join(10)
+        notify.add_notifier(project_id, receiver.url, min_severity="info")
+        receiver.state["delay"] = 2.0
+        second = dispatcher.submit(project_id, ["dns", "ports"], e.options())  # the web port opens: events
+        run_to_end(dispatcher, second.id)
+        assert dispatcher.thread.busy() == [second.id]  # notifying after the end
+        assert not notifiers.list_deliveries(project_id)
+        _let_runners_finish(dispatcher)  # what `assetmon tui` and `assetmon scan` do before they exit
+    assert not dispatcher.thread.busy()
+    assert [(d.scan_id, d.status) for d in notifiers.list_deliveries(project_id)] == [(second.id, "sent")]
+    assert len(receiver.bodies) == 1 and repo.get_scan(second.id).status == "done"
+    assert f"finishing scan #{second.id} (its notifications)" in capsys.readouterr().err
