@@ -480,7 +480,13 @@ def _scan_row(scan: Any, progress: Progress | None, project: str) -> dict[str, A
     from .store.models import as_utc, utcnow
 
     modules = progress.modules.values() if progress else []
-    share = sum(m.fraction for m in modules) / len(modules) if modules else (1.0 if scan.status == "done" else 0.0)
+    # a step still finding its work (total not final) counts 0 until it ends: its done/total is no
+    # fraction, and as the total grew the share went down
+    share = (
+        sum(m.fraction if m.determinate else 0.0 for m in modules) / len(modules)
+        if modules
+        else (1.0 if scan.status == "done" else 0.0)
+    )
     created = as_utc(scan.created_at)
     age = (utcnow() - created).total_seconds() if created else 0.0
     return {

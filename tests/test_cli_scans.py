@@ -117,3 +117,20 @@ def test_a_reader_that_stops_early_is_no_error(no_redis):
     proc.stdout.close()  # as head does after its lines
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err[-500:]
+
+
+def test_the_share_done_never_goes_down_while_a_step_finds_more_work():
+    """`assetmon scans`' progress: a discovery step's done/total is a lower
+    bound (its total grows), so it counts only once it ends."""
+    from assetmon_tui.cli import _scan_row
+    from assetmon_tui.core.progress import ModuleProgress, Progress
+
+    scan = repo.create_scan(make_project(), ["subdomains", "dns"], {})
+    shares = []
+    for done, total in ((50, 60), (55, 600), (600, 600)):
+        finding = ModuleProgress("running", done, total, total_final=False)
+        modules = {"subdomains": finding, "dns": ModuleProgress()}
+        shares.append(_scan_row(scan, Progress(scan.id, "running", modules), "acme")["progress"])
+    finished = {"subdomains": ModuleProgress("done", 600, 600), "dns": ModuleProgress("running", 30, 120)}
+    shares.append(_scan_row(scan, Progress(scan.id, "running", finished), "acme")["progress"])
+    assert shares == ["0%", "0%", "0%", "62%"]  # before: 42%, 5%, 50%, 62%
