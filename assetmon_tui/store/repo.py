@@ -4,12 +4,15 @@ modules: snapshots, event_log, schedules, notifiers)."""
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
+
+if TYPE_CHECKING:  # imported where used: see `_insert`
+    from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core import project_settings as settings_registry
 from ..core.modules import check_modules
@@ -346,7 +349,7 @@ def _update(scan_id: int, **values: Any) -> None:
 # -- assets -------------------------------------------------------------------
 
 
-def _insert(s: Session, model: type[Asset]) -> Any:  # a dialect's Insert, with on_conflict_do_update
+def _insert(s: Session, model: type[Asset]) -> postgresql.Insert | sqlite.Insert:
     # the dialect in use only: importing PostgreSQL's costs a SQLite user ~30 ms at start-up
     if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
