@@ -177,10 +177,22 @@ def test_follow_a_celery_scan_wakes_on_the_workers_publish(worker, listener, mon
 
     dispatcher = Dispatcher()
     assert dispatcher.check_health().backend == "celery"
+    woken: list[bool] = []
+    wait = dispatcher.celery.wait
+
+    def counting_wait(task_id: str, timeout: float) -> bool:
+        changed = wait(task_id, timeout)
+        woken.append(changed)
+        return changed
+
+    dispatcher.celery.wait = counting_wait  # type: ignore[method-assign]
     scan = dispatcher.submit(make_project(targets=["127.0.0.1"]), ["ports"], {"ports": str(listener)})
     assert scan.backend == "celery"
     late = follow_and_time(dispatcher, scan.id, monkeypatch)
-    assert late < 0.5, f"returned {late:.3f} s after the scan ended"
+    # The last wait ended on the worker's publish, not at the tick; the bound in
+    # seconds is loose because a loaded machine delays the worker's commit too.
+    assert woken and woken[-1], f"the end was read at the tick ({woken})"
+    assert late < 2 * cli.TICK, f"returned {late:.3f} s after the scan ended"
     assert dispatcher.celery._sub is None  # the subscription is closed when following ends
 
 
