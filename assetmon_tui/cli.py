@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        line = _one_line(exc)
+        from .store.errors import explain
+
+        line = explain(exc)
         if line is None:
             raise
         status = _fail(line)
@@ -70,26 +72,6 @@ def _exit_now(status: int) -> None:
             stream.flush()
     atexit._run_exitfuncs()  # logging's flush and the like, without the teardown
     os._exit(status)
-
-
-def _one_line(exc: Exception) -> str | None:
-    """What to tell the user about an error that is theirs to fix (None: a bug, keep the traceback)."""
-    from sqlalchemy.exc import OperationalError
-
-    from .core.config import SettingsError, get_settings
-    from .store.migrate import StoreUnusable
-
-    if isinstance(exc, (SettingsError, StoreUnusable)):  # a bad setting; a damaged or newer database
-        return str(exc)
-    if isinstance(exc, OperationalError):
-        from .store.db import normalise_url
-
-        where = normalise_url(get_settings().db_url).rsplit("@", 1)[-1]  # never a password
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        return f"the database {where} cannot be used ({reason[:200]}): check DATABASE_URL and that it is running"
-    if isinstance(exc, PermissionError):
-        return f"{exc.filename or 'a file'}: permission denied: check its owner and mode, or set ASSETMON_HOME"
-    return None
 
 
 def _main(argv: list[str]) -> int:

@@ -429,6 +429,49 @@ async def test_enter_before_the_form_has_read_the_settings_starts_the_scan_they_
     assert scan.modules == "dns,http"
 
 
+async def test_a_scan_form_that_cannot_read_the_settings_says_so_and_enter_reads_them_again(decoys):
+    """The project table gone from under the TUI (a damaged database): before,
+    the form said "Reading the project's settings…" at every Enter, forever."""
+    from sqlalchemy import text as sql
+
+    from assetmon_tui.store.db import get_engine
+    from assetmon_tui.ui.screens.forms import ScanForm
+
+    project_id = project()
+    repo.set_project_settings(project_id, {"modules": "dns,http"})
+
+    def rename(old: str, new: str) -> None:
+        with get_engine().begin() as connection:
+            connection.execute(sql(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    a = app()
+    async with a.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: a.project_id == project_id and a.dispatcher is not None, "the dashboard")
+        rename("project", "project_away")
+        try:
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(a.screen, ScanForm), "the scan form")
+            form = a.screen
+            error = form.query_one("#error")
+            await until(pilot, lambda: "Could not read" in str(error.render()), "the failure, said")
+            said = str(error.render())
+            assert "project_away" not in said and "Enter" in said, said  # one line that says what to do
+            await pilot.press("tab", "tab", "enter")
+            await until(pilot, lambda: "Could not read" in str(error.render()), "the failure again")
+            assert isinstance(a.screen, ScanForm) and not form.loaded
+        finally:
+            rename("project_away", "project")
+        await pilot.press("enter")  # the database is back: Enter reads the settings again, and starts nothing yet
+        await until(pilot, lambda: form.loaded, "the settings read")
+        assert "Could not read" not in str(error.render())
+        assert list(form.query_one(SelectionList).selected) == ["dns", "http"]
+        assert isinstance(a.screen, ScanForm) and not repo.list_scans(project_id)
+        await pilot.press("enter")
+        await until(pilot, lambda: repo.list_scans(project_id), "the scan")
+    (scan,) = repo.list_scans(project_id)
+    assert scan.modules == "dns,http"
+
+
 @pytest.mark.parametrize("size", [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")])
 def test_settings_form_snapshot(snap_compare, decoys, monkeypatch, size):
     """Every setting on one line with its help; the project's values, the

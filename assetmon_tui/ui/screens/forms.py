@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
 from ...core.modules import describe
+from ...core.sanitize import clean_text
 from ...core.targets import TargetError, parse_target
 from ..actions import Action, bindings
 from ..text import safe
+
+log = logging.getLogger(__name__)
 
 
 class Form(ModalScreen[Any]):
@@ -57,7 +61,7 @@ class Form(ModalScreen[Any]):
 
     def show_error(self, message: str) -> None:
         line = self.query_one("#error", Static)
-        line.update(message)
+        line.update(Text(clean_text(message, 500)))  # never markup: a message may quote a database or a file
         if self.FOLD_ERROR:
             line.display = bool(message)
 
@@ -198,6 +202,7 @@ class ScanForm(Form):
         self.profiles: dict[str, Any] = {}  # name -> Profile
         self.loaded = False  # prefilled: a profile change from now on is the user's
         self.submit_when_loaded = False  # Enter came before the prefill: the scan starts once it lands
+        self.load_failed = False  # the settings could not be read: Enter reads them again
         self.shown_profile = ""  # the profile whose description and defaults the form shows
 
     def compose(self) -> ComposeResult:
@@ -243,8 +248,14 @@ class ScanForm(Form):
         error = ""
         if project_id is not None:
             from ...store import repo
+            from ...store.errors import explain
 
-            settings = repo.project_settings(project_id)
+            try:
+                settings = repo.project_settings(project_id)
+            except Exception as exc:  # the database is away or damaged: say so, start nothing
+                log.warning("scan form: reading project %s's settings failed", project_id, exc_info=True)
+                self.app.call_from_thread(self._not_loaded, explain(exc) or f"{type(exc).__name__}: {exc}")
+                return
             last = remembered(project_id, self.project, "scan")
         try:
             found = all_profiles()
@@ -252,13 +263,16 @@ class ScanForm(Form):
             found, error = [], str(exc)
         self.app.call_from_thread(self._prefill, settings, found, last, error)
 
+    def _not_loaded(self, reason: str) -> None:
+        self.load_failed, self.submit_when_loaded = True, False
+        self.show_error(f"Could not read the project's settings: {reason}. Enter tries again.")
+
     def _prefill(self, settings: dict[str, Any], found: list[Any], last: dict[str, Any], error: str) -> None:
         from ...core.profiles import DEFAULT
 
         self.settings = settings
         self.profiles = {p.name: p for p in found}
-        if error:
-            self.show_error(error)
+        self.show_error(error)  # or none: a failed read's line goes once the settings are in
         select = self.query_one("#profile", Select)
         name = next(
             (n for n in (last.get("profile"), settings.get("profile"), DEFAULT) if n in self.profiles),
@@ -330,6 +344,11 @@ class ScanForm(Form):
         from ...core import project_settings as registry
         from ...core.config import SettingsError
 
+        if self.load_failed:  # the user saw why; the form fills in, and the next Enter starts the scan
+            self.load_failed = False
+            self.show_error("Reading the project's settings again…")
+            self._load(self.project_id)
+            return
         if not self.loaded:  # the form would start what the project's settings and last scan have not set yet
             self.submit_when_loaded = True
             self.show_error("Reading the project's settings; the scan starts once they are in…")
