@@ -1,23 +1,29 @@
 """Notifications: one message per notifier per scan, through apprise.
 
 A notifier is an apprise URL (json://host:port/path, mailto://..., tgram://...)
-attached to a project with a minimum severity. Delivery is retried a few times
-with a short backoff; every attempt is logged and the outcome is stored in a
-Delivery row. Nothing here raises to the caller: a notification failure never
-fails a scan.
+attached to a project with a minimum severity. A delivery is a Delivery row,
+stored as pending before anything is sent; a round is a few attempts with a
+short backoff, every attempt logged, the outcome stored. A receiver that is
+down gets more rounds later (RETRY_AFTER), and a pending row whose sender was
+killed mid-send (a process that exited, a worker lost) is taken over once it is
+STALE: `deliver_due`, run in the background by every reaper pass. Nothing here
+raises to the caller: a notification failure never fails a scan.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .core.sanitize import clean_text
 from .store import notifiers as rows
 from .store import repo
 from .store.event_log import SEVERITIES, at_or_above, list_rules, rule_for, scan_events, severity_rank
-from .store.models import Delivery, Event, Notifier
+from .store.models import Delivery, Event, Notifier, as_utc, utcnow
 from .store.notifiers import delete_notifier, list_deliveries, list_notifiers
 
 __all__ = [
@@ -26,6 +32,8 @@ __all__ = [
     "Notifier",
     "add_notifier",
     "delete_notifier",
+    "deliver_due",
+    "deliver_due_in_background",
     "format_message",
     "list_deliveries",
     "list_notifiers",
@@ -46,6 +54,9 @@ ATTEMPTS = 3
 BACKOFF = 0.5  # seconds, doubled after each failed attempt
 MAX_LINES = 50  # events listed in one message; the rest are counted
 NOT_NOTIFIED = ("baseline",)  # a first scan is not a change
+STALE = 300.0  # seconds pending: its sender is gone (a round takes under 30 s: apprise waits 4+4 s per attempt)
+RETRY_AFTER = (60.0, 600.0, 3600.0)  # seconds after the 1st, 2nd, 3rd failed round; after the 4th it stays failed
+DUE_PER_PASS = 5  # deliveries one pass sends at most: a pass is a background thread, not a backlog
 
 
 def notifiable(events: list[Event], project_id: int) -> list[Event]:
@@ -194,17 +205,81 @@ def notify_scan(scan_id: int, attempts: int = ATTEMPTS, backoff: float = BACKOFF
     return deliveries
 
 
+def due(delivery: Delivery, now: datetime) -> bool:
+    """Whether a delivery not sent should be tried again now."""
+    since = now - (as_utc(delivery.updated_at) or now)
+    if delivery.status == "pending":
+        return since >= timedelta(seconds=STALE)
+    if delivery.status != "failed":
+        return False
+    rounds = math.ceil(delivery.attempts / ATTEMPTS)  # 0: the URL itself is wrong, no round can help
+    return 0 < rounds <= len(RETRY_AFTER) and since >= timedelta(seconds=RETRY_AFTER[rounds - 1])
+
+
+def deliver_due(
+    now: datetime | None = None, attempts: int = ATTEMPTS, backoff: float = BACKOFF, limit: int = DUE_PER_PASS
+) -> list[Delivery]:
+    """Send the deliveries that are `due`: a round each, with the scan's events
+    as they are now (acknowledged or suppressed since: not listed). Never raises."""
+    now = now or utcnow()
+    sent: list[Delivery] = []
+    try:
+        waiting = [d for d in rows.unsent_deliveries(now - timedelta(days=1)) if due(d, now)][:limit]
+        for delivery in waiting:
+            notifier = next((n for n in list_notifiers() if n.id == delivery.notifier_id), None)
+            if notifier is None:
+                continue
+            scan = repo.get_scan(delivery.scan_id)
+            events = notifiable(scan_events(delivery.scan_id), scan.project_id)
+            project = repo.project_name(scan.project_id)
+            log.info("notifier %s, scan %s: delivering again (%s)", notifier.id, delivery.scan_id, delivery.status)
+            again = _deliver(notifier, delivery.scan_id, project, events, attempts, backoff, now)
+            if again is None:  # every event it would list was acknowledged or suppressed since
+                delivery.status, delivery.last_error = "dropped", "nothing left to send"
+                again = rows.save_delivery(delivery)
+            sent.append(again)
+    except Exception:  # the database away: the next pass tries again
+        log.exception("notifications: the pass over deliveries not sent failed")
+    return sent
+
+
+_passing = threading.Lock()
+
+
+def deliver_due_in_background() -> None:
+    """`deliver_due` in a daemon thread, one at a time per process (a reaper
+    pass must not wait for a slow receiver)."""
+
+    def run() -> None:
+        try:
+            deliver_due()
+        finally:
+            _passing.release()
+
+    if _passing.acquire(blocking=False):
+        threading.Thread(target=run, name="assetmon-deliveries", daemon=True).start()
+
+
 def _deliver(
-    notifier: Notifier, scan_id: int, project: str, events: list[Event], attempts: int, backoff: float
+    notifier: Notifier,
+    scan_id: int,
+    project: str,
+    events: list[Event],
+    attempts: int,
+    backoff: float,
+    now: datetime | None = None,
 ) -> Delivery | None:
+    """One round for one notifier and scan; None when there is nothing to say,
+    or another sender has it; the row as it ends otherwise (sent ones: as they are)."""
     wanted = set(at_or_above(notifier.min_severity))
     selected = [e for e in events if e.severity in wanted]
     if not selected:
         return None
     assert notifier.id is not None  # a stored row
-    delivery = rows.get_delivery(notifier.id, scan_id) or Delivery(notifier_id=notifier.id, scan_id=scan_id)
-    if delivery.status == "sent":
-        return delivery
+    now = now or utcnow()
+    delivery = rows.claim_delivery(notifier.id, scan_id, now, pending_before=now - timedelta(seconds=STALE))
+    if delivery is None:
+        return rows.get_delivery(notifier.id, scan_id)
     title, body = format_message(project, selected)
     worst = max((e.severity for e in selected), key=severity_rank)
     ok, tries, error = send(

@@ -75,9 +75,10 @@ def home(tmp_path, monkeypatch, _pg_template):
     get_settings.cache_clear()
     yield tmp_path / "home"
     # A thread scan's runner sends its notifications (with retries) after its
-    # progress says done: it must not write into the next test's home.
+    # progress says done, and a reaper pass sends deliveries due in a thread:
+    # neither may write into the next test's home.
     for thread in threading.enumerate():
-        if thread.name.startswith("scan-") and thread is not threading.current_thread():
+        if thread.name.startswith(("scan-", "assetmon-deliveries")) and thread is not threading.current_thread():
             thread.join(10)
     get_settings.cache_clear()
     if dbname:

@@ -132,9 +132,155 @@ def test_a_local_scan_ends_its_notifications_before_the_process_exits(no_redis, 
         second = dispatcher.submit(project_id, ["dns", "ports"], e.options())  # the web port opens: events
         run_to_end(dispatcher, second.id)
         assert dispatcher.thread.busy() == [second.id]  # notifying after the end
-        assert not notifiers.list_deliveries(project_id)
+        assert [d.status for d in notifiers.list_deliveries(project_id)] == ["pending"]  # stored before sending
         _let_runners_finish(dispatcher)  # what `assetmon tui` and `assetmon scan` do before they exit
     assert not dispatcher.thread.busy()
     assert [(d.scan_id, d.status) for d in notifiers.list_deliveries(project_id)] == [(second.id, "sent")]
     assert len(receiver.bodies) == 1 and repo.get_scan(second.id).status == "done"
     assert f"finishing scan #{second.id} (its notifications)" in capsys.readouterr().err
+
+
+# -- deliveries not sent: a sender lost mid-send, a receiver down --------------------------------
+
+SENDER = """
+import sys
+from assetmon_tui import notify
+notify.notify_scan(int(sys.argv[1]))
+"""
+
+
+def until(condition, what: str, timeout: float = 30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+def test_a_sender_killed_mid_send_leaves_a_pending_delivery_that_a_later_pass_sends_once(receiver, tmp_path):
+    """Before, a process killed while it notified (a worker's kill -9, the CLI
+    after its grace) left no Delivery row: the message was lost, and nothing said so."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from assetmon_tui.store.models import utcnow
+
+    project = project_with_targets()
+    notifier = notify.add_notifier(project.id, receiver.url, min_severity="info")
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    receiver.state["delay"] = 60.0  # the receiver holds the request: the sender is mid-send when it dies
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, str(sid)], start_new_session=True)
+    try:
+        pending = until(lambda: notifiers.get_delivery(notifier.id, sid), "the delivery row, before sending")
+        assert pending.status == "pending"
+        os.killpg(sender.pid, signal.SIGKILL)
+    finally:
+        sender.kill()
+        sender.wait()
+    receiver.state["delay"] = 0.0
+    assert notify.deliver_due() == []  # a pending row this fresh may still be someone's send
+    later = utcnow() + timedelta(seconds=notify.STALE + 1)
+    (delivery,) = notify.deliver_due(now=later)
+    assert (delivery.status, delivery.attempts, delivery.events) == ("sent", 1, 3)
+    assert [b["title"] for b in receiver.bodies] == ["AssetMon: 3 changes in acme"]
+    assert notify.deliver_due(now=later + timedelta(hours=1)) == []  # sent: never again
+
+
+def test_a_receiver_that_was_down_gets_later_rounds_then_is_given_up(caplog):
+    from datetime import timedelta
+
+    from assetmon_tui.store.models import as_utc
+
+    port = free_port()
+    project = project_with_targets()
+    notify.add_notifier(project.id, f"json://127.0.0.1:{port}/hook", min_severity="info")
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    (delivery,) = notify.notify_scan(sid, backoff=0.01)
+    assert (delivery.status, delivery.attempts) == ("failed", 3)
+    failed_at = as_utc(delivery.updated_at)
+    assert notify.deliver_due(now=failed_at + timedelta(seconds=notify.RETRY_AFTER[0] - 1), backoff=0.01) == []
+    for round_, wait in enumerate(notify.RETRY_AFTER, start=2):  # the receiver stays down
+        (delivery,) = notify.deliver_due(now=as_utc(delivery.updated_at) + timedelta(seconds=wait), backoff=0.01)
+        assert (delivery.status, delivery.attempts) == ("failed", 3 * round_)
+    assert not notify.due(delivery, as_utc(delivery.updated_at) + timedelta(days=1))  # given up after 4 rounds
+    assert notify.deliver_due(now=as_utc(delivery.updated_at) + timedelta(hours=2)) == []
+
+
+def test_a_receiver_back_up_gets_the_message_once_though_two_passes_race(receiver):
+    import threading
+    from datetime import timedelta
+
+    from assetmon_tui.store.models import as_utc
+
+    project = project_with_targets()
+    notifier = notify.add_notifier(project.id, receiver.url, min_severity="high")
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    receiver.state["fail"] = 3  # down for the whole first round
+    (delivery,) = notify.notify_scan(sid, backoff=0.01)
+    assert delivery.status == "failed" and not receiver.bodies
+    receiver.state["delay"] = 0.3  # each pass is mid-send long enough for the other to try
+    now = as_utc(delivery.updated_at) + timedelta(seconds=notify.RETRY_AFTER[0])
+    results: list[list] = []
+    passes = [threading.Thread(target=lambda: results.append(notify.deliver_due(now=now))) for _ in range(2)]
+    for thread in passes:
+        thread.start()
+    for thread in passes:
+        thread.join(30)
+    assert len(receiver.bodies) == 1 and receiver.bodies[0]["title"] == "AssetMon: 1 change in acme"
+    final = notifiers.get_delivery(notifier.id, sid)
+    assert (final.status, final.attempts) == ("sent", 4)
+
+
+def test_a_delivery_whose_events_were_all_acknowledged_since_is_dropped_not_sent(receiver):
+    from datetime import timedelta
+
+    from assetmon_tui.store.event_log import acknowledge, scan_events
+    from assetmon_tui.store.models import as_utc
+
+    project = project_with_targets()
+    notify.add_notifier(project.id, receiver.url, min_severity="info")
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    receiver.state["fail"] = 3
+    (delivery,) = notify.notify_scan(sid, backoff=0.01)
+    assert acknowledge([e.id for e in scan_events(sid)])
+    (delivery,) = notify.deliver_due(now=as_utc(delivery.updated_at) + timedelta(seconds=notify.RETRY_AFTER[0]))
+    assert (delivery.status, delivery.last_error) == ("dropped", "nothing left to send")
+    assert not receiver.bodies
+    assert notify.deliver_due(now=as_utc(delivery.updated_at) + timedelta(hours=2)) == []
+
+
+def test_every_reaper_pass_sends_the_deliveries_due_in_the_background(no_redis, receiver):
+    """The TUI's and the CLI's reaper pass (and a worker's) are what run `deliver_due`."""
+    import threading
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from assetmon_tui.dispatch import Dispatcher
+    from assetmon_tui.store.db import session
+    from assetmon_tui.store.models import Delivery, utcnow
+
+    project = project_with_targets()
+    notifier = notify.add_notifier(project.id, receiver.url, min_severity="info")
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    receiver.state["fail"] = 3
+    (delivery,) = notify.notify_scan(sid, backoff=0.01)
+    with session() as s:  # as a process that failed an hour ago left it
+        s.exec(update(Delivery).values(updated_at=utcnow() - timedelta(hours=1)))
+        s.commit()
+    Dispatcher().reap()
+    until(lambda: receiver.bodies, "the message, sent by the pass")
+    for thread in threading.enumerate():
+        if thread.name == "assetmon-deliveries":
+            thread.join(10)
+    assert notifiers.get_delivery(notifier.id, sid).status == "sent"

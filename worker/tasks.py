@@ -105,12 +105,14 @@ def reap_once() -> list[int]:
 def _reaper_loop(stop: threading.Event) -> None:
     """In the worker's main process: at start, then every third of a lease."""
     from assetmon_tui.core.config import get_settings
+    from assetmon_tui.notify import deliver_due_in_background
 
     interval = max(1.0, get_settings().lease_timeout / 3)
     failing = False
     while True:
         try:
             reap_once()
+            deliver_due_in_background()  # a notification whose sender was lost, or whose receiver was down
             if failing:
                 log.warning("reaper: working again")
             failing = False

@@ -357,7 +357,7 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     notifier_id: int = Field(foreign_key="notifier.id", index=True, ondelete="CASCADE")
     scan_id: int = Field(foreign_key="scan.id", index=True, ondelete="CASCADE")
-    status: str = "pending"  # pending | sent | failed
+    status: str = "pending"  # pending (being sent, or its sender lost) | sent | failed | dropped (nothing left to say)
     attempts: int = 0
     events: int = 0
     last_error: str = Field(default="", sa_column=Column(Text))

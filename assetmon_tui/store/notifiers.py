@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from . import db
@@ -45,6 +47,53 @@ def delete_notifier(notifier_id: int) -> None:
 def get_delivery(notifier_id: int, scan_id: int) -> Delivery | None:
     with db.session() as s:
         return s.exec(select(Delivery).where(Delivery.notifier_id == notifier_id, Delivery.scan_id == scan_id)).first()
+
+
+def claim_delivery(notifier_id: int, scan_id: int, now: datetime, pending_before: datetime) -> Delivery | None:
+    """The delivery to send now, marked pending at `now` before anything is sent
+    (a sender killed mid-send leaves it pending, and `undelivered` finds it);
+    made if missing. None: it was sent, or another sender holds it (pending
+    since `pending_before` or later). Two claimers: one wins."""
+    with db.session() as s:
+        row = s.exec(select(Delivery).where(Delivery.notifier_id == notifier_id, Delivery.scan_id == scan_id)).first()
+        if row is None:
+            row = Delivery(notifier_id=notifier_id, scan_id=scan_id, status="pending", created_at=now, updated_at=now)
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:  # another sender made it a moment ago
+                return None
+            s.refresh(row)
+            return row
+        if row.status == "sent":
+            return None
+        won = s.exec(
+            update(Delivery)
+            .where(
+                col(Delivery.id) == row.id,
+                col(Delivery.status) == row.status,
+                col(Delivery.attempts) == row.attempts,
+                or_(col(Delivery.status) != "pending", col(Delivery.updated_at) < pending_before),
+            )
+            .values(status="pending", updated_at=now)
+        ).rowcount
+        s.commit()
+        if not won:
+            return None
+        s.refresh(row)
+        return row
+
+
+def unsent_deliveries(since: datetime) -> list[Delivery]:
+    """Deliveries not sent, touched since `since` (oldest first), with their notifier's enabled state."""
+    query = (
+        select(Delivery)
+        .join(Notifier, col(Notifier.id) == Delivery.notifier_id)
+        .where(col(Delivery.status) != "sent", col(Delivery.updated_at) >= since, col(Notifier.enabled).is_(True))
+        .order_by(col(Delivery.updated_at))
+    )
+    with db.session() as s:
+        return list(s.exec(query))
 
 
 def save_delivery(delivery: Delivery) -> Delivery:
