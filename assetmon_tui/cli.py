@@ -717,6 +717,14 @@ def _let_runners_finish(dispatcher: Dispatcher) -> None:
             dispatcher.thread.join(RUNNER_GRACE - QUIET_GRACE)
     except KeyboardInterrupt:
         pass
+    if dispatcher.thread.busy():
+        from .notify import STALE
+
+        print(
+            "leaving with notifications unsent: they are kept as pending, and a worker's or the TUI's"
+            f" next pass sends them (after {STALE / 60:.0f} min)",
+            file=sys.stderr,
+        )
 
 
 def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:

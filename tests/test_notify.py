@@ -140,6 +140,32 @@ def test_a_local_scan_ends_its_notifications_before_the_process_exits(no_redis, 
     assert f"finishing scan #{second.id} (its notifications)" in capsys.readouterr().err
 
 
+def test_a_local_scan_whose_notifications_outlast_the_grace_leaves_them_pending_and_says_so(
+    no_redis, receiver, capsys, monkeypatch
+):
+    from support.scenario import estate, make_project, run_to_end
+
+    from assetmon_tui import cli
+    from assetmon_tui.dispatch import Dispatcher
+
+    monkeypatch.setattr(cli, "RUNNER_GRACE", 1.0)
+    with estate() as e:
+        project_id = make_project(targets=["www.scan.test"])
+        dispatcher = Dispatcher()
+        first = dispatcher.submit(project_id, ["dns", "ports"], e.options(ports=str(free_port("127.0.0.7"))))
+        run_to_end(dispatcher, first.id)
+        dispatcher.thread.join(10)
+        notify.add_notifier(project_id, receiver.url, min_severity="info")
+        receiver.state["delay"] = 3.0  # longer than the grace
+        second = dispatcher.submit(project_id, ["dns", "ports"], e.options())
+        run_to_end(dispatcher, second.id)
+        cli._let_runners_finish(dispatcher)
+        assert dispatcher.thread.busy() == [second.id]  # the process would exit now, killing the send
+        assert [(d.scan_id, d.status) for d in notifiers.list_deliveries(project_id)] == [(second.id, "pending")]
+        assert "leaving with notifications unsent: they are kept as pending" in capsys.readouterr().err
+        dispatcher.thread.join(10)  # (this process goes on: let the send end before the test's home goes)
+
+
 # -- deliveries not sent: a sender lost mid-send, a receiver down --------------------------------
 
 SENDER = """
