@@ -132,7 +132,8 @@ def test_a_local_scan_ends_its_notifications_before_the_process_exits(no_redis, 
         second = dispatcher.submit(project_id, ["dns", "ports"], e.options())  # the web port opens: events
         run_to_end(dispatcher, second.id)
         assert dispatcher.thread.busy() == [second.id]  # notifying after the end
-        assert [d.status for d in notifiers.list_deliveries(project_id)] == ["pending"]  # stored before sending
+        until(lambda: notifiers.list_deliveries(project_id), "the delivery, stored before sending")
+        assert [d.status for d in notifiers.list_deliveries(project_id)] == ["pending"]
         _let_runners_finish(dispatcher)  # what `assetmon tui` and `assetmon scan` do before they exit
     assert not dispatcher.thread.busy()
     assert [(d.scan_id, d.status) for d in notifiers.list_deliveries(project_id)] == [(second.id, "sent")]
