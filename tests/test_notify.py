@@ -162,6 +162,7 @@ def test_a_local_scan_whose_notifications_outlast_the_grace_leaves_them_pending_
         run_to_end(dispatcher, second.id)
         cli._let_runners_finish(dispatcher)
         assert dispatcher.thread.busy() == [second.id]  # the process would exit now, killing the send
+        until(lambda: notifiers.list_deliveries(project_id), "the delivery row")  # (a loaded machine: not yet made)
         assert [(d.scan_id, d.status) for d in notifiers.list_deliveries(project_id)] == [(second.id, "pending")]
         assert "leaving with notifications unsent: they are kept as pending" in capsys.readouterr().err
         dispatcher.thread.join(10)  # (this process goes on: let the send end before the test's home goes)
