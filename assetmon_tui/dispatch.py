@@ -369,6 +369,11 @@ class Dispatcher:
         settled = sum(1 for r in rows if r.status in chunks.SETTLED)
         on = len({b.worker or b.runner for b in beats} | {r.worker for r in rows if r.status == "running" and r.worker})
         progress.message = f"{step}: {settled} of {len(rows)} chunks done, {on} worker{'s' * (on != 1)} on it"
+        # A chunk whose runner was lost is done again from its start: its share of
+        # `done` drops, and the line says why.
+        again = sum(1 for r in rows if r.attempts > (0 if r.status == "queued" else 1))
+        if again:
+            progress.message += f"; {again} redone (a worker was lost)"
 
     def _outage(self, scan: Scan) -> Progress:
         """The last progress seen, saying plainly that Redis is away and what the

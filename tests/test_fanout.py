@@ -162,6 +162,15 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_elsewhere(lab, worker_fa
         return not [w for w in dispatcher.poll(scan.id)[1].workers if w.startswith(name)]
 
     wait_for(victim_not_shown, 2, 0.02, "the killed worker's runners to leave the panel")  # not their 15 s TTL
+    said: set[str] = set()
+
+    def ended() -> bool:  # meanwhile, the line says why the step's done went down
+        row, progress = dispatcher.poll(scan.id)
+        said.add(progress.message)
+        return row.status in FINAL_STATES
+
+    wait_for(ended, 180, 0.02, f"scan {scan.id}")
+    assert any("http: " in m and "; 1 redone (a worker was lost)" in m for m in said), sorted(said)[:10]
     row = wait_final(scan.id)
     assert row.status == "done", row.error
     assert inventory(scan.project_id) == inventory(baseline.project_id)
