@@ -24,7 +24,7 @@ from assetmon_tui.lab.passive_fakes import KEYS, PLANTED, PROVIDERS, PassiveFake
 from assetmon_tui.scanners import passive
 from assetmon_tui.scanners.dns import DnsOptions
 from assetmon_tui.scanners.passive import KeyPool, PassiveSource, configured, mask
-from assetmon_tui.scanners.subdomains import SOURCES, SubdomainOptions, discover
+from assetmon_tui.scanners.subdomains import SOURCES, Resume, SubdomainOptions, discover
 
 pytestmark = pytest.mark.one_store
 
@@ -85,7 +85,7 @@ def sources(fakes: PassiveFakes, tmp_path: Path, keys: dict[str, list[str]], **l
     return tuple(replace(s, **limits) for s in configured(tmp_path / "absent.toml", env))
 
 
-async def run(configured_sources, roots=("acme.test",)) -> tuple[dict[str, set[str]], Outcomes]:
+async def run(configured_sources, roots=("acme.test",), resume=None) -> tuple[dict[str, set[str]], Outcomes]:
     outcomes = Outcomes()
     options = SubdomainOptions(
         ct=False,
@@ -93,6 +93,7 @@ async def run(configured_sources, roots=("acme.test",)) -> tuple[dict[str, set[s
         san=False,
         tools=(),
         passive=configured_sources,
+        resume=resume or Resume(),
         report=outcomes,
         dns=DnsOptions(nameservers=["127.0.0.1:9"], timeout=0.2, retries=0),  # never asked: no brute force
     )
@@ -184,6 +185,23 @@ async def test_without_keys_each_provider_is_skipped_and_says_so(fakes, sent, tm
             assert f"ASSETMON_PASSIVE_{provider.upper()}_KEYS" in reason
     nothing, quiet = await run(())  # no passive sources (the default): nothing asked, nothing reported
     assert nothing == {} and quiet.calls == []
+
+
+async def test_a_resumed_run_asks_again_only_the_searches_that_had_failed(fakes, sent, tmp_path):
+    """An interrupted scan resumed: the searches that ended well are not asked
+    again (a key's quota, a provider's rate limit); a failed one is."""
+    keys = {"securitytrails": [KEYS["securitytrails"]["valid"]], "virustotal": [KEYS["virustotal"]["invalid"]]}
+    resume = Resume()
+    first, outcomes = await run(sources(fakes, tmp_path, keys), ROOTS, resume)
+    assert first["securitytrails"] and all(outcomes.by_source()[f"securitytrails {r}"] == ("ok", "") for r in ROOTS)
+    assert all(outcomes.by_source()[f"virustotal {r}"][0] == "failed" for r in ROOTS)
+    assert resume.passive == {f"securitytrails {r}" for r in ROOTS}
+    asked = len(fakes.requests)
+    again, outcomes = await run(sources(fakes, tmp_path, keys), ROOTS, resume)
+    later = fakes.requests[asked:]
+    assert later and {r.provider for r in later} == {"virustotal"}  # only the failed searches
+    assert "securitytrails" not in again  # its names are the first run's (the step keeps them)
+    assert all(outcomes.by_source()[f"securitytrails {r}"] == ("ok", "") for r in ROOTS)
 
 
 async def test_an_excluded_root_is_not_asked(fakes, sent, tmp_path):

@@ -186,7 +186,9 @@ class Resume:
     """How far the slow sources got, so a resumed run skips what is done:
     per brute-forced zone, how many words (from the list's start) are all
     tried and how many of those lookups got no answer; the roots whose CT
-    search ended well (a failed one is tried again); names found but not yet
+    search ended well, and the passive API searches ("source root") that did
+    (a failed one is tried again: a key's quota is not spent twice on one
+    answer); names found but not yet
     taken by the caller (they belong to the tried words); names already
     followed up (resolved, certificate read), which a resumed run does not
     contact again. The run updates it in place; the caller discards a name
@@ -194,6 +196,7 @@ class Resume:
 
     brute: dict[str, int] = field(default_factory=dict)
     ct: set[str] = field(default_factory=set)
+    passive: set[str] = field(default_factory=set)  # "source root" searches that ended well
     pending: set[str] = field(default_factory=set)
     followed: set[str] = field(default_factory=set)  # names resolved and their certificates read
     unanswered: dict[str, int] = field(default_factory=dict)  # zone -> lookups of tried words without an answer
@@ -1086,7 +1089,10 @@ class _Run:
             self.emit(name, source.name)
         for base in answer.zones:
             self.zone(base, "wildcard name")
-        self.report(f"{source.name} {domain}", self.took_all(answer.outcome))
+        outcome = self.took_all(answer.outcome)
+        if outcome.status == "ok":  # a failed search is asked again by a resumed run
+            self.options.resume.passive.add(f"{source.name} {domain}")
+        self.report(f"{source.name} {domain}", outcome)
         bad = [s for s in pool.stats if s.state != "usable"]
         if not self.passive_left[source.name] and bad and pool.usable():  # (none usable: each root said so)
             why = f"{len(bad)} of {len(pool.keys)} keys unusable: {pool.summary()}"
@@ -1125,6 +1131,8 @@ class _Run:
             for source in self.options.passive:
                 if excluded:
                     self.report(f"{source.name} {domain}", Outcome("skipped", "excluded by scope"))
+                elif f"{source.name} {domain}" in self.options.resume.passive:  # ended well before an interruption
+                    self.report(f"{source.name} {domain}", Outcome("ok"))
                 else:  # (one without keys says it was skipped)
                     self.passive_left[source.name] += 1
                     self.spawn(self._passive(source, domain))

@@ -96,9 +96,9 @@ class Subdomains(ChunkedStep):
         """The rest of discovery, the roots' words already tried."""
         self.paces: list[ServerStats] = []
         options = self.options()
-        # A resumed step skips the CT searches that ended and the words already
-        # tried; the names found before are followed up again (zones,
-        # certificates) but neither yielded nor counted twice.
+        # A resumed step skips the CT and passive searches that ended and the
+        # words already tried; the names found before are followed up again
+        # (zones, certificates) but neither yielded nor counted twice.
         resume = self.resumed()
         words = len(load_wordlist(options.wordlist_path))
         for root in self.found.roots:
@@ -151,6 +151,7 @@ class Subdomains(ChunkedStep):
         resume = Resume(
             brute={str(zone): int(n) for zone, n in cursor.get("brute", {}).items()},
             ct=set(cursor.get("ct", [])),
+            passive=set(cursor.get("passive", [])),
             followed=set(cursor.get("followed", [])),
             unanswered={str(zone): int(n) for zone, n in cursor.get("unanswered", {}).items()},
         )
@@ -161,6 +162,7 @@ class Subdomains(ChunkedStep):
                 lambda: {
                     "brute": dict(resume.brute),
                     "ct": sorted(resume.ct),
+                    "passive": sorted(resume.passive),
                     "pending": sorted(resume.pending),
                     "followed": sorted(resume.followed),
                     "unanswered": dict(resume.unanswered),
