@@ -182,6 +182,39 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_elsewhere(lab, worker_fa
     assert repo.get_scan(scan.id).attempts == 1  # the scan itself was never lost
 
 
+@pytest.mark.timeout(300)
+def test_a_killed_pool_child_has_its_chunk_redone_at_once_by_the_redelivered_message(lab, worker_factory, monkeypatch):
+    """The child running a chunk is killed (its worker lives on): Celery
+    redelivers the chunk's message. Before, the claim refused a chunk whose
+    lease had not expired, though its holder's pid was gone: the chunk waited
+    for the lease (and a reaper pass), here ten minutes."""
+    import os
+    import signal
+    import time
+
+    monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "2")  # chunks long enough to be killed in the middle
+    monkeypatch.setenv("ASSETMON_LEASE_TIMEOUT", "600")  # only the evidence of the dead pid can explain a quick redo
+    get_settings.cache_clear()
+    worker = worker_factory()
+    dispatcher = Dispatcher()
+    assert dispatcher.check_health().backend == "celery"
+    scan = dispatcher.submit(project(lab, "child"), MODULES, options(lab))
+
+    def http_chunk_running() -> list[ScanChunk]:
+        return [c for c in chunks.of_step(scan.id, "http") if c.status == "running"]
+
+    (running,) = wait_for(http_chunk_running, 120, 0.02, "an http chunk to run")
+    (child,) = worker.pool_pids()
+    os.kill(child, signal.SIGKILL)
+    killed_at = time.monotonic()
+    row = wait_final(scan.id, timeout=120)
+    assert row.status == "done", row.error
+    assert time.monotonic() - killed_at < 60  # not the lease's 600 s
+    again = chunks.get(running.id)
+    assert again is not None and again.status == "done" and again.attempts == 2
+    assert "exited" in worker.log_text()  # the log says why the chunk was taken over
+
+
 def test_cancel_during_a_fanned_out_step_stops_every_chunk_within_two_seconds(lab, worker_factory, monkeypatch):
     import time
 

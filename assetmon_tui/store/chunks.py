@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 
+from ..core.owners import is_dead
 from .db import session
 from .models import Scan, ScanChunk, row_id, utcnow
 
@@ -63,8 +64,10 @@ def get(chunk_id: int) -> ScanChunk | None:
 
 
 def claim(chunk_id: int, owner: str, worker: str, lease: float) -> ScanChunk | None:
-    """Take a chunk to run: a queued one, or a running one whose lease expired.
-    None when it is done, cancelled, held by a live runner, or its scan is being cancelled."""
+    """Take a chunk to run: a queued one, or a running one whose lease expired
+    or whose holder is known dead (a pid of this host that is gone: the pool
+    child killed under it, whose message Celery redelivers at once). None when
+    it is done, cancelled, held by a live runner, or its scan is being cancelled."""
     now = utcnow()
     with session() as s:
         chunk = s.get(ScanChunk, chunk_id)
@@ -74,6 +77,8 @@ def claim(chunk_id: int, owner: str, worker: str, lease: float) -> ScanChunk | N
         if scan is None or scan.cancel_requested or scan.status not in ("running", "cancelling"):
             return None
         lost = or_(col(ScanChunk.lease_until).is_(None), col(ScanChunk.lease_until) < now)
+        if chunk.status == "running" and chunk.owner and is_dead(chunk.owner):
+            lost = or_(lost, col(ScanChunk.owner) == chunk.owner)  # (a live claimer changed it: then not)
         result = s.exec(
             update(ScanChunk)
             .where(
