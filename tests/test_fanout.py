@@ -212,7 +212,8 @@ def test_a_killed_pool_child_has_its_chunk_redone_at_once_by_the_redelivered_mes
     assert time.monotonic() - killed_at < 60  # not the lease's 600 s
     again = chunks.get(running.id)
     assert again is not None and again.status == "done" and again.attempts == 2
-    assert "exited" in worker.log_text()  # the log says why the chunk was taken over
+    said = f"http chunk {again.number}: took over from {running.owner}, which exited"
+    assert said in worker.log_text()  # the log says why the chunk was taken over
 
 
 def test_cancel_during_a_fanned_out_step_stops_every_chunk_within_two_seconds(lab, worker_factory, monkeypatch):
