@@ -23,6 +23,7 @@ from cryptography import x509
 
 from assetmon_tui.lab import Estate, Lab, fakes
 from assetmon_tui.lab.estate import COMMON_WORDS, DIFF_KEYS, WILDCARD_ADDRESS
+from assetmon_tui.lab.process import LabProcess
 
 pytestmark = pytest.mark.one_store  # the store is not what this tests: the SQLite pass is enough
 
@@ -297,8 +298,9 @@ def observed(lab: Lab, names: set[str]) -> tuple[set[str], dict[str, str]]:
     return live, titles
 
 
-def test_set_mutation_matches_diff():
-    with Lab(standard_ports=False) as lab:
+@pytest.mark.parametrize("kind", [Lab, LabProcess], ids=["in-process", "process"])
+def test_set_mutation_matches_diff(kind):
+    with kind(standard_ports=False) as lab:
         e0, e1 = lab.estate.at(0), lab.estate.at(1)
         expected = lab.diff(0, 1)
         names = set(e0.hosts) | set(e1.hosts)
@@ -321,6 +323,25 @@ def test_set_mutation_matches_diff():
         lab.set_mutation(2)
         with pytest.raises(OSError):
             banner(opened["address"], opened["bound_port"])
+        assert lab.info["mutate"] == 2 and lab.ports["https"] == lab.info["https_port"]
+
+
+def test_a_lab_process_that_cannot_start_says_so_and_one_that_ran_stops_cleanly():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    taken.listen()
+    with taken:
+        lab = LabProcess(standard_ports=False)
+        lab._args += ["--port-ct", str(port)]  # a port another program holds
+        with pytest.raises(RuntimeError, match=rf"printed no info .* \(exit status [1-9]\d*\): .*{port}"):
+            lab.start()
+    with LabProcess(hosts=5, standard_ports=False) as lab:
+        proc = lab._proc
+        assert lab.ports["dns"] and lab.set_mutation(0) == lab.info  # already there: nothing to do
+        with pytest.raises(ValueError, match="cannot go back"):
+            lab.set_mutation(1) and lab.set_mutation(0)
+    assert proc is not None and proc.returncode == 0  # stopped by SIGTERM, as a user's Ctrl+C
 
 
 async def test_async_context_manager():

@@ -28,11 +28,22 @@ HOSTS = 12  # web hosts of the lab: about a hundred names with CT and the wordli
 ALARMS = ("host_gone", "port_closed", "secret_resolved", "secret_reopened", "takeover_resolved", "unconfirmed")
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
+def _lab(tmp_path, monkeypatch, process: bool):
     monkeypatch.setenv("ASSETMON_BACKEND", "thread")
     monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "8")  # generous: a loaded machine must not fail a source here
-    with lab_with_short_wordlist(tmp_path, monkeypatch, hosts=HOSTS) as lab:
+    return lab_with_short_wordlist(tmp_path, monkeypatch, hosts=HOSTS, process=process)
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    with _lab(tmp_path, monkeypatch, process=True) as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab_with_log(tmp_path, monkeypatch):
+    """In this process: its DNS query log is read."""
+    with _lab(tmp_path, monkeypatch, process=False) as lab:
         yield lab
 
 
@@ -166,7 +177,8 @@ def test_a_removed_host_is_unconfirmed_then_gone_and_the_same_scans_give_the_sam
     assert any(e.type == "unconfirmed" for e in list_events(quick))
 
 
-def test_nothing_is_asked_under_an_excluded_zone_or_name(lab):
+def test_nothing_is_asked_under_an_excluded_zone_or_name(lab_with_log):
+    lab = lab_with_log
     dispatcher = Dispatcher()
     pid = project(lab)
     repo.add_targets(pid, ["!*.dyn.acme.test", "!jenkins.acme.test"])

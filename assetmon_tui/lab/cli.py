@@ -6,8 +6,9 @@ info (every URL and address) to a file: `<state dir>/lab.json`, or
 `--json-file PATH`. With `--json` stdout is that JSON on one line instead (what
 scripts and tests read).
 
-SIGUSR1 advances the mutation level of the running lab (the new info goes to
-stderr, so stdout stays a single line).
+SIGUSR1 advances the mutation level of the running lab (the new info, whole,
+goes to stderr as one JSON line, so stdout stays a single line; `LabProcess`
+reads it).
 """
 
 from __future__ import annotations
@@ -133,6 +134,15 @@ def main(argv: list[str]) -> int:
     bump = threading.Event()
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda *_: bump.set())
+    try:
+        lab.start()
+    except OSError as exc:  # a port given on the command line that another program holds
+        print(
+            f"assetmon lab: cannot listen on {exc.strerror or exc}: free it, or give another port"
+            " (--port-dns, --port-ct, --port-http, --port-https; 0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 2
     with lab:
         if info_file is not None:
             try:
@@ -145,5 +155,5 @@ def main(argv: list[str]) -> int:
             if bump.is_set():
                 bump.clear()
                 info = lab.set_mutation(lab.estate.mutate + 1)
-                print(json.dumps({"mutate": info["mutate"], "services": info["services"]}), file=sys.stderr, flush=True)
+                print(json.dumps(info), file=sys.stderr, flush=True)
     return 0

@@ -42,9 +42,9 @@ def _tcp_socket(address: str, port: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address, port))
         sock.listen(512)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise OSError(exc.errno, f"{_hostport(address, port)}: {exc.strerror}") from exc  # which one, for a person
     return sock
 
 
@@ -75,11 +75,11 @@ def bind_dns(host: str, port: int) -> tuple[socket.socket, socket.socket]:
         try:
             udp.bind((host, tcp.getsockname()[1]))
             return udp, tcp
-        except OSError:
+        except OSError as exc:
             udp.close()
             tcp.close()
             if port:
-                raise
+                raise OSError(exc.errno, f"{_hostport(host, port)} (UDP): {exc.strerror}") from exc
     raise OSError("no free DNS port")
 
 

@@ -93,13 +93,16 @@ def run_to_end(dispatcher: Dispatcher, scan_id: int, timeout: float = 60.0):
 
 
 @contextlib.contextmanager
-def lab_with_short_wordlist(tmp_path, monkeypatch, hosts: int):
+def lab_with_short_wordlist(tmp_path, monkeypatch, hosts: int, process: bool = True):
     """The lab, with the settings that keep a scan on it and quick: its CT
-    source, and a wordlist of its guessable names plus two decoys."""
+    source, and a wordlist of its guessable names plus two decoys. In a
+    process of its own (a thread scan here gets a core to itself), unless the
+    test reads what only the in-process `Lab` has (its DNS query log)."""
     from assetmon_tui.core.config import get_settings
     from assetmon_tui.lab import Lab
+    from assetmon_tui.lab.process import LabProcess
 
-    with Lab(hosts=hosts) as lab:
+    with LabProcess(hosts=hosts) if process else Lab(hosts=hosts) as lab:
         words = [n.split(".")[0] for n in lab.estate.names_from("wordlist")] + ["nothere", "decoy-7"]
         (tmp_path / "words.txt").write_text("\n".join(words))
         monkeypatch.setenv("ASSETMON_WORDLIST", str(tmp_path / "words.txt"))
