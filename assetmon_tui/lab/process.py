@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -40,8 +39,7 @@ class LabProcess:
             [sys.executable, "-m", "assetmon_tui.lab", "--json", *self._args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # a Ctrl+C meant for the caller is the caller's to pass on
+            text=True,  # (in the caller's process group: a Ctrl+C or a hang-up there stops it too)
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None
         self._lines: dict[str, queue.Queue[str]] = {"out": queue.Queue(), "err": queue.Queue()}
@@ -92,7 +90,7 @@ class LabProcess:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
                 proc.wait()
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
