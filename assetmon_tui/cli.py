@@ -500,7 +500,9 @@ def _workers(args: argparse.Namespace) -> int:
 
     url = get_settings().redis_url
     place = redis_place(url)
-    beats = fleet.Fleet(url, timeout=2.0)
+    from .store.identity import known_store_id
+
+    beats = fleet.Fleet(url, timeout=2.0, store=known_store_id())  # this database's workers only
     workers, runners = beats.workers(live=True), beats.beats()
     if beats.down:
         return _fail_with(1, f"Redis unreachable at {place}")

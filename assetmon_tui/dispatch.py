@@ -244,6 +244,7 @@ class Dispatcher:
         scan submitted meanwhile waits in the queue and its submitter takes it
         back at its next reaper pass after that (the CLI reaps every 5 s)."""
         url = redis_place(self.settings.redis_url)
+        self._learn_store()
         if os.environ.get("ASSETMON_BACKEND") == "thread":
             health = Health("thread", False, 0, "Local thread · ASSETMON_BACKEND=thread")
         elif (workers := self._health_fleet.alive_workers(max_age)) is None:
@@ -256,6 +257,14 @@ class Dispatcher:
         with self._health_lock:
             self._health = health
         return health
+
+    def _learn_store(self) -> None:
+        """Count and show only the workers of this database (installs may share
+        one Redis): its id, once a worker or a submit made it (a quick read)."""
+        if not self._health_fleet.store:
+            from .store.identity import known_store_id
+
+            self.fleet.store = self._health_fleet.store = known_store_id()
 
     def health(self) -> Health:
         """The last answer, re-checked when older than the health interval."""
@@ -351,6 +360,7 @@ class Dispatcher:
         from .store import chunks
         from .store.models import row_id
 
+        self._learn_store()
         beats = self.fleet.beats(row_id(scan))
         beats = [b for b in beats if b.age < BEAT_FRESH]
         progress.workers = [f"{b.worker or b.runner} {b.doing()}" for b in beats]
@@ -483,8 +493,9 @@ class Dispatcher:
 
         if scan.task_id:
             self.celery.revoke(scan.task_id)
+        if not repo.set_backend(row_id(scan), "thread", owner=self.owner):
+            return  # a worker took it after all
         log.warning("no Celery worker answers; running scan %s here", row_id(scan))
-        repo.set_backend(row_id(scan), "thread", owner=self.owner)
         self.thread.start(row_id(scan))
 
 

@@ -141,10 +141,10 @@ class Reaper:
             return None
         if scan.backend == "thread" and not (scan.owner and is_dead(scan.owner)):
             return None  # a TUI or CLI is about to run it here (one that died before it could: re-sent)
+        queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
+        if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):
+            return None  # just submitted (without a task id: its submitter is queueing it now)
         if scan.task_id:
-            queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
-            if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):
-                return None
             holds = self._broker_holds(scan.task_id)
             if holds is not False:
                 return None  # held (waiting behind busy workers), or we cannot tell: leave it

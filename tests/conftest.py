@@ -65,7 +65,7 @@ def home(tmp_path, monkeypatch, _pg_template):
     if admin:
         import psycopg
 
-        from assetmon_tui.store.db import normalise_url
+        from assetmon_tui.core.config import normalise_url
 
         dbname = f"assetmon_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from support.scenario import estate, make_project
 
-from assetmon_tui.core.config import get_settings
+from assetmon_tui.core.config import get_settings, normalise_url
 from assetmon_tui.store import db, migrate, repo
 from assetmon_tui.testing import ROOT, VENV_BIN, wait_for
 
@@ -84,7 +84,7 @@ def fresh_home(monkeypatch, tmp_path: Path) -> str | None:
     if POSTGRES:
         import psycopg
 
-        url = db.normalise_url(os.environ["DATABASE_URL"])
+        url = normalise_url(os.environ["DATABASE_URL"])
         name = f"assetmon_restore_{uuid.uuid4().hex[:10]}"
         admin = make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -151,7 +151,7 @@ def test_a_backup_during_a_running_scan_restores_into_a_fresh_home(no_redis, mon
                 if database in key[1]:
                     engine.dispose()
                     del db._engines[key]
-            admin = make_url(db.normalise_url(os.environ["DATABASE_URL"]))
+            admin = make_url(normalise_url(os.environ["DATABASE_URL"]))
             admin_url = admin.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
             with psycopg.connect(admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -21,7 +21,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine, make_url
 from support.scenario import estate, run_to_end
 
-from assetmon_tui.core.config import get_settings
+from assetmon_tui.core.config import get_settings, normalise_url
 from assetmon_tui.store import db, migrate
 from assetmon_tui.testing import ROOT, VENV_BIN
 
@@ -50,7 +50,7 @@ def libpq(url: str) -> str:
 
 def blank_database() -> str:
     """The test's database, emptied (the PostgreSQL one is a copy of a template with tables)."""
-    url = db.normalise_url(get_settings().db_url)
+    url = normalise_url(get_settings().db_url)
     if url.startswith("sqlite"):
         Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
         return url
@@ -108,7 +108,7 @@ def schema(engine: Engine) -> dict[str, Any]:
 
 def fresh_schema(tmp_path: Path) -> dict[str, Any]:
     """The schema of a new database, made as a process opening it makes it."""
-    url = db.normalise_url(get_settings().db_url)
+    url = normalise_url(get_settings().db_url)
     if url.startswith("sqlite"):
         engine = db.make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
         migrate.upgrade(engine)

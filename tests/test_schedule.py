@@ -134,7 +134,7 @@ def test_beat_scheduler_queues_due_scans_on_celery(redis_server, monkeypatch):
     assert 0 < delay <= 5
     (scan,) = repo.list_scans(project.id)
     assert (scan.status, scan.backend, scan.modules) == ("queued", "celery", "dns") and scan.task_id
-    queued = redis.Redis.from_url(redis_server.url).lrange("assetmon", 0, -1)
+    queued = redis.Redis.from_url(redis_server.url).lrange(worker.celery_app.queue_name(), 0, -1)  # this store's
     assert len(queued) == 1 and scan.task_id.encode() in queued[0]
     beat.tick()  # polled again within 5 s: nothing more
     assert len(repo.list_scans(project.id)) == 1

@@ -2,6 +2,7 @@
 
 import pytest
 
+from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.targets import TargetError
 from assetmon_tui.store import leases, repo
 from assetmon_tui.store.db import session
@@ -53,6 +54,24 @@ def test_a_scan_is_claimed_once():
     assert not claim(scan.id, "b:2")  # a duplicate message: the lease is held
     assert repo.get_scan(scan.id).owner == "a:1"
     assert [(a.number, a.runner, a.ended_at) for a in leases.attempts(scan.id)] == [(1, "a:1", None)]
+
+
+def test_a_second_enqueue_of_a_scan_a_runner_took_leaves_it_with_that_runner():
+    """A reaper re-sent a scan its submitter was still queueing; a worker took
+    one copy: before, the other's bookkeeping reset the row's owner, the
+    runner stopped ("no longer run by"), and the scan waited for its lease."""
+    from assetmon_tui.reaper import Reaper
+
+    project = repo.create_project("acme")
+    scan = repo.create_scan(project.id, ["dns"], {})
+    sent: list[int] = []
+    reaper = Reaper(get_settings(), enqueue=sent.append, held_tasks=lambda: set())
+    assert reaper.reap() == [] and sent == []  # just submitted, no task id yet: its submitter is queueing it
+    assert repo.set_backend(scan.id, "celery", "scan-1-a")
+    assert claim(scan.id, "worker:1")
+    assert not repo.set_backend(scan.id, "celery", "scan-1-b")  # the second copy's bookkeeping: refused
+    row = repo.get_scan(scan.id)
+    assert (row.owner, row.task_id, row.status) == ("worker:1", "scan-1-a", "running")
 
 
 def test_cancel_queued_is_immediate_and_running_is_cooperative():

@@ -4,16 +4,49 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 from celery import Celery
 
 from assetmon_tui.core.config import Settings, get_settings
 
-QUEUE = "assetmon"
+QUEUE = "assetmon"  # + "." + the database's id: installs sharing one Redis never take each other's scans
 
 
-def make_app(settings: Settings | None = None) -> Celery:
+STORE_RETRY = 5.0  # seconds between tries of a database that is away when a worker starts
+log = logging.getLogger(__name__)
+
+
+def queue_name(wait: bool = False) -> str:
+    """The queue of this process's database (its id, made on first use:
+    `store.identity`). With `wait` (a worker or beat starting while its
+    database is away) it waits for it, saying so once: it cannot know whose
+    scans to take before. Without, the database's error is raised (a submit
+    falls back to its thread)."""
+    from sqlalchemy.exc import OperationalError
+
+    from assetmon_tui.store.errors import explain
+    from assetmon_tui.store.identity import store_id
+
+    waiting = False
+    while True:
+        try:
+            name = f"{QUEUE}.{store_id()}"
+        except OperationalError as exc:
+            if not wait:
+                raise
+            if not waiting:
+                log.warning("%s; waiting for it (every %.0f s) to know whose scans to take", explain(exc), STORE_RETRY)
+                waiting = True
+            time.sleep(STORE_RETRY)
+            continue
+        if waiting:
+            log.warning("the database answers: taking the scans of queue %s", name)
+        return name
+
+
+def make_app(settings: Settings | None = None, wait_for_store: bool = False) -> Celery:
     settings = settings or get_settings()
     app = Celery(
         "assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks", "worker.heartbeat"]
@@ -22,7 +55,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_default_queue=QUEUE,
+        task_default_queue=queue_name(wait_for_store),
         task_acks_late=True,  # a scan whose worker dies is redelivered, not lost...
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # ...and never hoarded by a busy worker
@@ -48,11 +81,13 @@ def make_app(settings: Settings | None = None) -> Celery:
 
 def enqueue_scan(celery: Celery, scan_id: int) -> str:
     """Queue a scan row on Celery; the task id is recorded in the row first, so a
-    restarted TUI re-attaches to it. Returns the task id."""
+    restarted TUI re-attaches to it. Returns the task id ("": the scan is no
+    longer queued, someone runs it already: nothing is sent)."""
     from assetmon_tui.store import repo
 
     task_id = f"scan-{scan_id}-{uuid.uuid4().hex[:12]}"
-    repo.set_backend(scan_id, "celery", task_id)
+    if not repo.set_backend(scan_id, "celery", task_id):
+        return ""
     celery.send_task("assetmon.run_scan", args=[scan_id], task_id=task_id)
     return task_id
 
@@ -95,7 +130,8 @@ def held_tasks(celery: Celery) -> set[str] | None:
     try:
         client = redis.Redis.from_url(celery.conf.broker_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            queues = [k for k in client.scan_iter(match=QUEUE + "*", count=100) if client.type(k) == b"list"]
+            match = celery.conf.task_default_queue + "*"  # (and its priority lists)
+            queues = [k for k in client.scan_iter(match=match, count=100) if client.type(k) == b"list"]
             raw = [m for key in queues for m in client.lrange(key, 0, -1)] + list(client.hvals("unacked"))
         finally:
             client.close()
@@ -104,5 +140,5 @@ def held_tasks(celery: Celery) -> set[str] | None:
     return {t for t in map(task_id, raw) if t}
 
 
-app = make_app()
+app = make_app(wait_for_store=True)  # the worker's and beat's app
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the log

@@ -19,6 +19,7 @@ from celery import signals
 
 from assetmon_tui.core.config import get_settings
 from assetmon_tui.core.fleet import BEAT_INTERVAL, Fleet, WorkerBeat
+from assetmon_tui.store.identity import store_id
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ def start_heartbeat(sender: Any = None, **_: Any) -> None:
         started=time.time(),
         interval=INTERVAL,
     )
-    _current = Heartbeat(beat, Fleet(get_settings().redis_url))
+    _current = Heartbeat(
+        beat, Fleet(get_settings().redis_url, store=store_id())
+    )  # (the queue it takes is this store's)
     _current.start()
     log.info("heartbeat: %s beats every %.0f s", beat.name, INTERVAL)
 

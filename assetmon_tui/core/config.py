@@ -86,6 +86,14 @@ class Settings:
         return [n.strip() for n in self.nameservers.split(",") if n.strip()]
 
 
+def normalise_url(url: str) -> str:
+    """A database URL that uses psycopg 3 for PostgreSQL whatever spelling the user chose."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def _dirs() -> tuple[Path, Path, Path]:
     home = os.environ.get("ASSETMON_HOME")
     if home:

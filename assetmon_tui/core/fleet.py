@@ -43,6 +43,7 @@ class Beat:
     total: int = 0
     since: float = field(default_factory=time.time)  # when it began this work
     at: float = field(default_factory=time.time)  # this beat
+    store: str = ""  # the id of the database it works for ("": a beat from before the field)
 
     @property
     def age(self) -> float:
@@ -68,6 +69,7 @@ class WorkerBeat:
     started: float
     at: float = field(default_factory=time.time)
     interval: float = BEAT_INTERVAL  # how often this worker beats (a beat from before this field: the default)
+    store: str = ""  # the id of the database whose queue it takes ("": a beat from before the field)
 
     @property
     def age(self) -> float:
@@ -88,11 +90,17 @@ class WorkerBeat:
 
 
 class Fleet:
-    """One Redis connection for beats; a no-op without a URL."""
+    """One Redis connection for beats; a no-op without a URL. With `store` (the
+    database's id, `store.identity`), the beats it writes carry it and the ones
+    it reads are that database's only: installs sharing one Redis do not see
+    each other's workers ("": a database without an id yet, which no worker
+    took: none is its). A beat without a store (an older worker) counts for
+    all; None: every beat."""
 
-    def __init__(self, redis_url: str, timeout: float = 0.5) -> None:
+    def __init__(self, redis_url: str, timeout: float = 0.5, store: str | None = None) -> None:
         self.redis_url = redis_url
         self.timeout = timeout
+        self.store = store
         self._client: Any = None
         self._next_try = 0.0
         self.down_since: float | None = None  # a time.time(): the last try failed (readers say so)
@@ -114,6 +122,10 @@ class Fleet:
         if self.down_since is None:
             self.down_since = time.time()
 
+    def _ours(self, beat: Beat | WorkerBeat) -> bool:
+        """A beat of this Fleet's database (or of one that does not say)."""
+        return self.store is None or not beat.store or beat.store == self.store
+
     @property
     def down(self) -> bool:
         """The last try failed (and until the next one succeeds): empty reads mean nothing."""
@@ -123,7 +135,7 @@ class Fleet:
         client = self._redis()
         if client is None:
             return
-        beat.at = time.time()
+        beat.at, beat.store = time.time(), self.store or beat.store
         try:
             client.set(RUNNER + beat.runner, json.dumps(asdict(beat)), ex=TTL)
         except Exception as exc:  # redis raises many kinds when it vanishes
@@ -142,7 +154,7 @@ class Fleet:
         client = self._redis()
         if client is None:
             return
-        beat.at = time.time()
+        beat.at, beat.store = time.time(), self.store or beat.store
         try:
             client.set(WORKER + beat.name, json.dumps(asdict(beat)), ex=TTL)
         except Exception as exc:
@@ -187,14 +199,18 @@ class Fleet:
         beats = []
         for data in self._read(RUNNER):
             beat = _typed(Beat, data)
-            if beat is not None and (scan_id is None or beat.scan_id == scan_id) and not is_dead(beat.runner):
+            if beat is None or not self._ours(beat):
+                continue
+            if (scan_id is None or beat.scan_id == scan_id) and not is_dead(beat.runner):
                 beats.append(beat)
         return sorted(beats, key=lambda b: (b.scan_id, b.step, b.chunk, b.runner))
 
     def workers(self, live: bool = False) -> list[WorkerBeat]:
         """The workers' beats in Redis; with `live`, less those on this host
         whose process is gone (a kill -9 leaves its key until the TTL)."""
-        workers = [w for w in (_typed(WorkerBeat, data) for data in self._read(WORKER)) if w is not None]
+        workers = [
+            w for w in (_typed(WorkerBeat, data) for data in self._read(WORKER)) if w is not None and self._ours(w)
+        ]
         if live:
             workers = [w for w in workers if w.alive(max_age=math.inf)]
         return sorted(workers, key=lambda w: w.name)
@@ -213,7 +229,7 @@ class Fleet:
                 self._failed(ConnectionError("no answer"))
                 return None
             self.down_since = None
-            workers = sorted((w for w in map(_worker, raw) if w is not None), key=lambda w: w.name)
+            workers = sorted((w for w in map(_worker, raw) if w is not None and self._ours(w)), key=lambda w: w.name)
         else:
             try:
                 self._redis().ping()

@@ -24,6 +24,7 @@ from ..core.progress import Progress
 from ..events import Looked, after_scan, origin, record
 from ..store import chunks, leases, repo
 from ..store.chunks import fanout_owner
+from ..store.identity import store_id
 from ..store.models import as_utc, row_id
 from .checkpoint import Checkpoint, LeaseLost
 from .context import Tick, scan_context, seed
@@ -78,7 +79,7 @@ def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -
         )
     scan_id, step = chunk.scan_id, chunk.step
     log.info("scan %s: %s chunk %s (%s units) on %s", scan_id, step, chunk.number, chunk.units, worker or owner)
-    fleet = Fleet(settings.redis_url)
+    fleet = Fleet(settings.redis_url, store=store_id())
     try:
         outcome = asyncio.run(ChunkRun(chunk, settings, owner, "celery", fleet=fleet, worker=worker).run())
     except Exception as exc:  # a bug in the step: the scan fails with it, once
@@ -145,7 +146,7 @@ class Run:
         self.owner = owner
         self.send = send  # None: this runner runs every chunk itself
         self.handed = False  # True once a step's chunks were sent to workers
-        self.fleet = Fleet(settings.redis_url if backend == "celery" else "")
+        self.fleet = Fleet(settings.redis_url, store=store_id()) if backend == "celery" else Fleet("")
         self.beat = Beat(owner, scan_id, worker)
         self.attempt = scan.attempts
         self._report = report

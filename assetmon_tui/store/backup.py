@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from ..core.config import get_settings
+from ..core.config import get_settings, normalise_url
 from . import db, migrate, repo
 
 
@@ -35,7 +35,7 @@ class BackupError(RuntimeError):
 
 
 def _url() -> str:
-    return db.normalise_url(get_settings().db_url)
+    return normalise_url(get_settings().db_url)
 
 
 def _sqlite_path(url: str) -> Path | None:

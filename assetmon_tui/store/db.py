@@ -10,19 +10,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from ..core.config import get_settings
+from ..core.config import get_settings, normalise_url
 from .migrate import ensure
 
 _engines: dict[tuple[int, str], Engine] = {}
 _lock = threading.Lock()
-
-
-def normalise_url(url: str) -> str:
-    """Use psycopg 3 for PostgreSQL whatever spelling the user chose."""
-    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

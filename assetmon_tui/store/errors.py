@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from ..core.config import SettingsError, get_settings
+from ..core.config import SettingsError, get_settings, normalise_url
 from .migrate import StoreUnusable
 
 
@@ -15,8 +15,6 @@ def explain(exc: BaseException) -> str | None:
     if isinstance(exc, (SettingsError, StoreUnusable)):  # a bad setting; a damaged or newer database
         return str(exc)
     if isinstance(exc, OperationalError):
-        from .db import normalise_url
-
         where = normalise_url(get_settings().db_url).rsplit("@", 1)[-1]  # never a password
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         return f"the database {where} cannot be used ({reason[:200]}): check DATABASE_URL and that it is running"

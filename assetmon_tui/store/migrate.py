@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # Alembic is imported when a schema is looked at or changed, 
     from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0003"  # the newest revision in migrations/versions (tests/test_migrations.py checks it)
+HEAD = "0004"  # the newest revision in migrations/versions (tests/test_migrations.py checks it)
 VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 _LOCK_KEY = 0x61737365746D6F6E  # "assetmon": the advisory lock of schema changes (PostgreSQL)
 

@@ -363,3 +363,13 @@ class Delivery(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class StoreMeta(SQLModel, table=True):
+    """Facts about this database itself. `id` (random, made once: `store.identity`)
+    names its Celery queue and its workers' heartbeats, so two installs that
+    share one Redis never take each other's scans nor count each other's workers."""
+
+    __tablename__ = "store_meta"
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))

@@ -238,8 +238,18 @@ def get_scan(scan_id: int) -> Scan:
         return scan
 
 
-def set_backend(scan_id: int, backend: str, task_id: str = "", owner: str = "") -> None:
-    _update(scan_id, backend=backend, task_id=task_id, owner=owner, queued_at=utcnow())
+def set_backend(scan_id: int, backend: str, task_id: str = "", owner: str = "") -> bool:
+    """Record who is to run a queued scan. Only while it is queued: a second
+    enqueue of a scan a runner took already (a reaper's, racing its
+    submitter) must not take it from that runner. True when recorded."""
+    with session() as s:
+        done = s.exec(
+            update(Scan)
+            .where(col(Scan.id) == scan_id, col(Scan.status) == "queued")
+            .values(backend=backend, task_id=task_id, owner=owner, queued_at=utcnow())
+        )
+        s.commit()
+        return bool(done.rowcount)
 
 
 def cancel_requested(scan_id: int) -> bool:
@@ -338,12 +348,6 @@ def previous_scan(project_id: int, before_scan_id: int) -> Scan | None:
             .where(Scan.project_id == project_id, col(Scan.id) < before_scan_id, Scan.status == "done")
             .order_by(col(Scan.id).desc())
         ).first()
-
-
-def _update(scan_id: int, **values: Any) -> None:
-    with session() as s:
-        s.exec(update(Scan).where(col(Scan.id) == scan_id).values(**values))
-        s.commit()
 
 
 # -- assets -------------------------------------------------------------------

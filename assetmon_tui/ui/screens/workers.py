@@ -121,8 +121,10 @@ class WorkersScreen(Screen[None]):
 
         dispatcher = self.assetmon.dispatcher
         url = dispatcher.settings.redis_url if dispatcher is not None else get_settings().redis_url
-        if self._fleet is None or self._fleet.redis_url != url:
-            self._fleet = fleet.Fleet(url)
+        if self._fleet is None or self._fleet.redis_url != url or not self._fleet.store:
+            from ...store.identity import known_store_id
+
+            self._fleet = fleet.Fleet(url, store=known_store_id())  # this database's workers only
         try:
             workers, beats = self._fleet.workers(live=True), self._fleet.beats()
             down = self._fleet.down
