@@ -139,16 +139,18 @@ class Reaper:
     def _queued(self, scan: Scan) -> int | None:
         if scan.status != "queued":
             return None
-        if scan.backend == "thread" and not (scan.owner and is_dead(scan.owner)):
-            return None  # a TUI or CLI is about to run it here (one that died before it could: re-sent)
-        queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
-        if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):
-            return None  # just submitted (without a task id: its submitter is queueing it now)
-        if scan.task_id:
-            holds = self._broker_holds(scan.task_id)
-            if holds is not False:
-                return None  # held (waiting behind busy workers), or we cannot tell: leave it
-            log.warning("scan %s: the broker lost its message %s; queued again", row_id(scan), scan.task_id)
+        if scan.backend == "thread":
+            if not (scan.owner and is_dead(scan.owner)):
+                return None  # a TUI or CLI is about to run it here (one that died before it could: re-sent)
+        else:
+            queued_at = as_utc(scan.queued_at) or as_utc(scan.created_at)
+            if queued_at and utcnow() - queued_at < timedelta(seconds=QUEUE_GRACE):
+                return None  # just submitted (without a task id: its submitter is queueing it now)
+            if scan.task_id:
+                holds = self._broker_holds(scan.task_id)
+                if holds is not False:
+                    return None  # held (waiting behind busy workers), or we cannot tell: leave it
+                log.warning("scan %s: the broker lost its message %s; queued again", row_id(scan), scan.task_id)
         assert self.enqueue is not None
         self.enqueue(row_id(scan))
         return row_id(scan)
