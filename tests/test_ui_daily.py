@@ -194,6 +194,7 @@ async def test_a_toast_when_a_scan_ends(thread_backend):
         app = AssetMonApp()
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.project_id == project_id, what="project loaded")
+            await until(pilot, lambda: app.dispatcher is not None, what="the start-up thread's dispatcher")
             app.dashboard._submit((["dns"], e.options()))  # what the scan form's answer does
             # a dns-only scan of two names often ends before the dashboard's next poll sees it active
             await until(pilot, lambda: notified(app, "Scan #1 done"), timeout=60, what="the toast")
