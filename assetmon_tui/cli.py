@@ -747,7 +747,7 @@ def _follow(dispatcher: Dispatcher, scan_id: int) -> Progress:
                     return progress
                 if time.monotonic() - last_reap >= REAP_EVERY:
                     last_reap = time.monotonic()
-                    dispatcher.reap()
+                    dispatcher.reap(deliveries=True)
                 line = _progress_line(progress)
                 if tty:
                     print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)

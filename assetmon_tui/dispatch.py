@@ -418,11 +418,12 @@ class Dispatcher:
                 status = "cancelled"
         return status
 
-    def reap(self) -> list[int]:
+    def reap(self, deliveries: bool = False) -> list[int]:
         """Hand on scans whose runner is gone (see `reaper`), and run here the
         queued scans this process submitted when no worker is alive to take
-        them; deliveries due go out in the background. Returns the ids of
-        scans acted on."""
+        them; with `deliveries` (the periodic passes, not a submit's: a thread
+        of queries there costs a quick command ~75 ms of its GIL), the
+        notifications due go out in the background. Returns the ids of scans acted on."""
         from .reaper import Reaper
         from .store import repo
         from .store.models import row_id
@@ -435,9 +436,10 @@ class Dispatcher:
             send_chunks=self.celery.send_chunks if celery else None,
         )
         acted = reaper.reap()
-        from .notify import deliver_due_in_background
+        if deliveries:
+            from .notify import deliver_due_in_background
 
-        deliver_due_in_background()  # a notification whose sender was lost, or whose receiver was down
+            deliver_due_in_background()  # a notification whose sender was lost, or whose receiver was down
         mine = [s for s in repo.active_scans() if s.status == "queued" and self._may_take_back(s)]
         if mine and self.check_health(quick=True).workers == 0:
             for scan in mine:

@@ -201,7 +201,7 @@ class DashboardScreen(Screen[None]):
                 return
             if time.time() - self._last_reap > REAP_INTERVAL:
                 self._last_reap = time.time()
-                dispatcher.reap()
+                dispatcher.reap(deliveries=True)
             known = self.active_ids
             active = dispatcher.active()
             finished = [dispatcher.poll(i) for i in known - {s.id for s, _ in active}]
