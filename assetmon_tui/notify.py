@@ -225,8 +225,9 @@ def deliver_due(
     sent: list[Delivery] = []
     try:
         waiting = [d for d in rows.unsent_deliveries(now - timedelta(days=1)) if due(d, now)][:limit]
+        by_id = {n.id: n for n in list_notifiers()} if waiting else {}
         for delivery in waiting:
-            notifier = next((n for n in list_notifiers() if n.id == delivery.notifier_id), None)
+            notifier = by_id.get(delivery.notifier_id)
             if notifier is None:
                 continue
             scan = repo.get_scan(delivery.scan_id)

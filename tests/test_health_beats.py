@@ -152,19 +152,23 @@ def follow_and_time(dispatcher: Dispatcher, scan_id: int, monkeypatch) -> float:
     return returned - as_utc(finished).timestamp()
 
 
+def counted(wait, woken: list[bool]):
+    """`wait` (a backend's), noting in `woken` whether each call was woken by a report."""
+
+    def counting(key, timeout: float) -> bool:
+        changed = wait(key, timeout)
+        woken.append(changed)
+        return changed
+
+    return counting
+
+
 def test_follow_a_thread_scan_wakes_on_reports_and_returns_at_its_end(no_redis, listener, monkeypatch):
     from support.scenario import make_project
 
     dispatcher = Dispatcher()
-    woken: list[float] = []
-    wait = dispatcher.thread.wait
-
-    def counting_wait(scan_id: int, timeout: float) -> bool:
-        changed = wait(scan_id, timeout)
-        woken.append(changed)
-        return changed
-
-    dispatcher.thread.wait = counting_wait  # type: ignore[method-assign]
+    woken: list[bool] = []
+    dispatcher.thread.wait = counted(dispatcher.thread.wait, woken)  # type: ignore[method-assign]
     scan = dispatcher.submit(make_project(targets=["127.0.0.1"]), ["ports"], {"ports": str(listener)})
     assert scan.backend == "thread"
     late = follow_and_time(dispatcher, scan.id, monkeypatch)
@@ -178,14 +182,7 @@ def test_follow_a_celery_scan_wakes_on_the_workers_publish(worker, listener, mon
     dispatcher = Dispatcher()
     assert dispatcher.check_health().backend == "celery"
     woken: list[bool] = []
-    wait = dispatcher.celery.wait
-
-    def counting_wait(task_id: str, timeout: float) -> bool:
-        changed = wait(task_id, timeout)
-        woken.append(changed)
-        return changed
-
-    dispatcher.celery.wait = counting_wait  # type: ignore[method-assign]
+    dispatcher.celery.wait = counted(dispatcher.celery.wait, woken)  # type: ignore[method-assign]
     scan = dispatcher.submit(make_project(targets=["127.0.0.1"]), ["ports"], {"ports": str(listener)})
     assert scan.backend == "celery"
     late = follow_and_time(dispatcher, scan.id, monkeypatch)

@@ -23,6 +23,15 @@ def changed_scan(project_id: int) -> int:
     return fake_scan(project_id, w, options={"gone_after": 1})
 
 
+def notified_scan(url: str, min_severity: str = "info"):
+    """A project with one notifier at `url`, and a scan whose changes it is to be told (events computed)."""
+    project = project_with_targets()
+    notifier = notify.add_notifier(project.id, url, min_severity=min_severity)
+    sid = changed_scan(project.id)
+    compute_events(sid)
+    return notifier, sid
+
+
 def test_one_message_per_notifier_per_scan_at_or_above_its_severity(receiver, caplog):
     project = project_with_targets()
     high_only = notify.add_notifier(project.id, receiver.url, min_severity="high")
@@ -64,10 +73,7 @@ def test_a_closed_port_fails_the_delivery_without_raising(caplog):
 
 
 def test_a_failing_receiver_is_retried_then_succeeds(receiver):
-    project = project_with_targets()
-    notify.add_notifier(project.id, receiver.url, min_severity="info")
-    sid = changed_scan(project.id)
-    compute_events(sid)
+    _, sid = notified_scan(receiver.url)
     receiver.state["fail"] = 2
     (delivery,) = notify.notify_scan(sid, backoff=0.01)
     assert (delivery.status, delivery.attempts) == ("sent", 3)
@@ -198,10 +204,7 @@ def test_a_sender_killed_mid_send_leaves_a_pending_delivery_that_a_later_pass_se
 
     from assetmon_tui.store.models import utcnow
 
-    project = project_with_targets()
-    notifier = notify.add_notifier(project.id, receiver.url, min_severity="info")
-    sid = changed_scan(project.id)
-    compute_events(sid)
+    notifier, sid = notified_scan(receiver.url)
     receiver.state["delay"] = 60.0  # the receiver holds the request: the sender is mid-send when it dies
     sender = subprocess.Popen([sys.executable, "-c", SENDER, str(sid)], start_new_session=True)
     try:
@@ -225,11 +228,7 @@ def test_a_receiver_that_was_down_gets_later_rounds_then_is_given_up(caplog):
 
     from assetmon_tui.store.models import as_utc
 
-    port = free_port()
-    project = project_with_targets()
-    notify.add_notifier(project.id, f"json://127.0.0.1:{port}/hook", min_severity="info")
-    sid = changed_scan(project.id)
-    compute_events(sid)
+    _, sid = notified_scan(f"json://127.0.0.1:{free_port()}/hook")
     (delivery,) = notify.notify_scan(sid, backoff=0.01)
     assert (delivery.status, delivery.attempts) == ("failed", 3)
     failed_at = as_utc(delivery.updated_at)
@@ -247,10 +246,7 @@ def test_a_receiver_back_up_gets_the_message_once_though_two_passes_race(receive
 
     from assetmon_tui.store.models import as_utc
 
-    project = project_with_targets()
-    notifier = notify.add_notifier(project.id, receiver.url, min_severity="high")
-    sid = changed_scan(project.id)
-    compute_events(sid)
+    notifier, sid = notified_scan(receiver.url, min_severity="high")
     receiver.state["fail"] = 3  # down for the whole first round
     (delivery,) = notify.notify_scan(sid, backoff=0.01)
     assert delivery.status == "failed" and not receiver.bodies
@@ -273,10 +269,7 @@ def test_a_delivery_whose_events_were_all_acknowledged_since_is_dropped_not_sent
     from assetmon_tui.store.event_log import acknowledge, scan_events
     from assetmon_tui.store.models import as_utc
 
-    project = project_with_targets()
-    notify.add_notifier(project.id, receiver.url, min_severity="info")
-    sid = changed_scan(project.id)
-    compute_events(sid)
+    _, sid = notified_scan(receiver.url)
     receiver.state["fail"] = 3
     (delivery,) = notify.notify_scan(sid, backoff=0.01)
     assert acknowledge([e.id for e in scan_events(sid)])
@@ -297,10 +290,7 @@ def test_every_reaper_pass_sends_the_deliveries_due_in_the_background(no_redis, 
     from assetmon_tui.store.db import session
     from assetmon_tui.store.models import Delivery, utcnow
 
-    project = project_with_targets()
-    notifier = notify.add_notifier(project.id, receiver.url, min_severity="info")
-    sid = changed_scan(project.id)
-    compute_events(sid)
+    notifier, sid = notified_scan(receiver.url)
     receiver.state["fail"] = 3
     (delivery,) = notify.notify_scan(sid, backoff=0.01)
     with session() as s:  # as a process that failed an hour ago left it

@@ -77,9 +77,7 @@ def start_heartbeat(sender: Any = None, **_: Any) -> None:
         started=time.time(),
         interval=INTERVAL,
     )
-    _current = Heartbeat(
-        beat, Fleet(get_settings().redis_url, store=store_id())
-    )  # (the queue it takes is this store's)
+    _current = Heartbeat(beat, Fleet(get_settings().redis_url, store=store_id()))  # its queue is this store's
     _current.start()
     log.info("heartbeat: %s beats every %.0f s", beat.name, INTERVAL)
 

@@ -62,21 +62,10 @@ def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -
     settles the step's last chunk takes the scan back and carries on."""
     settings = get_settings()
     owner = this_process()
-    before = chunks.get(chunk_id)
-    chunk = chunks.claim(chunk_id, owner, worker, settings.lease_timeout)
+    chunk = chunks.claim(chunk_id, owner, worker, settings.lease_timeout)  # (it logs a take-over)
     if chunk is None:
         log.info("chunk %s not claimed (done, cancelled or run elsewhere): nothing to do", chunk_id)
         return None
-    if before is not None and before.status == "running":
-        why = "which exited" if is_dead(before.owner) else "whose lease expired"
-        log.warning(
-            "scan %s: %s chunk %s: took over from %s, %s",
-            chunk.scan_id,
-            chunk.step,
-            chunk.number,
-            before.owner,
-            why,
-        )
     scan_id, step = chunk.scan_id, chunk.step
     log.info("scan %s: %s chunk %s (%s units) on %s", scan_id, step, chunk.number, chunk.units, worker or owner)
     fleet = Fleet(settings.redis_url, store=store_id())

@@ -12,6 +12,7 @@ both win.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlmodel import col, select
 from ..core.owners import is_dead
 from .db import session
 from .models import Scan, ScanChunk, row_id, utcnow
+
+log = logging.getLogger(__name__)
 
 FANOUT = "fanout:"  # the scan row's owner while a step's chunks run: "fanout:ports"
 SETTLED = ("done", "cancelled")
@@ -77,8 +80,10 @@ def claim(chunk_id: int, owner: str, worker: str, lease: float) -> ScanChunk | N
         if scan is None or scan.cancel_requested or scan.status not in ("running", "cancelling"):
             return None
         lost = or_(col(ScanChunk.lease_until).is_(None), col(ScanChunk.lease_until) < now)
-        if chunk.status == "running" and chunk.owner and is_dead(chunk.owner):
+        dead = chunk.status == "running" and bool(chunk.owner) and is_dead(chunk.owner)
+        if dead:
             lost = or_(lost, col(ScanChunk.owner) == chunk.owner)  # (a live claimer changed it: then not)
+        previous = chunk.owner if chunk.status == "running" else ""
         result = s.exec(
             update(ScanChunk)
             .where(
@@ -96,7 +101,18 @@ def claim(chunk_id: int, owner: str, worker: str, lease: float) -> ScanChunk | N
         s.commit()
         if result.rowcount != 1:
             return None
-        return s.get(ScanChunk, chunk_id)
+        claimed = s.get(ScanChunk, chunk_id)
+        if previous and claimed is not None:
+            why = "which exited" if dead else "whose lease expired"
+            log.warning(
+                "scan %s: %s chunk %s: took over from %s, %s",
+                claimed.scan_id,
+                claimed.step,
+                claimed.number,
+                previous,
+                why,
+            )
+        return claimed
 
 
 def renew(chunk_id: int, owner: str, lease: float) -> bool:

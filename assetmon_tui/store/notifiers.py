@@ -51,7 +51,7 @@ def get_delivery(notifier_id: int, scan_id: int) -> Delivery | None:
 
 def claim_delivery(notifier_id: int, scan_id: int, now: datetime, pending_before: datetime) -> Delivery | None:
     """The delivery to send now, marked pending at `now` before anything is sent
-    (a sender killed mid-send leaves it pending, and `undelivered` finds it);
+    (a sender killed mid-send leaves it pending, and `notify.deliver_due` finds it);
     made if missing. None: it was sent, or another sender holds it (pending
     since `pending_before` or later). Two claimers: one wins."""
     with db.session() as s:
@@ -85,7 +85,7 @@ def claim_delivery(notifier_id: int, scan_id: int, now: datetime, pending_before
 
 
 def unsent_deliveries(since: datetime) -> list[Delivery]:
-    """Deliveries not sent, touched since `since` (oldest first), with their notifier's enabled state."""
+    """Deliveries not sent, touched since `since`, of enabled notifiers (oldest first)."""
     query = (
         select(Delivery)
         .join(Notifier, col(Notifier.id) == Delivery.notifier_id)
