@@ -412,6 +412,9 @@ def snapshot_of(tab: str) -> Any:
 
     async def run_before(pilot: Pilot) -> None:
         app: Any = pilot.app
+        # Without animation the nudge below places the underline at once; animated, each nudge
+        # restarted its 0.3 s slide, and on a loaded machine it never arrived (CI, 2026-12-05).
+        app.animation_level = "none"
         screen = await results(pilot)
         await until(pilot, lambda: screen.view is not None and screen.view.complete, "the inventory")
         await pilot.press(key)
