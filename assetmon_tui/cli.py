@@ -518,6 +518,7 @@ def _workers(args: argparse.Namespace) -> int:
             "version": clean_text(w.version, 60),
             "started": w.started,
             "beat_age": round(age, 1),
+            "older_release": w.older,
         }
         if args.json:
             print(json.dumps(row))
@@ -525,6 +526,7 @@ def _workers(args: argparse.Namespace) -> int:
             print(
                 f"{row['name'][:30]:30}  pid {w.pid:<7}  x{w.concurrency:<3}  {row['version'][:12]:12}  "
                 f"beat {_age(age)} ago  up {_age(max(0.0, now - w.started))}"
+                + ("  older release: restart it (it takes no scan of this install)" if w.older else "")
             )
     for b in runners:
         age = max(0.0, now - b.at)

@@ -249,9 +249,15 @@ class Dispatcher:
             health = Health("thread", False, 0, "Local thread · ASSETMON_BACKEND=thread")
         elif (workers := self._health_fleet.alive_workers(max_age)) is None:
             health = Health("thread", False, 0, f"Local thread · no Redis at {url}")
-        elif workers:
+        elif takers := [w for w in workers if not w.older]:
+            label = "worker" if len(takers) == 1 else "workers"
+            health = Health("celery", True, len(takers), f"Celery · {len(takers)} {label}")
+        elif workers:  # a rolling upgrade: sent to them, a scan would wait in a queue nobody reads
             label = "worker" if len(workers) == 1 else "workers"
-            health = Health("celery", True, len(workers), f"Celery · {len(workers)} {label}")
+            them = "it" if len(workers) == 1 else "them"
+            health = Health(
+                "thread", True, 0, f"Local thread · {len(workers)} {label} of an older release: restart {them}"
+            )
         else:
             health = Health("thread", True, 0, f"Local thread · no worker on {url}")
         with self._health_lock:

@@ -8,9 +8,13 @@ TUI whose worker had stopped still counted the other install's."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -54,6 +58,40 @@ def test_two_installs_on_one_redis_run_their_own_scans_and_count_their_own_worke
         mine.stop()
         other.stop()
     get_settings.cache_clear()
+
+
+def older_release_worker_beat(url: str) -> str:
+    """The beat a worker of the release before store ids (2026-12-04) writes:
+    no `store` field. Such a worker consumes the old shared queue, none of this
+    install's. Its process is this one (alive on this host); its interval long
+    enough for the test."""
+    import redis
+
+    now = time.time()
+    beat = dict(name="celery@old-release", host=socket.gethostname(), pid=os.getpid(), concurrency=2)
+    beat |= dict(version="0.1.0", started=now - 3600, at=now, interval=60.0)
+    redis.Redis.from_url(url).set("assetmon:worker:celery@old-release", json.dumps(beat), ex=120)
+    return beat["name"]
+
+
+def test_a_worker_of_an_older_release_is_no_worker_to_send_scans_to(home, redis_server):
+    """A rolling upgrade: the old worker still beats, but takes no message of
+    this install's queue. Before, it counted as a worker: the TUI said
+    "Celery · 1 worker" and every scan waited in a queue nobody reads."""
+    older_release_worker_beat(redis_server.url)
+    dispatcher = Dispatcher()
+    health = dispatcher.check_health()
+    assert health.backend == "thread", health.detail
+    assert "1 worker of an older release" in health.detail and "restart" in health.detail, health.detail
+    with TcpServer() as listener:
+        scan = dispatcher.submit(make_project(targets=["127.0.0.1"]), ["ports"], {"ports": str(listener.port)})
+        assert scan.backend == "thread"
+        wait_for(lambda: repo.get_scan(scan.id).status == "done", 60, 0.05, "the scan, run here")
+    listed = subprocess.run(
+        [sys.executable, "-m", "assetmon_tui.cli", "workers"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "celery@old-release" in listed.stdout and "older release: restart it" in listed.stdout, listed.stdout
 
 
 class Forwarder:

@@ -40,8 +40,14 @@ def put(url: str, key: str, value: Any, ttl: int = 60) -> None:
     client.close()
 
 
-def worker_beat(name: str = "celery@alpha", pid: int = 4242, at: float = NOW - 2) -> dict[str, Any]:
-    return {
+def worker_beat(
+    name: str = "celery@alpha", pid: int = 4242, at: float = NOW - 2, older: bool = False
+) -> dict[str, Any]:
+    """A worker's beat as this release writes it (for this test's database), or
+    as the release before store ids did (`older`: no store field)."""
+    from assetmon_tui.store.identity import store_id
+
+    return ({} if older else {"store": store_id()}) | {
         "name": name,
         "host": name.split("@")[-1],
         "pid": pid,
@@ -217,6 +223,20 @@ async def test_workers_screen_lists_workers_runners_and_local_scans(redis_server
         await until(pilot, lambda: isinstance(app.screen, WorkersScreen), "the workers screen again")
         await pilot.press("q")
         await until(pilot, lambda: app.screen is app.dashboard and app.is_running, "q closes it (not the app)")
+
+
+async def test_workers_screen_marks_a_worker_of_an_older_release(redis_server, monkeypatch):
+    """A rolling upgrade left it running: it takes no scan of this install (another queue)."""
+    monkeypatch.setattr(workers_screen, "clock", lambda: NOW)
+    put(redis_server.url, fleet.WORKER + "celery@old", worker_beat("celery@old", 4242, NOW - 1, older=True))
+    put(redis_server.url, fleet.WORKER + "celery@new", worker_beat("celery@new", 4343, NOW - 1))
+    make_project("acme", ["acme.test"])
+    async with AssetMonApp().run_test(size=(120, 40)) as pilot:
+        await open_workers(pilot)
+        text = await showing(pilot, "1 worker of an older release takes no scan of this install: restart it")
+        [old] = [line for line in text.splitlines() if "celery@old" in line]
+        [new] = [line for line in text.splitlines() if "celery@new" in line]
+        assert "older" in old and "0.1.0" not in old and "0.1.0" in new
 
 
 async def test_workers_screen_says_when_no_worker_beats(redis_server, monkeypatch):

@@ -75,6 +75,13 @@ class WorkerBeat:
     def age(self) -> float:
         return max(0.0, time.time() - self.at)
 
+    @property
+    def older(self) -> bool:
+        """A worker of a release before store ids: it consumes the old shared
+        queue, never this install's, so it is shown (to be restarted) but is no
+        worker to send a scan to."""
+        return not self.store
+
     def alive(self, max_age: float | None = None, check_pid: bool = True) -> bool:
         """Younger than `max_age` (default: MISSED_BEATS of its interval), and, on
         this host, its process still exists (a kill -9 is seen at once, not
@@ -94,8 +101,9 @@ class Fleet:
     database's id, `store.identity`), the beats it writes carry it and the ones
     it reads are that database's only: installs sharing one Redis do not see
     each other's workers ("": a database without an id yet, which no worker
-    took: none is its). A beat without a store (an older worker) counts for
-    all; None: every beat."""
+    took: none is its). A beat without a store (an older release's) is kept:
+    a runner's still says its scan is alive, a worker's is shown `older`;
+    None: every beat."""
 
     def __init__(self, redis_url: str, timeout: float = 0.5, store: str | None = None) -> None:
         self.redis_url = redis_url

@@ -155,6 +155,10 @@ class WorkersScreen(Screen[None]):
             return Text(f"Redis unreachable at {reading.place}", style="bold red")
         if not reading.workers:
             return Text(f"no worker has beaten in the last {fleet.TTL} s", style="yellow")
+        if older := sum(w.older for w in reading.workers):  # a rolling upgrade left them running
+            what, verb, them = ("1 worker", "takes", "it") if older == 1 else (f"{older} workers", "take", "them")
+            said = f"{what} of an older release {verb} no scan of this install: restart {them}"
+            return Text(said, style="bold yellow")
         n, m = len(reading.workers), len(reading.beats)
         return Text(
             f"{n} worker{'s' if n != 1 else ''} · {m} runner{'s' if m != 1 else ''} · read every {INTERVAL:.0f} s",
@@ -188,7 +192,7 @@ class WorkersScreen(Screen[None]):
             "beat": self._age(worker.at),
             "pid": str(worker.pid),
             "concurrency": str(worker.concurrency),
-            "version": ellipsis(safe(worker.version, 30)),
+            "version": Text("older", style="bold yellow") if worker.older else ellipsis(safe(worker.version, 30)),
             "up": duration(now - worker.started),
         }
         return [cells[n] for n in names]
