@@ -653,7 +653,7 @@ async def test_lab_dns_server_logs_the_queries_it_receives():
     from assetmon_tui.lab import dns_server
     from assetmon_tui.lab.estate import Estate
     from assetmon_tui.lab.runtime import bind_dns
-    from assetmon_tui.scanners.dns import make_resolver, resolve_one
+    from assetmon_tui.scanners.udp_resolver import UdpResolver
 
     estate = Estate(DOMAIN, 1, 20, 0)
     log = dns_server.QueryLog(limit=3)
@@ -661,11 +661,11 @@ async def test_lab_dns_server_logs_the_queries_it_receives():
     transport, server = await dns_server.serve(lambda: estate, udp, tcp, log=log)
     try:
         address = f"127.0.0.1:{udp.getsockname()[1]}"
-        resolver = make_resolver(DnsOptions(nameservers=[address], timeout=5.0, retries=0))  # each asked once
-        assert (await resolve_one(resolver, f"www.{DOMAIN}", ("A",))).status == "ok"
-        assert log.entries() == [(f"www.{DOMAIN}", "A")]
-        for label in ("a", "b", "c"):
-            await resolve_one(resolver, f"{label}.dev.{DOMAIN}", ("AAAA",))
+        async with UdpResolver([address], timeout=5.0, retries=0) as resolver:  # each asked once
+            assert (await resolver.resolve(f"www.{DOMAIN}", ("A",))).status == "ok"
+            assert log.entries() == [(f"www.{DOMAIN}", "A")]
+            for label in ("a", "b", "c"):
+                await resolver.resolve(f"{label}.dev.{DOMAIN}", ("AAAA",))
         assert log.entries() == [(f"{x}.dev.{DOMAIN}", "AAAA") for x in "abc"]  # bounded: the last three
         assert log.total == 4 and len(log.under(f"dev.{DOMAIN}")) == 3 and log.under("other.test") == []
     finally:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 
 import pytest
 from dnslib import QTYPE, RR, A, DNSRecord
+from support.dns_reference import make_resolver, resolve_one
 from support.loopback import FakeDNS
 from support.lossy import LossyProxy
 
-from assetmon_tui.scanners.dns import DnsOptions, make_resolver, resolve_one
+from assetmon_tui.scanners.dns import DnsOptions
 from assetmon_tui.scanners.subdomains import SubdomainOptions, discover
 from assetmon_tui.scanners.udp_resolver import UdpResolver, encode_name, parse_answers
 

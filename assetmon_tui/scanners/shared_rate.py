@@ -24,14 +24,13 @@ entry; one that dies ages out in 3 s.
 Without a URL, or while Redis does not answer, the share is the whole rate:
 then the scan runs in one process anyway (in a thread when Redis is down).
 That is logged once per URL until Redis answers again, and tried again every
-5 s. `Pacer` spaces awaits at a share (the dnspython path; the brute force's
-resolver has its own adaptive pace, udp_resolver._Pace).
+5 s. The share is the ceiling of each nameserver's adaptive pace
+(udp_resolver._Pace).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -159,50 +158,3 @@ class SharedRate:
         self.share = self.rate / self.members
         self.shared = True
         return True
-
-
-class Pacer:
-    """Awaits spaced at `share()` a second, first come first served; an
-    `urgent` one (a retry, whose time is running) goes ahead of the others.
-    The share is read at each turn, so a change applies to all who wait."""
-
-    def __init__(self, share: Callable[[], float]) -> None:
-        self._share = share
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._task: asyncio.Task[None] | None = None
-        self._last = -1e9  # loop time of the last slot given
-
-    async def wait(self, urgent: bool = False) -> None:
-        loop = asyncio.get_running_loop()
-        turn: asyncio.Future[None] = loop.create_future()
-        if urgent:
-            self._waiters.appendleft(turn)
-        else:
-            self._waiters.append(turn)
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._release())
-        await turn  # a cancelled wait leaves a done future, skipped below
-
-    async def _release(self) -> None:
-        loop = asyncio.get_running_loop()
-        waiters = self._waiters
-        while waiters:
-            if waiters[0].done():
-                waiters.popleft()
-                continue
-            gap = 1.0 / max(self._share(), 0.01)
-            due = self._last + gap
-            now = loop.time()
-            if due > now:
-                await asyncio.sleep(due - now)
-                continue  # the share may have changed meanwhile
-            self._last = max(due, now - gap)  # a late wake-up catches up one slot, no more
-            waiters.popleft().set_result(None)
-
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        while self._waiters:
-            turn = self._waiters.popleft()
-            if not turn.done():
-                turn.set_result(None)

@@ -21,7 +21,7 @@ Lookups (brute force, wildcard probes, names other sources found) go through
 the brute force's own resolver, scanners/udp_resolver.py: one UDP socket per
 nameserver, hand-built queries, answers matched by id and question, a pace
 per nameserver (`dns_rate`, adapted to timeouts and SERVFAIL, told through
-`dns_pace`); its results are dnspython's, which the dns step keeps using.
+`dns_pace`), the dns step's too; its results are dnspython's.
 
 Scope comes before traffic: nothing out of scope is looked up or
 handshaken, and nothing is sent below a zone the scope excludes whole.

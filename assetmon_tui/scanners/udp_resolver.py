@@ -1,15 +1,16 @@
-"""Fast existence checks over UDP: the resolver of the subdomain brute force.
+"""Fast DNS over UDP: the resolver of the subdomain brute force and of the dns step.
 
-dnspython (scanners/dns.py) opens a socket, builds a `Message` and parses a
-whole answer per query: about 0.7 ms of CPU, so a brute force of 10,000 words
-costs seconds whatever the server. Here every nameserver has one shared,
+dnspython's resolver opens a socket, builds a `Message` and parses a whole
+answer per query: about 0.7 ms of CPU, so a brute force of 10,000 words costs
+seconds whatever the server, and waits the whole timeout for each lost query. Here every nameserver has one shared,
 connected, non-blocking UDP socket; a query is 12 header bytes and the
 question, built by hand; answers are matched by query id *and* question (name,
 type, class: an answer for another question is dropped), and parsed only as
-far as an existence check needs (rcode, TC, the answer section's CNAME chain
-and the addresses at its end). Timeouts are swept from one deadline queue,
-RTOs (below) from one heap, per nameserver (no timer per query: a timer
-handle per lookup cost a fifth of the brute force's CPU).
+far as the question needs (rcode, TC, the answer section's CNAME chain and
+the records at its end: addresses by hand, other types by dnspython's
+rdata). Timeouts are swept from one deadline queue, RTOs (below) from one
+heap, per nameserver (no timer per query: a timer handle per lookup cost a
+fifth of the brute force's CPU).
 
 Untrusted input: an answer that is short, garbage, truncated in the middle of
 a record, huge (64 KiB), not a response, for another id or another question
@@ -26,7 +27,7 @@ can switch without changing what they find.
 
 Retries: an attempt that is not answered within the server's RTO (its
 measured round trip plus four times the variation, RFC 6298's rule, at least
-0.1 s; the whole timeout until a round trip is measured) is sent again to the
+0.1 s; 1 s, or the timeout if shorter, until a round trip is measured) is sent again to the
 next nameserver, with the RTO doubled for each attempt; the earlier ones stay
 open until their own timeout and whichever answers first wins. So a lost
 query costs a round trip or two, not the timeout, and a slow answer is not
@@ -101,6 +102,7 @@ _SPACING = 0.5  # seconds between two cuts at least (the server's own limit need
 _NOISY_SAMPLES = 40  # outcomes a window needs on a line with noise (a share judged on 8 would be chance)
 _NOISE_MAX = 0.5  # a line that loses this share or more at any pace is failing: it is paced down all the same
 _RTO_MIN = 0.1  # seconds: the shortest wait before an attempt is sent again (a spurious one costs a query)
+_RTO_FIRST = 1.0  # seconds: the RTO before a round trip is measured (RFC 6298, 2.1)
 
 
 class _Malformed(Exception):
@@ -634,9 +636,10 @@ class _Server:
     def rto(self) -> float:
         """How long an attempt is awaited before the next is sent (the first
         stays open until `timeout`): the round trip plus four times its
-        variation, once measured; until then the whole timeout."""
+        variation, once measured; until then 1 s (RFC 6298), or the timeout if
+        shorter: a first burst must not wait the whole timeout for each loss."""
         if self.srtt is None:
-            return self.timeout
+            return min(self.timeout, _RTO_FIRST)
         return min(self.timeout, max(_RTO_MIN, self.srtt + 4 * self.rttvar))
 
     async def send(self, lookup: _Lookup, qname: str, kind: int, name: bytes, tail: bytes, rto: float | None) -> None:
