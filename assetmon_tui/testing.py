@@ -7,6 +7,7 @@ so both exercise the same processes the same way. Loopback only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -98,7 +99,8 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
-    def start(self, timeout: float = 60.0) -> Worker:
+    def start(self, timeout: float = 60.0, wait: bool = True) -> Worker:
+        """Start it and, with `wait`, wait until it is ready (`wait_ready`)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self.log.stat().st_size if self.log.exists() else 0
         cmd = [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "INFO"]
@@ -112,6 +114,9 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return self.wait_ready(timeout) if wait else self
+
+    def wait_ready(self, timeout: float = 60.0) -> Worker:
         wait_for(self.ready, timeout, interval=0.1, what=f"the Celery worker (log {self.log})")
         return self
 
@@ -146,10 +151,17 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def terminate(self) -> None:
+        """Begin a warm shutdown (TERM) without waiting: Celery's pool takes
+        about 1.5 s to stop, so stopping several workers begins with all of them."""
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 15.0) -> None:
         """Warm shutdown (TERM), then a kill if it does not exit in time."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

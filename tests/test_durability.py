@@ -145,7 +145,7 @@ def test_names_found_before_a_kill_during_subdomains_are_in_the_store(lab, worke
 def test_busy_workers_keep_their_queue_and_run_each_scan_once(lab, worker_factory, home):
     """Two workers of one process each, ten CLI scans at once: every scan runs
     on Celery exactly once, however long it waits behind the others."""
-    workers = [worker_factory(), worker_factory()]
+    workers = worker_factory.many(2)
     env = {**os.environ, **workers[0].extra_env}
     procs = []
     for n in range(10):

@@ -103,7 +103,7 @@ def test_one_scan_on_one_and_on_three_workers_and_in_a_thread_gives_one_inventor
     assert wait_final(single.id).status == "done", repo.get_scan(single.id).error
     assert inventory(single.project_id) == expected
 
-    three = one + [worker_factory(), worker_factory()]
+    three = one + worker_factory.many(2)
     dispatcher.check_health()
     spread = dispatcher.submit(project(lab, "three"), MODULES, options(lab))
     seen_workers: set[str] = set()
@@ -142,7 +142,7 @@ def test_one_scan_on_one_and_on_three_workers_and_in_a_thread_gives_one_inventor
 def test_a_worker_killed_mid_chunk_has_its_chunk_redone_elsewhere(lab, worker_factory, monkeypatch):
     monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "2")  # chunks long enough to be killed in the middle
     get_settings.cache_clear()
-    workers = [worker_factory() for _ in range(3)]
+    workers = worker_factory.many(3)
     dispatcher = Dispatcher()
     assert dispatcher.check_health().backend == "celery"
     baseline = dispatcher.submit(project(lab, "undisturbed"), MODULES, options(lab))
@@ -221,7 +221,7 @@ def test_cancel_during_a_fanned_out_step_stops_every_chunk_within_two_seconds(la
 
     monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "1")
     get_settings.cache_clear()
-    worker_factory(), worker_factory()
+    worker_factory.many(2)
     dispatcher = Dispatcher()
     assert dispatcher.check_health().backend == "celery"
     scan = dispatcher.submit(project(lab, "cancelled"), MODULES, options(lab))
