@@ -198,14 +198,13 @@ def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker
             assert wait_final(later[0].id, timeout=120).status == "done"
 
 
-def test_a_redis_outage_mid_scan_is_said_plainly_and_loses_nothing(worker, redis_server, monkeypatch):
+def test_a_redis_outage_mid_scan_is_said_plainly_and_loses_nothing(worker_factory, redis_server, monkeypatch):
     # Two slow pages probed one after the other: the first ends (a progress
     # report) while Redis is down, the second after it is back.
     monkeypatch.setenv("ASSETMON_HTTP_TIMEOUT", "4")
     monkeypatch.setenv("ASSETMON_HTTP_CONCURRENCY", "1")
     get_settings.cache_clear()
-    worker.stop()
-    worker.start()
+    worker = worker_factory()  # started with these settings
     dispatcher = Dispatcher()
     with estate(slow=True) as e:
         urls = [e.url, e.url.replace("www.", "api.")]
