@@ -73,3 +73,40 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "cannot create or use" in line and "ASSETMON_HOME" in line
+
+
+def test_a_system_without_nameservers_fails_the_scan_in_one_line_without_a_traceback(
+    home, tmp_path, monkeypatch, caplog
+):
+    """A container or a broken systemd-resolved leaves /etc/resolv.conf without
+    nameservers: the scan ends failed with one line saying what to set (before:
+    "NoResolverConfiguration: no nameservers" and a traceback in the log), and
+    the same scan with the project's nameservers runs."""
+    from support.loopback import FakeDNS
+    from support.scenario import make_project
+
+    from assetmon_tui.dispatch import Dispatcher
+    from assetmon_tui.scanners import udp_resolver
+    from assetmon_tui.store import repo
+    from assetmon_tui.testing import wait_for
+
+    empty = tmp_path / "resolv.conf"
+    empty.write_text("# managed by nobody\nsearch example.internal\n")
+    monkeypatch.setattr(udp_resolver, "RESOLV_CONF", str(empty))
+    monkeypatch.setenv("ASSETMON_BACKEND", "thread")
+    monkeypatch.delenv("ASSETMON_NAMESERVERS", raising=False)
+    get_settings.cache_clear()
+    dispatcher = Dispatcher()
+    project = make_project(targets=["www.acme.test"])
+    scan = dispatcher.submit(project, ["dns"], {})
+    row = wait_for(lambda: (r := repo.get_scan(scan.id)).status not in ("queued", "running") and r, 30, 0.05, "end")
+    assert row.status == "failed"
+    assert row.error.startswith(f"no nameserver to ask: {empty} has none") and "ASSETMON_NAMESERVERS" in row.error
+    assert "\n" not in row.error and "Error:" not in row.error
+    dispatcher.thread.join(10)
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+    with FakeDNS({"www.acme.test": {"A": ["127.0.0.5"]}}) as server:
+        again = dispatcher.submit(project, ["dns"], {"nameservers": [server.address]})
+        wait_for(lambda: repo.get_scan(again.id).status == "done", 30, 0.05, "the scan with nameservers")
+    assert ("www.acme.test", "A", "127.0.0.5") in {(host, r.rtype, r.value) for r, host in repo.dns_records(project)}

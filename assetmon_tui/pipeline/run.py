@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..core.config import Settings, get_settings
+from ..core.config import Settings, SettingsError, get_settings
 from ..core.fleet import Beat, Fleet
 from ..core.modules import check_modules
 from ..core.owners import is_dead, this_process
@@ -38,6 +38,12 @@ REPORT_EVERY = 0.2  # seconds between progress reports (Redis writes)
 CANCEL_POLL = 0.5
 
 Reporter = Callable[[Progress], None]
+
+
+def failure(exc: BaseException) -> str:
+    """A failed scan's error line: a setting to fix says only what to do; anything
+    else is named by its type (a bug to report)."""
+    return str(exc) if isinstance(exc, SettingsError) else f"{type(exc).__name__}: {exc}"
 
 
 def run_scan(scan_id: int, report: Reporter, backend: str, send: Sender | None = None, worker: str = "") -> Progress:
@@ -71,13 +77,16 @@ def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -
     fleet = Fleet(settings.redis_url, store=store_id())
     try:
         outcome = asyncio.run(ChunkRun(chunk, settings, owner, "celery", fleet=fleet, worker=worker).run())
-    except Exception as exc:  # a bug in the step: the scan fails with it, once
-        log.exception("scan %s: %s chunk %s failed", scan_id, step, chunk.number)
-        chunks.finish(chunk_id, owner, "failed", {"error": f"{type(exc).__name__}: {exc}"}, 0.0)
+    except Exception as exc:  # a setting to fix, or a bug in the step: the scan fails with it, once
+        if isinstance(exc, SettingsError):
+            log.warning("scan %s: %s chunk %s failed: %s", scan_id, step, chunk.number, exc)
+        else:
+            log.exception("scan %s: %s chunk %s failed", scan_id, step, chunk.number)
+        chunks.finish(chunk_id, owner, "failed", {"error": failure(exc)}, 0.0)
         if leases.hand_over(scan_id, fanout_owner(step), owner, settings.lease_timeout):
-            repo.finish_scan(
-                scan_id, "failed", f"{step} chunk {chunk.number}: {type(exc).__name__}: {exc}", owner=owner
-            )
+            repo.finish_scan(scan_id, "failed", f"{step} chunk {chunk.number}: {failure(exc)}", owner=owner)
+        if isinstance(exc, SettingsError):
+            return None
         raise
     log.info("scan %s: %s chunk %s %s", scan_id, step, chunk.number, outcome)
     if outcome == "lost" or chunks.unsettled(scan_id, step):
@@ -96,8 +105,12 @@ def drive(run: Run) -> Progress:
     except LeaseLost as exc:
         log.warning("scan %s: %s; stopped without ending it", scan_id, exc)
         return run.progress
+    except SettingsError as exc:  # not a bug: the one line says what to fix (no traceback)
+        log.warning("scan %s failed: %s", scan_id, exc)
+        run.finish("failed", failure(exc))
+        return run.progress
     except BaseException as exc:
-        run.finish("failed", f"{type(exc).__name__}: {exc}")
+        run.finish("failed", failure(exc))
         raise
     finally:
         run.fleet.clear(run.owner)

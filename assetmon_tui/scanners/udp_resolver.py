@@ -78,6 +78,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from assetmon_tui.core.config import SettingsError
 from assetmon_tui.core.sanitize import clean_text
 
 from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, host_port, merge, normalise
@@ -806,9 +807,19 @@ class _Server:
 # ---- the resolver -----------------------------------------------------------------------
 
 
+RESOLV_CONF = "/etc/resolv.conf"  # where the system's nameservers are read
+
+
 def system_nameservers() -> list[str]:
-    """The system resolver's nameservers (/etc/resolv.conf), as host:port specs."""
-    resolver = dns.resolver.Resolver()
+    """The system resolver's nameservers (RESOLV_CONF), as host:port specs; a
+    SettingsError when it lists none (a container, a broken systemd-resolved)."""
+    try:
+        resolver = dns.resolver.Resolver(RESOLV_CONF)
+    except dns.resolver.NoResolverConfiguration as exc:
+        raise SettingsError(
+            f"no nameserver to ask: {RESOLV_CONF} has none ({exc}); set ASSETMON_NAMESERVERS"
+            " (host[:port], comma separated) or the project's nameservers"
+        ) from None
     out = []
     for server in resolver.nameservers:
         host = str(server)
