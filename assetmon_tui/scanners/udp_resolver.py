@@ -900,18 +900,20 @@ class UdpResolver:
         # fails or when the last one's RTO passes, but earlier attempts stay
         # open until their own timeout: whichever answers first wins, so a
         # lost query costs a round trip or two, not the whole timeout.
+        # A failing answer (SERVFAIL...) is asked again of another nameserver only:
+        # the same one would answer from its cache of failures (dnspython's way too).
         status = "timeout"
         loop = asyncio.get_running_loop()
         lookup = _Lookup(loop)
-        sent = 0
+        sent, attempts = 0, self.attempts
         try:
             while True:
-                if sent < self.attempts and (not lookup.inflight or lookup.due):
+                if sent < attempts and (not lookup.inflight or lookup.due):
                     server = servers[(start + sent) % count]
                     if lookup.inflight:
                         server.resent += 1
                     # The RTO, backed off for each attempt (none for the last).
-                    rto = min(self.timeout, server.rto() * 2**sent) if sent + 1 < self.attempts else None
+                    rto = min(self.timeout, server.rto() * 2**sent) if sent + 1 < attempts else None
                     await server.send(lookup, qname, kind, wire, tail, rto)
                     lookup.due = False
                     sent += 1
@@ -937,7 +939,8 @@ class UdpResolver:
                     if truncated:
                         server.servfails += 1
                     status = "servfail" if rcode == 2 else "error"
-                if not lookup.inflight and sent >= self.attempts:
+                    attempts = min(attempts, max(sent, count))
+                if not lookup.inflight and sent >= attempts:
                     return status, []
                 # Round again: the next attempt goes when none is in flight or the RTO passed.
         except asyncio.CancelledError:
@@ -986,12 +989,13 @@ class UdpResolver:
         return flags, records
 
     async def resolve(self, name: str, rtypes: tuple[str, ...]) -> DnsResult:
-        """All of `rtypes` for one name, combined as dns.py's `resolve_one`: the
-        first type alone when it says the name is missing (NXDOMAIN) or the
-        server does not answer; else the others too, in parallel."""
+        """All of `rtypes` for one name, combined by dns.py's `merge`: the first
+        type alone when it says the name is missing (NXDOMAIN) or the servers
+        cannot tell (no answer, SERVFAIL: the other types would fail alike and
+        only slow a failing zone's names down); else the others too, in parallel."""
         types = tuple(dict.fromkeys(t.upper() for t in rtypes)) or ("A",)
         first = await self.query(name, types[0])
         outcomes = [first]
-        if first[0] not in ("nxdomain", "timeout") and len(types) > 1:
+        if first[0] not in ("nxdomain", "timeout", "servfail") and len(types) > 1:
             outcomes += await asyncio.gather(*(self.query(name, t) for t in types[1:]))
         return merge(name, outcomes)
