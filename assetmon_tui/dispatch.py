@@ -373,6 +373,11 @@ class Dispatcher:
         step = chunks.fanned_step(scan.owner)
         if not step:
             return
+        rates: dict[str, int] = {}
+        for b in beats:  # the chunks running now, on any worker: their rates add up
+            for name, value in b.gauges.items():
+                rates[name] = rates.get(name, 0) + value
+        progress.set_gauges(rates)
         rows = chunks.of_step(row_id(scan), step)
         running = {(b.step, b.chunk): b for b in beats}
         mod = progress.module(step)

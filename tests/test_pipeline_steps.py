@@ -138,3 +138,21 @@ def test_a_ports_only_scan_imports_no_http_js_or_secrets():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_dns_step_shows_its_resolvers_back_off_in_the_progress():
+    """The dns step's resolver adapts its pace like the brute force's, and the
+    live panel's counters say so while it lasts (dns_limit), then the rate."""
+    from support.loopback import FakeDNS
+
+    from assetmon_tui.pipeline.run import run_scan
+
+    names = [f"s{i}.acme.test" for i in range(300)]
+    seen: list[dict[str, int]] = []
+    with FakeDNS(dict.fromkeys(names, "SERVFAIL")) as server:
+        project_id = make_project(targets=names)
+        scan = repo.create_scan(project_id, ["dns"], {"nameservers": [server.address]})
+        final = run_scan(scan.id, lambda progress: seen.append(dict(progress.counters)), "thread")
+    assert final.state == "done"
+    assert any("dns_limit" in counters for counters in seen), (seen, final.counters)
+    assert "dns_qps" in final.counters and "dns_limit" not in final.counters  # over with its names

@@ -185,3 +185,16 @@ async def test_empty_input_yields_nothing(server):
 async def test_unknown_record_type_is_a_caller_error(server):
     with pytest.raises(ValueError, match="unknown DNS record type"):
         await run(["www.acme.test"], options(server, rtypes=("A", "BOGUS")))
+
+
+async def test_the_pace_is_told_and_a_back_off_shows():
+    """A resolver shedding load (SERVFAIL for everything): the pace is cut, and
+    `pace` is told so while it lasts (the live panel's dns_limit), then once at the end."""
+    zone = {f"s{i}.acme.test": "SERVFAIL" for i in range(300)}
+    told: list[list] = []
+    with FakeDNS(zone) as server:
+        opts = DnsOptions(nameservers=[server.address], rtypes=("A",), timeout=1.0, retries=0)
+        results = {r.name: r async for r in resolve(list(zone), opts, pace=told.append)}
+    assert {r.status for r in results.values()} == {"servfail"}
+    assert any(s.backoffs and s.limit is not None for stats in told for s in stats), told[-1]
+    assert len(told) >= 2 and told[-1][0].sent == 300  # the last call: the whole run

@@ -344,3 +344,26 @@ def test_cli_scans_lists_the_workers_of_a_running_scan(capsys, monkeypatch, as_j
         assert json.loads(out)["workers"] == workers
     else:
         assert "on 2 workers: alpha:11, beta:22" in out.splitlines()[1]
+
+
+def test_a_runners_rates_travel_in_its_beat_and_only_known_integers_are_read(redis_server):
+    """A chunk's DNS pace and slowed hosts reach whoever follows the scan
+    (dispatch adds up the running chunks'); another writer's junk is dropped."""
+    beats = Fleet(redis_server.url)
+    beats.beat(Beat("a:1", 7, step="dns", chunk=1, chunks=2, gauges={"dns_qps": 350, "dns_limit": 40}))
+    put(
+        redis_server.url,
+        fleet.RUNNER + "b:2",
+        {
+            **runner_beat("b:2", "", 2),
+            "at": time.time(),
+            "gauges": {"dns_qps": 100, "http_slowed": True, "evil": 1, "dns_limit": "x"},
+        },
+    )
+    put(redis_server.url, fleet.RUNNER + "c:3", {**runner_beat("c:3", "", 3), "at": time.time(), "gauges": [1]})
+    read = {b.runner: b.gauges for b in beats.beats()}
+    assert read == {"a:1": {"dns_qps": 350, "dns_limit": 40}, "b:2": {"dns_qps": 100}}  # c:3: not a beat
+    progress = Progress(7)
+    progress.counters.update(hosts=3, dns_limit=9)
+    progress.set_gauges({"dns_qps": 450})
+    assert progress.counters == {"hosts": 3, "dns_qps": 450}  # a back-off that ended is no longer shown

@@ -44,6 +44,7 @@ class Beat:
     since: float = field(default_factory=time.time)  # when it began this work
     at: float = field(default_factory=time.time)  # this beat
     store: str = ""  # the id of the database it works for ("": a beat from before the field)
+    gauges: dict[str, int] = field(default_factory=dict)  # its rates now (progress.GAUGES): DNS pace, hosts slowed
 
     @property
     def age(self) -> float:
@@ -352,7 +353,7 @@ class _Resp:
 
 # The field types a beat may hold; anything else in a key (another version, a hostile
 # writer) would break `age` or a sort, so such a key is skipped.
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "dict[str, int]": (dict,)}
 B = TypeVar("B", Beat, WorkerBeat)
 
 
@@ -364,11 +365,20 @@ def _typed(cls: type[B], data: dict[str, Any]) -> B | None:
         value = data[name]
         if isinstance(value, bool) or not isinstance(value, _TYPES.get(str(f.type), (object,))):
             return None
-        values[name] = value
+        values[name] = _gauges(value) if name == "gauges" else value
     try:
         return cls(**values)
     except TypeError:  # a field without default missing
         return None
+
+
+def _gauges(value: object) -> dict[str, int]:
+    """Another writer may put anything there: only the known rates, as integers."""
+    from .progress import GAUGES
+
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if k in GAUGES and isinstance(v, int) and not isinstance(v, bool)}
 
 
 def workers_line(workers: list[str]) -> str:

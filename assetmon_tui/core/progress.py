@@ -101,6 +101,20 @@ class Progress:
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
+    def gauges(self) -> dict[str, int]:
+        """The rates among the counters (what a chunk's runner tells the scan's)."""
+        return {name: self.counters[name] for name in GAUGES if name in self.counters}
+
+    def set_gauges(self, gauges: Mapping[str, int]) -> None:
+        """The rates now, as the runners of a step's chunks tell them (summed over
+        those running at once; none running: none shown)."""
+        for name in GAUGES:
+            value = gauges.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.counters[name] = value
+            else:
+                self.counters.pop(name, None)
+
     def to_dict(self) -> dict[str, Any]:
         # JSON-ready: Celery's result backend stores it as JSON
         return asdict(self)

@@ -73,7 +73,7 @@ class ChunkRun:
         settings: Settings,
         owner: str,
         backend: str,
-        tick: Callable[[int, int], None] | None = None,
+        tick: Callable[[int, int, dict[str, int]], None] | None = None,
         fleet: Fleet | None = None,
         worker: str = "",
     ) -> None:
@@ -83,12 +83,14 @@ class ChunkRun:
         self.count = len(chunks.of_step(chunk.scan_id, chunk.step))
         self.beat = Beat(owner, chunk.scan_id, worker, chunk.step, chunk.number, self.count, 0, chunk.units)
         self._last_beat = 0.0
+        self.progress = Progress(chunk.scan_id, state="running")  # this chunk's: its counters go in its result
 
     def _progress(self, module: str) -> Tick:
         def tick(done: int, total: int) -> None:
             self.beat.done, self.beat.total = min(done, self.chunk.units), self.chunk.units
+            self.beat.gauges = self.progress.gauges()  # its rates, shown live by whoever follows the scan
             if self._tick is not None:
-                self._tick(self.beat.done, self.beat.total)
+                self._tick(self.beat.done, self.beat.total, self.beat.gauges)
             now = time.monotonic()
             if self.fleet is not None and now - self._last_beat >= BEAT_EVERY:
                 self._last_beat = now
@@ -98,8 +100,7 @@ class ChunkRun:
 
     def context(self) -> tuple[ScanContext, ChunkedStep]:
         scan = repo.get_scan(self.chunk.scan_id)
-        progress = Progress(self.chunk.scan_id, state="running")
-        ctx = scan_context(scan, self.backend, self.settings, progress, self._progress)
+        ctx = scan_context(scan, self.backend, self.settings, self.progress, self._progress)
         step_class = STEPS[self.chunk.step]
         assert issubclass(step_class, ChunkedStep)
         ctx.found = decode_found(leases.load_checkpoint(ctx.scan_id).get("found") or {}, fields=step_class.inputs)

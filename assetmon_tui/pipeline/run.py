@@ -307,8 +307,9 @@ class Run:
                     return False
                 raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} was taken by another runner")
 
-            def tick(done: int, total: int, base: int = settled) -> None:
+            def tick(done: int, total: int, gauges: dict[str, int], base: int = settled) -> None:
                 mod.done = base + done
+                self.progress.set_gauges(gauges)  # the chunk's rates, live
                 self.report()
 
             self.report(f"{name}: chunk {row.number} of {len(rows)}", force=len(rows) > 1)
@@ -316,6 +317,7 @@ class Run:
             if outcome == "lost":
                 raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} is no longer run by {self.owner}")
             settled += row.units
+        self.progress.set_gauges({})  # rates are live values: none once the chunks are over
         rows = await asyncio.to_thread(chunks.of_step, self.scan_id, name)
         if any(r.status == "cancelled" for r in rows) or await asyncio.to_thread(repo.cancel_requested, self.scan_id):
             self.cancelled = True

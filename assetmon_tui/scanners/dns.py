@@ -12,6 +12,7 @@ completes. Failures are statuses, never exceptions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from dns.rdtypes.mxbase import MXBase
     from dns.rdtypes.nsbase import NSBase
     from dns.rdtypes.txtbase import TXTBase
+
+    from .udp_resolver import ServerStats
 
 VALUE_LIMIT = 1024  # TXT records can be long; keep them, within reason
 
@@ -130,13 +133,19 @@ def merge(name: str, outcomes: Iterable[tuple[str, list[DnsRecord]]]) -> DnsResu
     return DnsResult(name, status, records)
 
 
+PACE_EVERY = 0.25  # seconds between two calls of `resolve`'s pace
+
+
 async def resolve(
     names: Iterable[str],
     options: DnsOptions,
     progress: Callable[[int, int], None] | None = None,
+    pace: Callable[[list[ServerStats]], None] | None = None,
 ) -> AsyncIterator[DnsResult]:
     """Resolve each name (lowercased, no trailing dot, duplicates dropped)
-    for options.rtypes; yield DnsResults as they complete."""
+    for options.rtypes; yield DnsResults as they complete. `pace` is told each
+    nameserver's counters and pace (a back-off shows) every PACE_EVERY seconds
+    and at the end."""
     for rtype in options.rtypes:  # a typo here is a caller bug: say so up front
         try:
             dns.rdatatype.from_text(rtype)
@@ -148,6 +157,12 @@ async def resolve(
     from .udp_resolver import UdpResolver  # (it builds on this module's types)
 
     rtypes = tuple(options.rtypes)
+    told = time.monotonic()
     async with UdpResolver(options.nameservers, options.timeout, options.retries, options.rate, options.share_url) as r:
         async for result in bounded(unique, lambda name: r.resolve(name, rtypes), options.concurrency, progress):
+            if pace is not None and time.monotonic() - told >= PACE_EVERY:
+                told = time.monotonic()
+                pace(r.stats())
             yield result
+        if pace is not None:
+            pace(r.stats())

@@ -8,10 +8,22 @@ from typing import Any
 
 from ...scanners.dns import DnsOptions, resolve
 from ...scanners.dns_status import UNCERTAIN
+from ...scanners.udp_resolver import ServerStats
 from ...store.snapshots import known_names
 from ..context import ScanContext, Tick
 from ..persist import save_dns
 from .base import ChunkedStep, finished, mark, offset, saver
+
+
+def show_pace(counters: dict[str, int], stats: list[ServerStats]) -> None:
+    """A resolver's pace in the progress counters: queries a second, and the
+    limit in force while a nameserver is slowed down (a back-off)."""
+    counters["dns_qps"] = round(sum(s.rate for s in stats))
+    slowed = [s.limit for s in stats if s.backoffs and s.limit is not None]
+    if slowed:
+        counters["dns_limit"] = round(sum(slowed))
+    else:
+        counters.pop("dns_limit", None)
 
 
 def dns_options(ctx: ScanContext, rtypes: tuple[str, ...] = ("A", "AAAA", "CNAME")) -> DnsOptions:
@@ -46,7 +58,8 @@ async def resolve_names(
     if progress is not None and names:
         progress(len(names) - len(todo), len(names))  # the whole total before the first answer
     async with saver(ctx, partial(save_dns, ctx), 200) as batch:
-        async for result in resolve(todo, options, offset(progress, len(names) - len(todo))):
+        told = partial(show_pace, ctx.progress.counters)
+        async for result in resolve(todo, options, offset(progress, len(names) - len(todo)), told):
             ctx.found.addresses[result.name].update(result.addresses)
             if result.cnames:
                 ctx.found.cnamed.append(result)
@@ -54,6 +67,7 @@ async def resolve_names(
                 counts[result.status] = counts.get(result.status, 0) + 1
             mark(ctx, key + result.name)
             await batch.add(result)
+    ctx.progress.counters.pop("dns_limit", None)  # a back-off is over with its names
     counts["names"] = counts.get("names", 0) + len(todo)
     if unsure is None:
         unanswered(ctx, counts, f"{source} {','.join(options.rtypes)}")

@@ -18,7 +18,7 @@ from ...scanners.subdomains import Found, Resume, SubdomainOptions, discover, lo
 from ...scanners.udp_resolver import ServerStats
 from ..persist import save_names
 from .base import ChunkedStep, offset
-from .dns import dns_options
+from .dns import dns_options, show_pace
 
 PERMUTATIONS = 1000  # candidates from the names found, for the whole scan (the roots' first)
 
@@ -133,16 +133,9 @@ class Subdomains(ChunkedStep):
                 resume.pending.discard(item.name)
 
     def pace(self, stats: list[ServerStats]) -> None:
-        """The brute force's DNS pace in the progress counters: queries a second,
-        and the limit in force while a nameserver is slowed down (back-off)."""
+        """The brute force's DNS pace in the progress counters (kept for its average at the end)."""
         self.paces = stats
-        counters = self.ctx.progress.counters
-        counters["dns_qps"] = round(sum(s.rate for s in stats))
-        slowed = [s.limit for s in stats if s.backoffs and s.limit is not None]
-        if slowed:
-            counters["dns_limit"] = round(sum(slowed))
-        else:
-            counters.pop("dns_limit", None)
+        show_pace(self.ctx.progress.counters, stats)
 
     def resumed(self) -> Resume:
         """The scanner's resume state from the checkpoint, tracked by it from now on."""
