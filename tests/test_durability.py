@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 
 import pytest
 from support.scenario import estate, lab_with_short_wordlist, make_project
@@ -182,7 +183,8 @@ def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker
     from assetmon_tui.store.models import utcnow
 
     worker = worker_factory()
-    with estate(slow=True) as e:
+    page = threading.Event()  # the home page answers once set: the first scan runs until the kill
+    with estate(gate=page) as e:
         project_id = make_project(targets=[e.url])
         due = utcnow() - timedelta(seconds=61)  # the first slot is due at once
         schedule.set_schedule(project_id, interval_seconds=60, modules=["dns", "http"], options=e.options(), now=due)
@@ -190,7 +192,8 @@ def test_worker_and_beat_only_a_killed_worker_does_not_block_the_schedule(worker
             first = wait_for(lambda: repo.list_scans(project_id), 30, 0.2, f"beat to start a scan ({beat.log})")[0]
             wait_for(lambda: repo.get_scan(first.id).status == "running", 30, 0.1, "the scheduled scan to run")
             worker.kill()
-            worker_factory()  # resumes the interrupted scan (the slow page answers after a while)
+            worker_factory()  # resumes the interrupted scan
+            page.set()
             assert wait_final(first.id, timeout=120).status == "done"
             # The next slot starts now that the project is free (time moved on to it).
             schedules.save_schedule(project_id, next_run_at=utcnow() - timedelta(seconds=1))
