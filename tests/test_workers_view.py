@@ -367,3 +367,23 @@ def test_a_runners_rates_travel_in_its_beat_and_only_known_integers_are_read(red
     progress.counters.update(hosts=3, dns_limit=9)
     progress.set_gauges({"dns_qps": 450})
     assert progress.counters == {"hosts": 3, "dns_qps": 450}  # a back-off that ended is no longer shown
+
+
+def test_the_rates_of_a_steps_running_chunks_add_up_in_its_progress(redis_server):
+    """Two workers each run a chunk of the dns step: whoever follows the scan sees
+    their DNS pace added up (and a back-off while one is slowed)."""
+    from assetmon_tui.dispatch import Dispatcher
+    from assetmon_tui.store import chunks
+    from assetmon_tui.store.identity import store_id
+
+    scan = repo.create_scan(make_project("fanned", ["acme.test"]), ["dns"], {})
+    assert leases.claim(scan.id, "celery", "w:1", 60, 3)
+    chunks.plan(scan.id, "dns", [(["a.acme.test"], 1), (["b.acme.test"], 1)])
+    assert leases.hand_over(scan.id, "w:1", chunks.fanout_owner("dns"), 600)
+    beats = Fleet(redis_server.url, store=store_id())
+    beats.beat(Beat("x:2", scan.id, "celery@x", "dns", 1, 2, gauges={"dns_qps": 300, "dns_limit": 50}))
+    beats.beat(Beat("y:3", scan.id, "celery@y", "dns", 2, 2, gauges={"dns_qps": 200}))
+    progress = Progress(scan.id, state="running")
+    Dispatcher()._merge_chunks(repo.get_scan(scan.id), progress)
+    assert progress.counters == {"dns_qps": 500, "dns_limit": 50}
+    assert len(progress.workers) == 2
