@@ -255,9 +255,7 @@ class Dispatcher:
         elif workers:  # a rolling upgrade: sent to them, a scan would wait in a queue nobody reads
             label = "worker" if len(workers) == 1 else "workers"
             them = "it" if len(workers) == 1 else "them"
-            health = Health(
-                "thread", True, 0, f"Local thread · {len(workers)} {label} of an older release: restart {them}"
-            )
+            health = Health("thread", True, 0, f"Local thread · {len(workers)} old-release {label}: restart {them}")
         else:
             health = Health("thread", True, 0, f"Local thread · no worker on {url}")
         with self._health_lock:
