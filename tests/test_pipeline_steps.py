@@ -156,3 +156,25 @@ def test_the_dns_step_shows_its_resolvers_back_off_in_the_progress():
     assert final.state == "done"
     assert any("dns_limit" in counters for counters in seen), (seen, final.counters)
     assert "dns_qps" in final.counters and "dns_limit" not in final.counters  # over with its names
+
+
+def test_a_nameserver_that_refuses_is_named_in_the_failed_source():
+    """A nameserver that does not resolve the names for us (an authoritative one
+    asked for others' zones, a resolver for its own network only): REFUSED for
+    all. The source's reason names it and asks the question to fix, once."""
+    import json
+
+    from support.loopback import FakeDNS
+
+    from assetmon_tui.pipeline.run import run_scan
+
+    names = [f"r{i}.acme.test" for i in range(60)]
+    with FakeDNS(dict.fromkeys(names, "REFUSED")) as server:
+        project_id = make_project(targets=names)
+        scan = repo.create_scan(project_id, ["dns"], {"nameservers": [server.address]})
+        final = run_scan(scan.id, lambda progress: None, "thread")
+    assert final.state == "done" and final.warnings
+    [source] = [s for s in json.loads(repo.get_scan(scan.id).sources) if s["source"] == "resolver A,AAAA,CNAME"]
+    assert source["status"] == "failed"
+    assert source["reason"].startswith("60 of 60 names got no definitive answer (60 error)"), source["reason"]
+    assert f"{server.address} refused 60 queries: does it resolve these names for you" in source["reason"]

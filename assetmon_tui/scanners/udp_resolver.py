@@ -82,6 +82,7 @@ from assetmon_tui.core.config import SettingsError
 from assetmon_tui.core.sanitize import clean_text
 
 from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, host_port, merge, normalise
+from .dns_status import UNCERTAIN
 from .shared_rate import SharedRate
 
 _A, _CNAME, _PTR, _AAAA = 1, 5, 12, 28
@@ -270,6 +271,7 @@ class ServerStats:
     noise: float = 0.0  # the share of queries the line loses at any pace (not paced down for)
     resent: int = 0  # attempts sent before the one before had timed out (its RTO had passed)
     rto: float = 0.0  # seconds an attempt is awaited before the next is sent, now
+    refused: int = 0  # REFUSED answers (of `servfails`): a server that does not resolve those names for us
 
 
 class _Window:
@@ -595,6 +597,7 @@ class _Server:
         self.pace = _Pace(rate, loop.time(), shared)
         self.sent = self.answered = self.timeouts = self.servfails = self.truncated = self.ignored = 0
         self.resent = 0  # attempts sent while an earlier one was still awaited (its RTO had passed)
+        self.refused = 0
         self.srtt: float | None = None  # smoothed round-trip time and its variation (RFC 6298)
         self.rttvar = 0.0
         self.first = self.last = 0.0  # loop times of the first and the last query sent
@@ -632,6 +635,7 @@ class _Server:
             pace.noise,
             self.resent,
             self.rto(),
+            self.refused,
         )
 
     def rto(self) -> float:
@@ -797,6 +801,7 @@ class _Server:
             self.answered += 1
             rcode = flags & 0x000F
             self.servfails += rcode not in (0, 3)  # not NOERROR, NXDOMAIN
+            self.refused += rcode == 5
             # SERVFAIL is how a loaded resolver sheds queries, except for PTR, where
             # it is mostly the reverse zone's broken delegation; REFUSED (a zone
             # it does not serve) and the rest are its policy: none of them load.
@@ -991,11 +996,12 @@ class UdpResolver:
     async def resolve(self, name: str, rtypes: tuple[str, ...]) -> DnsResult:
         """All of `rtypes` for one name, combined by dns.py's `merge`: the first
         type alone when it says the name is missing (NXDOMAIN) or the servers
-        cannot tell (no answer, SERVFAIL: the other types would fail alike and
-        only slow a failing zone's names down); else the others too, in parallel."""
+        cannot tell (no answer, SERVFAIL, REFUSED...: the other types would fail
+        alike and only slow a failing zone's names down); else the others too,
+        in parallel."""
         types = tuple(dict.fromkeys(t.upper() for t in rtypes)) or ("A",)
         first = await self.query(name, types[0])
         outcomes = [first]
-        if first[0] not in ("nxdomain", "timeout", "servfail") and len(types) > 1:
+        if first[0] not in ("nxdomain", *UNCERTAIN) and len(types) > 1:
             outcomes += await asyncio.gather(*(self.query(name, t) for t in types[1:]))
         return merge(name, outcomes)

@@ -58,7 +58,12 @@ async def resolve_names(
     if progress is not None and names:
         progress(len(names) - len(todo), len(names))  # the whole total before the first answer
     async with saver(ctx, partial(save_dns, ctx), 200) as batch:
-        told = partial(show_pace, ctx.progress.counters)
+        last: list[ServerStats] = []
+
+        def told(stats: list[ServerStats]) -> None:
+            show_pace(ctx.progress.counters, stats)
+            last[:] = stats
+
         async for result in resolve(todo, options, offset(progress, len(names) - len(todo)), told):
             ctx.found.addresses[result.name].update(result.addresses)
             if result.cnames:
@@ -68,20 +73,32 @@ async def resolve_names(
             mark(ctx, key + result.name)
             await batch.add(result)
     ctx.progress.counters.pop("dns_limit", None)  # a back-off is over with its names
+    for server in last:
+        if server.refused:
+            key = REFUSED_BY + server.address
+            counts[key] = counts.get(key, 0) + server.refused
     counts["names"] = counts.get("names", 0) + len(todo)
     if unsure is None:
         unanswered(ctx, counts, f"{source} {','.join(options.rtypes)}")
 
 
+REFUSED_BY = "refused by "  # + a nameserver's address: a count of `unanswered`, not a status
+
+
 def unanswered(ctx: ScanContext, counts: dict[str, int], source: str) -> None:
-    """The outcome of a resolver's names: failed when some got no definitive answer."""
-    unsure = {status: n for status, n in counts.items() if status != "names" and n}
+    """The outcome of a resolver's names: failed when some got no definitive
+    answer; a nameserver that refused them is named (a resolver that is not
+    recursive for us, an authoritative server asked for names it does not serve)."""
+    unsure = {status: n for status, n in counts.items() if status != "names" and REFUSED_BY not in status and n}
     if unsure:
         how = ", ".join(f"{n} {status}" for status, n in sorted(unsure.items()))
         reason = (
             f"{sum(unsure.values())} of {counts.get('names', 0)} names got no definitive answer ({how}): "
             "they keep what they had"
         )
+        refused = sorted((key.removeprefix(REFUSED_BY), n) for key, n in counts.items() if key.startswith(REFUSED_BY))
+        for address, n in refused:
+            reason += f"; {address} refused {n} queries: does it resolve these names for you (a recursive resolver)?"
         ctx.outcome("dns", source, "failed", reason)
 
 
