@@ -116,20 +116,20 @@ async def test_timeout_is_a_status_and_quick(server):
 async def test_a_lossy_resolver_costs_round_trips_not_timeouts():
     """A lost query is asked again after about a round trip (the RTO), not after
     the whole timeout: through a resolver that drops a quarter of them, every
-    name is found well within one timeout of 5 s (7 attempts: all lost, one
-    chance in 10,000). (dnspython, the resolver
-    of this step until 2026-12-06, waited the whole timeout for each loss: a
-    lab scan's dns step through such a resolver took 11 s instead of 1 s.)"""
+    name is found well within one timeout of 10 s (7 attempts all lost: one
+    chance in 10,000). dnspython, this step's resolver until 2026-12-06, waited
+    the whole timeout for each loss: 10.4 s here with a 5 s timeout, and a lab
+    scan's dns step through such a resolver took 11 s instead of 1 s."""
     zone = {f"h{i}.lossy.test": {"A": [f"127.0.1.{i}"]} for i in range(150)}
     with FakeDNS(zone) as upstream, LossyProxy(upstream.address, share=0.25, seed=5) as lossy:
-        opts = DnsOptions(nameservers=[lossy.address], rtypes=("A",), timeout=5.0, retries=6)
+        opts = DnsOptions(nameservers=[lossy.address], rtypes=("A",), timeout=10.0, retries=6)
         started = time.monotonic()
         results = await run(list(zone), opts)
         elapsed = time.monotonic() - started
     assert lossy.dropped > 20
     assert {r.status for r in results.values()} == {"ok"} and len(results) == 150
     assert all(results[n].addresses == zone[n]["A"] for n in zone)
-    assert elapsed < 4.0, f"{elapsed:.1f} s for {lossy.dropped} lost queries"
+    assert elapsed < 6.0, f"{elapsed:.1f} s for {lossy.dropped} lost queries"  # (1.4 s on an idle machine)
 
 
 async def test_nxdomain_skips_remaining_types(server):
