@@ -255,7 +255,9 @@ class Dispatcher:
         elif workers:  # a rolling upgrade: sent to them, a scan would wait in a queue nobody reads
             label = "worker" if len(workers) == 1 else "workers"
             them = "it" if len(workers) == 1 else "them"
-            health = Health("thread", True, 0, f"Local thread · {len(workers)} old-release {label}: restart {them}")
+            health = Health(
+                "thread", True, 0, f"Local thread · {len(workers)} old-release {label} on this Redis: restart {them}"
+            )
         else:
             health = Health("thread", True, 0, f"Local thread · no worker on {url}")
         with self._health_lock:
@@ -371,13 +373,14 @@ class Dispatcher:
         step = chunks.fanned_step(scan.owner)
         if not step:
             return
-        rates: dict[str, int] = {}
-        for b in beats:  # the chunks running now, on any worker: their rates add up
-            for name, value in b.gauges.items():
-                rates[name] = rates.get(name, 0) + value
-        progress.set_gauges(rates)
         rows = chunks.of_step(row_id(scan), step)
         running = {(b.step, b.chunk): b for b in beats}
+        rates: dict[str, int] = {}
+        for (beat_step, number), b in running.items():  # this step's chunks running now: their rates add up
+            if beat_step == step and number:
+                for name, value in b.gauges.items():
+                    rates[name] = rates.get(name, 0) + value
+        progress.set_gauges(rates)
         mod = progress.module(step)
         mod.status, mod.total = "running", sum(r.units for r in rows)
         mod.done = sum(

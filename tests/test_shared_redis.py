@@ -82,7 +82,7 @@ def test_a_worker_of_an_older_release_is_no_worker_to_send_scans_to(home, redis_
     dispatcher = Dispatcher()
     health = dispatcher.check_health()
     assert health.backend == "thread", health.detail
-    assert health.detail == "Local thread · 1 old-release worker: restart it", health.detail
+    assert health.detail == "Local thread · 1 old-release worker on this Redis: restart it", health.detail
     with TcpServer() as listener:
         scan = dispatcher.submit(make_project(targets=["127.0.0.1"]), ["ports"], {"ports": str(listener.port)})
         assert scan.backend == "thread"

@@ -21,6 +21,7 @@ from support.dns_reference import make_resolver, resolve_one
 from support.loopback import FakeDNS
 from support.lossy import LossyProxy
 
+from assetmon_tui.core.config import SettingsError
 from assetmon_tui.scanners.dns import DnsOptions
 from assetmon_tui.scanners.subdomains import SubdomainOptions, discover
 from assetmon_tui.scanners.udp_resolver import UdpResolver, encode_name, parse_answers
@@ -207,6 +208,21 @@ async def test_servfail_goes_to_the_next_nameserver():
             results = [await resolver.resolve("www.two.test", ("A",)) for _ in range(4)]
     assert {r.status for r in results} == {"ok"}  # whichever it asked first
     assert len(bad.queries) + len(good.queries) <= 6
+
+
+async def test_after_a_failing_answer_the_next_nameserver_is_asked_at_once():
+    """A silent server, then one that fails, then one that answers: the third is
+    asked as soon as the second fails, not when the first times out; without
+    the third, the failure said is the answer's (SERVFAIL), not the silence."""
+    zone_bad, zone_ok = {"www.three.test": "SERVFAIL"}, {"www.three.test": {"A": ["127.0.0.5"]}}
+    with FakeDNS({"www.three.test": "DROP"}) as silent, FakeDNS(zone_bad) as bad, FakeDNS(zone_ok) as good:
+        async with UdpResolver([silent.address, bad.address, good.address], timeout=3.0, retries=2) as resolver:
+            started = time.monotonic()
+            result = await resolver.resolve("www.three.test", ("A",))
+            elapsed = time.monotonic() - started
+        assert result.status == "ok" and elapsed < 2.5, (result, elapsed)  # the first RTO is 1 s
+        async with UdpResolver([silent.address, bad.address], timeout=1.0, retries=2) as resolver:
+            assert (await resolver.resolve("www.three.test", ("A",))).status == "servfail"
 
 
 async def test_a_failing_zone_costs_one_query_a_name():
@@ -726,5 +742,8 @@ async def test_a_nameserver_that_cannot_be_used_is_left_out():
         async with UdpResolver(["[::1]:bad", server.address], timeout=1.0, retries=0) as resolver:
             assert (await resolver.resolve("www.acme.test", ("A",))).status == "ok"
             assert [s.address for s in resolver.stats()] == [server.address]
-    async with UdpResolver(["[::1]:bad"], timeout=1.0, retries=0) as resolver:
-        assert (await resolver.resolve("www.acme.test", ("A",))).status == "error"
+    async with UdpResolver(["[::1]:bad", "\x1b[31m:53"], timeout=1.0, retries=0) as resolver:
+        with pytest.raises(SettingsError, match=r"no nameserver can be asked: \[::1\]:bad \(") as raised:
+            await resolver.resolve("www.acme.test", ("A",))  # none at all: a setting to fix, said once
+        assert "\x1b" not in str(raised.value)
+        assert (await resolver.resolve("www.acme.test", ("A",))).status == "error"  # (the others: unanswered)

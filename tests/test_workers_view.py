@@ -362,7 +362,7 @@ def test_a_runners_rates_travel_in_its_beat_and_only_known_integers_are_read(red
     )
     put(redis_server.url, fleet.RUNNER + "c:3", {**runner_beat("c:3", "", 3), "at": time.time(), "gauges": [1]})
     read = {b.runner: b.gauges for b in beats.beats()}
-    assert read == {"a:1": {"dns_qps": 350, "dns_limit": 40}, "b:2": {"dns_qps": 100}}  # c:3: not a beat
+    assert read == {"a:1": {"dns_qps": 350, "dns_limit": 40}, "b:2": {"dns_qps": 100}, "c:3": {}}  # still beats
     progress = Progress(7)
     progress.counters.update(hosts=3, dns_limit=9)
     progress.set_gauges({"dns_qps": 450})

@@ -353,7 +353,7 @@ class _Resp:
 
 # The field types a beat may hold; anything else in a key (another version, a hostile
 # writer) would break `age` or a sort, so such a key is skipped.
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "dict[str, int]": (dict,)}
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
 B = TypeVar("B", Beat, WorkerBeat)
 
 
@@ -378,7 +378,11 @@ def _gauges(value: object) -> dict[str, int]:
 
     if not isinstance(value, dict):
         return {}
-    return {k: v for k, v in value.items() if k in GAUGES and isinstance(v, int) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in value.items()
+        if k in GAUGES and type(v) is int and 0 <= v < 10**9  # (not bool, not huge)
+    }
 
 
 def workers_line(workers: list[str]) -> str:

@@ -48,8 +48,9 @@ def failure(exc: BaseException) -> str:
 
 def run_scan(scan_id: int, report: Reporter, backend: str, send: Sender | None = None, worker: str = "") -> Progress:
     """Run (or resume) a scan to a final state, or until its chunks are sent
-    to workers (`send`: Celery). Raises when the scan failed, after recording
-    the failure, so Celery shows FAILURE rather than SUCCESS."""
+    to workers (`send`: Celery). Raises when the scan failed (after recording
+    the failure, so Celery shows FAILURE rather than SUCCESS), except for a
+    setting to fix (SettingsError): its one line is the scan's error."""
     settings = get_settings()
     owner = this_process()
     scan = repo.get_scan(scan_id)
@@ -77,16 +78,13 @@ def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -
     fleet = Fleet(settings.redis_url, store=store_id())
     try:
         outcome = asyncio.run(ChunkRun(chunk, settings, owner, "celery", fleet=fleet, worker=worker).run())
-    except Exception as exc:  # a setting to fix, or a bug in the step: the scan fails with it, once
-        if isinstance(exc, SettingsError):
-            log.warning("scan %s: %s chunk %s failed: %s", scan_id, step, chunk.number, exc)
-        else:
-            log.exception("scan %s: %s chunk %s failed", scan_id, step, chunk.number)
-        chunks.finish(chunk_id, owner, "failed", {"error": failure(exc)}, 0.0)
-        if leases.hand_over(scan_id, fanout_owner(step), owner, settings.lease_timeout):
-            repo.finish_scan(scan_id, "failed", f"{step} chunk {chunk.number}: {failure(exc)}", owner=owner)
-        if isinstance(exc, SettingsError):
-            return None
+    except SettingsError as exc:  # a setting to fix: the scan fails with its line, no traceback
+        log.warning("scan %s: %s chunk %s failed: %s", scan_id, step, chunk.number, exc)
+        _chunk_failed(chunk_id, scan_id, step, chunk.number, owner, settings, exc)
+        return None
+    except Exception as exc:  # a bug in the step: the scan fails with it, once
+        log.exception("scan %s: %s chunk %s failed", scan_id, step, chunk.number)
+        _chunk_failed(chunk_id, scan_id, step, chunk.number, owner, settings, exc)
         raise
     log.info("scan %s: %s chunk %s %s", scan_id, step, chunk.number, outcome)
     if outcome == "lost" or chunks.unsettled(scan_id, step):
@@ -95,6 +93,14 @@ def run_chunk(chunk_id: int, report: Reporter, send: Sender, worker: str = "") -
         return None  # another chunk's runner (or a reaper) carries on
     log.info("scan %s: the last %s chunk settled here; carrying on", scan_id, step)
     return drive(Run(scan_id, report, settings, "celery", owner, send, worker, continuing=True))
+
+
+def _chunk_failed(
+    chunk_id: int, scan_id: int, step: str, number: int, owner: str, settings: Settings, exc: Exception
+) -> None:
+    chunks.finish(chunk_id, owner, "failed", {"error": failure(exc)}, 0.0)
+    if leases.hand_over(scan_id, fanout_owner(step), owner, settings.lease_timeout):
+        repo.finish_scan(scan_id, "failed", f"{step} chunk {number}: {failure(exc)}", owner=owner)
 
 
 def drive(run: Run) -> Progress:
@@ -297,27 +303,30 @@ class Run:
             self.report(f"{name}: {len(pending)} of {len(rows)} chunks sent to workers", force=True)
             await asyncio.to_thread(self.send, [row_id(r) for r in pending])
             return False
-        for row in pending:
-            claimed = await asyncio.to_thread(
-                chunks.claim, row_id(row), self.owner, self.beat.worker, self.ctx.settings.lease_timeout
-            )  # (the worker's name, where a worker runs the scan: a chunk says who ran it)
-            if claimed is None:  # a cancel that came after the plan refuses the claim: that is a cancel
-                if await asyncio.to_thread(repo.cancel_requested, self.scan_id):
-                    self.cancelled = True
-                    return False
-                raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} was taken by another runner")
+        before = self.progress.gauges()  # the chunks' rates show while they run, then what showed before
+        try:
+            for row in pending:
+                claimed = await asyncio.to_thread(
+                    chunks.claim, row_id(row), self.owner, self.beat.worker, self.ctx.settings.lease_timeout
+                )  # (the worker's name, where a worker runs the scan: a chunk says who ran it)
+                if claimed is None:  # a cancel that came after the plan refuses the claim: that is a cancel
+                    if await asyncio.to_thread(repo.cancel_requested, self.scan_id):
+                        self.cancelled = True
+                        return False
+                    raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} was taken by another runner")
 
-            def tick(done: int, total: int, gauges: dict[str, int], base: int = settled) -> None:
-                mod.done = base + done
-                self.progress.set_gauges(gauges)  # the chunk's rates, live
-                self.report()
+                def tick(done: int, total: int, gauges: dict[str, int], base: int = settled) -> None:
+                    mod.done = base + done
+                    self.progress.set_gauges(gauges)  # the chunk's rates, live
+                    self.report()
 
-            self.report(f"{name}: chunk {row.number} of {len(rows)}", force=len(rows) > 1)
-            outcome = await ChunkRun(claimed, self.ctx.settings, self.owner, self.ctx.backend, tick).run()
-            if outcome == "lost":
-                raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} is no longer run by {self.owner}")
-            settled += row.units
-        self.progress.set_gauges({})  # rates are live values: none once the chunks are over
+                self.report(f"{name}: chunk {row.number} of {len(rows)}", force=len(rows) > 1)
+                outcome = await ChunkRun(claimed, self.ctx.settings, self.owner, self.ctx.backend, tick).run()
+                if outcome == "lost":
+                    raise LeaseLost(f"chunk {row.number} of scan {self.scan_id} is no longer run by {self.owner}")
+                settled += row.units
+        finally:
+            self.progress.set_gauges(before)
         rows = await asyncio.to_thread(chunks.of_step, self.scan_id, name)
         if any(r.status == "cancelled" for r in rows) or await asyncio.to_thread(repo.cancel_requested, self.scan_id):
             self.cancelled = True

@@ -71,6 +71,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import dns.exception
 import dns.ipv4
 import dns.ipv6
 import dns.rdata
@@ -82,7 +83,6 @@ from assetmon_tui.core.config import SettingsError
 from assetmon_tui.core.sanitize import clean_text
 
 from .dns import VALUE_LIMIT, DnsRecord, DnsResult, _value, host_port, merge, normalise
-from .dns_status import UNCERTAIN
 from .shared_rate import SharedRate
 
 _A, _CNAME, _PTR, _AAAA = 1, 5, 12, 28
@@ -820,9 +820,9 @@ def system_nameservers() -> list[str]:
     SettingsError when it lists none (a container, a broken systemd-resolved)."""
     try:
         resolver = dns.resolver.Resolver(RESOLV_CONF)
-    except dns.resolver.NoResolverConfiguration as exc:
+    except (dns.exception.DNSException, ValueError, OSError) as exc:  # none listed, unreadable, a bad line
         raise SettingsError(
-            f"no nameserver to ask: {RESOLV_CONF} has none ({exc}); set ASSETMON_NAMESERVERS"
+            f"no nameserver to ask: {RESOLV_CONF}: {exc}; set ASSETMON_NAMESERVERS"
             " (host[:port], comma separated) or the project's nameservers"
         ) from None
     out = []
@@ -866,16 +866,20 @@ class UdpResolver:
 
     def servers(self) -> list[_Server]:
         """The nameservers' sockets, made at the first query (one that cannot be
-        made, say an IPv6 address without a route, is left out)."""
+        made, say an IPv6 address without a route, is left out; none at all is a
+        SettingsError naming them, raised to that first query)."""
         if not self._servers and not self._tried:
             self._tried = True
             loop = asyncio.get_running_loop()
+            failed = []
             for spec in self.specs:
                 try:
                     host, port = host_port(spec)
                     self._servers.append(_Server(loop, host, port, self.timeout, self.rate, self.share_url))
-                except (OSError, ValueError):
-                    continue
+                except (OSError, ValueError) as exc:
+                    failed.append(f"{clean_text(spec, 80)} ({exc})")
+            if not self._servers:
+                raise SettingsError(f"no nameserver can be asked: {', '.join(failed)}; fix the nameservers setting")
         return self._servers
 
     def close(self) -> None:
@@ -926,7 +930,8 @@ class UdpResolver:
                 while lookup.answers:
                     server, answer = lookup.answers.popleft()
                     if answer is None:
-                        status = "timeout"
+                        if status not in ("servfail", "error"):  # an answer that failed tells more
+                            status = "timeout"
                         continue
                     flags, records = answer
                     truncated = bool(flags & 0x0200)
@@ -945,6 +950,7 @@ class UdpResolver:
                         server.servfails += 1
                     status = "servfail" if rcode == 2 else "error"
                     attempts = min(attempts, max(sent, count))
+                    lookup.due = True  # the next nameserver (if any) is asked now, not at the RTO
                 if not lookup.inflight and sent >= attempts:
                     return status, []
                 # Round again: the next attempt goes when none is in flight or the RTO passed.
@@ -996,12 +1002,13 @@ class UdpResolver:
     async def resolve(self, name: str, rtypes: tuple[str, ...]) -> DnsResult:
         """All of `rtypes` for one name, combined by dns.py's `merge`: the first
         type alone when it says the name is missing (NXDOMAIN) or the servers
-        cannot tell (no answer, SERVFAIL, REFUSED...: the other types would fail
-        alike and only slow a failing zone's names down); else the others too,
-        in parallel."""
+        cannot tell for the whole name (no answer, SERVFAIL: the other types would
+        fail alike and only slow a failing zone's names down); else the others
+        too, in parallel (an "error" may be one type's: a truncated answer whose
+        TCP retry failed, NOTIMP)."""
         types = tuple(dict.fromkeys(t.upper() for t in rtypes)) or ("A",)
         first = await self.query(name, types[0])
         outcomes = [first]
-        if first[0] not in ("nxdomain", *UNCERTAIN) and len(types) > 1:
+        if first[0] not in ("nxdomain", "timeout", "servfail") and len(types) > 1:
             outcomes += await asyncio.gather(*(self.query(name, t) for t in types[1:]))
         return merge(name, outcomes)

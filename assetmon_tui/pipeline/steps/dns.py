@@ -57,6 +57,7 @@ async def resolve_names(
     counts: dict[str, int] = {"names": 0} if unsure is None else unsure
     if progress is not None and names:
         progress(len(names) - len(todo), len(names))  # the whole total before the first answer
+    before = ctx.progress.gauges()  # the resolver's pace shows while it runs, then what showed before
     async with saver(ctx, partial(save_dns, ctx), 200) as batch:
         last: list[ServerStats] = []
 
@@ -72,11 +73,11 @@ async def resolve_names(
                 counts[result.status] = counts.get(result.status, 0) + 1
             mark(ctx, key + result.name)
             await batch.add(result)
-    ctx.progress.counters.pop("dns_limit", None)  # a back-off is over with its names
+    ctx.progress.set_gauges(before)
     for server in last:
         if server.refused:
-            key = REFUSED_BY + server.address
-            counts[key] = counts.get(key, 0) + server.refused
+            refusals = REFUSED_BY + server.address
+            counts[refusals] = counts.get(refusals, 0) + server.refused
     counts["names"] = counts.get("names", 0) + len(todo)
     if unsure is None:
         unanswered(ctx, counts, f"{source} {','.join(options.rtypes)}")
@@ -89,7 +90,9 @@ def unanswered(ctx: ScanContext, counts: dict[str, int], source: str) -> None:
     """The outcome of a resolver's names: failed when some got no definitive
     answer; a nameserver that refused them is named (a resolver that is not
     recursive for us, an authoritative server asked for names it does not serve)."""
-    unsure = {status: n for status, n in counts.items() if status != "names" and REFUSED_BY not in status and n}
+    unsure = {
+        status: n for status, n in counts.items() if status != "names" and not status.startswith(REFUSED_BY) and n
+    }
     if unsure:
         how = ", ".join(f"{n} {status}" for status, n in sorted(unsure.items()))
         reason = (
