@@ -747,3 +747,18 @@ async def test_a_nameserver_that_cannot_be_used_is_left_out():
             await resolver.resolve("www.acme.test", ("A",))  # none at all: a setting to fix, said once
         assert "\x1b" not in str(raised.value)
         assert (await resolver.resolve("www.acme.test", ("A",))).status == "error"  # (the others: unanswered)
+
+
+@pytest.mark.parametrize(
+    "content", [None, "# nothing\n", "nameserver dns.example\n", "search bad..name\nnameserver 127.0.0.1\n"]
+)
+def test_a_resolv_conf_that_cannot_be_used_is_a_setting_error(tmp_path, monkeypatch, content):
+    """Missing, without nameservers, with a line dnspython refuses: one line saying what to set."""
+    from assetmon_tui.scanners import udp_resolver
+
+    path = tmp_path / "resolv.conf"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setattr(udp_resolver, "RESOLV_CONF", str(path))
+    with pytest.raises(SettingsError, match=f"^no nameserver to ask: {path}: .*set ASSETMON_NAMESERVERS"):
+        udp_resolver.system_nameservers()
