@@ -109,9 +109,8 @@ class Progress:
         """The rates now, as the runners of a step's chunks tell them (summed over
         those running at once; none running: none shown)."""
         for name in GAUGES:
-            value = gauges.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                self.counters[name] = value
+            if name in gauges:
+                self.counters[name] = gauges[name]
             else:
                 self.counters.pop(name, None)
 

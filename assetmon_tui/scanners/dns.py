@@ -133,7 +133,7 @@ def merge(name: str, outcomes: Iterable[tuple[str, list[DnsRecord]]]) -> DnsResu
     return DnsResult(name, status, records)
 
 
-PACE_EVERY = 0.25  # seconds between two calls of `resolve`'s pace
+PACE_EVERY = 0.25  # seconds between two calls of a resolver's pace callback (here and the brute force's)
 
 
 async def resolve(

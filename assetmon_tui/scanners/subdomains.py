@@ -59,7 +59,7 @@ import re2
 from assetmon_tui.core.sanitize import clean_text
 
 from . import sources
-from .dns import DnsOptions, DnsRecord, DnsResult, host_port, normalise
+from .dns import PACE_EVERY, DnsOptions, DnsRecord, DnsResult, host_port, normalise
 from .http import CertInfo, HttpResult, fetch_certificate
 from .udp_resolver import ServerStats, UdpResolver
 
@@ -788,7 +788,7 @@ class _Run:
             result = await self.resolver.resolve(name, self.rtypes)
         if self.options.dns_pace is not None:
             now = asyncio.get_running_loop().time()
-            if now - self.paced >= 0.25:
+            if now - self.paced >= PACE_EVERY:
                 self.paced = now
                 self.options.dns_pace(self.resolver.stats())
         return result

@@ -2,15 +2,16 @@
 
 dnspython's resolver opens a socket, builds a `Message` and parses a whole
 answer per query: about 0.7 ms of CPU, so a brute force of 10,000 words costs
-seconds whatever the server, and waits the whole timeout for each lost query. Here every nameserver has one shared,
-connected, non-blocking UDP socket; a query is 12 header bytes and the
-question, built by hand; answers are matched by query id *and* question (name,
-type, class: an answer for another question is dropped), and parsed only as
-far as the question needs (rcode, TC, the answer section's CNAME chain and
-the records at its end: addresses by hand, other types by dnspython's
-rdata). Timeouts are swept from one deadline queue, RTOs (below) from one
-heap, per nameserver (no timer per query: a timer handle per lookup cost a
-fifth of the brute force's CPU).
+seconds whatever the server, and it waits the whole timeout for each lost
+query. Here every nameserver has one shared, connected, non-blocking UDP
+socket; a query is 12 header bytes and the question, built by hand; answers
+are matched by query id *and* question (name, type, class: an answer for
+another question is dropped), and parsed only as far as the question needs
+(rcode, TC, the answer section's CNAME chain and the records at its end:
+addresses by hand, other types by dnspython's rdata). Timeouts are swept
+from one deadline queue, RTOs (below) from one heap, per nameserver (no
+timer per query: a timer handle per lookup cost a fifth of the brute
+force's CPU).
 
 Untrusted input: an answer that is short, garbage, truncated in the middle of
 a record, huge (64 KiB), not a response, for another id or another question
@@ -27,8 +28,8 @@ can switch without changing what they find.
 
 Retries: an attempt that is not answered within the server's RTO (its
 measured round trip plus four times the variation, RFC 6298's rule, at least
-0.1 s; 1 s, or the timeout if shorter, until a round trip is measured) is sent again to the
-next nameserver, with the RTO doubled for each attempt; the earlier ones stay
+0.1 s; 1 s, or the timeout if shorter, until a round trip is measured) is
+sent again to the next nameserver, with the RTO doubled for each attempt; the earlier ones stay
 open until their own timeout and whichever answers first wins. So a lost
 query costs a round trip or two, not the timeout, and a slow answer is not
 thrown away. Only a real timeout counts against the pace.
